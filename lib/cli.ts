@@ -1,0 +1,105 @@
+/**
+ * The command-line contract shared by every task (DESIGN.md): flags parsed
+ * strictly, human progress on stderr, one clear line and a non-zero exit on
+ * bad input.
+ *
+ * @module
+ */
+import { parseArgs as nodeParseArgs } from "node:util";
+import { UserError } from "./errors.ts";
+
+/** Flag definitions in `node:util` parseArgs' shape. */
+export type FlagSpec = Record<string, { type: "string" | "boolean"; short?: string; default?: string | boolean }>;
+
+/** Parses `args` strictly: an unknown flag or a missing value is a {@link UserError}. */
+export function parseFlags<T extends FlagSpec>(
+  args: string[],
+  flags: T,
+  usage: string,
+): {
+  values: { [K in keyof T]: T[K]["type"] extends "boolean" ? boolean : string | undefined };
+  positionals: string[];
+} {
+  try {
+    // deno-lint-ignore no-explicit-any
+    const r = nodeParseArgs({ args, options: flags as any, allowPositionals: true, strict: true });
+    // deno-lint-ignore no-explicit-any
+    return r as any;
+  } catch (e) {
+    const msg = (e as Error).message.split("\n")[0].replace(/\. To specify.*$/, "");
+    throw new UserError(`${msg} (usage: ${usage})`);
+  }
+}
+
+/** A flag's value as an integer within [min, max], or a {@link UserError} naming the flag. */
+export function intFlag(
+  name: string,
+  value: string | undefined,
+  def: number,
+  min = 0,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
+  if (value === undefined) return def;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new UserError(
+      `--${name} ${value}: expected an integer in [${min}, ${max === Number.MAX_SAFE_INTEGER ? "inf" : max}]`,
+    );
+  }
+  return n;
+}
+
+/**
+ * Runs a task's main function: a {@link UserError} becomes one line on stderr
+ * and exit code 2; any other error is a bug, shown with its stack, exit 1.
+ */
+export async function runTask(main: (args: string[]) => Promise<void>): Promise<void> {
+  try {
+    await main(Deno.args);
+  } catch (e) {
+    if (e instanceof UserError) {
+      console.error(`error: ${e.message}`);
+      Deno.exit(2);
+    }
+    console.error(e);
+    Deno.exit(1);
+  }
+}
+
+/** A progress line on stderr, redrawn in place on a terminal. */
+export class Progress {
+  #label: string;
+  #total: number;
+  #t0 = performance.now();
+  #last = 0;
+  #tty = Deno.stderr.isTerminal();
+
+  constructor(label: string, total: number) {
+    this.#label = label;
+    this.#total = total;
+  }
+
+  /** Reports `done` of total units, with `extra` text; throttled to 5 per second. */
+  update(done: number, extra = ""): void {
+    const now = performance.now();
+    if (done < this.#total && now - this.#last < (this.#tty ? 200 : 5000)) return;
+    this.#last = now;
+    const frac = this.#total > 0 ? Math.min(1, done / this.#total) : 0;
+    const width = 24, filled = Math.round(frac * width);
+    const secs = (now - this.#t0) / 1000;
+    const eta = frac > 0 && frac < 1 ? ` eta ${fmtSecs(secs / frac - secs)}` : "";
+    const line = `${this.#label} [${"#".repeat(filled)}${".".repeat(width - filled)}] ${
+      (100 * frac).toFixed(1)
+    }% ${extra} ${fmtSecs(secs)}${eta}`;
+    const enc = new TextEncoder();
+    Deno.stderr.writeSync(enc.encode(this.#tty ? `\r\x1b[K${line}` : `${line}\n`));
+    if (this.#tty && done >= this.#total) Deno.stderr.writeSync(enc.encode("\n"));
+  }
+}
+
+/** Seconds as `1h02m`, `3m05s` or `4.2s`. */
+export function fmtSecs(s: number): string {
+  if (s >= 3600) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+  if (s >= 60) return `${Math.floor(s / 60)}m${String(Math.floor(s % 60)).padStart(2, "0")}s`;
+  return `${s.toFixed(1)}s`;
+}

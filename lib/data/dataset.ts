@@ -1,0 +1,69 @@
+/**
+ * The one shape every data set takes, whatever its official format
+ * (PAPER.md section 6): named splits of RGB images with labels, class names,
+ * and STL-10's predefined training folds.
+ *
+ * @module
+ */
+import type { RGBImage } from "../image.ts";
+import { UserError } from "../errors.ts";
+
+/** One split of a data set ("unlabeled", "train", "test" or "all"). */
+export interface Split {
+  readonly name: string;
+  /** Number of images. */
+  readonly length: number;
+  /** 0-based class of each image; null for an unlabeled split. */
+  readonly labels: Int32Array | null;
+  /** The size every image has, or null when sizes vary (Caltech, folders). */
+  readonly size: { width: number; height: number } | null;
+  /** Reads image `i`; only that image is read from disk. */
+  image(i: number): Promise<RGBImage>;
+  /** Width and height of image `i`, from its header where possible. */
+  imageSize(i: number): Promise<{ width: number; height: number }>;
+  /** Where image `i` comes from (a file name, or file and record). */
+  source(i: number): string;
+}
+
+/** Files found but not used, and why. */
+export interface Skipped {
+  /** Number of files that are not images (wrong magic bytes). */
+  notImages: number;
+  /** Classes the protocol excludes, with their image counts. */
+  excludedClasses: Record<string, number>;
+  /** The first few skipped paths, for the user to look at. */
+  examples: string[];
+}
+
+/** A data set in the project's one shape. */
+export interface Dataset {
+  /** The official format it was read from. */
+  readonly format: "stl10" | "cifar10" | "caltech101" | "caltech256" | "folder";
+  /** The folder it was read from. */
+  readonly root: string;
+  /** Class names, index = label. */
+  readonly classNames: string[];
+  /** Splits by name, in their natural order. */
+  readonly splits: Record<string, Split>;
+  /** STL-10's 10 predefined training folds (0-based indices into "train"), else null. */
+  readonly folds: number[][] | null;
+  readonly skipped: Skipped;
+  /** Releases open files. */
+  close(): void;
+}
+
+/** Looks up a split or fails with a message listing the ones there are. */
+export function getSplit(ds: Dataset, name: string): Split {
+  const s = ds.splits[name];
+  if (!s) {
+    throw new UserError(
+      `split "${name}" not found in ${ds.format}:${ds.root} (it has: ${Object.keys(ds.splits).join(", ")})`,
+    );
+  }
+  return s;
+}
+
+/** No files skipped. */
+export function noneSkipped(): Skipped {
+  return { notImages: 0, excludedClasses: {}, examples: [] };
+}

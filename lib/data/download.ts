@@ -1,0 +1,261 @@
+/**
+ * Downloads of the official archives (PAPER.md section 6), with a progress
+ * bar, resume of an interrupted transfer (HTTP Range), MD5 verification where
+ * the official checksum is known, and extraction (modern-tar for tar and
+ * tar.gz, fflate for zip).
+ *
+ * Nothing half-written is left under a final name: the archive grows as
+ * `<file>.part` and is renamed only once complete and verified; it is
+ * extracted into a temporary folder whose entries are moved into place only
+ * when extraction succeeded.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { join } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { createGunzip } from "node:zlib";
+import { unzipSync } from "fflate";
+import { unpackTar } from "modern-tar/fs";
+import { Progress } from "../cli.ts";
+import { UserError } from "../errors.ts";
+import { exists, isDir, listDir } from "../fsutil.ts";
+
+/** One official archive. */
+export interface Archive {
+  name: string;
+  url: string;
+  /** File name of the archive. */
+  file: string;
+  /** The official MD5, or null where none is published. */
+  md5: string | null;
+  /** The folder the archive unpacks to (its presence means "already here"). */
+  folder: string;
+}
+
+/** The official addresses and checksums. */
+export const ARCHIVES: Record<string, Archive> = {
+  stl10: {
+    name: "stl10",
+    url: "http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz",
+    file: "stl10_binary.tar.gz",
+    md5: "91f7769df0f17e558f3565bffb0c7dfb",
+    folder: "stl10_binary",
+  },
+  cifar10: {
+    name: "cifar10",
+    url: "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+    file: "cifar-10-binary.tar.gz",
+    md5: "c32a1d4ab5d03f1284b67883e8d87530",
+    folder: "cifar-10-batches-bin",
+  },
+  caltech101: {
+    name: "caltech101",
+    // The zip holds 101_ObjectCategories.tar.gz (extracted in turn) and the annotations.
+    url: "https://data.caltech.edu/records/mzrjq-6wc02/files/caltech-101.zip?download=1",
+    file: "caltech-101.zip",
+    md5: null,
+    folder: "caltech-101",
+  },
+  caltech256: {
+    name: "caltech256",
+    url: "https://data.caltech.edu/records/nyy15-4j048/files/256_ObjectCategories.tar?download=1",
+    file: "256_ObjectCategories.tar",
+    md5: "67b4f42ca05d46448c6bb8ecd2220f6d",
+    folder: "256_ObjectCategories",
+  },
+};
+
+/** Options of {@link downloadFile}. */
+export interface DownloadOptions {
+  /** How many times a broken transfer is resumed before giving up. */
+  retries?: number;
+  /** Progress reports (bytes so far, total or null). */
+  onProgress?: (done: number, total: number | null) => void;
+  /** Log lines for the user. */
+  log?: (msg: string) => void;
+}
+
+/**
+ * Downloads `url` to `dest`, resuming from `dest.part` if a previous transfer
+ * was interrupted. Returns the final path; `dest` appears only when complete.
+ */
+export async function downloadFile(url: string, dest: string, opts: DownloadOptions = {}): Promise<string> {
+  const part = `${dest}.part`;
+  const retries = opts.retries ?? 5;
+  const log = opts.log ?? (() => {});
+  for (let attempt = 0;; attempt++) {
+    let have = exists(part) ? Deno.statSync(part).size : 0;
+    const headers: Record<string, string> = have > 0 ? { Range: `bytes=${have}-` } : {};
+    let res: Response;
+    try {
+      res = await fetch(url, { headers });
+    } catch (e) {
+      if (attempt < retries) {
+        log(`  connection failed (${(e as Error).message}); retrying`);
+        await new Promise((r) => setTimeout(r, 500 * (attempt + 1)));
+        continue;
+      }
+      throw new UserError(`${url}: cannot connect (${(e as Error).message})`);
+    }
+    if (res.status === 416 && have > 0) {
+      // The part file already holds everything the server has.
+      await res.body?.cancel();
+      break;
+    }
+    if (!res.ok) {
+      await res.body?.cancel();
+      throw new UserError(`${url}: server answered ${res.status} ${res.statusText}`);
+    }
+    let total: number | null = null;
+    if (res.status === 206) {
+      const m = /\/(\d+)$/.exec(res.headers.get("content-range") ?? "");
+      total = m ? Number(m[1]) : null;
+      if (have > 0) log(`  resuming at ${(have / 1e6).toFixed(1)} MB`);
+    } else {
+      // A plain 200: the server ignored the range (or none was asked); start over.
+      have = 0;
+      const len = res.headers.get("content-length");
+      total = len ? Number(len) : null;
+    }
+    const file = await Deno.open(part, { write: true, create: true, append: have > 0, truncate: have === 0 });
+    let broken: Error | null = null;
+    try {
+      for await (const chunk of res.body!) {
+        let off = 0;
+        while (off < chunk.length) off += await file.write(chunk.subarray(off));
+        have += chunk.length;
+        opts.onProgress?.(have, total);
+      }
+    } catch (e) {
+      broken = e as Error;
+    } finally {
+      file.close();
+    }
+    if (!broken && (total === null || have >= total)) break;
+    const why = broken ? broken.message : `got ${have} of ${total} bytes`;
+    if (attempt >= retries) throw new UserError(`${url}: transfer broken (${why}); run the command again to resume`);
+    log(`  transfer broken at ${(have / 1e6).toFixed(1)} MB (${why}); resuming`);
+  }
+  await Deno.rename(part, dest);
+  return dest;
+}
+
+/** The MD5 of a file, streamed. */
+export async function md5File(path: string): Promise<string> {
+  const h = createHash("md5");
+  using f = await Deno.open(path, { read: true });
+  for await (const chunk of f.readable) h.update(chunk);
+  return h.digest("hex");
+}
+
+function isArchiveName(name: string): boolean {
+  return /\.(tar\.gz|tgz|tar|zip)$/i.test(name);
+}
+
+/** Extracts a .tar, .tar.gz/.tgz or .zip archive into `dir` (which must exist). */
+export async function extractArchive(archive: string, dir: string): Promise<void> {
+  const lower = archive.toLowerCase();
+  try {
+    if (lower.endsWith(".zip")) {
+      const files = unzipSync(await Deno.readFile(archive));
+      for (const [name, data] of Object.entries(files)) {
+        if (name.split("/").includes("..") || name.startsWith("/")) {
+          throw new Error(`unsafe path in archive: ${name}`);
+        }
+        const path = join(dir, name);
+        if (name.endsWith("/")) {
+          await Deno.mkdir(path, { recursive: true });
+          continue;
+        }
+        await Deno.mkdir(join(path, ".."), { recursive: true });
+        await Deno.writeFile(path, data);
+      }
+    } else if (lower.endsWith(".tar.gz") || lower.endsWith(".tgz")) {
+      await pipeline(createReadStream(archive), createGunzip(), unpackTar(dir));
+    } else if (lower.endsWith(".tar")) {
+      await pipeline(createReadStream(archive), unpackTar(dir));
+    } else {
+      throw new Error("unknown archive type (expected .tar, .tar.gz, .tgz or .zip)");
+    }
+  } catch (e) {
+    throw new UserError(`${archive}: cannot extract (${(e as Error).message})`);
+  }
+  // Archives inside the archive (Caltech-101's zip holds a .tar.gz): extract them in place.
+  const walk = async (d: string) => {
+    for (const e of listDir(d)) {
+      const p = join(d, e.name);
+      if (e.isDirectory) await walk(p);
+      else if (e.isFile && isArchiveName(e.name)) {
+        await extractArchive(p, d);
+        await Deno.remove(p);
+      }
+    }
+  };
+  await walk(dir);
+}
+
+/**
+ * Downloads an official archive into `toDir`, verifies it and extracts it.
+ * Returns the folder the data is in. Does nothing if it is already there.
+ */
+export async function downloadArchive(
+  a: Archive,
+  toDir: string,
+  opts: DownloadOptions = {},
+): Promise<string> {
+  const log = opts.log ?? ((m: string) => console.error(m));
+  const target = join(toDir, a.folder);
+  if (isDir(target)) {
+    log(`${target} already exists; nothing to do`);
+    return target;
+  }
+  await Deno.mkdir(toDir, { recursive: true });
+  const archive = join(toDir, a.file);
+  if (!exists(archive)) {
+    log(`downloading ${a.url}`);
+    const bar = new Progress(a.file, 1);
+    await downloadFile(a.url, archive, {
+      ...opts,
+      log,
+      onProgress: opts.onProgress ?? ((done, total) => {
+        if (total) bar.update(done / total, `${(done / 1e6).toFixed(1)}/${(total / 1e6).toFixed(1)} MB`);
+      }),
+    });
+  }
+  if (a.md5) {
+    log(`verifying MD5 of ${archive}`);
+    const got = await md5File(archive);
+    if (got !== a.md5.toLowerCase()) {
+      await Deno.remove(archive);
+      throw new UserError(
+        `${archive}: MD5 ${got} does not match the official ${a.md5}; the file was removed, download again`,
+      );
+    }
+  } else log(`no official checksum for ${a.file}; checking that it extracts`);
+  const tmp = join(toDir, `.extract-${a.name}-${Deno.pid}`);
+  await Deno.mkdir(tmp, { recursive: true });
+  try {
+    log(`extracting ${archive}`);
+    try {
+      await extractArchive(archive, tmp);
+    } catch (e) {
+      // Without a checksum, failing to extract is how a corrupted download shows.
+      if (!a.md5) await Deno.remove(archive).catch(() => {});
+      throw e;
+    }
+    if (!isDir(join(tmp, a.folder))) {
+      throw new UserError(`${archive}: does not contain the expected folder ${a.folder}/`);
+    }
+    for (const e of listDir(tmp)) {
+      const dest = join(toDir, e.name);
+      if (exists(dest)) throw new UserError(`${dest} already exists; move it away and run again`);
+    }
+    for (const e of listDir(tmp)) await Deno.rename(join(tmp, e.name), join(toDir, e.name));
+  } finally {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  }
+  log(`done: ${target}`);
+  return target;
+}

@@ -1,0 +1,175 @@
+/**
+ * Folders of image files: Caltech-101, Caltech-256 and the common
+ * `<class>/<image>` layout (PAPER.md section 6).
+ *
+ * - `caltech101:DIR`: `101_ObjectCategories/<class>/image_NNNN.jpg`. The
+ *   protocol excludes `BACKGROUND_Google`: the reader does not make it a class
+ *   but lists it under `skipped.excludedClasses` with its image count.
+ * - `caltech256:DIR`: `256_ObjectCategories/NNN.<class>/*.jpg`; `257.clutter`
+ *   is excluded the same way; class names drop the `NNN.` prefix.
+ * - `folder:DIR`: `DIR/<class>/<image>` gives one split "all"; when DIR holds
+ *   split folders (`train/`, `test/`, ... each with `<class>/<image>`), each is a
+ *   split and the class list is their union.
+ *
+ * Every file's first bytes are checked: files that are not JPEG, PNG or GIF
+ * (Caltech-101 ships one) are skipped and counted, never decoded. Images are
+ * decoded only when asked for; grayscale and CMYK JPEGs come back as RGB.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { UserError } from "../errors.ts";
+import { isDir, listDir } from "../fsutil.ts";
+import { decodeImage, headerSize, imageKind } from "../image.ts";
+import { type Dataset, noneSkipped, type Skipped, type Split } from "./dataset.ts";
+
+const MAX_EXAMPLES = 10;
+
+function readHead(path: string, n = 16): Uint8Array {
+  const f = Deno.openSync(path, { read: true });
+  try {
+    const buf = new Uint8Array(n);
+    const got = f.readSync(buf) ?? 0;
+    return buf.subarray(0, got);
+  } finally {
+    f.close();
+  }
+}
+
+/** Image files of one class folder; everything else is counted in `skipped`. */
+function imageFiles(dir: string, skipped: Skipped): string[] {
+  const out: string[] = [];
+  for (const e of listDir(dir)) {
+    const path = join(dir, e.name);
+    if (e.isFile && imageKind(readHead(path)) !== null) out.push(path);
+    else {
+      skipped.notImages++;
+      if (skipped.examples.length < MAX_EXAMPLES) skipped.examples.push(path);
+    }
+  }
+  return out;
+}
+
+/** A split over a list of image files with their labels. */
+export function fileSplit(name: string, files: string[], labels: Int32Array): Split {
+  return {
+    name,
+    length: files.length,
+    labels,
+    size: null,
+    image: async (i) => decodeImage(await Deno.readFile(files[i]), files[i]),
+    imageSize: async (i) => {
+      const bytes = await Deno.readFile(files[i]);
+      return headerSize(bytes) ?? await decodeImage(bytes, files[i]);
+    },
+    source: (i) => files[i],
+  };
+}
+
+interface ClassDir {
+  name: string;
+  path: string;
+}
+
+function collect(
+  splitName: string,
+  classes: ClassDir[],
+  classIndex: Map<string, number>,
+  skipped: Skipped,
+): Split {
+  const files: string[] = [];
+  const labels: number[] = [];
+  for (const c of classes) {
+    for (const f of imageFiles(c.path, skipped)) {
+      files.push(f);
+      labels.push(classIndex.get(c.name)!);
+    }
+  }
+  return fileSplit(splitName, files, Int32Array.from(labels));
+}
+
+function subdirs(dir: string): ClassDir[] {
+  return listDir(dir).filter((e) => e.isDirectory && !e.name.startsWith(".")).map((e) => ({
+    name: e.name,
+    path: join(dir, e.name),
+  }));
+}
+
+function requireDir(spec: string, dir: string): void {
+  if (!isDir(dir)) throw new UserError(`${spec}:${dir}: folder not found`);
+}
+
+function countImages(dir: string): number {
+  const s = noneSkipped();
+  return imageFiles(dir, s).length;
+}
+
+function caltech(
+  format: "caltech101" | "caltech256",
+  dir: string,
+  top: string,
+  excluded: string,
+  className: (folder: string) => string,
+): Dataset {
+  requireDir(format, dir);
+  const root = isDir(join(dir, top))
+    ? join(dir, top)
+    : isDir(join(dir, format === "caltech101" ? "caltech-101" : "caltech-256", top))
+    ? join(dir, format === "caltech101" ? "caltech-101" : "caltech-256", top)
+    : dir;
+  const skipped = noneSkipped();
+  const classes: ClassDir[] = [];
+  for (const c of subdirs(root)) {
+    if (c.name === excluded) skipped.excludedClasses[c.name] = countImages(c.path);
+    else classes.push({ name: className(c.name), path: c.path });
+  }
+  if (classes.length === 0) {
+    throw new UserError(`${format}:${dir}: no class folders (expected ${top}/<class>/*.jpg)`);
+  }
+  const index = new Map(classes.map((c, i) => [c.name, i]));
+  const all = collect("all", classes, index, skipped);
+  if (all.length === 0) throw new UserError(`${format}:${dir}: no image files in ${classes.length} class folders`);
+  return {
+    format,
+    root,
+    classNames: classes.map((c) => c.name),
+    splits: { all },
+    folds: null,
+    skipped,
+    close: () => {},
+  };
+}
+
+/** Opens Caltech-101 (background class excluded, listed as skipped). */
+export function openCaltech101(dir: string): Dataset {
+  return caltech("caltech101", dir, "101_ObjectCategories", "BACKGROUND_Google", (n) => n);
+}
+
+/** Opens Caltech-256 (`257.clutter` excluded, listed as skipped). */
+export function openCaltech256(dir: string): Dataset {
+  return caltech("caltech256", dir, "256_ObjectCategories", "257.clutter", (n) => n.replace(/^\d+\./, ""));
+}
+
+const SPLIT_NAMES = new Set(["train", "test", "val", "valid", "validation", "unlabeled"]);
+
+/** Opens `DIR/<class>/<image>`, or `DIR/<split>/<class>/<image>`. */
+export function openFolder(dir: string): Dataset {
+  requireDir("folder", dir);
+  const top = subdirs(dir);
+  if (top.length === 0) throw new UserError(`folder:${dir}: no class folders (expected ${dir}/<class>/<image>)`);
+  const skipped = noneSkipped();
+  const splits: Record<string, Split> = {};
+  const bySplit = top.every((d) => SPLIT_NAMES.has(d.name)) &&
+    top.some((d) => subdirs(d.path).length > 0);
+  const splitDirs = bySplit
+    ? top.map((d) => ({ split: d.name, classes: subdirs(d.path) }))
+    : [{ split: "all", classes: top }];
+  const names = [...new Set(splitDirs.flatMap((s) => s.classes.map((c) => c.name)))].sort();
+  const index = new Map(names.map((n, i) => [n, i]));
+  for (const s of splitDirs) splits[s.split] = collect(s.split, s.classes, index, skipped);
+  const total = Object.values(splits).reduce((a, s) => a + s.length, 0);
+  if (total === 0) {
+    throw new UserError(`folder:${dir}: no image files (JPEG, PNG or GIF) in ${names.length} class folders`);
+  }
+  return { format: "folder", root: dir, classNames: names, splits, folds: null, skipped, close: () => {} };
+}

@@ -1,0 +1,161 @@
+/**
+ * RGB images: the one pixel format every stage of the project passes around,
+ * decoding of image files and PNG encoding (both through imagescript).
+ *
+ * @module
+ */
+import { decode, Image } from "imagescript";
+
+/** An 8-bit RGB image, row-major, channels interleaved (HWC). */
+export interface RGBImage {
+  width: number;
+  height: number;
+  /** `height * width * 3` bytes: R, G, B of pixel (y, x) at `3 * (y * width + x)`. */
+  data: Uint8Array;
+}
+
+/** A blank image. */
+export function newImage(width: number, height: number): RGBImage {
+  return { width, height, data: new Uint8Array(width * height * 3) };
+}
+
+/** The container format recognised from a file's first bytes, or null. */
+export function imageKind(bytes: Uint8Array): "jpeg" | "png" | "gif" | null {
+  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) {
+    return "jpeg";
+  }
+  if (
+    bytes.length >= 8 && bytes[0] === 0x89 && bytes[1] === 0x50 &&
+    bytes[2] === 0x4e && bytes[3] === 0x47
+  ) return "png";
+  if (bytes.length >= 4 && bytes[0] === 0x47 && bytes[1] === 0x49 && bytes[2] === 0x46) {
+    return "gif";
+  }
+  return null;
+}
+
+/**
+ * Width and height from a JPEG's or PNG's header without decoding the pixels
+ * (null when the header cannot be read; the caller then decodes).
+ */
+export function headerSize(bytes: Uint8Array): { width: number; height: number } | null {
+  const kind = imageKind(bytes);
+  if (kind === "png" && bytes.length >= 24) {
+    const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return { width: v.getUint32(16), height: v.getUint32(20) };
+  }
+  if (kind !== "jpeg") return null;
+  let i = 2;
+  while (i + 9 < bytes.length) {
+    if (bytes[i] !== 0xff) return null;
+    const marker = bytes[i + 1];
+    if (marker === 0xff) {
+      i++;
+      continue;
+    }
+    const len = (bytes[i + 2] << 8) | bytes[i + 3];
+    // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC) carry the frame size.
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      return {
+        height: (bytes[i + 5] << 8) | bytes[i + 6],
+        width: (bytes[i + 7] << 8) | bytes[i + 8],
+      };
+    }
+    i += 2 + len;
+  }
+  return null;
+}
+
+/**
+ * Decodes a JPEG, PNG or GIF file into RGB. Grayscale and CMYK JPEGs come
+ * back as RGB; an alpha channel is dropped.
+ */
+export async function decodeImage(bytes: Uint8Array, name = "image"): Promise<RGBImage> {
+  let img: Image;
+  try {
+    const decoded = await decode(bytes, true);
+    if (!(decoded instanceof Image)) throw new Error("animated image");
+    img = decoded;
+  } catch (e) {
+    throw new Error(`${name}: cannot decode image (${(e as Error).message})`);
+  }
+  const { width, height, bitmap } = img;
+  const out = new Uint8Array(width * height * 3);
+  for (let p = 0, q = 0; q < out.length; p += 4, q += 3) {
+    out[q] = bitmap[p];
+    out[q + 1] = bitmap[p + 1];
+    out[q + 2] = bitmap[p + 2];
+  }
+  return { width, height, data: out };
+}
+
+/** Encodes an RGB image as PNG (no time stamp, so equal images give equal files). */
+export async function encodePng(img: RGBImage): Promise<Uint8Array> {
+  const out = new Image(img.width, img.height);
+  const bm = out.bitmap;
+  for (let p = 0, q = 0; q < img.data.length; p += 4, q += 3) {
+    bm[p] = img.data[q];
+    bm[p + 1] = img.data[q + 1];
+    bm[p + 2] = img.data[q + 2];
+    bm[p + 3] = 255;
+  }
+  // deno-lint-ignore no-explicit-any
+  return await (out as any).encode(1, { creationTime: 0 });
+}
+
+/** Bilinear resize to `width` x `height` (pixel centres aligned, edges clamped). */
+export function resizeBilinear(img: RGBImage, width: number, height: number): RGBImage {
+  if (img.width === width && img.height === height) return img;
+  const out = newImage(width, height);
+  const sx = img.width / width, sy = img.height / height;
+  const src = img.data, dst = out.data, W = img.width, H = img.height;
+  for (let y = 0; y < height; y++) {
+    let fy = (y + 0.5) * sy - 0.5;
+    if (fy < 0) fy = 0;
+    const y0 = Math.min(Math.floor(fy), H - 1), y1 = Math.min(y0 + 1, H - 1);
+    const wy = fy - y0;
+    for (let x = 0; x < width; x++) {
+      let fx = (x + 0.5) * sx - 0.5;
+      if (fx < 0) fx = 0;
+      const x0 = Math.min(Math.floor(fx), W - 1), x1 = Math.min(x0 + 1, W - 1);
+      const wx = fx - x0;
+      const a = 3 * (y0 * W + x0), b = 3 * (y0 * W + x1);
+      const c = 3 * (y1 * W + x0), d = 3 * (y1 * W + x1);
+      const o = 3 * (y * width + x);
+      for (let ch = 0; ch < 3; ch++) {
+        const top = src[a + ch] + (src[b + ch] - src[a + ch]) * wx;
+        const bot = src[c + ch] + (src[d + ch] - src[c + ch]) * wx;
+        dst[o + ch] = Math.round(top + (bot - top) * wy);
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Tiles images (scaled to `cell` px, nearest neighbour) into one grid image,
+ * `cols` per row, separated by `pad` px of a light gray.
+ */
+export function imageGrid(images: RGBImage[], cols: number, cell = 64, pad = 2): RGBImage {
+  const rows = Math.max(1, Math.ceil(images.length / cols));
+  const W = cols * cell + (cols + 1) * pad, H = rows * cell + (rows + 1) * pad;
+  const out = newImage(W, H);
+  out.data.fill(230);
+  images.forEach((img, n) => {
+    const ox = pad + (n % cols) * (cell + pad), oy = pad + Math.floor(n / cols) * (cell + pad);
+    const s = Math.max(img.width, img.height) / cell;
+    const w = Math.round(img.width / s), h = Math.round(img.height / s);
+    const dx = ox + ((cell - w) >> 1), dy = oy + ((cell - h) >> 1);
+    for (let y = 0; y < h; y++) {
+      const sy = Math.min(img.height - 1, Math.floor((y + 0.5) * s));
+      for (let x = 0; x < w; x++) {
+        const sx = Math.min(img.width - 1, Math.floor((x + 0.5) * s));
+        const p = 3 * (sy * img.width + sx), q = 3 * ((dy + y) * W + dx + x);
+        out.data[q] = img.data[p];
+        out.data[q + 1] = img.data[p + 1];
+        out.data[q + 2] = img.data[p + 2];
+      }
+    }
+  });
+  return out;
+}

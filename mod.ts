@@ -1,0 +1,23 @@
+/**
+ * Exemplar-CNN in TypeScript: the public API.
+ *
+ * A companion to Dosovitskiy et al., "Discriminative Unsupervised Feature
+ * Learning with Exemplar Convolutional Neural Networks" (NIPS 2014, TPAMI
+ * 2016). Each module of `lib/` implements one stage of the paper; notebooks
+ * and tasks import them from here.
+ *
+ * @example
+ * ```ts
+ * import { openDataset } from "./mod.ts";
+ * const ds = await openDataset("synthetic");
+ * console.log(ds.classNames, ds.splits.train.length);
+ * ```
+ *
+ * @module
+ */
+export * from "./lib/data/mod.ts";
+export * from "./lib/data/download.ts";
+export * from "./lib/image.ts";
+export * from "./lib/viz.ts";
+export * from "./lib/rng.ts";
+export * from "./lib/errors.ts";

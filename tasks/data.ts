@@ -1,0 +1,81 @@
+/**
+ * `deno task data inspect SPEC`
+ * `deno task data preview SPEC --split NAME --index I --out FILE.png`
+ * `deno task data download stl10|cifar10|caltech101|caltech256 --to DIR [--url URL] [--md5 HEX|none]`
+ *
+ * @module
+ */
+import { intFlag, parseFlags, runTask } from "../lib/cli.ts";
+import { ARCHIVES, downloadArchive } from "../lib/data/download.ts";
+import { DATA_SPECS, getSplit, inspectDataset, openDataset } from "../lib/data/mod.ts";
+import { UserError } from "../lib/errors.ts";
+import { writeFileAtomic } from "../lib/fsutil.ts";
+import { encodePng } from "../lib/image.ts";
+
+const USAGE = `deno task data inspect SPEC | preview SPEC --split NAME --index I --out FILE.png | download ${
+  Object.keys(ARCHIVES).join("|")
+} --to DIR   (SPEC: ${DATA_SPECS})`;
+
+async function main(args: string[]): Promise<void> {
+  const [cmd, ...rest] = args;
+  if (cmd === "inspect") {
+    const { positionals } = parseFlags(rest, {}, USAGE);
+    if (positionals.length !== 1) throw new UserError(`inspect takes one data spec (usage: ${USAGE})`);
+    const ds = await openDataset(positionals[0]);
+    try {
+      console.log(JSON.stringify(await inspectDataset(ds), null, 2));
+    } finally {
+      ds.close();
+    }
+  } else if (cmd === "preview") {
+    const { values, positionals } = parseFlags(rest, {
+      split: { type: "string" },
+      index: { type: "string" },
+      out: { type: "string" },
+    }, USAGE);
+    if (positionals.length !== 1) throw new UserError(`preview takes one data spec (usage: ${USAGE})`);
+    if (!values.out) throw new UserError(`preview needs --out FILE.png`);
+    if (!values.out.toLowerCase().endsWith(".png")) {
+      throw new UserError(`--out ${values.out}: expected a .png file name`);
+    }
+    const ds = await openDataset(positionals[0]);
+    try {
+      const split = getSplit(ds, values.split ?? Object.keys(ds.splits)[0]);
+      const i = intFlag("index", values.index, 0, 0, split.length - 1);
+      const img = await split.image(i);
+      await writeFileAtomic(values.out, await encodePng(img));
+      const label = split.labels ? ds.classNames[split.labels[i]] : "(unlabeled)";
+      console.error(`${split.source(i)}: ${img.width}x${img.height}, ${label} -> ${values.out}`);
+    } finally {
+      ds.close();
+    }
+  } else if (cmd === "download") {
+    const { values, positionals } = parseFlags(rest, {
+      to: { type: "string" },
+      url: { type: "string" },
+      md5: { type: "string" },
+    }, USAGE);
+    if (positionals.length !== 1) throw new UserError(`download takes one data set name (usage: ${USAGE})`);
+    const a = ARCHIVES[positionals[0]];
+    if (!a) {
+      throw new UserError(
+        `unknown data set "${positionals[0]}" (expected one of: ${Object.keys(ARCHIVES).join(", ")})`,
+      );
+    }
+    if (!values.to) throw new UserError(`download needs --to DIR`);
+    if (values.md5 !== undefined && values.md5 !== "none" && !/^[0-9a-f]{32}$/i.test(values.md5)) {
+      throw new UserError(`--md5 ${values.md5}: expected 32 hex digits or "none"`);
+    }
+    const archive = {
+      ...a,
+      url: values.url ?? a.url,
+      md5: values.md5 === "none" ? null : values.md5 ?? a.md5,
+    };
+    const dir = await downloadArchive(archive, values.to);
+    console.log(dir);
+  } else {
+    throw new UserError(`unknown command "${cmd ?? ""}" (usage: ${USAGE})`);
+  }
+}
+
+if (import.meta.main) runTask(main);
