@@ -150,6 +150,13 @@ export async function md5File(path: string): Promise<string> {
   return h.digest("hex");
 }
 
+/** Decompresses a gzip file without keeping the output: throws if it is damaged (CRC, length). */
+async function verifyGzip(path: string): Promise<void> {
+  using f = await Deno.open(path, { read: true });
+  const reader = f.readable.pipeThrough(new DecompressionStream("gzip")).getReader();
+  while (!(await reader.read()).done) { /* discard */ }
+}
+
 function isArchiveName(name: string): boolean {
   return /\.(tar\.gz|tgz|tar|zip)$/i.test(name);
 }
@@ -173,6 +180,9 @@ export async function extractArchive(archive: string, dir: string): Promise<void
         await Deno.writeFile(path, data);
       }
     } else if (lower.endsWith(".tar.gz") || lower.endsWith(".tgz")) {
+      // The tar reader stops at the archive's end marker, before gzip's CRC
+      // trailer is checked; so the whole stream is checked first.
+      await verifyGzip(archive);
       await pipeline(createReadStream(archive), createGunzip(), unpackTar(dir));
     } else if (lower.endsWith(".tar")) {
       await pipeline(createReadStream(archive), unpackTar(dir));

@@ -1,0 +1,113 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { packTar } from "modern-tar";
+import { writeStl10 } from "../lib/data/stl10.ts";
+import { newImage } from "../lib/image.ts";
+import { listTree, oneLineError, task, tempDir } from "./helpers.ts";
+
+/** A real stl10_binary.tar.gz, generated: 4 unlabeled, 10 train and 10 test images. */
+async function makeArchive(dir: string): Promise<Uint8Array> {
+  const img = (v: number) => {
+    const im = newImage(96, 96);
+    im.data.fill(v);
+    return im;
+  };
+  await writeStl10(`${dir}/stl10_binary`, {
+    classNames: Array.from({ length: 10 }, (_, i) => `k${i}`),
+    unlabeled: { count: 4, image: (i) => img(i) },
+    train: { count: 10, image: (i) => img(10 + i), labels: [...Array(10).keys()] },
+    test: { count: 10, image: (i) => img(30 + i), labels: [...Array(10).keys()] },
+  });
+  const entries = [];
+  for (const name of Array.from(Deno.readDirSync(`${dir}/stl10_binary`)).map((e) => e.name).sort()) {
+    const body = await Deno.readFile(`${dir}/stl10_binary/${name}`);
+    entries.push({ header: { name: `stl10_binary/${name}`, size: body.length }, body });
+  }
+  const tar = await packTar(entries);
+  const gz = new Response(new Blob([tar as BlobPart]).stream().pipeThrough(new CompressionStream("gzip")));
+  return new Uint8Array(await gz.arrayBuffer());
+}
+
+const md5 = (b: Uint8Array) => createHash("md5").update(b).digest("hex");
+
+/**
+ * An HTTP server on 127.0.0.1 that serves `body` with Range support. With
+ * `cutFirst`, the first transfer stops after half the bytes (the connection is
+ * broken), as a flaky network would.
+ */
+function serve(body: Uint8Array, cutFirst: boolean) {
+  const requests: (string | null)[] = [];
+  let cut = cutFirst;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+    const range = req.headers.get("range");
+    requests.push(range);
+    let start = 0;
+    if (range) {
+      start = Number(/bytes=(\d+)-/.exec(range)![1]);
+      if (start >= body.length) return new Response(null, { status: 416 });
+    }
+    const part = body.subarray(start);
+    const headers: Record<string, string> = { "content-length": String(part.length) };
+    if (range) headers["content-range"] = `bytes ${start}-${body.length - 1}/${body.length}`;
+    if (cut) {
+      cut = false;
+      const half = part.subarray(0, part.length >> 1);
+      const stream = new ReadableStream<Uint8Array>({
+        start(c) {
+          c.enqueue(half);
+          setTimeout(() => c.error(new Error("connection cut on purpose by the test server")), 50);
+        },
+      });
+      return new Response(stream, { status: range ? 206 : 200, headers });
+    }
+    return new Response(part as Uint8Array<ArrayBuffer>, { status: range ? 206 : 200, headers });
+  });
+  const url = `http://127.0.0.1:${server.addr.port}/stl10_binary.tar.gz`;
+  return { url, requests, [Symbol.asyncDispose]: () => server.shutdown() };
+}
+
+Deno.test("download: a transfer cut off halfway is resumed with Range, verified and extracted", async () => {
+  await using tmp = await tempDir();
+  const archive = await makeArchive(`${tmp.path}/src`);
+  await using srv = serve(archive, true);
+  const to = `${tmp.path}/data`;
+  const r = await task("data", ["download", "stl10", "--to", to, "--url", srv.url, "--md5", md5(archive)]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(srv.requests[0], null);
+  assert.ok(srv.requests.length >= 2, `requests: ${srv.requests}`);
+  assert.match(srv.requests[1]!, /^bytes=\d+-$/);
+  assert.ok(Number(/\d+/.exec(srv.requests[1]!)![0]) > 0, "the second request resumes, not restarts");
+  assert.match(r.stderr, /resuming/);
+  assert.deepEqual(await Deno.readFile(`${to}/stl10_binary.tar.gz`), archive);
+  assert.ok(!listTree(to).some((p) => p.includes(".part") || p.includes(".extract")), listTree(to).join(" "));
+  const info = await task("data", ["inspect", `stl10:${to}`]);
+  assert.equal(info.code, 0, info.stderr);
+  assert.equal(JSON.parse(info.stdout).splits.train.images, 10);
+  // A second run finds the data in place and does nothing.
+  const again = await task("data", ["download", "stl10", "--to", to, "--url", srv.url]);
+  assert.equal(again.code, 0);
+  assert.match(again.stderr, /already exists/);
+});
+
+Deno.test("download: a corrupted archive is rejected and nothing is left under a final name", async () => {
+  await using tmp = await tempDir();
+  const archive = await makeArchive(`${tmp.path}/src`);
+  const good = md5(archive);
+  const bad = archive.slice();
+  bad[bad.length >> 1] ^= 0xff;
+  await using srv = serve(bad, false);
+  const to = `${tmp.path}/data`;
+  const r = await task("data", ["download", "stl10", "--to", to, "--url", srv.url, "--md5", good]);
+  oneLineError(r, new RegExp(`MD5 [0-9a-f]{32} does not match the official ${good}`));
+  assert.deepEqual(listTree(to), []);
+  // Without a checksum, the damage shows when extracting: refused the same way.
+  const r2 = await task("data", ["download", "stl10", "--to", to, "--url", srv.url, "--md5", "none"]);
+  oneLineError(r2, /cannot extract/);
+  assert.deepEqual(listTree(to), []);
+});
+
+Deno.test("download: an unknown data set and a missing --to are refused", async () => {
+  oneLineError(await task("data", ["download", "imagenet", "--to", "/tmp/x"]), /unknown data set "imagenet"/);
+  oneLineError(await task("data", ["download", "cifar10"]), /needs --to DIR/);
+  oneLineError(await task("data", ["download", "cifar10", "--to", "/tmp/x", "--md5", "xyz"]), /--md5 xyz/);
+});

@@ -1,0 +1,53 @@
+/** Helpers shared by the tests: running tasks as a user would, temporary folders. */
+import { fileURLToPath } from "node:url";
+
+export const ROOT = fileURLToPath(new URL("../", import.meta.url)).replace(/\/$/, "");
+export const CALTECH_MINI = `${ROOT}/../shared/data/caltech101-mini`;
+
+/** Runs `deno run -A tasks/NAME.ts ARGS...` and returns its exit code and output. */
+export async function task(
+  name: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}/tasks/${name}.ts`, ...args],
+    cwd: ROOT,
+    env: { NO_COLOR: "1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** A fresh temporary folder, removed by the returned function. */
+export async function tempDir(): Promise<{ path: string; [Symbol.asyncDispose](): Promise<void> }> {
+  const path = await Deno.makeTempDir({ prefix: "exemplar-test-" });
+  return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }).catch(() => {}) };
+}
+
+/**
+ * Asserts that a task failed with exactly one `error:` line matching `re`, as
+ * its last line, and no stack trace (progress lines before it are allowed).
+ */
+export function oneLineError(r: { code: number; stderr: string }, re: RegExp): void {
+  if (r.code === 0) throw new Error(`expected a non-zero exit, got 0; stderr: ${r.stderr}`);
+  const lines = r.stderr.split("\n").filter((l) => l.trim());
+  const errors = lines.filter((l) => l.startsWith("error: "));
+  if (errors.length !== 1 || lines.at(-1) !== errors[0] || lines.some((l) => /^\s+at /.test(l))) {
+    throw new Error(`expected one "error:" line at the end and no stack trace, got:\n${r.stderr}`);
+  }
+  if (!re.test(errors[0])) throw new Error(`error line does not match ${re}: ${errors[0]}`);
+}
+
+/** Lists every entry under `dir`, recursively, as relative paths. */
+export function listTree(dir: string, prefix = ""): string[] {
+  const out: string[] = [];
+  for (const e of Deno.readDirSync(dir)) {
+    const rel = prefix ? `${prefix}/${e.name}` : e.name;
+    out.push(rel);
+    if (e.isDirectory) out.push(...listTree(`${dir}/${e.name}`, rel));
+  }
+  return out.sort();
+}
