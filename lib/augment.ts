@@ -1,0 +1,372 @@
+/**
+ * The six transformations that turn a seed patch into a surrogate class
+ * (PAPER.md section 1). "We apply a set of transformations T to each seed
+ * patch [...] one random parameter set per sample, the same for every pixel of
+ * the patch":
+ *
+ * | name | paper | release (the authors' code) |
+ * | --- | --- | --- |
+ * | `translation` | "vertical or horizontal translation by a distance within 0.2 of the patch size" | within 0.25 |
+ * | `scaling` | "multiplication of the patch scale by a factor between 0.7 and 1.4" | factor in [1/sqrt 2, sqrt 2] |
+ * | `rotation` | "rotation of the image by an angle up to 20 degrees" | the same |
+ * | `contrast1` | "multiply the projection of each patch pixel onto the principal components of the set of all pixels by a factor between 0.5 and 2 (factors are independent for each principal component)" | factor 2^(z s), z ~ N(0,1), s = (1, 1, 0.5) |
+ * | `contrast2` | "raise saturation and value (S and V components of the HSV color representation) of all pixels to a power between 0.25 and 4, multiply these values by a factor between 0.7 and 1.4, add to them a value between -0.1 and 0.1" | power 2^(2u), factor 2^(0.5u), u ~ U(-1, 1) |
+ * | `color` | "add a value between -0.1 and 0.1 to the hue (H component of the HSV representation)" | the same, hue taken mod 1 |
+ *
+ * The paper gives ranges, not distributions: this project draws additive
+ * quantities uniformly and multiplicative ones (scale, factors, powers)
+ * uniformly in log space, whose ranges above are all symmetric. Hue is
+ * circular, so both presets take it mod 1.
+ *
+ * The geometric transformations (translation, scaling, rotation) are composed
+ * into one affine map that samples the seed's surrounding window with
+ * bilinear interpolation, so no empty borders appear. Each transformation can
+ * be switched off on its own (the paper ablates them, its Figure 3).
+ *
+ * @module
+ */
+import { UserError } from "./errors.ts";
+import { CONTEXT, PATCH } from "./seeds.ts";
+import type { Rng } from "./rng.ts";
+
+/** The six transformations, by the names used on the command line. */
+export const TRANSFORMS = ["translation", "scaling", "rotation", "contrast1", "contrast2", "color"] as const;
+export type TransformName = typeof TRANSFORMS[number];
+
+export type AugmentPreset = "paper" | "release";
+export const AUGMENT_PRESETS: AugmentPreset[] = ["paper", "release"];
+
+/** One random parameter set: what one transformed copy of a seed is made with. */
+export interface TransformParams {
+  /** Shift of the patch centre, in pixels (x right, y down). */
+  tx: number;
+  ty: number;
+  /** Scale factor: > 1 magnifies (the patch covers a smaller area of the image). */
+  scale: number;
+  /** Rotation angle in radians (positive turns the content clockwise as seen on screen, y down). */
+  angle: number;
+  /** contrast1: factors of the projections onto the three principal components. */
+  pca: [number, number, number];
+  /** contrast2: S' = S^sPow * sMul + sAdd, V' = V^vPow * vMul + vAdd (then clipped to [0, 1]). */
+  sPow: number;
+  sMul: number;
+  sAdd: number;
+  vPow: number;
+  vMul: number;
+  vAdd: number;
+  /** color: added to the hue (hue in [0, 1), taken mod 1). */
+  hue: number;
+}
+
+/** The parameters that change nothing. */
+export function identityParams(): TransformParams {
+  return {
+    tx: 0,
+    ty: 0,
+    scale: 1,
+    angle: 0,
+    pca: [1, 1, 1],
+    sPow: 1,
+    sMul: 1,
+    sAdd: 0,
+    vPow: 1,
+    vMul: 1,
+    vAdd: 0,
+    hue: 0,
+  };
+}
+
+/** Parameter ranges of a preset (PAPER.md section 1), as [lo, hi] of each drawn quantity. */
+export interface PresetRanges {
+  /** Maximal |shift| as a fraction of the patch size. */
+  translation: number;
+  scale: [number, number];
+  /** Maximal |angle| in degrees. */
+  rotationDeg: number;
+  pca: [number, number];
+  power: [number, number];
+  factor: [number, number];
+  add: [number, number];
+  hue: [number, number];
+}
+
+export const PRESET_RANGES: Record<AugmentPreset, PresetRanges> = {
+  paper: {
+    translation: 0.2,
+    scale: [0.7, 1.4],
+    rotationDeg: 20,
+    pca: [0.5, 2],
+    power: [0.25, 4],
+    factor: [0.7, 1.4],
+    add: [-0.1, 0.1],
+    hue: [-0.1, 0.1],
+  },
+  release: {
+    translation: 0.25,
+    scale: [Math.SQRT1_2, Math.SQRT2],
+    rotationDeg: 20,
+    // 2^(z s) with z ~ N(0, 1) has no bound; this range is what the tests check (|z| <= 6).
+    pca: [2 ** -6, 2 ** 6],
+    power: [0.25, 4],
+    factor: [2 ** -0.5, 2 ** 0.5],
+    add: [-0.1, 0.1],
+    hue: [-0.1, 0.1],
+  },
+};
+
+/** Parses a preset name. */
+export function augmentPreset(name: string): AugmentPreset {
+  if (!(AUGMENT_PRESETS as string[]).includes(name)) {
+    throw new UserError(`unknown preset "${name}" (expected ${AUGMENT_PRESETS.join(" or ")})`);
+  }
+  return name as AugmentPreset;
+}
+
+/** Parses a comma-separated list of transformation names ("all" for all six). */
+export function parseTransforms(list: string): Set<TransformName> {
+  if (list === "all") return new Set(TRANSFORMS);
+  if (list === "none" || list === "") return new Set();
+  const out = new Set<TransformName>();
+  for (const t of list.split(",").map((s) => s.trim())) {
+    if (!(TRANSFORMS as readonly string[]).includes(t)) {
+      throw new UserError(`unknown transformation "${t}" (expected some of: ${TRANSFORMS.join(", ")}, or all)`);
+    }
+    out.add(t as TransformName);
+  }
+  return out;
+}
+
+const logUniform = (rng: Rng, [lo, hi]: [number, number]) => Math.exp(rng.uniform(Math.log(lo), Math.log(hi)));
+
+/**
+ * Draws one parameter set. Transformations not in `enabled` keep their
+ * identity value; the random stream is consumed the same way whatever is
+ * enabled, so switching one off leaves the others' draws unchanged.
+ */
+export function drawParams(
+  rng: Rng,
+  preset: AugmentPreset = "paper",
+  enabled: Set<TransformName> = new Set(TRANSFORMS),
+): TransformParams {
+  const r = PRESET_RANGES[preset];
+  const p = identityParams();
+  const tx = rng.uniform(-r.translation, r.translation) * PATCH;
+  const ty = rng.uniform(-r.translation, r.translation) * PATCH;
+  const scale = logUniform(rng, r.scale);
+  const angle = rng.uniform(-r.rotationDeg, r.rotationDeg) * Math.PI / 180;
+  let pca: [number, number, number];
+  let pw: number[], fac: number[], add: number[];
+  if (preset === "release") {
+    const s = [1, 1, 0.5];
+    pca = s.map((si) => 2 ** (Math.max(-6, Math.min(6, rng.normal())) * si)) as [number, number, number];
+    const u = () => rng.uniform(-1, 1);
+    pw = [2 ** (2 * u()), 2 ** (2 * u())];
+    fac = [2 ** (0.5 * u()), 2 ** (0.5 * u())];
+    add = [rng.uniform(-0.1, 0.1), rng.uniform(-0.1, 0.1)];
+  } else {
+    pca = [logUniform(rng, r.pca), logUniform(rng, r.pca), logUniform(rng, r.pca)];
+    pw = [logUniform(rng, r.power), logUniform(rng, r.power)];
+    fac = [logUniform(rng, r.factor), logUniform(rng, r.factor)];
+    add = [rng.uniform(...r.add), rng.uniform(...r.add)];
+  }
+  const hue = rng.uniform(...r.hue);
+  if (enabled.has("translation")) [p.tx, p.ty] = [tx, ty];
+  if (enabled.has("scaling")) p.scale = scale;
+  if (enabled.has("rotation")) p.angle = angle;
+  if (enabled.has("contrast1")) p.pca = pca;
+  if (enabled.has("contrast2")) {
+    [p.sPow, p.vPow] = pw;
+    [p.sMul, p.vMul] = fac;
+    [p.sAdd, p.vAdd] = add;
+  }
+  if (enabled.has("color")) p.hue = hue;
+  return p;
+}
+
+/** Principal components of pixel colours: mean, and eigenvectors as rows (RGB in [0, 1]). */
+export interface ColorPCA {
+  mean: [number, number, number];
+  /** Row k is the k-th principal direction (unit length), by decreasing variance. */
+  vectors: [number, number, number][];
+  variances: [number, number, number];
+}
+
+/** PCA of the colours of RGB pixels (bytes, interleaved), e.g. of all seed patches. */
+export function colorPCA(pixels: Uint8Array): ColorPCA {
+  const n = pixels.length / 3;
+  const m = [0, 0, 0];
+  for (let i = 0; i < pixels.length; i += 3) for (let c = 0; c < 3; c++) m[c] += pixels[i + c] / 255;
+  for (let c = 0; c < 3; c++) m[c] /= n;
+  const C = [[0, 0, 0], [0, 0, 0], [0, 0, 0]];
+  for (let i = 0; i < pixels.length; i += 3) {
+    const d = [pixels[i] / 255 - m[0], pixels[i + 1] / 255 - m[1], pixels[i + 2] / 255 - m[2]];
+    for (let a = 0; a < 3; a++) for (let b = 0; b < 3; b++) C[a][b] += d[a] * d[b];
+  }
+  for (let a = 0; a < 3; a++) for (let b = 0; b < 3; b++) C[a][b] /= Math.max(1, n - 1);
+  const { values, vectors } = jacobiEigen3(C);
+  const order = [0, 1, 2].sort((a, b) => values[b] - values[a]);
+  return {
+    mean: m as [number, number, number],
+    vectors: order.map((k) => [vectors[0][k], vectors[1][k], vectors[2][k]]) as [number, number, number][],
+    variances: order.map((k) => values[k]) as [number, number, number],
+  };
+}
+
+/** Eigen-decomposition of a symmetric 3x3 matrix (cyclic Jacobi); eigenvectors are the columns. */
+function jacobiEigen3(A: number[][]): { values: number[]; vectors: number[][] } {
+  const a = A.map((r) => r.slice());
+  const v = [[1, 0, 0], [0, 1, 0], [0, 0, 1]];
+  for (let sweep = 0; sweep < 50; sweep++) {
+    const off = a[0][1] ** 2 + a[0][2] ** 2 + a[1][2] ** 2;
+    if (off < 1e-30) break;
+    for (const [p, q] of [[0, 1], [0, 2], [1, 2]]) {
+      if (Math.abs(a[p][q]) < 1e-300) continue;
+      const theta = (a[q][q] - a[p][p]) / (2 * a[p][q]);
+      const t = Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
+      const c = 1 / Math.sqrt(t * t + 1), s = t * c;
+      for (let k = 0; k < 3; k++) {
+        const akp = a[k][p], akq = a[k][q];
+        a[k][p] = c * akp - s * akq;
+        a[k][q] = s * akp + c * akq;
+      }
+      for (let k = 0; k < 3; k++) {
+        const apk = a[p][k], aqk = a[q][k];
+        a[p][k] = c * apk - s * aqk;
+        a[q][k] = s * apk + c * aqk;
+      }
+      for (let k = 0; k < 3; k++) {
+        const vkp = v[k][p], vkq = v[k][q];
+        v[k][p] = c * vkp - s * vkq;
+        v[k][q] = s * vkp + c * vkq;
+      }
+    }
+  }
+  return { values: [a[0][0], a[1][1], a[2][2]], vectors: v };
+}
+
+/** The identity colour transform's PCA (any orthonormal basis works when all factors are 1). */
+export const NO_PCA: ColorPCA = {
+  mean: [0.5, 0.5, 0.5],
+  vectors: [[1, 0, 0], [0, 1, 0], [0, 0, 1]],
+  variances: [1, 1, 1],
+};
+
+/**
+ * Applies one parameter set to a seed: samples the 32x32 patch from the seed's
+ * CONTEXT x CONTEXT window (bytes at `src[srcOff..]`) through the geometric
+ * transform, then applies contrast1, contrast2 and color. Writes 32x32x3 RGB
+ * values in [0, 1] to `out[outOff..]` (HWC).
+ */
+export function transformPatch(
+  src: Uint8Array,
+  srcOff: number,
+  p: TransformParams,
+  pca: ColorPCA,
+  out: Float32Array,
+  outOff = 0,
+): void {
+  // Geometry: output pixel (u, v), centred, maps to source c + t + R(angle) (u, v) / scale.
+  const c = CONTEXT / 2 - 0.5, h = PATCH / 2 - 0.5;
+  const cos = Math.cos(p.angle) / p.scale, sin = Math.sin(p.angle) / p.scale;
+  const geometric = p.tx !== 0 || p.ty !== 0 || p.scale !== 1 || p.angle !== 0;
+  // contrast1 as one 3x3 matrix M = V^T diag(f) V around the colour mean.
+  const V = pca.vectors, f = p.pca;
+  const M = new Float64Array(9);
+  for (let a = 0; a < 3; a++) {
+    for (let b = 0; b < 3; b++) {
+      M[3 * a + b] = f[0] * V[0][a] * V[0][b] + f[1] * V[1][a] * V[1][b] + f[2] * V[2][a] * V[2][b];
+    }
+  }
+  const [m0, m1, m2] = pca.mean;
+  const doPca = f[0] !== 1 || f[1] !== 1 || f[2] !== 1;
+  const doHsv = p.sPow !== 1 || p.sMul !== 1 || p.sAdd !== 0 || p.vPow !== 1 || p.vMul !== 1 || p.vAdd !== 0 ||
+    p.hue !== 0;
+  const inv = 1 / 255;
+  for (let v = 0; v < PATCH; v++) {
+    for (let u = 0; u < PATCH; u++) {
+      let r: number, g: number, b: number;
+      if (geometric) {
+        const du = u - h, dv = v - h;
+        // Source offset = R (du, dv) / scale; with y pointing down, a positive angle turns the content clockwise.
+        let sx = c + p.tx + cos * du + sin * dv;
+        let sy = c + p.ty - sin * du + cos * dv;
+        sx = sx < 0 ? 0 : sx > CONTEXT - 1 ? CONTEXT - 1 : sx;
+        sy = sy < 0 ? 0 : sy > CONTEXT - 1 ? CONTEXT - 1 : sy;
+        const x0 = Math.min(Math.floor(sx), CONTEXT - 2), y0 = Math.min(Math.floor(sy), CONTEXT - 2);
+        const wx = sx - x0, wy = sy - y0;
+        const i00 = srcOff + 3 * (y0 * CONTEXT + x0), i10 = i00 + 3, i01 = i00 + 3 * CONTEXT, i11 = i01 + 3;
+        const w00 = (1 - wx) * (1 - wy), w10 = wx * (1 - wy), w01 = (1 - wx) * wy, w11 = wx * wy;
+        r = (src[i00] * w00 + src[i10] * w10 + src[i01] * w01 + src[i11] * w11) * inv;
+        g = (src[i00 + 1] * w00 + src[i10 + 1] * w10 + src[i01 + 1] * w01 + src[i11 + 1] * w11) * inv;
+        b = (src[i00 + 2] * w00 + src[i10 + 2] * w10 + src[i01 + 2] * w01 + src[i11 + 2] * w11) * inv;
+      } else {
+        const i = srcOff + 3 * ((v + c - h) * CONTEXT + u + c - h);
+        r = src[i] * inv, g = src[i + 1] * inv, b = src[i + 2] * inv;
+      }
+      if (doPca) {
+        const d0 = r - m0, d1 = g - m1, d2 = b - m2;
+        r = m0 + M[0] * d0 + M[1] * d1 + M[2] * d2;
+        g = m1 + M[3] * d0 + M[4] * d1 + M[5] * d2;
+        b = m2 + M[6] * d0 + M[7] * d1 + M[8] * d2;
+        r = r < 0 ? 0 : r > 1 ? 1 : r;
+        g = g < 0 ? 0 : g > 1 ? 1 : g;
+        b = b < 0 ? 0 : b > 1 ? 1 : b;
+      }
+      if (doHsv) {
+        // RGB -> HSV
+        const max = r > g ? (r > b ? r : b) : (g > b ? g : b);
+        const min = r < g ? (r < b ? r : b) : (g < b ? g : b);
+        const d = max - min;
+        let hh = 0;
+        if (d > 0) {
+          if (max === r) hh = ((g - b) / d) / 6;
+          else if (max === g) hh = ((b - r) / d + 2) / 6;
+          else hh = ((r - g) / d + 4) / 6;
+          if (hh < 0) hh += 1;
+        }
+        let s = max > 0 ? d / max : 0;
+        let val = max;
+        // contrast2 and color
+        s = Math.pow(s, p.sPow) * p.sMul + p.sAdd;
+        val = Math.pow(val, p.vPow) * p.vMul + p.vAdd;
+        s = s < 0 ? 0 : s > 1 ? 1 : s;
+        val = val < 0 ? 0 : val > 1 ? 1 : val;
+        hh = (hh + p.hue) % 1;
+        if (hh < 0) hh += 1;
+        // HSV -> RGB
+        const h6 = hh * 6, k = Math.floor(h6), fr = h6 - k;
+        const pp = val * (1 - s), qq = val * (1 - fr * s), tt = val * (1 - (1 - fr) * s);
+        switch (k % 6) {
+          case 0:
+            r = val, g = tt, b = pp;
+            break;
+          case 1:
+            r = qq, g = val, b = pp;
+            break;
+          case 2:
+            r = pp, g = val, b = tt;
+            break;
+          case 3:
+            r = pp, g = qq, b = val;
+            break;
+          case 4:
+            r = tt, g = pp, b = val;
+            break;
+          default:
+            r = val, g = pp, b = qq;
+        }
+      }
+      const o = outOff + 3 * (v * PATCH + u);
+      out[o] = r;
+      out[o + 1] = g;
+      out[o + 2] = b;
+    }
+  }
+}
+
+/** Float RGB patch in [0, 1] -> bytes, for pictures. */
+export function patchToImage(x: Float32Array, off = 0): { width: number; height: number; data: Uint8Array } {
+  const data = new Uint8Array(PATCH * PATCH * 3);
+  for (let i = 0; i < data.length; i++) data[i] = Math.max(0, Math.min(255, Math.round(x[off + i] * 255)));
+  return { width: PATCH, height: PATCH, data };
+}

@@ -1,0 +1,405 @@
+/**
+ * Seed patches (PAPER.md section 1): the N exemplars that become the
+ * surrogate classes.
+ *
+ * Paper (preset `paper`): "we sample N patches of size 32x32 pixels from
+ * different images at varying positions and scales forming the initial
+ * training set [...] we are mainly interested in patches containing objects or
+ * parts of objects, hence we sample only from regions containing considerable
+ * gradients." Implemented as: every 32x32 window of every image, at every
+ * scale of a small pyramid, is a candidate with weight = the mean squared
+ * gradient magnitude inside it; seeds are drawn with probability proportional
+ * to that weight, in two stages that give exactly this distribution: an image
+ * is drawn with probability proportional to the sum of its candidates'
+ * weights, then a window of it proportionally to its weight. Images are drawn
+ * without replacement while N <= number of images (so seeds come from
+ * different images); beyond that each image gives at most ceil(N / images).
+ *
+ * Release (preset `release`, the authors' MATLAB code): one seed per image; the
+ * sampling map is a high-pass energy (image minus a Gaussian low-pass with
+ * sigma 2, squared, low-passed again) on a 4x subsampled image with zeroed
+ * borders; the image is drawn proportionally to its mean energy, then a
+ * pyramid scale from 0.8^{3,2,1,0}, then the position proportionally to the map.
+ *
+ * Both stream over the images twice (energies, then crops of the chosen
+ * images), so memory stays bounded whatever the number of images: it holds
+ * one float per image and the N seeds.
+ *
+ * Each seed is stored with its surroundings (a {@link CONTEXT} x CONTEXT window
+ * centred on it, edges replicated), because the geometric transformations of
+ * the surrogate classes sample from the image around the seed, not from a
+ * zero-padded 32x32 crop.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { UserError } from "./errors.ts";
+import { writeFileAtomic } from "./fsutil.ts";
+import { newImage, resizeBilinear, type RGBImage } from "./image.ts";
+import { Rng } from "./rng.ts";
+import type { Split } from "./data/dataset.ts";
+
+/** Seed patches are 32x32 (PAPER.md section 1). */
+export const PATCH = 32;
+/**
+ * Side of the window stored around each seed: large enough for the widest
+ * geometric transformation of either preset (translation 0.25 x 32, scale
+ * 1/sqrt 2, rotation 20 degrees need a radius of 37.3 px) plus bilinear margin.
+ */
+export const CONTEXT = 80;
+/** Pyramid scales, 0.8^{0,1,2,3} (the release's; the paper says only "varying scales"). */
+export const SCALES = [1, 0.8, 0.64, 0.512];
+
+export type SeedPreset = "paper" | "release";
+export const SEED_PRESETS: SeedPreset[] = ["paper", "release"];
+
+/** Where a seed was cut from. */
+export interface SeedOrigin {
+  /** Index of the image in its split. */
+  image: number;
+  /** Pyramid scale of the image it was cut from. */
+  scale: number;
+  /** Top-left corner of the 32x32 patch in the scaled image. */
+  x: number;
+  y: number;
+  /** The candidate's sampling weight (mean energy in the window). */
+  energy: number;
+}
+
+/** N seed patches with their surroundings. */
+export interface Seeds {
+  n: number;
+  /** `n` windows of CONTEXT x CONTEXT RGB (HWC), seed i at `i * CONTEXT * CONTEXT * 3`; the seed is the centre 32x32. */
+  context: Uint8Array;
+  origins: SeedOrigin[];
+  preset: SeedPreset;
+}
+
+/** Options of {@link seedPatches}. */
+export interface SeedOptions {
+  n: number;
+  preset?: SeedPreset;
+  /** Run seed: the same seed gives the same patches. */
+  seed?: number;
+  /** Use only the first `limit` images of the split. */
+  limit?: number;
+  /** Progress callback: (phase, images done, images total). */
+  onProgress?: (phase: string, done: number, total: number) => void;
+}
+
+/** Grayscale (mean of R, G, B) of an RGB image, as floats in [0, 1]. */
+export function grayscale(img: RGBImage): Float32Array {
+  const g = new Float32Array(img.width * img.height);
+  for (let p = 0, q = 0; p < g.length; p++, q += 3) g[p] = (img.data[q] + img.data[q + 1] + img.data[q + 2]) / 765;
+  return g;
+}
+
+/** Squared gradient magnitude (central differences, one-sided at the edges). */
+export function gradientEnergy(g: Float32Array, w: number, h: number): Float32Array {
+  const e = new Float32Array(w * h);
+  for (let y = 0; y < h; y++) {
+    const ym = Math.max(0, y - 1), yp = Math.min(h - 1, y + 1);
+    for (let x = 0; x < w; x++) {
+      const xm = Math.max(0, x - 1), xp = Math.min(w - 1, x + 1);
+      const gx = (g[y * w + xp] - g[y * w + xm]) / (xp - xm);
+      const gy = (g[yp * w + x] - g[ym * w + x]) / (yp - ym);
+      e[y * w + x] = gx * gx + gy * gy;
+    }
+  }
+  return e;
+}
+
+/**
+ * Mean of `map` over every `k`x`k` window: entry (y, x) of the result, of size
+ * (h-k+1) x (w-k+1), is the mean over the window whose top-left is (x, y).
+ */
+export function windowMeans(map: Float32Array, w: number, h: number, k: number): Float32Array {
+  const W = w + 1;
+  const S = new Float64Array(W * (h + 1));
+  for (let y = 0; y < h; y++) {
+    let row = 0;
+    for (let x = 0; x < w; x++) {
+      row += map[y * w + x];
+      S[(y + 1) * W + x + 1] = S[y * W + x + 1] + row;
+    }
+  }
+  const ow = w - k + 1, oh = h - k + 1;
+  const out = new Float32Array(Math.max(0, ow) * Math.max(0, oh));
+  for (let y = 0; y < oh; y++) {
+    for (let x = 0; x < ow; x++) {
+      out[y * ow + x] = (S[(y + k) * W + x + k] - S[y * W + x + k] - S[(y + k) * W + x] + S[y * W + x]) / (k * k);
+    }
+  }
+  return out;
+}
+
+/** Separable Gaussian blur with edge replication. */
+export function gaussianBlur(map: Float32Array, w: number, h: number, sigma: number): Float32Array {
+  const r = Math.ceil(3 * sigma);
+  const kern = new Float32Array(2 * r + 1);
+  let sum = 0;
+  for (let i = -r; i <= r; i++) sum += kern[i + r] = Math.exp(-(i * i) / (2 * sigma * sigma));
+  for (let i = 0; i < kern.length; i++) kern[i] /= sum;
+  const tmp = new Float32Array(w * h), out = new Float32Array(w * h);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      let s = 0;
+      for (let i = -r; i <= r; i++) s += kern[i + r] * map[y * w + Math.min(w - 1, Math.max(0, x + i))];
+      tmp[y * w + x] = s;
+    }
+  }
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      let s = 0;
+      for (let i = -r; i <= r; i++) s += kern[i + r] * tmp[Math.min(h - 1, Math.max(0, y + i)) * w + x];
+      out[y * w + x] = s;
+    }
+  }
+  return out;
+}
+
+/** The candidate windows of one image at one scale, with their weights. */
+export interface CandidateMap {
+  scale: number;
+  /** The image at this scale. */
+  image: RGBImage;
+  /** Weights of the windows; window j has top-left (x, y) = positionOf(j). */
+  weights: Float32Array;
+  positionOf(j: number): [number, number];
+}
+
+/**
+ * Paper: the weight of a window is the mean squared gradient magnitude inside
+ * it; every 32x32 window of every pyramid scale is a candidate.
+ */
+export function paperCandidates(img: RGBImage): CandidateMap[] {
+  const out: CandidateMap[] = [];
+  for (const s of SCALES) {
+    const w = Math.round(img.width * s), h = Math.round(img.height * s);
+    if (w < PATCH || h < PATCH) continue;
+    const im = resizeBilinear(img, w, h);
+    const weights = windowMeans(gradientEnergy(grayscale(im), w, h), w, h, PATCH);
+    const ow = w - PATCH + 1;
+    out.push({ scale: s, image: im, weights, positionOf: (j) => [j % ow, Math.floor(j / ow)] });
+  }
+  return out;
+}
+
+/**
+ * Release: high-pass energy on a 4x subsampled image (image minus Gaussian
+ * low-pass sigma 2, squared, low-passed again), borders zeroed where a patch
+ * would not fit; each map cell stands for a patch centred in its 4x4 block.
+ */
+export function releaseCandidates(img: RGBImage): CandidateMap[] {
+  const out: CandidateMap[] = [];
+  for (const s of SCALES) {
+    const w = Math.round(img.width * s), h = Math.round(img.height * s);
+    if (w < PATCH || h < PATCH) continue;
+    const im = resizeBilinear(img, w, h);
+    const sw = Math.max(1, Math.floor(w / 4)), sh = Math.max(1, Math.floor(h / 4));
+    const g = grayscale(resizeBilinear(im, sw, sh));
+    const low = gaussianBlur(g, sw, sh, 2);
+    const hp = new Float32Array(g.length);
+    for (let i = 0; i < g.length; i++) hp[i] = (g[i] - low[i]) * (g[i] - low[i]);
+    const energy = gaussianBlur(hp, sw, sh, 2);
+    // Zero the border: a 32x32 patch centred on the cell must fit inside the image.
+    const half = PATCH / 2;
+    for (let y = 0; y < sh; y++) {
+      for (let x = 0; x < sw; x++) {
+        const cx = 4 * x + 2, cy = 4 * y + 2;
+        if (cx - half < 0 || cy - half < 0 || cx + half > w || cy + half > h) energy[y * sw + x] = 0;
+      }
+    }
+    out.push({
+      scale: s,
+      image: im,
+      weights: energy,
+      positionOf: (j) => [4 * (j % sw) + 2 - half, 4 * Math.floor(j / sw) + 2 - half],
+    });
+  }
+  return out;
+}
+
+function sum(a: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i];
+  return s;
+}
+
+/** The weight by which an image is drawn. */
+function imageWeight(maps: CandidateMap[], preset: SeedPreset): number {
+  if (preset === "paper") return maps.reduce((a, m) => a + sum(m.weights), 0);
+  // Release: the image's mean energy (at full scale).
+  const m = maps[0];
+  return m ? sum(m.weights) / m.weights.length : 0;
+}
+
+/** Draws index j with probability weights[j] / sum(weights). */
+function drawIndex(weights: Float32Array | Float64Array, total: number, rng: Rng): number {
+  let u = rng.next() * total;
+  for (let j = 0; j < weights.length; j++) {
+    u -= weights[j];
+    if (u < 0 && weights[j] > 0) return j;
+  }
+  for (let j = weights.length - 1; j >= 0; j--) if (weights[j] > 0) return j;
+  return -1;
+}
+
+/** Copies the CONTEXT x CONTEXT window centred on the patch at (x, y), edges replicated. */
+export function cropContext(img: RGBImage, x: number, y: number, out: Uint8Array, offset: number): void {
+  const x0 = x + PATCH / 2 - CONTEXT / 2, y0 = y + PATCH / 2 - CONTEXT / 2;
+  for (let j = 0; j < CONTEXT; j++) {
+    const sy = Math.min(img.height - 1, Math.max(0, y0 + j));
+    for (let i = 0; i < CONTEXT; i++) {
+      const sx = Math.min(img.width - 1, Math.max(0, x0 + i));
+      const p = 3 * (sy * img.width + sx), q = offset + 3 * (j * CONTEXT + i);
+      out[q] = img.data[p];
+      out[q + 1] = img.data[p + 1];
+      out[q + 2] = img.data[p + 2];
+    }
+  }
+}
+
+/** The 32x32 seed patch i (the centre of its context window). */
+export function seedPatch(seeds: Seeds, i: number): RGBImage {
+  const img = newImage(PATCH, PATCH);
+  const off = i * CONTEXT * CONTEXT * 3, m = (CONTEXT - PATCH) / 2;
+  for (let y = 0; y < PATCH; y++) {
+    const row = off + 3 * ((y + m) * CONTEXT + m);
+    img.data.set(seeds.context.subarray(row, row + 3 * PATCH), 3 * y * PATCH);
+  }
+  return img;
+}
+
+/**
+ * Draws N seed patches from a split of unlabeled images (see the module
+ * documentation for the two presets). Deterministic from `seed`.
+ */
+export async function seedPatches(split: Split, opts: SeedOptions): Promise<Seeds> {
+  const preset = opts.preset ?? "paper";
+  if (!SEED_PRESETS.includes(preset)) {
+    throw new UserError(`unknown seed preset "${preset}" (expected ${SEED_PRESETS.join(" or ")})`);
+  }
+  const n = opts.n;
+  if (!Number.isInteger(n) || n < 1) throw new UserError(`--n ${n}: expected a positive integer`);
+  const count = Math.min(split.length, opts.limit ?? split.length);
+  if (count === 0) throw new UserError(`split "${split.name}" has no images to cut seeds from`);
+  const size = split.size ?? await split.imageSize(0);
+  if (split.size && (size.width < PATCH || size.height < PATCH)) {
+    throw new UserError(`images of ${size.width}x${size.height} are smaller than the ${PATCH}x${PATCH} patch size`);
+  }
+  const candidates = preset === "paper" ? paperCandidates : releaseCandidates;
+  const rng = new Rng(opts.seed ?? 0, 7001);
+
+  // Pass 1: the weight of every image (and how many candidates it has).
+  const weights = new Float64Array(count);
+  let usable = 0, positions = 0;
+  for (let i = 0; i < count; i++) {
+    const maps = candidates(await split.image(i));
+    weights[i] = imageWeight(maps, preset);
+    if (weights[i] > 0) {
+      usable++;
+      for (const m of maps) for (let j = 0; j < m.weights.length; j++) if (m.weights[j] > 0) positions++;
+    }
+    opts.onProgress?.("energy", i + 1, count);
+  }
+  const available = preset === "release" ? usable : positions;
+  if (n > available) {
+    throw new UserError(
+      `--n ${n} is larger than the ${available} candidate ${
+        preset === "release" ? "images (the release takes one seed per image)" : "patches with any gradient"
+      } in ${count} images`,
+    );
+  }
+
+  // Draw images: without replacement, each at most `cap` times.
+  const cap = preset === "release" ? 1 : Math.ceil(n / Math.max(1, usable));
+  const perImage = new Map<number, number>();
+  const w = Float64Array.from(weights);
+  let total = w.reduce((a, b) => a + b, 0);
+  for (let k = 0; k < n; k++) {
+    const i = drawIndex(w, total, rng);
+    if (i < 0) throw new UserError(`--n ${n}: not enough images with gradients to draw from`);
+    const c = (perImage.get(i) ?? 0) + 1;
+    perImage.set(i, c);
+    if (c >= cap) {
+      total -= w[i];
+      w[i] = 0;
+    }
+  }
+
+  // Pass 2: cut the seeds from the chosen images, positions proportional to weight.
+  const chosen = [...perImage.keys()].sort((a, b) => a - b);
+  // Shared memory, so that the surrogate-data workers read the seeds without copies.
+  const context = new Uint8Array(new SharedArrayBuffer(n * CONTEXT * CONTEXT * 3));
+  const origins: SeedOrigin[] = [];
+  let done = 0;
+  for (const i of chosen) {
+    const maps = candidates(await split.image(i));
+    const imgRng = new Rng(opts.seed ?? 0, 7002, i);
+    const all = maps.map((m) => Float32Array.from(m.weights));
+    const totals = all.map((a) => sum(a));
+    for (let k = 0; k < perImage.get(i)!; k++) {
+      let s: number;
+      if (preset === "release") {
+        // A pyramid scale uniformly, then the position proportionally to its map.
+        const valid = totals.map((t, j) => t > 0 ? j : -1).filter((j) => j >= 0);
+        if (valid.length === 0) break;
+        s = valid[imgRng.int(valid.length)];
+      } else {
+        s = drawIndex(Float32Array.from(totals), totals.reduce((a, b) => a + b, 0), imgRng);
+      }
+      if (s < 0) break;
+      const j = drawIndex(all[s], totals[s], imgRng);
+      if (j < 0) break;
+      const [x, y] = maps[s].positionOf(j);
+      cropContext(maps[s].image, x, y, context, origins.length * CONTEXT * CONTEXT * 3);
+      origins.push({ image: i, scale: maps[s].scale, x, y, energy: all[s][j] });
+      // Without replacement within the image.
+      totals[s] -= all[s][j];
+      all[s][j] = 0;
+    }
+    opts.onProgress?.("crop", ++done, chosen.length);
+  }
+  if (origins.length !== n) throw new UserError(`--n ${n}: only ${origins.length} patches could be drawn`);
+  return { n, context, origins, preset };
+}
+
+/** The per-pixel mean of the seed patches (RGB in [0, 1], 32x32x3), subtracted from every input. */
+export function seedMean(seeds: Seeds): Float32Array {
+  const mean = new Float32Array(PATCH * PATCH * 3);
+  for (let i = 0; i < seeds.n; i++) {
+    const p = seedPatch(seeds, i).data;
+    for (let j = 0; j < mean.length; j++) mean[j] += p[j];
+  }
+  for (let j = 0; j < mean.length; j++) mean[j] /= 255 * seeds.n;
+  return mean;
+}
+
+/** Writes seeds to `dir`: `seeds.bin` (the context windows) and `seeds.json` (where each came from). */
+export async function saveSeeds(dir: string, seeds: Seeds): Promise<void> {
+  await writeFileAtomic(join(dir, "seeds.bin"), new Uint8Array(seeds.context));
+  await writeFileAtomic(
+    join(dir, "seeds.json"),
+    JSON.stringify({ n: seeds.n, preset: seeds.preset, patch: PATCH, context: CONTEXT, origins: seeds.origins }) + "\n",
+  );
+}
+
+/** Reads seeds written by {@link saveSeeds}. */
+export async function loadSeeds(dir: string): Promise<Seeds> {
+  const metaPath = join(dir, "seeds.json"), binPath = join(dir, "seeds.bin");
+  let meta: { n: number; preset: SeedPreset; context: number; origins: SeedOrigin[] };
+  try {
+    meta = JSON.parse(await Deno.readTextFile(metaPath));
+  } catch {
+    throw new UserError(`${metaPath}: not found or not JSON (expected seeds written by deno task seeds)`);
+  }
+  const bytes = await Deno.readFile(binPath).catch(() => null);
+  const size = meta.n * CONTEXT * CONTEXT * 3;
+  if (!bytes || meta.context !== CONTEXT || bytes.length !== size) {
+    throw new UserError(`${binPath}: expected ${size} bytes of ${meta.n} seed windows of ${CONTEXT}x${CONTEXT}`);
+  }
+  const context = new Uint8Array(new SharedArrayBuffer(size));
+  context.set(bytes);
+  return { n: meta.n, context, origins: meta.origins, preset: meta.preset };
+}

@@ -1,0 +1,252 @@
+/**
+ * Surrogate classes (PAPER.md section 1): "each seed patch is a class".
+ * Class i is seed i; its K members are the seed transformed by K random
+ * parameter sets. Copy k of class i is made with parameters drawn from the
+ * generator seeded by (run seed, i, k), so the N x K data set is exact and
+ * reproducible without ever being stored. With K unlimited (`Infinity`), every
+ * epoch shows each class once with fresh parameters (copy k = epoch).
+ *
+ * Inputs are normalised as the paper says: the per-pixel mean of the data
+ * (here: of the N seed patches) is subtracted. (The release works on 0..255
+ * values and also scales by 1/256; on this project's [0, 1] values that is
+ * the same input.)
+ *
+ * Training batches are a deterministic function of the batch index: sample j
+ * of the stream is position j mod E of epoch floor(j / E)'s permutation of the
+ * N x K (class, copy) pairs (E = N x K; E = N for unlimited K). So a resumed
+ * run sees exactly the batches the uninterrupted run would have seen.
+ * {@link SurrogateLoader} generates batches in Deno workers, ahead of the
+ * training loop, so that generation never stalls training.
+ *
+ * @module
+ */
+import {
+  type AugmentPreset,
+  type ColorPCA,
+  colorPCA,
+  drawParams,
+  type TransformName,
+  type TransformParams,
+  transformPatch,
+  TRANSFORMS,
+} from "./augment.ts";
+import { UserError } from "./errors.ts";
+import { Rng } from "./rng.ts";
+import { CONTEXT, PATCH, seedMean, seedPatch, type Seeds } from "./seeds.ts";
+
+/** Options of the surrogate data set. */
+export interface SurrogateOptions {
+  /** Transformed copies per class (K), or `Infinity` for fresh parameters every epoch. */
+  k: number;
+  preset?: AugmentPreset;
+  /** The transformations in use (default: all six). */
+  transforms?: TransformName[];
+  /** Run seed. */
+  seed?: number;
+  /** Held-out copies per class for validation (never used for training). */
+  validationCopies?: number;
+}
+
+/** A batch: `x` is B x 32 x 32 x 3 (NHWC, mean subtracted), `y` the surrogate class of each. */
+export interface Batch {
+  x: Float32Array;
+  y: Int32Array;
+}
+
+const PATCH_SIZE = PATCH * PATCH * 3;
+const TAG_TRAIN = 11, TAG_VALID = 12, TAG_EPOCH = 21;
+
+/** The N x K surrogate data set, generated on demand. */
+export class SurrogateData {
+  readonly seeds: Seeds;
+  readonly n: number;
+  readonly k: number;
+  readonly preset: AugmentPreset;
+  readonly transforms: Set<TransformName>;
+  readonly seed: number;
+  readonly validationCopies: number;
+  /** Principal components of the seeds' pixel colours (for contrast1). */
+  readonly pca: ColorPCA;
+  /** Per-pixel mean of the seed patches, subtracted from every input. */
+  readonly mean: Float32Array;
+  #epochPerm: { e: number; perm: Int32Array } | null = null;
+
+  constructor(seeds: Seeds, opts: SurrogateOptions, stats?: { pca: ColorPCA; mean: Float32Array }) {
+    if (seeds.n < 2) throw new UserError(`surrogate classes need N >= 2 seeds, got ${seeds.n}`);
+    if (!(opts.k === Infinity || (Number.isInteger(opts.k) && opts.k >= 1))) {
+      throw new UserError(`K = ${opts.k}: expected a positive integer or inf`);
+    }
+    this.seeds = seeds;
+    this.n = seeds.n;
+    this.k = opts.k;
+    this.preset = opts.preset ?? "paper";
+    this.transforms = new Set(opts.transforms ?? TRANSFORMS);
+    this.seed = opts.seed ?? 0;
+    this.validationCopies = opts.validationCopies ?? 1;
+    if (stats) {
+      this.pca = stats.pca;
+      this.mean = stats.mean;
+    } else {
+      const pixels = new Uint8Array(this.n * PATCH_SIZE);
+      for (let i = 0; i < this.n; i++) pixels.set(seedPatch(seeds, i).data, i * PATCH_SIZE);
+      this.pca = colorPCA(pixels);
+      this.mean = seedMean(seeds);
+    }
+  }
+
+  /** Samples in one epoch: every (class, copy) pair once; N for unlimited K. */
+  get epochSize(): number {
+    return this.k === Infinity ? this.n : this.n * this.k;
+  }
+
+  /** The parameters of training copy k of class i. */
+  params(i: number, k: number): TransformParams {
+    return drawParams(new Rng(this.seed, TAG_TRAIN, i, k), this.preset, this.transforms);
+  }
+
+  /** The parameters of held-out copy v of class i. */
+  validationParams(i: number, v: number): TransformParams {
+    return drawParams(new Rng(this.seed, TAG_VALID, i, v), this.preset, this.transforms);
+  }
+
+  /** Writes seed i transformed by `p`, as RGB in [0, 1] (not normalised), at `out[off..]`. */
+  render(i: number, p: TransformParams, out: Float32Array, off = 0): void {
+    transformPatch(this.seeds.context, i * CONTEXT * CONTEXT * 3, p, this.pca, out, off);
+  }
+
+  /** The (class, copy) of sample j of the training stream. */
+  sample(j: number): [number, number] {
+    const E = this.epochSize, e = Math.floor(j / E), pos = j - e * E;
+    if (this.#epochPerm?.e !== e) this.#epochPerm = { e, perm: new Rng(this.seed, TAG_EPOCH, e).permutation(E) };
+    const q = this.#epochPerm.perm[pos];
+    return this.k === Infinity ? [q, e] : [Math.floor(q / this.k), q % this.k];
+  }
+
+  /** Training batch b of `size` samples (samples b*size .. b*size+size-1 of the stream). */
+  batch(b: number, size: number): Batch {
+    const x = new Float32Array(size * PATCH_SIZE), y = new Int32Array(size);
+    for (let s = 0; s < size; s++) {
+      const [i, k] = this.sample(b * size + s);
+      y[s] = i;
+      this.render(i, this.params(i, k), x, s * PATCH_SIZE);
+    }
+    this.#normalise(x);
+    return { x, y };
+  }
+
+  /** The held-out validation set: `validationCopies` copies of every class. */
+  validation(): Batch {
+    const V = this.validationCopies;
+    const x = new Float32Array(this.n * V * PATCH_SIZE), y = new Int32Array(this.n * V);
+    for (let v = 0; v < V; v++) {
+      for (let i = 0; i < this.n; i++) {
+        const s = v * this.n + i;
+        y[s] = i;
+        this.render(i, this.validationParams(i, v), x, s * PATCH_SIZE);
+      }
+    }
+    this.#normalise(x);
+    return { x, y };
+  }
+
+  #normalise(x: Float32Array): void {
+    const m = this.mean;
+    for (let o = 0; o < x.length; o += PATCH_SIZE) for (let j = 0; j < PATCH_SIZE; j++) x[o + j] -= m[j];
+  }
+}
+
+/** What a worker needs to rebuild the same {@link SurrogateData}. */
+export interface SurrogateWorkerInit {
+  context: Uint8Array;
+  n: number;
+  opts: SurrogateOptions;
+  pca: ColorPCA;
+  mean: Float32Array;
+}
+
+/**
+ * Generates training batches in Deno workers, in order, `depth` batches ahead.
+ * The seeds are shared (SharedArrayBuffer), not copied.
+ *
+ * @example
+ * ```ts
+ * const loader = new SurrogateLoader(data, 128, { workers: 2 });
+ * const first = await loader.next(); // batch 0
+ * loader.close();
+ * ```
+ */
+export class SurrogateLoader {
+  readonly data: SurrogateData;
+  readonly batchSize: number;
+  #workers: Worker[];
+  #pending = new Map<number, Promise<Batch>>();
+  #resolvers = new Map<number, (b: Batch) => void>();
+  #next: number;
+  #depth: number;
+
+  constructor(data: SurrogateData, batchSize: number, opts: { workers?: number; depth?: number; start?: number } = {}) {
+    if (!(Number.isInteger(batchSize) && batchSize >= 1)) throw new UserError(`batch size ${batchSize}: expected >= 1`);
+    this.data = data;
+    this.batchSize = batchSize;
+    this.#next = opts.start ?? 0;
+    const nWorkers = Math.max(1, opts.workers ?? 2);
+    this.#depth = Math.max(nWorkers, opts.depth ?? 2 * nWorkers);
+    const context = data.seeds.context;
+    const shared = context.buffer instanceof SharedArrayBuffer ? context : (() => {
+      const c = new Uint8Array(new SharedArrayBuffer(context.length));
+      c.set(context);
+      return c;
+    })();
+    const init: SurrogateWorkerInit = {
+      context: shared,
+      n: data.n,
+      opts: {
+        k: data.k,
+        preset: data.preset,
+        transforms: [...data.transforms],
+        seed: data.seed,
+        validationCopies: data.validationCopies,
+      },
+      pca: data.pca,
+      mean: data.mean,
+    };
+    this.#workers = Array.from({ length: nWorkers }, () => {
+      const w = new Worker(new URL("./surrogate_worker.ts", import.meta.url), { type: "module" });
+      w.onmessage = (e: MessageEvent<{ b: number; x: Float32Array; y: Int32Array }>) => {
+        const r = this.#resolvers.get(e.data.b);
+        this.#resolvers.delete(e.data.b);
+        r?.({ x: e.data.x, y: e.data.y });
+      };
+      w.postMessage({ init });
+      return w;
+    });
+    for (let b = this.#next; b < this.#next + this.#depth; b++) this.#request(b);
+  }
+
+  #request(b: number): void {
+    if (this.#pending.has(b)) return;
+    this.#pending.set(b, new Promise<Batch>((resolve) => this.#resolvers.set(b, resolve)));
+    this.#workers[b % this.#workers.length].postMessage({ b, size: this.batchSize });
+  }
+
+  /** The index of the batch {@link next} returns next. */
+  get position(): number {
+    return this.#next;
+  }
+
+  /** The next training batch. */
+  async next(): Promise<Batch> {
+    const b = this.#next++;
+    this.#request(b);
+    this.#request(b + this.#depth - 1);
+    const batch = await this.#pending.get(b)!;
+    this.#pending.delete(b);
+    return batch;
+  }
+
+  /** Stops the workers. */
+  close(): void {
+    for (const w of this.#workers) w.terminate();
+    this.#workers = [];
+  }
+}
