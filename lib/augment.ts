@@ -268,7 +268,6 @@ export function transformPatch(
   // Geometry: output pixel (u, v), centred, maps to source c + t + R(angle) (u, v) / scale.
   const c = CONTEXT / 2 - 0.5, h = PATCH / 2 - 0.5;
   const cos = Math.cos(p.angle) / p.scale, sin = Math.sin(p.angle) / p.scale;
-  const geometric = p.tx !== 0 || p.ty !== 0 || p.scale !== 1 || p.angle !== 0;
   // contrast1 as one 3x3 matrix M = V^T diag(f) V around the colour mean.
   const V = pca.vectors, f = p.pca;
   const M = new Float64Array(9);
@@ -278,32 +277,23 @@ export function transformPatch(
     }
   }
   const [m0, m1, m2] = pca.mean;
-  const doPca = f[0] !== 1 || f[1] !== 1 || f[2] !== 1;
-  const doHsv = p.sPow !== 1 || p.sMul !== 1 || p.sAdd !== 0 || p.vPow !== 1 || p.vMul !== 1 || p.vAdd !== 0 ||
-    p.hue !== 0;
   const inv = 1 / 255;
   for (let v = 0; v < PATCH; v++) {
     for (let u = 0; u < PATCH; u++) {
-      let r: number, g: number, b: number;
-      if (geometric) {
-        const du = u - h, dv = v - h;
-        // Source offset = R (du, dv) / scale; with y pointing down, a positive angle turns the content clockwise.
-        let sx = c + p.tx + cos * du + sin * dv;
-        let sy = c + p.ty - sin * du + cos * dv;
-        sx = sx < 0 ? 0 : sx > CONTEXT - 1 ? CONTEXT - 1 : sx;
-        sy = sy < 0 ? 0 : sy > CONTEXT - 1 ? CONTEXT - 1 : sy;
-        const x0 = Math.min(Math.floor(sx), CONTEXT - 2), y0 = Math.min(Math.floor(sy), CONTEXT - 2);
-        const wx = sx - x0, wy = sy - y0;
-        const i00 = srcOff + 3 * (y0 * CONTEXT + x0), i10 = i00 + 3, i01 = i00 + 3 * CONTEXT, i11 = i01 + 3;
-        const w00 = (1 - wx) * (1 - wy), w10 = wx * (1 - wy), w01 = (1 - wx) * wy, w11 = wx * wy;
-        r = (src[i00] * w00 + src[i10] * w10 + src[i01] * w01 + src[i11] * w11) * inv;
-        g = (src[i00 + 1] * w00 + src[i10 + 1] * w10 + src[i01 + 1] * w01 + src[i11 + 1] * w11) * inv;
-        b = (src[i00 + 2] * w00 + src[i10 + 2] * w10 + src[i01 + 2] * w01 + src[i11 + 2] * w11) * inv;
-      } else {
-        const i = srcOff + 3 * ((v + c - h) * CONTEXT + u + c - h);
-        r = src[i] * inv, g = src[i + 1] * inv, b = src[i + 2] * inv;
-      }
-      if (doPca) {
+      // Source offset = R (du, dv) / scale; with y pointing down, a positive angle turns the content clockwise.
+      const du = u - h, dv = v - h;
+      let sx = c + p.tx + cos * du + sin * dv;
+      let sy = c + p.ty - sin * du + cos * dv;
+      sx = sx < 0 ? 0 : sx > CONTEXT - 1 ? CONTEXT - 1 : sx;
+      sy = sy < 0 ? 0 : sy > CONTEXT - 1 ? CONTEXT - 1 : sy;
+      const x0 = Math.min(Math.floor(sx), CONTEXT - 2), y0 = Math.min(Math.floor(sy), CONTEXT - 2);
+      const wx = sx - x0, wy = sy - y0;
+      const i00 = srcOff + 3 * (y0 * CONTEXT + x0), i10 = i00 + 3, i01 = i00 + 3 * CONTEXT, i11 = i01 + 3;
+      const w00 = (1 - wx) * (1 - wy), w10 = wx * (1 - wy), w01 = (1 - wx) * wy, w11 = wx * wy;
+      let r = (src[i00] * w00 + src[i10] * w10 + src[i01] * w01 + src[i11] * w11) * inv;
+      let g = (src[i00 + 1] * w00 + src[i10 + 1] * w10 + src[i01 + 1] * w01 + src[i11 + 1] * w11) * inv;
+      let b = (src[i00 + 2] * w00 + src[i10 + 2] * w10 + src[i01 + 2] * w01 + src[i11 + 2] * w11) * inv;
+      { // contrast1: projections onto the principal components, each multiplied by its factor
         const d0 = r - m0, d1 = g - m1, d2 = b - m2;
         r = m0 + M[0] * d0 + M[1] * d1 + M[2] * d2;
         g = m1 + M[3] * d0 + M[4] * d1 + M[5] * d2;
@@ -312,7 +302,7 @@ export function transformPatch(
         g = g < 0 ? 0 : g > 1 ? 1 : g;
         b = b < 0 ? 0 : b > 1 ? 1 : b;
       }
-      if (doHsv) {
+      { // contrast2 and color, in HSV
         // RGB -> HSV
         const max = r > g ? (r > b ? r : b) : (g > b ? g : b);
         const min = r < g ? (r < b ? r : b) : (g < b ? g : b);
@@ -369,4 +359,42 @@ export function patchToImage(x: Float32Array, off = 0): { width: number; height:
   const data = new Uint8Array(PATCH * PATCH * 3);
   for (let i = 0; i < data.length; i++) data[i] = Math.max(0, Math.min(255, Math.round(x[off + i] * 255)));
   return { width: PATCH, height: PATCH, data };
+}
+
+/**
+ * Parameter sets that vary one transformation alone across its preset's range
+ * (`steps` values from one end to the other), for pictures of what each does.
+ * translation moves horizontally, contrast1 scales the first principal
+ * component, contrast2 raises S and V to the same power; for `release`,
+ * contrast1 spans z in [-2, 2] (its factor 2^z has no bound).
+ */
+export function sweepParams(name: TransformName, preset: AugmentPreset = "paper", steps = 7): TransformParams[] {
+  const r = PRESET_RANGES[preset];
+  const t = (i: number) => steps === 1 ? 0.5 : i / (steps - 1);
+  const lin = (lo: number, hi: number, i: number) => lo + (hi - lo) * t(i);
+  const log = ([lo, hi]: [number, number], i: number) => Math.exp(lin(Math.log(lo), Math.log(hi), i));
+  return Array.from({ length: steps }, (_, i) => {
+    const p = identityParams();
+    switch (name) {
+      case "translation":
+        p.tx = lin(-r.translation, r.translation, i) * PATCH;
+        break;
+      case "scaling":
+        p.scale = log(r.scale, i);
+        break;
+      case "rotation":
+        p.angle = lin(-r.rotationDeg, r.rotationDeg, i) * Math.PI / 180;
+        break;
+      case "contrast1":
+        p.pca = [preset === "release" ? 2 ** lin(-2, 2, i) : log(r.pca, i), 1, 1];
+        break;
+      case "contrast2":
+        p.sPow = p.vPow = log(r.power, i);
+        break;
+      case "color":
+        p.hue = lin(r.hue[0], r.hue[1], i);
+        break;
+    }
+    return p;
+  });
 }

@@ -127,7 +127,9 @@ export function windowMeans(map: Float32Array, w: number, h: number, k: number):
   const out = new Float32Array(Math.max(0, ow) * Math.max(0, oh));
   for (let y = 0; y < oh; y++) {
     for (let x = 0; x < ow; x++) {
-      out[y * ow + x] = (S[(y + k) * W + x + k] - S[y * W + x + k] - S[(y + k) * W + x] + S[y * W + x]) / (k * k);
+      const m = (S[(y + k) * W + x + k] - S[y * W + x + k] - S[(y + k) * W + x] + S[y * W + x]) / (k * k);
+      // Rounding leaves ~1e-17 where the map is zero; the smallest real mean of an 8-bit image is ~4e-10.
+      out[y * ow + x] = m > 1e-12 ? m : 0;
     }
   }
   return out;

@@ -1,0 +1,74 @@
+/**
+ * `deno task augment --data SPEC --out DIR [--n 8] [--k 16] [--preset paper|release] [--seed S] [--transforms LIST]`
+ *
+ * Pictures of the surrogate classes (PAPER.md section 1), written into DIR:
+ * - `transforms.png`: one seed under each of the six transformations alone,
+ *   at 9 strengths across the preset's range (one row per transformation, in
+ *   the order translation, scaling, rotation, contrast1, contrast2, color);
+ * - `classes.png`: n seeds (first column) and K random copies of each (one
+ *   surrogate class per row), with the transformations of `--transforms`.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { augmentPreset, parseTransforms, patchToImage, sweepParams, TRANSFORMS } from "../lib/augment.ts";
+import { intFlag, parseFlags, runTask } from "../lib/cli.ts";
+import { DATA_SPECS, getSplit, openDataset } from "../lib/data/mod.ts";
+import { UserError } from "../lib/errors.ts";
+import { writeFileAtomic } from "../lib/fsutil.ts";
+import { encodePng, imageGrid, type RGBImage } from "../lib/image.ts";
+import { PATCH, seedPatch, seedPatches } from "../lib/seeds.ts";
+import { SurrogateData } from "../lib/surrogate.ts";
+
+const USAGE =
+  `deno task augment --data SPEC --out DIR [--n 8] [--k 16] [--preset paper|release] [--seed S] [--transforms ${
+    TRANSFORMS.join(",")
+  }|all]   (SPEC: ${DATA_SPECS})`;
+
+async function main(args: string[]): Promise<void> {
+  const { values, positionals } = parseFlags(args, {
+    data: { type: "string" },
+    out: { type: "string" },
+    n: { type: "string" },
+    k: { type: "string" },
+    preset: { type: "string" },
+    seed: { type: "string" },
+    transforms: { type: "string" },
+  }, USAGE);
+  if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}" (usage: ${USAGE})`);
+  if (!values.out) throw new UserError(`--out DIR is required (usage: ${USAGE})`);
+  const preset = augmentPreset(values.preset ?? "paper");
+  const transforms = parseTransforms(values.transforms ?? "all");
+  const n = intFlag("n", values.n, 8, 2, 64);
+  const k = intFlag("k", values.k, 16, 1, 64);
+  const seed = intFlag("seed", values.seed, 0, 0);
+  const ds = await openDataset(values.data ?? "synthetic");
+  const split = getSplit(ds, "unlabeled" in ds.splits ? "unlabeled" : Object.keys(ds.splits)[0]);
+  const seeds = await seedPatches(split, { n, preset, seed });
+  ds.close();
+  const data = new SurrogateData(seeds, { k, preset, transforms: [...transforms], seed });
+  const buf = new Float32Array(PATCH * PATCH * 3);
+  const render = (i: number, p: ReturnType<typeof sweepParams>[number]): RGBImage => {
+    data.render(i, p, buf);
+    return patchToImage(buf);
+  };
+
+  const steps = 9;
+  const sweep: RGBImage[] = [];
+  for (const name of TRANSFORMS) for (const p of sweepParams(name, preset, steps)) sweep.push(render(0, p));
+  await writeFileAtomic(join(values.out, "transforms.png"), await encodePng(imageGrid(sweep, steps, 64)));
+
+  const classes: RGBImage[] = [];
+  for (let i = 0; i < n; i++) {
+    classes.push(seedPatch(seeds, i));
+    for (let c = 0; c < k; c++) classes.push(render(i, data.params(i, c)));
+  }
+  await writeFileAtomic(join(values.out, "classes.png"), await encodePng(imageGrid(classes, k + 1, 48)));
+  console.error(
+    `${preset} preset, transformations: ${[...transforms].join(", ") || "none"}; pictures in ${values.out}`,
+  );
+  console.log(join(values.out, "transforms.png"));
+  console.log(join(values.out, "classes.png"));
+}
+
+if (import.meta.main) runTask(main);

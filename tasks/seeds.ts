@@ -1,0 +1,66 @@
+/**
+ * `deno task seeds --data SPEC --n N --out DIR [--preset paper|release] [--seed S] [--split NAME] [--limit M]`
+ *
+ * Draws N seed patches (PAPER.md section 1) from the unlabeled split and
+ * writes `seeds.bin`, `seeds.json` (where each seed came from) and
+ * `seeds.png` (a grid of the first ones) into DIR.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { intFlag, parseFlags, Progress, runTask } from "../lib/cli.ts";
+import { DATA_SPECS, getSplit, openDataset } from "../lib/data/mod.ts";
+import { UserError } from "../lib/errors.ts";
+import { writeFileAtomic } from "../lib/fsutil.ts";
+import { encodePng, imageGrid } from "../lib/image.ts";
+import { saveSeeds, SEED_PRESETS, seedPatch, seedPatches, type SeedPreset } from "../lib/seeds.ts";
+
+const USAGE = `deno task seeds --data SPEC --n N --out DIR [--preset ${
+  SEED_PRESETS.join("|")
+}] [--seed S] [--split NAME] [--limit M]   (SPEC: ${DATA_SPECS})`;
+
+async function main(args: string[]): Promise<void> {
+  const { values, positionals } = parseFlags(args, {
+    data: { type: "string" },
+    n: { type: "string" },
+    out: { type: "string" },
+    preset: { type: "string" },
+    seed: { type: "string" },
+    split: { type: "string" },
+    limit: { type: "string" },
+  }, USAGE);
+  if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}" (usage: ${USAGE})`);
+  if (!values.out) throw new UserError(`--out DIR is required (usage: ${USAGE})`);
+  const preset = values.preset ?? "paper";
+  if (!(SEED_PRESETS as string[]).includes(preset)) {
+    throw new UserError(`--preset ${preset}: unknown preset (expected ${SEED_PRESETS.join(" or ")})`);
+  }
+  const n = intFlag("n", values.n, 1000, 1);
+  const seed = intFlag("seed", values.seed, 0, 0);
+  const ds = await openDataset(values.data ?? "synthetic");
+  const split = getSplit(ds, values.split ?? ("unlabeled" in ds.splits ? "unlabeled" : Object.keys(ds.splits)[0]));
+  const limit = values.limit === undefined ? undefined : intFlag("limit", values.limit, 0, 1);
+  const bars: Record<string, Progress> = {};
+  const t0 = performance.now();
+  const seeds = await seedPatches(split, {
+    n,
+    preset: preset as SeedPreset,
+    seed,
+    limit,
+    onProgress: (phase, done, total) => (bars[phase] ??= new Progress(`seeds: ${phase}`, total)).update(done),
+  });
+  ds.close();
+  await saveSeeds(values.out, seeds);
+  const shown = Math.min(n, 400);
+  const grid = imageGrid(Array.from({ length: shown }, (_, i) => seedPatch(seeds, i)), 20, 32, 1);
+  await writeFileAtomic(join(values.out, "seeds.png"), await encodePng(grid));
+  const images = new Set(seeds.origins.map((o) => o.image)).size;
+  console.error(
+    `${n} seeds (${preset}) from ${images} images in ${
+      ((performance.now() - t0) / 1000).toFixed(1)
+    } s -> ${values.out}`,
+  );
+  console.log(join(values.out, "seeds.png"));
+}
+
+if (import.meta.main) runTask(main);

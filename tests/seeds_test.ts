@@ -1,0 +1,121 @@
+import assert from "node:assert/strict";
+import type { Split } from "../lib/data/dataset.ts";
+import { newImage, type RGBImage } from "../lib/image.ts";
+import { Rng } from "../lib/rng.ts";
+import { loadSeeds, PATCH, saveSeeds, seedPatch, seedPatches } from "../lib/seeds.ts";
+import { oneLineError, task, tempDir } from "./helpers.ts";
+
+/** A split over images made in memory. */
+function memorySplit(images: RGBImage[]): Split {
+  return {
+    name: "unlabeled",
+    length: images.length,
+    labels: null,
+    size: { width: images[0].width, height: images[0].height },
+    image: (i) => Promise.resolve(images[i]),
+    imageSize: (i) => Promise.resolve({ width: images[i].width, height: images[i].height }),
+    source: (i) => `memory#${i}`,
+  };
+}
+
+/** 96x96, flat gray except the top-left quadrant, which holds random texture. */
+function quadrantImage(seed: number): RGBImage {
+  const img = newImage(96, 96);
+  img.data.fill(128);
+  const rng = new Rng(seed);
+  for (let y = 0; y < 48; y++) {
+    for (let x = 0; x < 48; x++) for (let c = 0; c < 3; c++) img.data[3 * (y * 96 + x) + c] = rng.int(256);
+  }
+  return img;
+}
+
+Deno.test("paper seeds come from where the gradients are", async () => {
+  const split = memorySplit([0, 1, 2, 3].map(quadrantImage));
+  const seeds = await seedPatches(split, { n: 200, preset: "paper", seed: 1 });
+  // A seed comes from the textured quadrant when its window, mapped back to the original image, overlaps it
+  // (within 2 px: the quadrant's own edge has gradient too). Uniform sampling would give about 56 % here.
+  const fromQuadrant = seeds.origins.filter((o) => o.x / o.scale < 50 && o.y / o.scale < 50);
+  assert.ok(fromQuadrant.length >= 0.95 * 200, `${fromQuadrant.length} of 200 seeds from the textured quadrant`);
+  // And most of them lie mostly inside it: their centre is in the quadrant.
+  const centred = seeds.origins.filter((o) => (o.x + PATCH / 2) / o.scale < 48 && (o.y + PATCH / 2) / o.scale < 48);
+  assert.ok(centred.length >= 0.6 * 200, `${centred.length} of 200 seeds centred in the quadrant`);
+  assert.equal(new Set(seeds.origins.map((o) => o.image)).size, 4);
+  assert.ok(new Set(seeds.origins.map((o) => o.scale)).size > 1, "several scales are used");
+});
+
+Deno.test("release seeds: one per image, also from the textured quadrant", async () => {
+  const split = memorySplit(Array.from({ length: 60 }, (_, i) => quadrantImage(i)));
+  const seeds = await seedPatches(split, { n: 50, preset: "release", seed: 2 });
+  assert.equal(new Set(seeds.origins.map((o) => o.image)).size, 50);
+  const fromQuadrant = seeds.origins.filter((o) => o.x / o.scale < 50 && o.y / o.scale < 50);
+  assert.ok(fromQuadrant.length >= 0.95 * 50, `${fromQuadrant.length} of 50`);
+  await assert.rejects(
+    () => seedPatches(split, { n: 61, preset: "release" }),
+    /--n 61 is larger than the 60 candidate images/,
+  );
+});
+
+Deno.test("the same run seed gives the same seeds; another gives others; saved seeds load back", async () => {
+  const split = memorySplit(Array.from({ length: 12 }, (_, i) => quadrantImage(100 + i)));
+  const a = await seedPatches(split, { n: 20, seed: 7 });
+  const b = await seedPatches(split, { n: 20, seed: 7 });
+  const c = await seedPatches(split, { n: 20, seed: 8 });
+  assert.deepEqual(a.origins, b.origins);
+  assert.deepEqual(a.context, b.context);
+  assert.notDeepEqual(a.origins, c.origins);
+  await using tmp = await tempDir();
+  await saveSeeds(tmp.path, a);
+  const back = await loadSeeds(tmp.path);
+  assert.deepEqual(back.origins, a.origins);
+  assert.deepEqual(seedPatch(back, 19).data, seedPatch(a, 19).data);
+});
+
+Deno.test("seeds: bad input is refused", async () => {
+  const flat = newImage(96, 96);
+  flat.data.fill(9);
+  await assert.rejects(
+    () => seedPatches(memorySplit([flat, quadrantImage(1)]), { n: 100000 }),
+    /--n 100000 is larger than/,
+  );
+  await assert.rejects(() => seedPatches(memorySplit([newImage(20, 20)]), { n: 1 }), /smaller than the 32x32 patch/);
+  await using tmp = await tempDir();
+  const env = { EXEMPLAR_CACHE: `${tmp.path}/cache` };
+  const spec = "synthetic:unlabeled=20,train=10,test=10,fold=10";
+  oneLineError(
+    await task("seeds", ["--data", spec, "--n", "10", "--out", tmp.path, "--preset", "fancy"], env),
+    /--preset fancy/,
+  );
+  oneLineError(
+    await task("seeds", ["--data", spec, "--n", "21", "--out", tmp.path, "--preset", "release"], env),
+    /--n 21 is larger/,
+  );
+  oneLineError(
+    await task("augment", ["--data", spec, "--out", tmp.path, "--transforms", "blur"], env),
+    /unknown transformation "blur"/,
+  );
+  oneLineError(await task("augment", ["--data", spec, "--out", tmp.path, "--preset", "x"], env), /unknown preset "x"/);
+});
+
+Deno.test("seeds and augment tasks write their pictures", async () => {
+  await using tmp = await tempDir();
+  const env = { EXEMPLAR_CACHE: `${tmp.path}/cache` };
+  const spec = "synthetic:unlabeled=40,train=10,test=10,fold=10";
+  const s = await task("seeds", ["--data", spec, "--n", "30", "--out", `${tmp.path}/s`], env);
+  assert.equal(s.code, 0, s.stderr);
+  assert.equal((await loadSeeds(`${tmp.path}/s`)).n, 30);
+  assert.ok((await Deno.stat(`${tmp.path}/s/seeds.png`)).size > 1000);
+  const a = await task("augment", [
+    "--data",
+    spec,
+    "--out",
+    `${tmp.path}/a`,
+    "--n",
+    "3",
+    "--k",
+    "5",
+    "--preset",
+    "release",
+  ], env);
+  assert.equal(a.code, 0, a.stderr);
+  for (const f of ["transforms.png", "classes.png"]) assert.ok((await Deno.stat(`${tmp.path}/a/${f}`)).size > 1000);
+});
