@@ -21,3 +21,6 @@ export * from "./lib/image.ts";
 export * from "./lib/viz.ts";
 export * from "./lib/rng.ts";
 export * from "./lib/errors.ts";
+export * from "./lib/seeds.ts";
+export * from "./lib/augment.ts";
+export * from "./lib/surrogate.ts";

@@ -159,3 +159,38 @@ export function imageGrid(images: RGBImage[], cols: number, cell = 64, pad = 2):
   });
   return out;
 }
+
+/** Draws the outline of a rectangle (top-left x, y; size w x h) in place, `t` px thick. */
+export function drawRect(
+  img: RGBImage,
+  x: number,
+  y: number,
+  w: number,
+  h: number,
+  color: [number, number, number],
+  t = 1,
+): void {
+  const put = (px: number, py: number) => {
+    if (px < 0 || py < 0 || px >= img.width || py >= img.height) return;
+    const o = 3 * (py * img.width + px);
+    [img.data[o], img.data[o + 1], img.data[o + 2]] = color;
+  };
+  for (let k = 0; k < t; k++) {
+    for (let i = x; i < x + w; i++) put(i, y + k), put(i, y + h - 1 - k);
+    for (let j = y; j < y + h; j++) put(x + k, j), put(x + w - 1 - k, j);
+  }
+}
+
+/** A scalar map as a picture: black (its minimum) through red and yellow to white (its maximum). */
+export function heatmap(map: ArrayLike<number>, width: number, height: number): RGBImage {
+  let lo = Infinity, hi = -Infinity;
+  for (let i = 0; i < map.length; i++) lo = Math.min(lo, map[i]), hi = Math.max(hi, map[i]);
+  const img = newImage(width, height);
+  for (let i = 0; i < width * height; i++) {
+    const t = hi > lo ? (map[i] - lo) / (hi - lo) : 0;
+    img.data[3 * i] = Math.round(255 * Math.min(1, 3 * t));
+    img.data[3 * i + 1] = Math.round(255 * Math.min(1, Math.max(0, 3 * t - 1)));
+    img.data[3 * i + 2] = Math.round(255 * Math.max(0, 3 * t - 2));
+  }
+  return img;
+}

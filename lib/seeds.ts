@@ -380,7 +380,7 @@ export function seedMean(seeds: Seeds): Float32Array {
 
 /** Writes seeds to `dir`: `seeds.bin` (the context windows) and `seeds.json` (where each came from). */
 export async function saveSeeds(dir: string, seeds: Seeds): Promise<void> {
-  await writeFileAtomic(join(dir, "seeds.bin"), new Uint8Array(seeds.context));
+  await writeFileAtomic(join(dir, "seeds.bin"), seeds.context);
   await writeFileAtomic(
     join(dir, "seeds.json"),
     JSON.stringify({ n: seeds.n, preset: seeds.preset, patch: PATCH, context: CONTEXT, origins: seeds.origins }) + "\n",

@@ -132,10 +132,10 @@ export function renderSynthetic(cls: number, rng: Rng, size = STL10_SIZE): RGBIm
   const c2 = hsv(rng.next(), rng.uniform(0, 0.6), Math.min(1, Math.max(0, bgV + rng.uniform(-0.2, 0.2))));
   const ga = rng.uniform(0, 2 * Math.PI), gx = Math.cos(ga) / size, gy = Math.sin(ga) / size;
   const waves = Array.from({ length: 3 }, () => ({
-    fx: rng.uniform(-0.25, 0.25),
-    fy: rng.uniform(-0.25, 0.25),
+    fx: rng.uniform(-0.15, 0.15),
+    fy: rng.uniform(-0.15, 0.15),
     ph: rng.uniform(0, 6.3),
-    a: rng.uniform(0, 0.08),
+    a: rng.uniform(0, 0.05),
   }));
   for (let y = 0; y < size; y++) {
     for (let x = 0; x < size; x++) {
@@ -269,7 +269,7 @@ export async function ensureSynthetic(
   opts: SyntheticOptions = SYNTHETIC_DEFAULTS,
   log: (msg: string) => void = (m) => console.error(m),
 ): Promise<string> {
-  const key = `v1-u${opts.unlabeled}-tr${opts.train}-te${opts.test}-f${opts.fold}-s${opts.seed}`;
+  const key = `v2-u${opts.unlabeled}-tr${opts.train}-te${opts.test}-f${opts.fold}-s${opts.seed}`;
   const dir = join(cacheDir(), "synthetic", key);
   const final = join(dir, "stl10_binary");
   if (exists(final)) return final;
