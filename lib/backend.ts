@@ -1,0 +1,231 @@
+/**
+ * Backends: where the tensor arithmetic runs (DESIGN.md, "Backends").
+ *
+ * TensorFlow.js is chosen at start-up, best first:
+ * `@tensorflow/tfjs-node-gpu` (CUDA) -> `@tensorflow/tfjs-node` (native CPU) ->
+ * WebGPU (Deno's `navigator.gpu`, only a real, non-fallback adapter) -> `wasm`
+ * -> `cpu`. `--backend NAME` forces one. The native packages are optional
+ * imports: where they cannot be installed (their install script downloads
+ * libtensorflow from outside the npm registry) the chain skips them.
+ *
+ * The `wasm` backend lacks `Conv2DBackpropFilter` (training a conv net fails)
+ * and has a slow plain-loop `Conv2DBackpropInput`. For stride-1 convolutions
+ * both gradients are ordinary convolutions, which the backend runs on XNNPACK;
+ * {@link registerWasmConvGradients} registers them:
+ *
+ * - filter gradient: dW[kh, kw, ci, co] = sum over n, y, x of
+ *   xpad[n, y + kh, x + kw, ci] dy[n, y, x, co] = a convolution of x transposed
+ *   to [ci, H, W, n] (the batch becomes the channels) with dy transposed to
+ *   [y, x, n, co] as the filter, then transposed back;
+ * - input gradient: dx = a convolution of dy, padded by (k - 1 - pad), with
+ *   the filter flipped in space and its channel axes swapped.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
+import { UserError } from "./errors.ts";
+
+type TensorInfo = tf.TensorInfo;
+// deno-lint-ignore no-explicit-any
+type Attrs = any;
+
+/** Backend names accepted by `--backend`. */
+export const BACKENDS = ["tensorflow-gpu", "tensorflow", "webgpu", "wasm", "cpu"] as const;
+export type BackendName = typeof BACKENDS[number];
+
+/** What was chosen, for every run's config. */
+export interface BackendInfo {
+  name: BackendName;
+  /** TensorFlow.js's own name for it. */
+  tfBackend: string;
+  detail: string;
+  /** Why better backends were skipped. */
+  skipped: string[];
+}
+
+function kernel(name: string, backend: string) {
+  const k = tf.getKernel(name, backend);
+  if (!k) throw new Error(`kernel ${name} is not registered for ${backend}`);
+  return k.kernelFunc;
+}
+
+/** Registers the convolution gradients of the module documentation on `backendName` (default wasm). */
+export function registerWasmConvGradients(backendName = "wasm"): void {
+  const conv = kernel("Conv2D", backendName);
+  const transpose = kernel("Transpose", backendName);
+  const reverse = kernel("Reverse", backendName);
+  const call = (f: tf.KernelFunc, inputs: Record<string, TensorInfo>, attrs: Attrs, backend: tf.KernelBackend) =>
+    f({ inputs, attrs, backend }) as TensorInfo;
+
+  const stride1 = (attrs: Attrs, what: string) => {
+    const s = typeof attrs.strides === "number" ? [attrs.strides, attrs.strides] : attrs.strides;
+    const d = attrs.dilations === undefined
+      ? [1, 1]
+      : typeof attrs.dilations === "number"
+      ? [attrs.dilations, attrs.dilations]
+      : attrs.dilations;
+    if (s[0] !== 1 || s[1] !== 1 || d[0] !== 1 || d[1] !== 1 || attrs.dataFormat === "NCHW") {
+      throw new Error(`${what} on ${backendName}: only stride 1, dilation 1, NHWC convolutions are supported`);
+    }
+  };
+
+  const filterGrad: tf.KernelConfig = {
+    kernelName: "Conv2DBackpropFilter",
+    backendName,
+    kernelFunc: (args) => {
+      const inputs = args.inputs, attrs = args.attrs as Attrs, backend = args.backend as tf.KernelBackend;
+      const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
+      stride1(attrs, "Conv2DBackpropFilter");
+      const info = tf.backend_util.computeConv2DInfo(
+        x.shape as [number, number, number, number],
+        attrs.filterShape,
+        1,
+        1,
+        attrs.pad,
+        attrs.dimRoundingMode,
+      );
+      const p = info.padInfo;
+      const xt = call(transpose, { x }, { perm: [3, 1, 2, 0] }, backend); // [ci, H, W, n]
+      const dyt = call(transpose, { x: dy }, { perm: [1, 2, 0, 3] }, backend); // [oh, ow, n, co]
+      const g = call(conv, { x: xt, filter: dyt }, {
+        strides: 1,
+        pad: [[0, 0], [p.top, p.bottom], [p.left, p.right], [0, 0]],
+        dataFormat: "NHWC",
+        dilations: 1,
+      }, backend); // [ci, kh, kw, co]
+      const out = call(transpose, { x: g }, { perm: [1, 2, 0, 3] }, backend);
+      for (const t of [xt, dyt, g]) backend.disposeData(t.dataId);
+      return out;
+    },
+  };
+
+  const inputGrad: tf.KernelConfig = {
+    kernelName: "Conv2DBackpropInput",
+    backendName,
+    kernelFunc: (args) => {
+      const inputs = args.inputs, attrs = args.attrs as Attrs, backend = args.backend as tf.KernelBackend;
+      const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
+      stride1(attrs, "Conv2DBackpropInput");
+      const [kh, kw] = filter.shape;
+      const info = tf.backend_util.computeConv2DInfo(
+        attrs.inputShape,
+        filter.shape as [number, number, number, number],
+        1,
+        1,
+        attrs.pad,
+        attrs.dimRoundingMode,
+      );
+      const p = info.padInfo;
+      const flipped = call(reverse, { x: filter }, { dims: [0, 1] }, backend);
+      const wt = call(transpose, { x: flipped }, { perm: [0, 1, 3, 2] }, backend); // [kh, kw, co, ci]
+      const out = call(conv, { x: dy, filter: wt }, {
+        strides: 1,
+        pad: [[0, 0], [kh - 1 - p.top, kh - 1 - p.bottom], [kw - 1 - p.left, kw - 1 - p.right], [0, 0]],
+        dataFormat: "NHWC",
+        dilations: 1,
+      }, backend);
+      for (const t of [flipped, wt]) backend.disposeData(t.dataId);
+      return out;
+    },
+  };
+
+  for (const k of [filterGrad, inputGrad]) {
+    if (tf.getKernel(k.kernelName, backendName)) tf.unregisterKernel(k.kernelName, backendName);
+    tf.registerKernel(k);
+  }
+}
+
+let wasmReady = false;
+
+async function tryWasm(): Promise<string | null> {
+  const dir = new URL("../node_modules/@tensorflow/tfjs-backend-wasm/dist/", import.meta.url);
+  try {
+    Deno.statSync(new URL("tfjs-backend-wasm-simd.wasm", dir));
+  } catch {
+    return `the wasm binaries are not in ${dir.pathname} (run deno install)`;
+  }
+  if (!wasmReady) {
+    setWasmPaths(dir.href);
+    wasmReady = true;
+  }
+  // setBackend answers false (and TensorFlow.js silently stays on cpu) when the .wasm file cannot be read.
+  if (!(await tf.setBackend("wasm"))) return "the wasm backend failed to start";
+  registerWasmConvGradients("wasm");
+  return null;
+}
+
+async function tryWebGPU(): Promise<string | null> {
+  // deno-lint-ignore no-explicit-any
+  const gpu = (navigator as any).gpu;
+  if (!gpu) return "navigator.gpu is not available";
+  const adapter = await gpu.requestAdapter();
+  if (!adapter) return "no WebGPU adapter";
+  if (adapter.info?.isFallbackAdapter || adapter.isFallbackAdapter) return "only a software (fallback) WebGPU adapter";
+  try {
+    await import("@tensorflow/tfjs-backend-webgpu");
+  } catch (e) {
+    return `@tensorflow/tfjs-backend-webgpu is not installed (${(e as Error).message.split("\n")[0]})`;
+  }
+  if (!(await tf.setBackend("webgpu"))) return "the webgpu backend failed to start";
+  return null;
+}
+
+async function tryNative(pkg: string, tfName: string): Promise<string | null> {
+  try {
+    // Optional: absent wherever libtensorflow could not be downloaded at install time.
+    await import(pkg);
+  } catch (e) {
+    return `${pkg} is not installed (${(e as Error).message.split("\n")[0]})`;
+  }
+  if (!(await tf.setBackend(tfName))) return `${pkg} failed to start`;
+  return null;
+}
+
+const TRIES: Record<BackendName, { tf: string; detail: string; start: () => Promise<string | null> }> = {
+  "tensorflow-gpu": {
+    tf: "tensorflow",
+    detail: "@tensorflow/tfjs-node-gpu (libtensorflow, CUDA)",
+    start: () => tryNative("@tensorflow/tfjs-node-gpu", "tensorflow"),
+  },
+  tensorflow: {
+    tf: "tensorflow",
+    detail: "@tensorflow/tfjs-node (libtensorflow, CPU)",
+    start: () => tryNative("@tensorflow/tfjs-node", "tensorflow"),
+  },
+  webgpu: { tf: "webgpu", detail: "WebGPU through Deno's navigator.gpu", start: tryWebGPU },
+  wasm: {
+    tf: "wasm",
+    detail: "WebAssembly SIMD with XNNPACK, with the project's convolution gradients",
+    start: tryWasm,
+  },
+  cpu: {
+    tf: "cpu",
+    detail: "plain JavaScript (a numerical reference; very slow)",
+    start: async () => (await tf.setBackend("cpu")) ? null : "cpu failed",
+  },
+};
+
+/**
+ * Selects the backend: `name` forces one (failing with a clear message if it
+ * cannot start); otherwise the first of the chain that starts.
+ */
+export async function selectBackend(name?: string): Promise<BackendInfo> {
+  if (name !== undefined && !(BACKENDS as readonly string[]).includes(name)) {
+    throw new UserError(`--backend ${name}: unknown backend (expected one of: ${BACKENDS.join(", ")})`);
+  }
+  const chain = name ? [name as BackendName] : [...BACKENDS];
+  const skipped: string[] = [];
+  for (const b of chain) {
+    const why = await TRIES[b].start();
+    if (why === null) {
+      await tf.ready();
+      return { name: b, tfBackend: tf.getBackend(), detail: TRIES[b].detail, skipped };
+    }
+    if (name) throw new UserError(`--backend ${name}: ${why}`);
+    skipped.push(`${b}: ${why}`);
+  }
+  throw new UserError(`no backend could start: ${skipped.join("; ")}`);
+}
+
+export { tf };

@@ -1,0 +1,257 @@
+/**
+ * The paper's networks (PAPER.md section 2), built from their names.
+ *
+ * Notation: `64c5` is a convolution with 64 filters of 5x5, `128f` a fully
+ * connected layer with 128 units. Every conv and FC layer has a ReLU;
+ * max-pooling follows the first two conv layers; dropout (0.5) is applied to
+ * the FC layer's output; a softmax over the N surrogate classes is on top.
+ * Convolutions are padded to keep the map size ("same", padding 2 for 5x5), so
+ * maps go 32 -> 16 -> 8; the first FC layer sees the whole last map.
+ *
+ * Variants:
+ * - `paper`: 2x2 max-pooling with stride 2, as the text says; He-normal
+ *   initialisation (the text gives none), zero biases.
+ * - `release`: the authors' Caffe definition: 3x3 max-pooling with stride 2
+ *   (Caffe's ceil mode; here "same" pooling, which pads only at the end, as
+ *   ceil mode does); Gaussian initialisation with std 0.05 / 0.02 / 0.01 for
+ *   conv1..3 (0.01 beyond), 0.01 for FC layers and 0.005 for the softmax layer;
+ *   biases 0.1, softmax bias 0.
+ *
+ * @module
+ */
+import { tf } from "./backend.ts";
+import { UserError } from "./errors.ts";
+
+/** The three networks of the paper, by name. */
+export const PAPER_NETS = {
+  small: "64c5-64c5-128f",
+  medium: "64c5-128c5-256c5-512f",
+  large: "92c5-256c5-512c5-1024f",
+} as const;
+
+export type NetVariant = "paper" | "release";
+export const NET_VARIANTS: NetVariant[] = ["paper", "release"];
+
+/** One layer of a network name. */
+export interface LayerSpec {
+  kind: "conv" | "fc";
+  units: number;
+  /** Kernel size (conv only). */
+  kernel: number;
+}
+
+/** Parses `NcK-...-Mf` (or `small`, `medium`, `large`) into layers. */
+export function parseNetName(name: string): LayerSpec[] {
+  const full = (PAPER_NETS as Record<string, string>)[name] ?? name;
+  const parts = full.split("-");
+  const layers = parts.map((p) => {
+    let m = /^(\d+)c(\d+)$/.exec(p);
+    if (m) return { kind: "conv" as const, units: Number(m[1]), kernel: Number(m[2]) };
+    m = /^(\d+)f$/.exec(p);
+    if (m) return { kind: "fc" as const, units: Number(m[1]), kernel: 0 };
+    throw new UserError(
+      `network "${name}": "${p}" is neither NcK (N filters of KxK) nor Nf (N fully connected units); e.g. 64c5-64c5-128f, or small, medium, large`,
+    );
+  });
+  if (!layers.some((l) => l.kind === "conv")) throw new UserError(`network "${name}": needs at least one conv layer`);
+  const firstFc = layers.findIndex((l) => l.kind === "fc");
+  if (firstFc >= 0 && layers.slice(firstFc).some((l) => l.kind === "conv")) {
+    throw new UserError(`network "${name}": conv layers must come before fully connected ones`);
+  }
+  for (const l of layers) {
+    if (l.units < 1 || (l.kind === "conv" && (l.kernel < 1 || l.kernel % 2 === 0))) {
+      throw new UserError(
+        `network "${name}": bad layer ${l.units}${
+          l.kind === "conv" ? `c${l.kernel}` : "f"
+        } (odd kernel >= 1, units >= 1)`,
+      );
+    }
+  }
+  return layers;
+}
+
+/** One row of a network summary. */
+export interface SummaryRow {
+  layer: string;
+  output: number[];
+  params: number;
+  /** Forward multiply-adds x 2 per sample. */
+  flops: number;
+}
+
+/** A network's parameters and the function that runs it. */
+export class ExemplarNet {
+  readonly name: string;
+  readonly layers: LayerSpec[];
+  readonly variant: NetVariant;
+  readonly classes: number;
+  readonly inputSize: number;
+  /** Parameters in a fixed order: conv1.w, conv1.b, ..., fc1.w, fc1.b, ..., softmax.w, softmax.b. */
+  readonly params: { name: string; v: tf.Variable; lrMult: number; decayMult: number }[] = [];
+
+  constructor(name: string, classes: number, opts: { variant?: NetVariant; seed?: number; inputSize?: number } = {}) {
+    if (!Number.isInteger(classes) || classes < 2) {
+      throw new UserError(`N = ${classes}: the softmax needs at least 2 classes`);
+    }
+    this.name = name;
+    this.layers = parseNetName(name);
+    this.variant = opts.variant ?? "paper";
+    if (!NET_VARIANTS.includes(this.variant)) {
+      throw new UserError(`unknown network variant "${this.variant}" (expected paper or release)`);
+    }
+    this.classes = classes;
+    this.inputSize = opts.inputSize ?? 32;
+    const seed = opts.seed ?? 0;
+    const release = this.variant === "release";
+    const convStd = [0.05, 0.02, 0.01];
+    // Release weight-decay multipliers: conv1 0, conv2 0, conv3 0.25, fc 1, softmax 4.
+    const convDecay = [0, 0, 0.25];
+    let ch = 3, size = this.inputSize, conv = 0, fc = 0, k = 0;
+    for (const l of this.layers) {
+      if (l.kind === "conv") {
+        const fanIn = l.kernel * l.kernel * ch;
+        const std = release ? convStd[Math.min(conv, 2)] : Math.sqrt(2 / fanIn);
+        this.#add(
+          `conv${conv + 1}`,
+          [l.kernel, l.kernel, ch, l.units],
+          std,
+          release ? 0.1 : 0,
+          seed + k++,
+          convDecay[Math.min(conv, 2)],
+        );
+        ch = l.units;
+        if (conv < 2) size = Math.ceil(size / 2);
+        conv++;
+      } else {
+        const inputs = fc === 0 ? size * size * ch : ch;
+        this.#add(
+          `fc${fc + 1}`,
+          [inputs, l.units],
+          release ? 0.01 : Math.sqrt(2 / inputs),
+          release ? 0.1 : 0,
+          seed + k++,
+          1,
+        );
+        ch = l.units;
+        fc++;
+      }
+    }
+    const inputs = fc === 0 ? size * size * ch : ch;
+    this.#add("softmax", [inputs, classes], release ? 0.005 : 0.01, 0, seed + k++, 4, 0.25);
+  }
+
+  #add(name: string, shape: number[], std: number, bias: number, seed: number, decayMult: number, wLr = 1): void {
+    this.params.push({
+      name: `${name}.w`,
+      v: tf.variable(tf.randomNormal(shape, 0, std, "float32", seed), true),
+      lrMult: wLr,
+      decayMult,
+    });
+    this.params.push({
+      name: `${name}.b`,
+      v: tf.variable(tf.fill([shape[shape.length - 1]], bias), true),
+      lrMult: 2,
+      decayMult: 0,
+    });
+  }
+
+  /** The parameter called `name`. */
+  param(name: string): tf.Variable {
+    const p = this.params.find((p) => p.name === name);
+    if (!p) throw new Error(`no parameter ${name}`);
+    return p.v;
+  }
+
+  #pool(x: tf.Tensor4D): tf.Tensor4D {
+    return this.variant === "release" ? tf.maxPool(x, 3, 2, "same") : tf.maxPool(x, 2, 2, "same");
+  }
+
+  /**
+   * Runs the network on x (B x S x S x 3). Returns the logits, and with
+   * `taps` the post-ReLU output of every conv and FC layer. Dropout (0.5) on
+   * FC outputs when `dropoutSeed` is given (training).
+   */
+  forward(x: tf.Tensor4D, opts: { dropoutSeed?: number; taps?: tf.Tensor[] } = {}): tf.Tensor2D {
+    let h: tf.Tensor = x;
+    let conv = 0, fc = 0;
+    for (const l of this.layers) {
+      if (l.kind === "conv") {
+        h = tf.relu(
+          tf.conv2d(h as tf.Tensor4D, this.param(`conv${conv + 1}.w`) as tf.Tensor4D, 1, "same")
+            .add(this.param(`conv${conv + 1}.b`)),
+        );
+        opts.taps?.push(h);
+        if (conv < 2) h = this.#pool(h as tf.Tensor4D);
+        conv++;
+      } else {
+        if (fc === 0) h = h.reshape([h.shape[0], -1]);
+        h = tf.relu(
+          tf.matMul(h as tf.Tensor2D, this.param(`fc${fc + 1}.w`) as tf.Tensor2D).add(this.param(`fc${fc + 1}.b`)),
+        );
+        opts.taps?.push(h);
+        if (opts.dropoutSeed !== undefined) h = tf.dropout(h, 0.5, undefined, opts.dropoutSeed + fc);
+        fc++;
+      }
+    }
+    if (fc === 0) h = h.reshape([h.shape[0], -1]);
+    return tf.matMul(h as tf.Tensor2D, this.param("softmax.w") as tf.Tensor2D).add(this.param("softmax.b"));
+  }
+
+  /** Layers, output shapes, parameters and forward FLOPs per sample (PAPER.md section 2). */
+  summary(): SummaryRow[] {
+    const rows: SummaryRow[] = [];
+    let ch = 3, size = this.inputSize, conv = 0, fc = 0;
+    for (const l of this.layers) {
+      if (l.kind === "conv") {
+        const params = l.kernel * l.kernel * ch * l.units + l.units;
+        rows.push({
+          layer: `conv${conv + 1} ${l.units}c${l.kernel}`,
+          output: [size, size, l.units],
+          params,
+          flops: 2 * size * size * l.units * l.kernel * l.kernel * ch,
+        });
+        ch = l.units;
+        if (conv < 2) {
+          size = Math.ceil(size / 2);
+          rows.push({
+            layer: `pool${conv + 1} ${this.variant === "release" ? "3x3/2" : "2x2/2"}`,
+            output: [size, size, ch],
+            params: 0,
+            flops: 0,
+          });
+        }
+        conv++;
+      } else {
+        const inputs = fc === 0 ? size * size * ch : ch;
+        rows.push({
+          layer: `fc${fc + 1} ${l.units}f`,
+          output: [l.units],
+          params: inputs * l.units + l.units,
+          flops: 2 * inputs * l.units,
+        });
+        ch = l.units;
+        fc++;
+      }
+    }
+    const inputs = fc === 0 ? size * size * ch : ch;
+    rows.push({
+      layer: `softmax ${this.classes}`,
+      output: [this.classes],
+      params: inputs * this.classes + this.classes,
+      flops: 2 * inputs * this.classes,
+    });
+    return rows;
+  }
+
+  /** Forward FLOPs per 32x32 sample, without (and with) the softmax layer. */
+  flops(): { withoutSoftmax: number; total: number } {
+    const rows = this.summary();
+    const total = rows.reduce((a, r) => a + r.flops, 0);
+    return { withoutSoftmax: total - rows[rows.length - 1].flops, total };
+  }
+
+  /** Frees the parameters. */
+  dispose(): void {
+    for (const p of this.params) p.v.dispose();
+  }
+}

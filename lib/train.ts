@@ -1,0 +1,454 @@
+/**
+ * Pretraining on the surrogate task (PAPER.md section 3).
+ *
+ * "We train the network [...] with stochastic gradient descent with momentum
+ * 0.9, batch size 128 [...] the learning rate starts at 0.01 and is divided by
+ * 3 whenever the validation error stops improving." The loss is the softmax
+ * cross-entropy over the N surrogate classes.
+ *
+ * Schedules:
+ * - `plateau` (the paper): lr 0.01, divided by 3 when the error on held-out
+ *   surrogate copies has not improved for `patience` validations;
+ * - `stages` (the release): lr 0.01 / 0.004 / 0.001 / 0.0004 / 0.0001 for
+ *   1.2 M / 120 k / 120 k / 60 k / 60 k of its 1.56 M iterations, scaled to the
+ *   run's number of steps.
+ * Caffe's SGD as the release uses it: v = 0.9 v + lr lr_mult (g + wd decay_mult w),
+ * w -= v, with weight decay 0.004 and the released per-layer multipliers
+ * (decay: conv1 0, conv2 0, conv3 0.25, fc 1, softmax 4; lr: biases 2,
+ * softmax weights 0.25).
+ *
+ * A run folder holds `config.json`, `metrics.jsonl` (one JSON row per logged
+ * step: step, loss, accuracy, lr, samples_per_s; validation rows add
+ * val_loss, val_accuracy), the seeds, and `checkpoint.ckpt`, written
+ * atomically every few minutes, at the end and on Ctrl-C. Batches and dropout
+ * masks are functions of the step, so `resume` continues exactly where the
+ * run stopped: the loss curve after resuming equals the uninterrupted run's.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { augmentPreset } from "./augment.ts";
+import { type BackendInfo, selectBackend, tf } from "./backend.ts";
+import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import { getSplit, openDataset } from "./data/mod.ts";
+import { UserError } from "./errors.ts";
+import { exists, writeFileAtomic } from "./fsutil.ts";
+import { ExemplarNet, type NetVariant } from "./nets.ts";
+import { hash32 } from "./rng.ts";
+import { loadSeeds, PATCH, saveSeeds, seedPatches, type SeedPreset } from "./seeds.ts";
+import { SurrogateData, SurrogateLoader } from "./surrogate.ts";
+
+/** Everything that defines a pretraining run. */
+export interface TrainConfig {
+  data: string;
+  net: string;
+  /** N: surrogate classes (seed patches). */
+  classes: number;
+  /** K: copies per class, or "inf". */
+  perClass: number | "inf";
+  steps: number;
+  batch: number;
+  /** `paper` or `release`: seed sampling, transformation ranges, network variant and default schedule. */
+  preset: "paper" | "release";
+  schedule: "plateau" | "stages";
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  seed: number;
+  /** Validate every this many steps (and log a validation row). */
+  validEvery: number;
+  /** Plateau schedule: validations without improvement before the rate is divided by 3. */
+  patience: number;
+  /** Log a training row every this many steps. */
+  logEvery: number;
+  /** Held-out copies per class used for validation (at most 4096 samples are used). */
+  validationCopies: number;
+  /** Workers generating surrogate batches. */
+  workers: number;
+}
+
+export const TRAIN_DEFAULTS: Omit<TrainConfig, "data" | "net" | "classes" | "perClass" | "steps"> = {
+  batch: 128,
+  preset: "paper",
+  schedule: "plateau",
+  lr: 0.01,
+  momentum: 0.9,
+  weightDecay: 0.004,
+  seed: 0,
+  validEvery: 200,
+  patience: 3,
+  logEvery: 10,
+  validationCopies: 1,
+  workers: 2,
+};
+
+/** The keys a resumed run must share with the run it continues. */
+const IDENTITY_KEYS: (keyof TrainConfig)[] = [
+  "data",
+  "net",
+  "classes",
+  "perClass",
+  "batch",
+  "preset",
+  "schedule",
+  "lr",
+  "momentum",
+  "weightDecay",
+  "seed",
+  "validEvery",
+  "patience",
+  "logEvery",
+  "validationCopies",
+];
+
+/** The release's fixed stages: [fraction of training, learning rate]. */
+export const RELEASE_STAGES: [number, number][] = [
+  [1.2e6 / 1.56e6, 0.01],
+  [0.12e6 / 1.56e6, 0.004],
+  [0.12e6 / 1.56e6, 0.001],
+  [0.06e6 / 1.56e6, 0.0004],
+  [0.06e6 / 1.56e6, 0.0001],
+];
+
+/** The learning rate of the `stages` schedule at `step` of `steps`. */
+export function stageRate(step: number, steps: number, base = 0.01): number {
+  let end = 0;
+  for (const [frac, lr] of RELEASE_STAGES) {
+    end += frac;
+    if (step < end * steps) return lr * base / 0.01;
+  }
+  return RELEASE_STAGES[RELEASE_STAGES.length - 1][1] * base / 0.01;
+}
+
+/** One row of metrics.jsonl. */
+export interface MetricsRow {
+  step: number;
+  loss: number;
+  accuracy: number;
+  lr: number;
+  samples_per_s: number;
+  epoch: number;
+  elapsed_s: number;
+  val_loss?: number;
+  val_accuracy?: number;
+}
+
+/** What {@link pretrain} reports. */
+export interface TrainResult {
+  out: string;
+  steps: number;
+  samples: number;
+  backend: BackendInfo;
+  interrupted: boolean;
+  last: MetricsRow | null;
+}
+
+/** Options of {@link pretrain}. */
+export interface PretrainOptions {
+  out: string;
+  resume?: boolean;
+  /** Backend name (default: the selection chain). */
+  backend?: string;
+  /** Minutes between checkpoints. */
+  checkpointMinutes?: number;
+  log?: (msg: string) => void;
+  onRow?: (row: MetricsRow) => void;
+  /** Stop (with a checkpoint) when this returns true; checked every step. */
+  shouldStop?: () => boolean;
+}
+
+interface RunState {
+  step: number;
+  lr: number;
+  bestValError: number;
+  badValidations: number;
+  elapsed: number;
+}
+
+function validateConfig(c: TrainConfig): void {
+  if (!Number.isInteger(c.classes) || c.classes < 2) {
+    throw new UserError(`--classes ${c.classes}: N must be an integer >= 2`);
+  }
+  if (c.perClass !== "inf" && (!Number.isInteger(c.perClass) || c.perClass < 1)) {
+    throw new UserError(`--per-class ${c.perClass}: K must be a positive integer or inf`);
+  }
+  if (!Number.isInteger(c.batch) || c.batch < 1) {
+    throw new UserError(`--batch ${c.batch}: the batch size must be a positive integer`);
+  }
+  if (!Number.isInteger(c.steps) || c.steps < 1) throw new UserError(`--steps ${c.steps}: expected a positive integer`);
+  augmentPreset(c.preset);
+  if (c.schedule !== "plateau" && c.schedule !== "stages") {
+    throw new UserError(`schedule "${c.schedule}": expected plateau (the paper) or stages (the release)`);
+  }
+}
+
+/** Reads metrics.jsonl (rows up to `maxStep`). */
+export async function readMetrics(dir: string, maxStep = Infinity): Promise<MetricsRow[]> {
+  const path = join(dir, "metrics.jsonl");
+  if (!exists(path)) return [];
+  return (await Deno.readTextFile(path)).split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l) as MetricsRow)
+    .filter((r) => r.step <= maxStep);
+}
+
+/** The trained network of a run folder (its checkpoint's weights). */
+export async function loadTrainedNet(dir: string): Promise<{ net: ExemplarNet; config: TrainConfig; step: number }> {
+  const cfgPath = join(dir, "config.json");
+  const ckPath = join(dir, "checkpoint.ckpt");
+  if (!exists(cfgPath) || !exists(ckPath)) {
+    throw new UserError(
+      `${dir}: no trained checkpoint (expected config.json and checkpoint.ckpt from deno task pretrain)`,
+    );
+  }
+  const config = JSON.parse(await Deno.readTextFile(cfgPath)).train as TrainConfig;
+  const ck = await loadCheckpoint(ckPath);
+  const net = new ExemplarNet(config.net, config.classes, { variant: config.preset as NetVariant, seed: config.seed });
+  for (const p of net.params) {
+    const a = ck.arrays.find((a) => a.name === p.name);
+    if (!a) throw new UserError(`${ckPath}: parameter ${p.name} is missing`);
+    p.v.assign(tf.tensor(a.data, a.shape));
+  }
+  return { net, config, step: (ck.state.run as RunState).step };
+}
+
+/**
+ * Pretrains a network on the surrogate task; see the module documentation.
+ */
+export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise<TrainResult> {
+  const log = opts.log ?? ((m: string) => console.error(m));
+  validateConfig(cfg);
+  const out = opts.out;
+  const cfgPath = join(out, "config.json"), ckPath = join(out, "checkpoint.ckpt");
+  let state: RunState = { step: 0, lr: cfg.lr, bestValError: Infinity, badValidations: 0, elapsed: 0 };
+  let momenta: Map<string, Float32Array> | null = null;
+  let weights: Map<string, Float32Array> | null = null;
+
+  if (opts.resume) {
+    if (!exists(cfgPath) || !exists(ckPath)) {
+      throw new UserError(`--resume ${out}: no run to resume there (config.json and checkpoint.ckpt)`);
+    }
+    const prev = JSON.parse(await Deno.readTextFile(cfgPath)).train as TrainConfig;
+    for (const k of IDENTITY_KEYS) {
+      if (JSON.stringify(prev[k]) !== JSON.stringify(cfg[k])) {
+        throw new UserError(
+          `--resume ${out}: that run was made with ${k} = ${JSON.stringify(prev[k])}, not ${
+            JSON.stringify(cfg[k])
+          }; the run folder is left as it is`,
+        );
+      }
+    }
+    const ck = await loadCheckpoint(ckPath);
+    state = ck.state.run as RunState;
+    weights = new Map(ck.arrays.filter((a) => !a.name.startsWith("momentum:")).map((a) => [a.name, a.data]));
+    momenta = new Map(ck.arrays.filter((a) => a.name.startsWith("momentum:")).map((a) => [a.name.slice(9), a.data]));
+    if (state.step >= cfg.steps) log(`${out}: already trained for ${state.step} steps (of ${cfg.steps})`);
+  } else if (exists(ckPath) || exists(cfgPath)) {
+    throw new UserError(`${out}: a run is already there; use --resume to continue it, or another --out`);
+  }
+
+  const backend = await selectBackend(opts.backend);
+  log(`backend: ${backend.name} (${backend.detail})`);
+
+  // Seeds: drawn once, kept in the run folder.
+  let seeds;
+  if (opts.resume && exists(join(out, "seeds.json"))) seeds = await loadSeeds(out);
+  else {
+    const ds = await openDataset(cfg.data);
+    const split = getSplit(ds, "unlabeled" in ds.splits ? "unlabeled" : Object.keys(ds.splits)[0]);
+    log(
+      `drawing N = ${cfg.classes} seed patches (${cfg.preset}) from ${cfg.data} ${split.name} (${split.length} images)`,
+    );
+    seeds = await seedPatches(split, { n: cfg.classes, preset: cfg.preset as SeedPreset, seed: cfg.seed });
+    ds.close();
+    await saveSeeds(out, seeds);
+  }
+  const K = cfg.perClass === "inf" ? Infinity : cfg.perClass;
+  const data = new SurrogateData(seeds, {
+    k: K,
+    preset: cfg.preset,
+    seed: cfg.seed,
+    validationCopies: cfg.validationCopies,
+  });
+  const net = new ExemplarNet(cfg.net, cfg.classes, { variant: cfg.preset as NetVariant, seed: cfg.seed });
+  if (weights) {
+    for (const p of net.params) {
+      const w = weights.get(p.name);
+      if (!w) throw new UserError(`${ckPath}: parameter ${p.name} is missing`);
+      p.v.assign(tf.tensor(w, p.v.shape));
+    }
+  }
+  const vel = net.params.map((p) =>
+    tf.variable(momenta?.get(p.name) ? tf.tensor(momenta.get(p.name)!, p.v.shape) : tf.zerosLike(p.v))
+  );
+  const flops = net.flops();
+  if (!opts.resume) {
+    await writeFileAtomic(
+      cfgPath,
+      JSON.stringify(
+        {
+          train: cfg,
+          backend,
+          net: { summary: net.summary(), flops_per_sample: flops },
+          seeds: { n: seeds.n, images: new Set(seeds.origins.map((o) => o.image)).size },
+          created: new Date().toISOString(),
+        },
+        null,
+        2,
+      ) + "\n",
+    );
+    await writeFileAtomic(join(out, "metrics.jsonl"), "");
+  } else {
+    // Drop rows logged after the checkpoint: they will be made again, identically.
+    const rows = await readMetrics(out, state.step);
+    await writeFileAtomic(join(out, "metrics.jsonl"), rows.map((r) => JSON.stringify(r) + "\n").join(""));
+  }
+
+  // Validation set: held-out copies, at most 4096 samples.
+  const val = data.validation();
+  const nVal = Math.min(val.y.length, 4096);
+  const valX = tf.tensor4d(val.x.subarray(0, nVal * PATCH * PATCH * 3), [nVal, PATCH, PATCH, 3]);
+  const valY = tf.tensor1d(val.y.subarray(0, nVal), "int32");
+  const evaluate = (): { loss: number; accuracy: number } => {
+    let loss = 0, correct = 0;
+    for (let s = 0; s < nVal; s += 512) {
+      const n = Math.min(512, nVal - s);
+      const [l, c] = tf.tidy(() => {
+        const logits = net.forward(valX.slice([s, 0, 0, 0], [n, PATCH, PATCH, 3]));
+        const y = valY.slice([s], [n]);
+        const l = tf.losses.softmaxCrossEntropy(
+          tf.oneHot(y, cfg.classes),
+          logits,
+          undefined,
+          undefined,
+          tf.Reduction.SUM,
+        );
+        const c = tf.equal(tf.argMax(logits, 1), y).sum();
+        return [l.dataSync()[0], c.dataSync()[0]];
+      });
+      loss += l;
+      correct += c;
+    }
+    return { loss: loss / nVal, accuracy: correct / nVal };
+  };
+
+  const vars = net.params.map((p) => p.v);
+  const loader = new SurrogateLoader(data, cfg.batch, { workers: cfg.workers, start: state.step });
+  const metricsFile = await Deno.open(join(out, "metrics.jsonl"), { append: true });
+  const enc = new TextEncoder();
+  const writeRow = (row: MetricsRow) => {
+    metricsFile.writeSync(enc.encode(JSON.stringify(row) + "\n"));
+    opts.onRow?.(row);
+  };
+  const save = async () => {
+    const arrays = [
+      ...net.params.map((p) => ({ name: p.name, shape: p.v.shape, data: p.v.dataSync() as Float32Array })),
+      ...net.params.map((p, i) => ({
+        name: `momentum:${p.name}`,
+        shape: p.v.shape,
+        data: vel[i].dataSync() as Float32Array,
+      })),
+    ];
+    await saveCheckpoint(ckPath, { state: { run: state, net: cfg.net, classes: cfg.classes }, arrays });
+  };
+
+  let stop = false;
+  const onSigint = () => {
+    stop = true;
+  };
+  try {
+    Deno.addSignalListener("SIGINT", onSigint);
+  } catch { /* not available on every platform */ }
+  const ckEvery = (opts.checkpointMinutes ?? 5) * 60e3;
+  let lastCk = performance.now(), t0 = performance.now(), windowStart = performance.now(), windowSamples = 0;
+  const elapsed0 = state.elapsed;
+  let last: MetricsRow | null = null;
+  let lossSum = 0, accSum = 0, count = 0;
+  let interrupted = false;
+  try {
+    while (state.step < cfg.steps) {
+      if (stop || opts.shouldStop?.()) {
+        interrupted = true;
+        break;
+      }
+      const step = state.step;
+      if (cfg.schedule === "stages") state.lr = stageRate(step, cfg.steps, cfg.lr);
+      const batch = await loader.next();
+      const [loss, acc] = tf.tidy(() => {
+        const x = tf.tensor4d(batch.x, [cfg.batch, PATCH, PATCH, 3]);
+        const y = tf.tensor1d(batch.y, "int32");
+        const yOh = tf.oneHot(y, cfg.classes);
+        let logits: tf.Tensor2D | null = null;
+        const { value, grads } = tf.variableGrads(() => {
+          logits = tf.keep(net.forward(x, { dropoutSeed: hash32(cfg.seed, 31, step) & 0x7fffffff }));
+          return tf.losses.softmaxCrossEntropy(yOh, logits) as tf.Scalar;
+        }, vars);
+        const acc = tf.equal(tf.argMax(logits!, 1), y).mean();
+        (logits as tf.Tensor2D | null)?.dispose();
+        net.params.forEach((p, i) => {
+          const g = grads[p.v.name];
+          const decay = cfg.weightDecay * p.decayMult;
+          const step = (decay > 0 ? g.add(p.v.mul(decay)) : g).mul(state.lr * p.lrMult);
+          vel[i].assign(vel[i].mul(cfg.momentum).add(step));
+          p.v.assign(p.v.sub(vel[i]));
+        });
+        return [value.dataSync()[0], acc.dataSync()[0]];
+      });
+      if (!Number.isFinite(loss)) {
+        throw new Error(`the loss became ${loss} at step ${step}: training diverged (lower the learning rate)`);
+      }
+      state.step++;
+      windowSamples += cfg.batch;
+      lossSum += loss, accSum += acc, count++;
+      const now = performance.now();
+      const doLog = state.step % cfg.logEvery === 0 || state.step === cfg.steps;
+      const doVal = state.step % cfg.validEvery === 0 || state.step === cfg.steps;
+      if (doLog || doVal) {
+        const row: MetricsRow = {
+          step: state.step,
+          loss: lossSum / count,
+          accuracy: accSum / count,
+          lr: state.lr,
+          samples_per_s: windowSamples / ((now - windowStart) / 1000),
+          epoch: (state.step * cfg.batch) / data.epochSize,
+          elapsed_s: elapsed0 + (now - t0) / 1000,
+        };
+        if (doVal) {
+          const v = evaluate();
+          row.val_loss = v.loss;
+          row.val_accuracy = v.accuracy;
+          if (cfg.schedule === "plateau") {
+            const err = 1 - v.accuracy;
+            if (err < state.bestValError - 1e-9) {
+              state.bestValError = err;
+              state.badValidations = 0;
+            } else if (++state.badValidations >= cfg.patience) {
+              state.lr /= 3;
+              state.badValidations = 0;
+              log(`\nvalidation error stopped improving: learning rate divided by 3 -> ${state.lr.toPrecision(3)}`);
+            }
+          }
+        }
+        writeRow(row);
+        last = row;
+        lossSum = accSum = count = 0;
+        windowStart = performance.now();
+        windowSamples = 0;
+      }
+      state.elapsed = elapsed0 + (performance.now() - t0) / 1000;
+      if (performance.now() - lastCk > ckEvery) {
+        await save();
+        lastCk = performance.now();
+      }
+    }
+    await save();
+  } finally {
+    loader.close();
+    metricsFile.close();
+    try {
+      Deno.removeSignalListener("SIGINT", onSigint);
+    } catch { /* ignore */ }
+    tf.dispose([valX, valY, ...vel]);
+    net.dispose();
+  }
+  if (interrupted) log(`\ninterrupted at step ${state.step}: checkpoint written; continue with --resume`);
+  return { out, steps: state.step, samples: state.step * cfg.batch, backend, interrupted, last };
+}
