@@ -358,7 +358,8 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
     Deno.addSignalListener("SIGINT", onSigint);
   } catch { /* not available on every platform */ }
   const ckEvery = (opts.checkpointMinutes ?? 5) * 60e3;
-  let lastCk = performance.now(), t0 = performance.now(), windowStart = performance.now(), windowSamples = 0;
+  const t0 = performance.now();
+  let lastCk = t0, windowStart = t0, windowSamples = 0;
   const elapsed0 = state.elapsed;
   let last: MetricsRow | null = null;
   let lossSum = 0, accSum = 0, count = 0;
