@@ -21,6 +21,7 @@
  */
 import { tf } from "./backend.ts";
 import { UserError } from "./errors.ts";
+import { hash32 } from "./rng.ts";
 
 /** The three networks of the paper, by name. */
 export const PAPER_NETS = {
@@ -143,7 +144,8 @@ export class ExemplarNet {
   #add(name: string, shape: number[], std: number, bias: number, seed: number, decayMult: number, wLr = 1): void {
     this.params.push({
       name: `${name}.w`,
-      v: tf.variable(tf.randomNormal(shape, 0, std, "float32", seed), true),
+      // TensorFlow.js treats a seed of 0 as "no seed": draw a non-zero one from the run seed.
+      v: tf.variable(tf.randomNormal(shape, 0, std, "float32", 1 + (hash32(seed, 4001) % 0x7ffffffe)), true),
       lrMult: wLr,
       decayMult,
     });

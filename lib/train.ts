@@ -101,23 +101,26 @@ const IDENTITY_KEYS: (keyof TrainConfig)[] = [
   "validationCopies",
 ];
 
-/** The release's fixed stages: [fraction of training, learning rate]. */
+/** The release's fixed stages: [iterations, learning rate], 1.56 M iterations in all. */
 export const RELEASE_STAGES: [number, number][] = [
-  [1.2e6 / 1.56e6, 0.01],
-  [0.12e6 / 1.56e6, 0.004],
-  [0.12e6 / 1.56e6, 0.001],
-  [0.06e6 / 1.56e6, 0.0004],
-  [0.06e6 / 1.56e6, 0.0001],
+  [1_200_000, 0.01],
+  [120_000, 0.004],
+  [120_000, 0.001],
+  [60_000, 0.0004],
+  [60_000, 0.0001],
 ];
+const RELEASE_ITERATIONS = RELEASE_STAGES.reduce((a, [n]) => a + n, 0);
 
-/** The learning rate of the `stages` schedule at `step` of `steps`. */
+/** The learning rate of the `stages` schedule at `step` of `steps` (stage lengths scaled to `steps`). */
 export function stageRate(step: number, steps: number, base = 0.01): number {
   let end = 0;
-  for (const [frac, lr] of RELEASE_STAGES) {
-    end += frac;
-    if (step < end * steps) return lr * base / 0.01;
+  for (const [n, lr] of RELEASE_STAGES) {
+    end += n;
+    // step / steps < end / RELEASE_ITERATIONS, in integers.
+    if (step * RELEASE_ITERATIONS < end * steps) return base === 0.01 ? lr : lr * base / 0.01;
   }
-  return RELEASE_STAGES[RELEASE_STAGES.length - 1][1] * base / 0.01;
+  const last = RELEASE_STAGES[RELEASE_STAGES.length - 1][1];
+  return base === 0.01 ? last : last * base / 0.01;
 }
 
 /** One row of metrics.jsonl. */
@@ -379,7 +382,7 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
         const yOh = tf.oneHot(y, cfg.classes);
         let logits: tf.Tensor2D | null = null;
         const { value, grads } = tf.variableGrads(() => {
-          logits = tf.keep(net.forward(x, { dropoutSeed: hash32(cfg.seed, 31, step) & 0x7fffffff }));
+          logits = tf.keep(net.forward(x, { dropoutSeed: 1 + (hash32(cfg.seed, 31, step) % 0x7ffffff0) }));
           return tf.losses.softmaxCrossEntropy(yOh, logits) as tf.Scalar;
         }, vars);
         const acc = tf.equal(tf.argMax(logits!, 1), y).mean();

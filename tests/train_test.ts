@@ -1,0 +1,123 @@
+import assert from "node:assert/strict";
+import { type MetricsRow, pretrain, readMetrics, stageRate, TRAIN_DEFAULTS, type TrainConfig } from "../lib/train.ts";
+import { ROOT, task, tempDir } from "./helpers.ts";
+
+const quiet = () => {};
+
+function config(data: string): TrainConfig {
+  return {
+    ...TRAIN_DEFAULTS,
+    data,
+    net: "8c5-16c5-32f",
+    classes: 12,
+    perClass: 6,
+    steps: 16,
+    batch: 16,
+    logEvery: 2,
+    validEvery: 4,
+    patience: 1,
+    workers: 1,
+  };
+}
+
+function sameRows(a: MetricsRow[], b: MetricsRow[]): void {
+  assert.deepEqual(a.map((r) => r.step), b.map((r) => r.step));
+  for (let i = 0; i < a.length; i++) {
+    for (const k of ["loss", "accuracy", "lr", "val_loss", "val_accuracy"] as const) {
+      const x = a[i][k], y = b[i][k];
+      if (x === undefined || y === undefined) assert.equal(x, y, `step ${a[i].step} ${k}`);
+      else assert.ok(Math.abs(x - y) <= 1e-5 * Math.max(1, Math.abs(y)), `step ${a[i].step} ${k}: ${x} vs ${y}`);
+    }
+  }
+}
+
+Deno.test("pretraining learns the surrogate task, and a resumed run repeats the uninterrupted run's numbers", async () => {
+  await using tmp = await tempDir();
+  Deno.env.set("EXEMPLAR_CACHE", `${tmp.path}/cache`);
+  const data = "synthetic:unlabeled=60,train=10,test=10,fold=10";
+  const cfg = config(data);
+  const full = await pretrain(cfg, { out: `${tmp.path}/full`, backend: "wasm", log: quiet });
+  assert.equal(full.steps, 16);
+  assert.equal(full.backend.name, "wasm");
+  const rows = await readMetrics(`${tmp.path}/full`);
+  assert.equal(rows.length, 8);
+  for (const r of rows) {
+    for (const k of ["step", "loss", "accuracy", "lr", "samples_per_s"] as const) assert.ok(Number.isFinite(r[k]));
+  }
+  assert.ok(rows.at(-1)!.loss < rows[0].loss, `loss ${rows[0].loss} -> ${rows.at(-1)!.loss}`);
+  // The plateau schedule divides the rate by 3 when validation stops improving (patience 1 here).
+  assert.ok(rows.every((r, i) => i === 0 || r.lr === rows[i - 1].lr || Math.abs(r.lr * 3 - rows[i - 1].lr) < 1e-12));
+
+  // Interrupted after step 6 (as by Ctrl-C), then resumed.
+  let seen = 0;
+  const part = await pretrain(cfg, {
+    out: `${tmp.path}/part`,
+    backend: "wasm",
+    log: quiet,
+    onRow: (r) => (seen = r.step),
+    shouldStop: () => seen >= 6,
+  });
+  assert.equal(part.interrupted, true);
+  assert.equal(part.steps, 6);
+  const resumed = await pretrain(cfg, { out: `${tmp.path}/part`, backend: "wasm", resume: true, log: quiet });
+  assert.equal(resumed.steps, 16);
+  sameRows(await readMetrics(`${tmp.path}/part`), rows);
+  Deno.env.delete("EXEMPLAR_CACHE");
+});
+
+Deno.test("Ctrl-C writes a checkpoint and --resume finishes the run", async () => {
+  await using tmp = await tempDir();
+  const env = { EXEMPLAR_CACHE: `${tmp.path}/cache`, NO_COLOR: "1" };
+  const args = [
+    "--data",
+    "synthetic:unlabeled=60,train=10,test=10,fold=10",
+    "--net",
+    "8c5-16f",
+    "--classes",
+    "12",
+    "--per-class",
+    "6",
+    "--steps",
+    "400",
+    "--batch",
+    "8",
+    "--out",
+    `${tmp.path}/run`,
+  ];
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}/tasks/pretrain.ts`, ...args],
+    cwd: ROOT,
+    env,
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const metrics = `${tmp.path}/run/metrics.jsonl`;
+  for (let i = 0; i < 600; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    try {
+      if ((await Deno.readTextFile(metrics)).trim()) break;
+    } catch { /* not there yet */ }
+  }
+  child.kill("SIGINT");
+  const out = await child.output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 130, stderr);
+  assert.match(stderr, /interrupted at step \d+: checkpoint written/);
+  const stopped = (await readMetrics(`${tmp.path}/run`)).at(-1)!.step;
+  assert.ok(stopped < 400);
+  const r = await task("pretrain", [...args, "--resume"], env);
+  assert.equal(r.code, 0, r.stderr);
+  const rows = await readMetrics(`${tmp.path}/run`);
+  assert.equal(rows.at(-1)!.step, 400);
+  assert.deepEqual(rows.map((r) => r.step), Array.from({ length: 40 }, (_, i) => 10 * (i + 1)));
+});
+
+Deno.test("the release schedule: fixed stages scaled to the run's length", () => {
+  const steps = 1560;
+  assert.equal(stageRate(0, steps), 0.01);
+  assert.equal(stageRate(1199, steps), 0.01);
+  assert.equal(stageRate(1200, steps), 0.004);
+  assert.equal(stageRate(1320, steps), 0.001);
+  assert.equal(stageRate(1440, steps), 0.0004);
+  assert.equal(stageRate(1559, steps), 0.0001);
+});
