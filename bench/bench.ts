@@ -1,45 +1,175 @@
 /**
- * `deno task bench`: throughput figures as JSON lines on stdout.
+ * `deno task bench [--nets small,medium,large] [--backend NAME] [--seconds S] [--skip surrogate,nets,peer]`
  *
- * - `surrogate`: augmented 32x32 patches per second, on one core (the
- *   generation function itself) and with 2 workers (the loader training uses).
+ * Throughput figures as JSON lines on stdout:
+ * - one line per (network, backend): `net`, `backend`, `train_samples_per_s`
+ *   (forward, backward and SGD update), `infer_samples_per_s` and `gflops`
+ *   (achieved in training, counting a step as 3 forward passes), at batch 128
+ *   and 1000 surrogate classes;
+ * - when `/usr/bin/python3` can import torch, the same networks timed in
+ *   PyTorch in the same run (`bench/peers/torch_step.py`, 2 threads), and the
+ *   ratios ours / peer;
+ * - `surrogate`: augmented 32x32 patches per second, on one core and with 2
+ *   workers (the loader pretraining uses).
  *
  * @module
  */
+import { fileURLToPath } from "node:url";
+import { selectBackend, tf } from "../lib/backend.ts";
+import { parseFlags, runTask } from "../lib/cli.ts";
 import { openDataset } from "../lib/data/mod.ts";
+import { UserError } from "../lib/errors.ts";
+import { ExemplarNet, PAPER_NETS } from "../lib/nets.ts";
 import { seedPatches } from "../lib/seeds.ts";
 import { SurrogateData, SurrogateLoader } from "../lib/surrogate.ts";
 
-async function benchSurrogate(): Promise<void> {
+const BATCH = 128, CLASSES = 1000;
+
+async function timed(f: () => void | Promise<void>, seconds: number, batch: number): Promise<number> {
+  await f();
+  let n = 0;
+  const t0 = performance.now();
+  while (n < 2 || (performance.now() - t0) / 1000 < seconds) {
+    await f();
+    n++;
+  }
+  return (n * batch) / ((performance.now() - t0) / 1000);
+}
+
+/** Times one network on the current backend. */
+export async function benchNet(
+  name: string,
+  seconds: number,
+): Promise<{ train: number; infer: number; flops: number }> {
+  const net = new ExemplarNet(name, CLASSES, { variant: "release", seed: 1 });
+  const x = tf.randomNormal([BATCH, 32, 32, 3], 0, 1, "float32", 1) as tf.Tensor4D;
+  const y = tf.oneHot(tf.tensor1d(Array.from({ length: BATCH }, (_, i) => (i * 7) % CLASSES), "int32"), CLASSES);
+  const vars = net.params.map((p) => p.v);
+  const vel = vars.map((v) => tf.variable(tf.zerosLike(v)));
+  const step = () =>
+    tf.tidy(() => {
+      const { value, grads } = tf.variableGrads(
+        () => tf.losses.softmaxCrossEntropy(y, net.forward(x, { dropoutSeed: 7 })) as tf.Scalar,
+        vars,
+      );
+      vars.forEach((v, i) => {
+        vel[i].assign(vel[i].mul(0.9).add(grads[v.name].mul(0.01)));
+        v.assign(v.sub(vel[i]));
+      });
+      value.dataSync();
+    });
+  const train = await timed(step, seconds, BATCH);
+  const infer = await timed(() => tf.tidy(() => void net.forward(x).dataSync()), seconds / 2, BATCH);
+  const flops = net.flops().total;
+  tf.dispose([x, y, ...vel]);
+  net.dispose();
+  return { train, infer, flops };
+}
+
+/** Times the same network in PyTorch, or null where torch cannot be imported. */
+async function peer(
+  name: string,
+  seconds: number,
+): Promise<{ train_samples_per_s: number; infer_samples_per_s: number } | null> {
+  const script = fileURLToPath(new URL("./peers/torch_step.py", import.meta.url));
+  try {
+    const out = await new Deno.Command("/usr/bin/python3", {
+      args: [
+        script,
+        "--net",
+        name,
+        "--batch",
+        String(BATCH),
+        "--classes",
+        String(CLASSES),
+        "--threads",
+        "2",
+        "--seconds",
+        String(seconds),
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (out.code !== 0) return null;
+    return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
+  } catch {
+    return null;
+  }
+}
+
+async function benchSurrogate(seconds: number): Promise<void> {
   const ds = await openDataset("synthetic");
   const seeds = await seedPatches(ds.splits.unlabeled, { n: 500, seed: 1 });
   ds.close();
   for (const preset of ["paper", "release"] as const) {
     const data = new SurrogateData(seeds, { k: 100, seed: 1, preset });
-    data.batch(0, 128); // warm-up
-    const t0 = performance.now();
-    let n = 0;
-    while (performance.now() - t0 < 3000) n += data.batch(1 + n / 128, 128).y.length;
-    const oneCore = n / ((performance.now() - t0) / 1000);
-    const workers = 2;
-    const loader = new SurrogateLoader(data, 128, { workers, depth: 8 });
-    await loader.next();
-    const t1 = performance.now();
-    let m = 0;
-    while (performance.now() - t1 < 3000) m += (await loader.next()).y.length;
-    const withWorkers = m / ((performance.now() - t1) / 1000);
+    let b = 0;
+    const oneCore = await timed(() => void data.batch(b++, BATCH), seconds, BATCH);
+    const loader = new SurrogateLoader(data, BATCH, { workers: 2, depth: 8 });
+    const withWorkers = await timed(async () => void await loader.next(), seconds, BATCH);
     loader.close();
     console.log(JSON.stringify({
       bench: "surrogate",
       preset,
       patches_per_s_one_core: Math.round(oneCore),
-      workers,
+      workers: 2,
       patches_per_s_workers: Math.round(withWorkers),
       cores: navigator.hardwareConcurrency,
     }));
   }
 }
 
-if (import.meta.main) {
-  await benchSurrogate();
+async function main(args: string[]): Promise<void> {
+  const usage =
+    "deno task bench [--nets small,medium,large] [--backend NAME] [--seconds S] [--skip surrogate,nets,peer]";
+  const { values } = parseFlags(args, {
+    nets: { type: "string" },
+    backend: { type: "string" },
+    seconds: { type: "string" },
+    skip: { type: "string" },
+  }, usage);
+  const seconds = Number(values.seconds ?? 6);
+  if (!(seconds > 0)) throw new UserError(`--seconds ${values.seconds}: expected a positive number`);
+  const skip = new Set((values.skip ?? "").split(",").filter((s) => s));
+  const nets = (values.nets ?? "small,medium,large").split(",").map((n) =>
+    (PAPER_NETS as Record<string, string>)[n] ?? n
+  );
+  if (!skip.has("surrogate")) await benchSurrogate(Math.min(seconds, 3));
+  if (skip.has("nets")) return;
+  const backend = await selectBackend(values.backend);
+  for (const name of nets) {
+    const r = await benchNet(name, seconds);
+    const ours = {
+      net: name,
+      backend: backend.name,
+      batch: BATCH,
+      classes: CLASSES,
+      train_samples_per_s: Number(r.train.toFixed(1)),
+      infer_samples_per_s: Number(r.infer.toFixed(1)),
+      gflops: Number((3 * r.flops * r.train / 1e9).toFixed(2)),
+    };
+    console.log(JSON.stringify(ours));
+    if (skip.has("peer")) continue;
+    const p = await peer(name, seconds);
+    if (!p) {
+      console.log(
+        JSON.stringify({
+          net: name,
+          peer: "pytorch",
+          skipped: "/usr/bin/python3 cannot import torch (Debian: python3-torch)",
+        }),
+      );
+      continue;
+    }
+    console.log(JSON.stringify({ ...p, net: name }));
+    console.log(JSON.stringify({
+      net: name,
+      backend: backend.name,
+      vs: "pytorch",
+      train_ratio: Number((ours.train_samples_per_s / p.train_samples_per_s).toFixed(3)),
+      infer_ratio: Number((ours.infer_samples_per_s / p.infer_samples_per_s).toFixed(3)),
+    }));
+  }
 }
+
+if (import.meta.main) runTask(main);
