@@ -130,9 +130,102 @@ export function registerWasmConvGradients(backendName = "wasm"): void {
     },
   };
 
-  for (const k of [filterGrad, inputGrad]) {
+  // MaxPoolGrad: the backend's plain loop is slow; this one walks each window once with the
+  // channels innermost (contiguous in NHWC) and routes dy to the first maximum, as TensorFlow does.
+  const poolGrad: tf.KernelConfig = {
+    kernelName: "MaxPoolGrad",
+    backendName,
+    kernelFunc: (args) => {
+      const { dy, input } = args.inputs as { dy: TensorInfo; input: TensorInfo };
+      const attrs = args.attrs as Attrs;
+      // deno-lint-ignore no-explicit-any
+      const backend = args.backend as any;
+      const info = tf.backend_util.computePool2DInfo(
+        input.shape as [number, number, number, number],
+        attrs.filterSize,
+        attrs.strides,
+        1,
+        attrs.pad,
+        attrs.dimRoundingMode,
+      );
+      const out = backend.makeOutput(input.shape, "float32") as TensorInfo;
+      // Views after makeOutput: allocating may have moved the heap.
+      const x = backend.typedArrayFromHeap(input) as Float32Array;
+      const g = backend.typedArrayFromHeap(dy) as Float32Array;
+      const dx = backend.typedArrayFromHeap(out) as Float32Array;
+      maxPoolBackward(x, g, dx, info);
+      return out;
+    },
+  };
+
+  // BatchMatMul with a transposed operand runs a slow path on wasm; transposing first is cheaper.
+  const matmul = kernel("BatchMatMul", backendName);
+  const matmulT: tf.KernelConfig = {
+    kernelName: "BatchMatMul",
+    backendName,
+    kernelFunc: (args) => {
+      const attrs = args.attrs as Attrs, backend = args.backend as tf.KernelBackend;
+      let { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+      if (!attrs.transposeA && !attrs.transposeB) return call(matmul, { a, b }, attrs, backend);
+      const temps: TensorInfo[] = [];
+      const swapLast = (t: TensorInfo) => {
+        const perm = t.shape.map((_, i) => i);
+        [perm[perm.length - 2], perm[perm.length - 1]] = [perm[perm.length - 1], perm[perm.length - 2]];
+        const r = call(transpose, { x: t }, { perm }, backend);
+        temps.push(r);
+        return r;
+      };
+      if (attrs.transposeA) a = swapLast(a);
+      if (attrs.transposeB) b = swapLast(b);
+      const out = call(matmul, { a, b }, { ...attrs, transposeA: false, transposeB: false }, backend);
+      for (const t of temps) backend.disposeData(t.dataId);
+      return out;
+    },
+  };
+
+  for (const k of [filterGrad, inputGrad, poolGrad, matmulT]) {
     if (tf.getKernel(k.kernelName, backendName)) tf.unregisterKernel(k.kernelName, backendName);
     tf.registerKernel(k);
+  }
+}
+
+/** dx of max-pooling (NHWC): each dy goes to the first maximum of its window in x. */
+export function maxPoolBackward(
+  x: Float32Array,
+  dy: Float32Array,
+  dx: Float32Array,
+  info: tf.backend_util.Conv2DInfo,
+): void {
+  const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = info;
+  const sh = info.strideHeight, sw = info.strideWidth, fh = info.effectiveFilterHeight, fw = info.effectiveFilterWidth;
+  const top = info.padInfo.top, left = info.padInfo.left;
+  dx.fill(0);
+  const best = new Float32Array(C), arg = new Int32Array(C);
+  for (let n = 0; n < N; n++) {
+    for (let oy = 0; oy < OH; oy++) {
+      for (let ox = 0; ox < OW; ox++) {
+        best.fill(-Infinity);
+        arg.fill(-1);
+        for (let ky = 0; ky < fh; ky++) {
+          const iy = oy * sh - top + ky;
+          if (iy < 0 || iy >= H) continue;
+          for (let kx = 0; kx < fw; kx++) {
+            const ix = ox * sw - left + kx;
+            if (ix < 0 || ix >= W) continue;
+            const base = ((n * H + iy) * W + ix) * C;
+            for (let c = 0; c < C; c++) {
+              const v = x[base + c];
+              if (v > best[c]) {
+                best[c] = v;
+                arg[c] = base + c;
+              }
+            }
+          }
+        }
+        const o = ((n * OH + oy) * OW + ox) * C;
+        for (let c = 0; c < C; c++) if (arg[c] >= 0) dx[arg[c]] += dy[o + c];
+      }
+    }
   }
 }
 

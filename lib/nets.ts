@@ -259,11 +259,15 @@ export class ExemplarNet {
     const d = w.dataSync();
     return Array.from({ length: co }, (_, o) => {
       const px: number[] = [];
-      for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) for (let c = 0; c < ci; c++) px.push(d[((y * kw + x) * ci + c) * co + o]);
+      for (let y = 0; y < kh; y++) {
+        for (let x = 0; x < kw; x++) for (let c = 0; c < ci; c++) px.push(d[((y * kw + x) * ci + c) * co + o]);
+      }
       const lo = Math.min(...px), hi = Math.max(...px);
       const data = new Uint8Array(kh * kw * 3);
       for (let i = 0; i < kh * kw; i++) {
-        for (let c = 0; c < 3; c++) data[3 * i + c] = Math.round(255 * (px[i * ci + Math.min(c, ci - 1)] - lo) / (hi - lo || 1));
+        for (let c = 0; c < 3; c++) {
+          data[3 * i + c] = Math.round(255 * (px[i * ci + Math.min(c, ci - 1)] - lo) / (hi - lo || 1));
+        }
       }
       return { width: kw, height: kh, data };
     });

@@ -44,6 +44,38 @@ Deno.test("wasm convolution gradients equal the cpu backend's on small shapes", 
   }
 });
 
+Deno.test("wasm max-pooling gradient and transposed matrix products equal the cpu backend's", async () => {
+  const run = () =>
+    tf.tidy(() => {
+      const x = tf.randomNormal([2, 9, 7, 5], 0, 1, "float32", 21) as tf.Tensor4D;
+      const out: Float32Array[] = [];
+      for (const [k, s] of [[3, 2], [2, 2]]) {
+        const dy = tf.randomNormal(tf.maxPool(x, k, s, "same").shape, 0, 1, "float32", 22 + k);
+        out.push(
+          tf.grad((a: tf.Tensor) => tf.maxPool(a as tf.Tensor4D, k, s, "same").mul(dy).sum())(x)
+            .dataSync() as Float32Array,
+        );
+      }
+      const a = tf.randomNormal([6, 11], 0, 1, "float32", 31) as tf.Tensor2D;
+      const b = tf.randomNormal([6, 4], 0, 1, "float32", 32) as tf.Tensor2D;
+      const c = tf.randomNormal([3, 11], 0, 1, "float32", 33) as tf.Tensor2D;
+      out.push(tf.matMul(a, b, true, false).dataSync() as Float32Array);
+      out.push(tf.matMul(a, c, false, true).dataSync() as Float32Array);
+      out.push(tf.matMul(b, a, true, false).dataSync() as Float32Array);
+      return out;
+    });
+  await selectBackend("wasm");
+  const w = run();
+  await selectBackend("cpu");
+  const c = run();
+  for (let i = 0; i < w.length; i++) {
+    assert.equal(w[i].length, c[i].length);
+    for (let j = 0; j < w[i].length; j++) {
+      assert.ok(Math.abs(w[i][j] - c[i][j]) < 1e-4, `output ${i}[${j}]: ${w[i][j]} vs ${c[i][j]}`);
+    }
+  }
+});
+
 Deno.test("the project's kernels refuse what they do not implement", async () => {
   await selectBackend("wasm");
   registerWasmConvGradients("wasm");
