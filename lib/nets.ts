@@ -201,55 +201,12 @@ export class ExemplarNet {
 
   /** Layers, output shapes, parameters and forward FLOPs per sample (PAPER.md section 2). */
   summary(): SummaryRow[] {
-    const rows: SummaryRow[] = [];
-    let ch = 3, size = this.inputSize, conv = 0, fc = 0;
-    for (const l of this.layers) {
-      if (l.kind === "conv") {
-        const params = l.kernel * l.kernel * ch * l.units + l.units;
-        rows.push({
-          layer: `conv${conv + 1} ${l.units}c${l.kernel}`,
-          output: [size, size, l.units],
-          params,
-          flops: 2 * size * size * l.units * l.kernel * l.kernel * ch,
-        });
-        ch = l.units;
-        if (conv < 2) {
-          size = Math.ceil(size / 2);
-          rows.push({
-            layer: `pool${conv + 1} ${this.variant === "release" ? "3x3/2" : "2x2/2"}`,
-            output: [size, size, ch],
-            params: 0,
-            flops: 0,
-          });
-        }
-        conv++;
-      } else {
-        const inputs = fc === 0 ? size * size * ch : ch;
-        rows.push({
-          layer: `fc${fc + 1} ${l.units}f`,
-          output: [l.units],
-          params: inputs * l.units + l.units,
-          flops: 2 * inputs * l.units,
-        });
-        ch = l.units;
-        fc++;
-      }
-    }
-    const inputs = fc === 0 ? size * size * ch : ch;
-    rows.push({
-      layer: `softmax ${this.classes}`,
-      output: [this.classes],
-      params: inputs * this.classes + this.classes,
-      flops: 2 * inputs * this.classes,
-    });
-    return rows;
+    return netSummary(this.name, this.classes, this.variant, this.inputSize);
   }
 
   /** Forward FLOPs per 32x32 sample, without (and with) the softmax layer. */
   flops(): { withoutSoftmax: number; total: number } {
-    const rows = this.summary();
-    const total = rows.reduce((a, r) => a + r.flops, 0);
-    return { withoutSoftmax: total - rows[rows.length - 1].flops, total };
+    return netFlops(this.summary());
   }
 
   /** The first layer's filters as small RGB pictures, each stretched to the full 0..255 range. */
@@ -277,4 +234,57 @@ export class ExemplarNet {
   dispose(): void {
     for (const p of this.params) p.v.dispose();
   }
+}
+
+/** Layers, output shapes, parameters and forward FLOPs per sample of a network (PAPER.md section 2). */
+export function netSummary(name: string, classes: number, variant: NetVariant = "paper", inputSize = 32): SummaryRow[] {
+  const layers = parseNetName(name);
+  const rows: SummaryRow[] = [];
+  let ch = 3, size = inputSize, conv = 0, fc = 0;
+  for (const l of layers) {
+    if (l.kind === "conv") {
+      const params = l.kernel * l.kernel * ch * l.units + l.units;
+      rows.push({
+        layer: `conv${conv + 1} ${l.units}c${l.kernel}`,
+        output: [size, size, l.units],
+        params,
+        flops: 2 * size * size * l.units * l.kernel * l.kernel * ch,
+      });
+      ch = l.units;
+      if (conv < 2) {
+        size = Math.ceil(size / 2);
+        rows.push({
+          layer: `pool${conv + 1} ${variant === "release" ? "3x3/2" : "2x2/2"}`,
+          output: [size, size, ch],
+          params: 0,
+          flops: 0,
+        });
+      }
+      conv++;
+    } else {
+      const inputs = fc === 0 ? size * size * ch : ch;
+      rows.push({
+        layer: `fc${fc + 1} ${l.units}f`,
+        output: [l.units],
+        params: inputs * l.units + l.units,
+        flops: 2 * inputs * l.units,
+      });
+      ch = l.units;
+      fc++;
+    }
+  }
+  const inputs = fc === 0 ? size * size * ch : ch;
+  rows.push({
+    layer: `softmax ${classes}`,
+    output: [classes],
+    params: inputs * classes + classes,
+    flops: 2 * inputs * classes,
+  });
+  return rows;
+}
+
+/** Forward FLOPs per sample, without (and with) the softmax layer. */
+export function netFlops(rows: SummaryRow[]): { withoutSoftmax: number; total: number } {
+  const total = rows.reduce((a, r) => a + r.flops, 0);
+  return { withoutSoftmax: total - rows[rows.length - 1].flops, total };
 }

@@ -33,7 +33,8 @@ import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { getSplit, openDataset } from "./data/mod.ts";
 import { UserError } from "./errors.ts";
 import { exists, writeFileAtomic } from "./fsutil.ts";
-import { ExemplarNet, type NetVariant } from "./nets.ts";
+import { type GradientEngine, LocalEngine, ParallelEngine } from "./engine.ts";
+import { ExemplarNet, netFlops, netSummary, type NetVariant } from "./nets.ts";
 import { hash32 } from "./rng.ts";
 import { loadSeeds, PATCH, saveSeeds, seedPatches, type SeedPreset } from "./seeds.ts";
 import { SurrogateData, SurrogateLoader } from "./surrogate.ts";
@@ -65,6 +66,11 @@ export interface TrainConfig {
   validationCopies: number;
   /** Workers generating surrogate batches. */
   workers: number;
+  /**
+   * Gradient workers on the wasm backend (data parallelism, lib/engine.ts);
+   * 1 computes in the training thread. Other backends always use 1.
+   */
+  parallel: number;
 }
 
 export const TRAIN_DEFAULTS: Omit<TrainConfig, "data" | "net" | "classes" | "perClass" | "steps"> = {
@@ -80,6 +86,7 @@ export const TRAIN_DEFAULTS: Omit<TrainConfig, "data" | "net" | "classes" | "per
   logEvery: 10,
   validationCopies: 1,
   workers: 2,
+  parallel: 2,
 };
 
 /** The keys a resumed run must share with the run it continues. */
@@ -99,6 +106,7 @@ const IDENTITY_KEYS: (keyof TrainConfig)[] = [
   "patience",
   "logEvery",
   "validationCopies",
+  "parallel",
 ];
 
 /** The release's fixed stages: [iterations, learning rate], 1.56 M iterations in all. */
@@ -249,7 +257,9 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
   }
 
   const backend = await selectBackend(opts.backend);
-  log(`backend: ${backend.name} (${backend.detail})`);
+  const spec = { net: cfg.net, classes: cfg.classes, variant: cfg.preset as NetVariant, seed: cfg.seed };
+  const parallel = backend.name === "wasm" ? Math.max(1, cfg.parallel) : 1;
+  log(`backend: ${backend.name} (${backend.detail})${parallel > 1 ? `, ${parallel} gradient workers` : ""}`);
 
   // Seeds: drawn once, kept in the run folder.
   let seeds;
@@ -271,18 +281,20 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
     seed: cfg.seed,
     validationCopies: cfg.validationCopies,
   });
-  const net = new ExemplarNet(cfg.net, cfg.classes, { variant: cfg.preset as NetVariant, seed: cfg.seed });
-  if (weights) {
-    for (const p of net.params) {
-      const w = weights.get(p.name);
-      if (!w) throw new UserError(`${ckPath}: parameter ${p.name} is missing`);
-      p.v.assign(tf.tensor(w, p.v.shape));
+
+  const engine: GradientEngine = parallel > 1 ? await ParallelEngine.start(spec, parallel) : new LocalEngine(spec);
+  const W = engine.weights;
+  const V = new Float32Array(W.length); // momentum
+  for (const slot of engine.slots) {
+    const w = weights?.get(slot.name), m = momenta?.get(slot.name);
+    if (weights && (!w || w.length !== slot.size)) {
+      engine.close();
+      throw new UserError(`${ckPath}: parameter ${slot.name} is missing or has another shape`);
     }
+    if (w) W.set(w, slot.offset);
+    if (m) V.set(m, slot.offset);
   }
-  const vel = net.params.map((p) =>
-    tf.variable(momenta?.get(p.name) ? tf.tensor(momenta.get(p.name)!, p.v.shape) : tf.zerosLike(p.v))
-  );
-  const flops = net.flops();
+  const summary = netSummary(cfg.net, cfg.classes, spec.variant);
   if (!opts.resume) {
     await writeFileAtomic(
       cfgPath,
@@ -290,7 +302,8 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
         {
           train: cfg,
           backend,
-          net: { summary: net.summary(), flops_per_sample: flops },
+          gradient_workers: parallel,
+          net: { summary, flops_per_sample: netFlops(summary) },
           seeds: { n: seeds.n, images: new Set(seeds.origins.map((o) => o.image)).size },
           created: new Date().toISOString(),
         },
@@ -308,32 +321,23 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
   // Validation set: held-out copies, at most 4096 samples.
   const val = data.validation();
   const nVal = Math.min(val.y.length, 4096);
-  const valX = tf.tensor4d(val.x.subarray(0, nVal * PATCH * PATCH * 3), [nVal, PATCH, PATCH, 3]);
-  const valY = tf.tensor1d(val.y.subarray(0, nVal), "int32");
-  const evaluate = (): { loss: number; accuracy: number } => {
-    let loss = 0, correct = 0;
-    for (let s = 0; s < nVal; s += 512) {
-      const n = Math.min(512, nVal - s);
-      const [l, c] = tf.tidy(() => {
-        const logits = net.forward(valX.slice([s, 0, 0, 0], [n, PATCH, PATCH, 3]));
-        const y = valY.slice([s], [n]);
-        const l = tf.losses.softmaxCrossEntropy(
-          tf.oneHot(y, cfg.classes),
-          logits,
-          undefined,
-          undefined,
-          tf.Reduction.SUM,
-        );
-        const c = tf.equal(tf.argMax(logits, 1), y).sum();
-        return [l.dataSync()[0], c.dataSync()[0]];
-      });
-      loss += l;
-      correct += c;
-    }
-    return { loss: loss / nVal, accuracy: correct / nVal };
+  const evaluate = async () => {
+    const r = await engine.evaluate(val.x.subarray(0, nVal * PATCH * PATCH * 3), val.y.subarray(0, nVal), nVal);
+    return { loss: r.loss / nVal, accuracy: r.correct / nVal };
   };
 
-  const vars = net.params.map((p) => p.v);
+  /** Caffe's SGD: v = momentum v + lr lr_mult (g + wd decay_mult w); w -= v. */
+  const update = (lr: number) => {
+    const G = engine.grads;
+    for (const s of engine.slots) {
+      const rate = lr * s.lrMult, decay = cfg.weightDecay * s.decayMult, end = s.offset + s.size;
+      for (let i = s.offset; i < end; i++) {
+        V[i] = cfg.momentum * V[i] + rate * (G[i] + decay * W[i]);
+        W[i] -= V[i];
+      }
+    }
+  };
+
   const loader = new SurrogateLoader(data, cfg.batch, { workers: cfg.workers, start: state.step });
   const metricsFile = await Deno.open(join(out, "metrics.jsonl"), { append: true });
   const enc = new TextEncoder();
@@ -343,11 +347,11 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
   };
   const save = async () => {
     const arrays = [
-      ...net.params.map((p) => ({ name: p.name, shape: p.v.shape, data: p.v.dataSync() as Float32Array })),
-      ...net.params.map((p, i) => ({
-        name: `momentum:${p.name}`,
-        shape: p.v.shape,
-        data: vel[i].dataSync() as Float32Array,
+      ...engine.slots.map((s) => ({ name: s.name, shape: s.shape, data: W.slice(s.offset, s.offset + s.size) })),
+      ...engine.slots.map((s) => ({
+        name: `momentum:${s.name}`,
+        shape: s.shape,
+        data: V.slice(s.offset, s.offset + s.size),
       })),
     ];
     await saveCheckpoint(ckPath, { state: { run: state, net: cfg.net, classes: cfg.classes }, arrays });
@@ -376,29 +380,12 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
       const step = state.step;
       if (cfg.schedule === "stages") state.lr = stageRate(step, cfg.steps, cfg.lr);
       const batch = await loader.next();
-      const [loss, acc] = tf.tidy(() => {
-        const x = tf.tensor4d(batch.x, [cfg.batch, PATCH, PATCH, 3]);
-        const y = tf.tensor1d(batch.y, "int32");
-        const yOh = tf.oneHot(y, cfg.classes);
-        let logits: tf.Tensor2D | null = null;
-        const { value, grads } = tf.variableGrads(() => {
-          logits = tf.keep(net.forward(x, { dropoutSeed: 1 + (hash32(cfg.seed, 31, step) % 0x7ffffff0) }));
-          return tf.losses.softmaxCrossEntropy(yOh, logits) as tf.Scalar;
-        }, vars);
-        const acc = tf.equal(tf.argMax(logits!, 1), y).mean();
-        (logits as tf.Tensor2D | null)?.dispose();
-        net.params.forEach((p, i) => {
-          const g = grads[p.v.name];
-          const decay = cfg.weightDecay * p.decayMult;
-          const step = (decay > 0 ? g.add(p.v.mul(decay)) : g).mul(state.lr * p.lrMult);
-          vel[i].assign(vel[i].mul(cfg.momentum).add(step));
-          p.v.assign(p.v.sub(vel[i]));
-        });
-        return [value.dataSync()[0], acc.dataSync()[0]];
-      });
+      const r = await engine.step(batch.x, batch.y, cfg.batch, 1 + (hash32(cfg.seed, 31, step) % 0x7ffffff0));
+      const loss = r.loss / cfg.batch, acc = r.correct / cfg.batch;
       if (!Number.isFinite(loss)) {
         throw new Error(`the loss became ${loss} at step ${step}: training diverged (lower the learning rate)`);
       }
+      update(state.lr);
       state.step++;
       windowSamples += cfg.batch;
       lossSum += loss, accSum += acc, count++;
@@ -416,7 +403,7 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
           elapsed_s: elapsed0 + (now - t0) / 1000,
         };
         if (doVal) {
-          const v = evaluate();
+          const v = await evaluate();
           row.val_loss = v.loss;
           row.val_accuracy = v.accuracy;
           if (cfg.schedule === "plateau") {
@@ -450,8 +437,7 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
     try {
       Deno.removeSignalListener("SIGINT", onSigint);
     } catch { /* ignore */ }
-    tf.dispose([valX, valY, ...vel]);
-    net.dispose();
+    engine.close();
   }
   if (interrupted) log(`\ninterrupted at step ${state.step}: checkpoint written; continue with --resume`);
   return { out, steps: state.step, samples: state.step * cfg.batch, backend, interrupted, last };
