@@ -1,0 +1,183 @@
+/**
+ * Evaluating a pretrained run: its features, the linear SVM and a protocol
+ * (PAPER.md section 4), beside two baselines computed on the same protocol -
+ * the same network with random (untrained) weights, and raw pixels - so that
+ * a reader sees what the pretext task buys.
+ *
+ * Writes `results.json` into the run folder, labelled with the scale the run
+ * was made at (data, network, N, K, steps, samples).
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { getSplit, openDataset } from "./data/mod.ts";
+import {
+  applyScales,
+  blockScales,
+  cachedFeatures,
+  extractFeatures,
+  featureLayout,
+  rawPixelFeatures,
+} from "./features.ts";
+import { hash32 } from "./rng.ts";
+import { writeFileAtomic } from "./fsutil.ts";
+import { ExemplarNet, type NetVariant } from "./nets.ts";
+import {
+  checkProtocolFits,
+  defaultProtocol,
+  type FeatureFn,
+  PROTOCOL_INPUT,
+  type ProtocolName,
+  type ProtocolResult,
+  PROTOCOLS,
+  runProtocol,
+} from "./protocols.ts";
+import { UserError } from "./errors.ts";
+import { loadSeeds, PATCH, seedMean } from "./seeds.ts";
+import { loadTrainedNet, type TrainConfig } from "./train.ts";
+import type { Features } from "./svm.ts";
+import { Progress } from "./cli.ts";
+
+/** The scale a result was made at, shown beside every measured number. */
+export interface Scale {
+  data: string;
+  net: string;
+  N: number;
+  K: number | "inf";
+  steps: number;
+  samples: number;
+  preset: string;
+}
+
+/** What `results.json` holds. */
+export interface EvaluationResults {
+  scale: Scale;
+  protocol: ProtocolName;
+  evalData: string;
+  learned: ProtocolResult;
+  random?: ProtocolResult;
+  raw?: ProtocolResult;
+  seconds: number;
+}
+
+/** Options of {@link evaluateRun}. */
+export interface EvaluateOptions {
+  /** Data to evaluate on (default: the data the run was pretrained on). */
+  data?: string;
+  protocol?: string;
+  /** Also compute the random-weights and raw-pixel baselines (default true). */
+  baselines?: boolean;
+  /** Fixed C (skips the choice by validation). */
+  C?: number;
+  /** Runs of the protocol (default: its own, 10). */
+  runs?: number;
+  log?: (m: string) => void;
+}
+
+/** A feature function with the release's per-layer scaling fitted on the training split. */
+function scaledFeatures(
+  cacheDir: string,
+  tag: string,
+  ds: Awaited<ReturnType<typeof openDataset>>,
+  compute: (split: string, idx: number[]) => Promise<Features>,
+  blocks: { offset: number; size: number }[] | null,
+): FeatureFn {
+  let scales: number[] | null = null;
+  return async (split, idx) => {
+    const key = `${tag}-${split}-${idx.length}-${
+      hash32(...idx.slice(0, 50), idx.length, idx.at(-1) ?? 0).toString(16)
+    }`;
+    const f = await cachedFeatures(cacheDir, key, () => compute(split, idx));
+    const copy = { ...f, x: f.x.slice() };
+    if (blocks) {
+      if (split !== "test" || !scales) scales = blockScales(copy, blocks);
+      applyScales(copy, blocks, scales);
+    }
+    return copy;
+  };
+}
+
+/** Evaluates a run folder (see the module documentation). */
+export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): Promise<EvaluationResults> {
+  const log = opts.log ?? ((m: string) => console.error(m));
+  const t0 = performance.now();
+  const { net, config, step } = await loadTrainedNet(runDir);
+  const cfg = config as TrainConfig;
+  try {
+    const evalData = opts.data ?? cfg.data;
+    const ds = await openDataset(evalData);
+    if (opts.protocol !== undefined && !(PROTOCOLS as readonly string[]).includes(opts.protocol)) {
+      throw new UserError(`--protocol ${opts.protocol}: unknown protocol (expected one of: ${PROTOCOLS.join(", ")})`);
+    }
+    const protocol = (opts.protocol as ProtocolName | undefined) ?? defaultProtocol(ds);
+    checkProtocolFits(protocol, ds);
+    const { size, pooling } = PROTOCOL_INPUT[protocol];
+    // Mean colour of the pretraining inputs (the seeds' mean), subtracted as in pretraining.
+    const m = seedMean(await loadSeeds(runDir));
+    const mean: [number, number, number] = [0, 0, 0];
+    for (let i = 0; i < PATCH * PATCH; i++) for (let c = 0; c < 3; c++) mean[c] += m[3 * i + c] / (PATCH * PATCH);
+    const cache = join(runDir, "features");
+    const dataTag = `${protocol}-${hash32(...[...evalData].map((ch) => ch.charCodeAt(0))).toString(16)}`;
+
+    const netFeatures = (which: string, n: ExemplarNet) => {
+      const { blocks } = featureLayout(n, size, pooling);
+      return scaledFeatures(cache, `${which}-s${step}-${dataTag}`, ds, async (split, idx) => {
+        const bar = new Progress(`features (${which}, ${split})`, idx.length);
+        return await extractFeatures(n, getSplit(ds, split), idx, {
+          size,
+          pooling,
+          mean,
+          onProgress: (d) => bar.update(d),
+        });
+      }, blocks);
+    };
+    log(
+      `evaluating ${runDir} (step ${step}) on ${evalData} with the ${protocol} protocol (${size}x${size}, ${pooling} pooling)`,
+    );
+    const learned = await runProtocol(protocol, ds, netFeatures("learned", net), { C: opts.C, runs: opts.runs, log });
+    log(`learned features: ${learned.mean.toFixed(2)} +- ${learned.std.toFixed(2)} %`);
+    const out: EvaluationResults = {
+      scale: {
+        data: cfg.data,
+        net: cfg.net,
+        N: cfg.classes,
+        K: cfg.perClass,
+        steps: step,
+        samples: step * cfg.batch,
+        preset: cfg.preset,
+      },
+      protocol,
+      evalData,
+      learned,
+      seconds: 0,
+    };
+    if (opts.baselines ?? true) {
+      const random = new ExemplarNet(cfg.net, cfg.classes, { variant: cfg.preset as NetVariant, seed: cfg.seed });
+      try {
+        out.random = await runProtocol(protocol, ds, netFeatures("random", random), {
+          C: opts.C,
+          runs: opts.runs,
+          log: () => {},
+        });
+      } finally {
+        random.dispose();
+      }
+      log(`random weights:   ${out.random.mean.toFixed(2)} +- ${out.random.std.toFixed(2)} %`);
+      const raw = scaledFeatures(
+        cache,
+        `raw-${dataTag}`,
+        ds,
+        (split, idx) => rawPixelFeatures(getSplit(ds, split), idx, 32, mean),
+        null,
+      );
+      out.raw = await runProtocol(protocol, ds, raw, { C: opts.C, runs: opts.runs, log: () => {} });
+      log(`raw pixels:       ${out.raw.mean.toFixed(2)} +- ${out.raw.std.toFixed(2)} %`);
+    }
+    ds.close();
+    out.seconds = (performance.now() - t0) / 1000;
+    await writeFileAtomic(join(runDir, "results.json"), JSON.stringify(out, null, 2) + "\n");
+    return out;
+  } finally {
+    net.dispose();
+  }
+}

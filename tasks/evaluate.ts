@@ -1,0 +1,51 @@
+/**
+ * `deno task evaluate --run DIR [--data SPEC] [--protocol NAME] [--C VALUE] [--runs R] [--no-baselines]`
+ *
+ * Features of the run's trained network, a linear SVM and an evaluation
+ * protocol (PAPER.md section 4), beside the random-weights and raw-pixel
+ * baselines; writes `results.json` into the run folder.
+ *
+ * @module
+ */
+import { intFlag, parseFlags, runTask } from "../lib/cli.ts";
+import { DATA_SPECS } from "../lib/data/mod.ts";
+import { UserError } from "../lib/errors.ts";
+import { evaluateRun } from "../lib/evaluate.ts";
+import { PROTOCOLS } from "../lib/protocols.ts";
+import { selectBackend } from "../lib/backend.ts";
+
+const USAGE = `deno task evaluate --run DIR [--data SPEC] [--protocol ${
+  PROTOCOLS.join("|")
+}] [--C VALUE] [--runs R] [--backend NAME] [--no-baselines]   (SPEC: ${DATA_SPECS})`;
+
+async function main(args: string[]): Promise<void> {
+  const { values, positionals } = parseFlags(args, {
+    run: { type: "string" },
+    data: { type: "string" },
+    protocol: { type: "string" },
+    C: { type: "string" },
+    runs: { type: "string" },
+    backend: { type: "string" },
+    "no-baselines": { type: "boolean" },
+  }, USAGE);
+  if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}" (usage: ${USAGE})`);
+  if (!values.run) throw new UserError(`--run DIR is required (usage: ${USAGE})`);
+  let C: number | undefined;
+  if (values.C !== undefined) {
+    C = Number(values.C);
+    if (!(C > 0 && Number.isFinite(C))) throw new UserError(`--C ${values.C}: C must lie in (0, inf)`);
+  }
+  await selectBackend(values.backend as string | undefined);
+  const r = await evaluateRun(values.run, {
+    data: values.data as string | undefined,
+    protocol: values.protocol as string | undefined,
+    C,
+    runs: values.runs === undefined ? undefined : intFlag("runs", values.runs as string, 10, 1),
+    baselines: !values["no-baselines"],
+  });
+  console.log(
+    JSON.stringify({ protocol: r.protocol, learned: r.learned.mean, random: r.random?.mean, raw: r.raw?.mean }),
+  );
+}
+
+if (import.meta.main) runTask(main);
