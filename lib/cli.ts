@@ -9,7 +9,10 @@ import { parseArgs as nodeParseArgs } from "node:util";
 import { UserError } from "./errors.ts";
 
 /** Flag definitions in `node:util` parseArgs' shape. */
-export type FlagSpec = Record<string, { type: "string" | "boolean"; short?: string; default?: string | boolean }>;
+export type FlagSpec = Record<
+  string,
+  { type: "string" | "boolean"; short?: string; default?: string | boolean; multiple?: boolean }
+>;
 
 /** Parses `args` strictly: an unknown flag or a missing value is a {@link UserError}. */
 export function parseFlags<T extends FlagSpec>(

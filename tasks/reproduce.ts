@@ -1,54 +1,193 @@
 /**
- * `deno task reproduce [--data SPEC] [--out DIR]`: the whole pipeline of the
- * paper, images -> seeds -> surrogate data -> pretraining -> features -> SVM
- * -> Table 1, on the embedded default data unless `--data` says otherwise.
+ * `deno task reproduce [--preset default|tiny|paper|release] [--data SPEC] [--net NAME] [--backend NAME]
+ *  [--out DIR] [--steps S] [--classes N] [--per-class K|inf]`
  *
- * Stages run in order; a stage not built yet is named as such and the run
- * stops there, after doing all the stages before it.
+ * The whole pipeline of the paper: images -> seeds -> surrogate data ->
+ * pretraining -> features -> SVM -> Table 1, with progress throughout; ends by
+ * printing Table 1 beside the paper's numbers and the run folder.
+ *
+ * - `default`: the embedded synthetic data, 64c5-64c5-128f, N = 400, K = 100,
+ *   700 steps of batch 128: minutes on two CPU cores.
+ * - `tiny`: a seconds-long smoke run (tests, notebooks).
+ * - `paper`: N = 16000, K unlimited (fresh transformations every epoch), the
+ *   paper's schedule (divide by 3 when validation error stops improving), up
+ *   to 1.56 M steps; `release`: N = 16000, K = 150, the release's fixed
+ *   stages over 1.56 M steps. Both expect real data (`--data stl10:DIR`) and
+ *   print an estimate of their duration, from a measured warm-up, first.
+ *
+ * An interrupted run continues where it stopped when run again with the same
+ * --out.
  *
  * @module
  */
 import { join } from "node:path";
-import { parseFlags, runTask } from "../lib/cli.ts";
+import { selectBackend } from "../lib/backend.ts";
+import { fmtSecs, parseFlags, Progress, runTask } from "../lib/cli.ts";
 import { DATA_SPECS, inspectDataset, openDataset } from "../lib/data/mod.ts";
+import { LocalEngine, ParallelEngine } from "../lib/engine.ts";
 import { UserError } from "../lib/errors.ts";
-import { writeFileAtomic } from "../lib/fsutil.ts";
+import { evaluateRun } from "../lib/evaluate.ts";
+import { exists, writeFileAtomic } from "../lib/fsutil.ts";
+import { Rng } from "../lib/rng.ts";
+import { writeTable1 } from "../lib/table1.ts";
+import { pretrain, type TrainConfig } from "../lib/train.ts";
+import { TRAIN_FLAGS, trainConfigFromFlags } from "./pretrain.ts";
 
-const USAGE = `deno task reproduce [--data SPEC] [--out DIR]   (SPEC: ${DATA_SPECS})`;
+const PRESETS = ["default", "tiny", "paper", "release"] as const;
+type Preset = typeof PRESETS[number];
 
-/** The paper's stages, in order, and whether this version of the project has them. */
-const STAGES: { name: string; built: boolean }[] = [
-  { name: "data (readers, synthetic default)", built: true },
-  { name: "seed patches (PAPER.md 1)", built: false },
-  { name: "surrogate classes: the six transformations (PAPER.md 1)", built: false },
-  { name: "pretraining the network (PAPER.md 2-3)", built: false },
-  { name: "pooled features (PAPER.md 4)", built: false },
-  { name: "linear SVM and the evaluation protocols (PAPER.md 4)", built: false },
-  { name: "Table 1 beside the paper's numbers (PAPER.md 5)", built: false },
-];
+const USAGE = `deno task reproduce [--preset ${
+  PRESETS.join("|")
+}] [--data SPEC] [--net NAME] [--backend NAME] [--out DIR] [--steps S] [--classes N] [--per-class K|inf]   (SPEC: ${DATA_SPECS})`;
+
+/** Each preset's training configuration (flags override it). */
+const PRESET_CONFIG: Record<Preset, Partial<TrainConfig>> = {
+  default: {
+    data: "synthetic",
+    net: "64c5-64c5-128f",
+    classes: 400,
+    perClass: 100,
+    steps: 700,
+    validEvery: 100,
+    preset: "paper",
+  },
+  tiny: {
+    data: "synthetic:unlabeled=200,train=200,test=100,fold=100",
+    net: "16c5-16c5-32f",
+    classes: 40,
+    perClass: 10,
+    steps: 30,
+    batch: 32,
+    validEvery: 10,
+    preset: "paper",
+  },
+  paper: {
+    net: "64c5-128c5-256c5-512f",
+    classes: 16000,
+    perClass: "inf",
+    steps: 1_560_000,
+    validEvery: 5000,
+    preset: "paper",
+    schedule: "plateau",
+    patience: 4,
+  },
+  release: {
+    net: "64c5-128c5-256c5-512f",
+    classes: 16000,
+    perClass: 150,
+    steps: 1_560_000,
+    validEvery: 5000,
+    preset: "release",
+    schedule: "stages",
+  },
+};
+
+/** Measures training speed on the chosen backend and prints how long the run will take. */
+async function estimate(cfg: TrainConfig, backend: string | undefined): Promise<void> {
+  const info = await selectBackend(backend);
+  const spec = { net: cfg.net, classes: cfg.classes, variant: cfg.preset, seed: cfg.seed };
+  const parallel = info.name === "wasm" ? cfg.parallel : 1;
+  const engine = parallel > 1 ? await ParallelEngine.start(spec, parallel) : new LocalEngine(spec);
+  try {
+    const rng = new Rng(1);
+    const x = Float32Array.from({ length: cfg.batch * 32 * 32 * 3 }, () => rng.normal() * 0.2);
+    const y = Int32Array.from({ length: cfg.batch }, (_, i) => i % cfg.classes);
+    await engine.step(x, y, cfg.batch, 1);
+    const t0 = performance.now();
+    const n = 3;
+    for (let i = 0; i < n; i++) await engine.step(x, y, cfg.batch, 2 + i);
+    const sps = (n * cfg.batch) / ((performance.now() - t0) / 1000);
+    console.error(
+      `estimate: ${sps.toFixed(0)} samples/s on ${info.name}${
+        parallel > 1 ? ` x${parallel}` : ""
+      } (measured warm-up) -> ${cfg.steps} steps of ${cfg.batch} take about ${
+        fmtSecs((cfg.steps * cfg.batch) / sps)
+      } of pretraining, plus seeds and evaluation`,
+    );
+  } finally {
+    engine.close();
+  }
+}
 
 async function main(args: string[]): Promise<void> {
-  const { values, positionals } = parseFlags(args, {
-    data: { type: "string" },
-    out: { type: "string" },
-  }, USAGE);
+  const { values, positionals } = parseFlags(args, { ...TRAIN_FLAGS, out: { type: "string" } }, USAGE);
   if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}" (usage: ${USAGE})`);
-  const spec = values.data ?? "synthetic";
-  const out = values.out ?? join("runs", "reproduce");
+  const presetName = (values.preset as string | undefined) ?? "default";
+  if (!(PRESETS as readonly string[]).includes(presetName)) {
+    throw new UserError(`--preset ${presetName}: unknown preset (expected one of: ${PRESETS.join(", ")})`);
+  }
+  const preset = presetName as Preset;
+  const base = PRESET_CONFIG[preset];
+  if ((preset === "paper" || preset === "release") && !values.data) {
+    throw new UserError(
+      `--preset ${preset} runs at paper scale on real data: give --data stl10:DIR (deno task data download stl10 --to DIR)`,
+    );
+  }
+  const cfg = trainConfigFromFlags({ ...values, preset: undefined }, base);
+  const out = (values.out as string | undefined) ?? join("runs", `reproduce-${preset}`);
+  const t0 = performance.now();
+  const stage = (k: number, what: string) =>
+    console.error(`\n[${k}/5] ${what} (${fmtSecs((performance.now() - t0) / 1000)} so far)`);
 
-  console.error(`[1/${STAGES.length}] ${STAGES[0].name}: ${spec}`);
-  const ds = await openDataset(spec);
+  stage(1, `data: ${cfg.data}`);
+  const ds = await openDataset(cfg.data);
   const summary = await inspectDataset(ds);
   ds.close();
+  await Deno.mkdir(out, { recursive: true });
   await writeFileAtomic(join(out, "data.json"), JSON.stringify(summary, null, 2) + "\n");
-  console.error(`  ${JSON.stringify(summary.splits)}`);
-  console.error(`  summary written to ${join(out, "data.json")}`);
+  console.error(
+    `  ${
+      Object.entries(summary.splits as Record<string, { images: number }>).map(([k, v]) => `${k} ${v.images}`).join(
+        ", ",
+      )
+    } images; ${summary.classes} classes`,
+  );
 
-  const missing = STAGES.filter((s) => !s.built);
-  console.error(`\nNot built yet in this version of the project:`);
-  for (const s of missing) console.error(`  - ${s.name}`);
-  console.error(`\nThe run stops here; run folder: ${out}`);
-  console.log(out);
+  if (preset === "paper" || preset === "release") await estimate(cfg, values.backend as string | undefined);
+
+  const resume = exists(join(out, "checkpoint.ckpt"));
+  stage(
+    2,
+    `seeds, surrogate classes and pretraining: ${cfg.net}, N = ${cfg.classes}, K = ${cfg.perClass}, ${cfg.steps} steps of ${cfg.batch}${
+      resume ? " (continuing the run in " + out + ")" : ""
+    }`,
+  );
+  const bar = new Progress("pretrain", cfg.steps);
+  const trained = await pretrain(cfg, {
+    out,
+    resume,
+    backend: values.backend as string | undefined,
+    log: (m) => console.error(`  ${m.trim()}`),
+    onRow: (r) =>
+      bar.update(
+        r.step,
+        `loss ${r.loss.toFixed(3)} acc ${(100 * r.accuracy).toFixed(1)}%${
+          r.val_accuracy !== undefined ? ` val ${(100 * r.val_accuracy).toFixed(1)}%` : ""
+        } ${r.samples_per_s.toFixed(0)}/s`,
+      ),
+  });
+  if (trained.interrupted) {
+    console.error(`interrupted: run the same command again to continue (${out})`);
+    Deno.exit(130);
+  }
+
+  stage(3, "features, linear SVM and the evaluation protocol, with the random-weights and raw-pixel baselines");
+  const results = await evaluateRun(out, { log: (m) => console.error(`  ${m}`) });
+
+  stage(4, "Table 1");
+  const paths = await writeTable1(out, [results]);
+
+  stage(5, "done");
+  console.log(await Deno.readTextFile(paths.md));
+  const margin = results.random ? results.learned.mean - results.random.mean : NaN;
+  console.log(
+    `learned ${results.learned.mean.toFixed(2)} % vs random weights ${results.random?.mean.toFixed(2)} % (margin ${
+      margin >= 0 ? "+" : ""
+    }${margin.toFixed(2)}) vs raw pixels ${
+      results.raw?.mean.toFixed(2)
+    } %, after ${results.scale.samples} pretraining samples; ${fmtSecs((performance.now() - t0) / 1000)} in all`,
+  );
+  console.log(`run folder: ${out}  (table1.md, table1.html, results.json, metrics.jsonl, config.json)`);
 }
 
 if (import.meta.main) runTask(main);

@@ -42,8 +42,8 @@ export interface SyntheticOptions {
 export const SYNTHETIC_DEFAULTS: SyntheticOptions = {
   unlabeled: 2000,
   train: 1000,
-  test: 1000,
-  fold: 200,
+  test: 500,
+  fold: 500,
   seed: 0,
 };
 
@@ -121,6 +121,8 @@ function hsv(h: number, s: number, v: number): [number, number, number] {
 }
 
 const TEXTURES = 5;
+/** The texture each class prefers: two classes share each texture, told apart by shape. */
+const CLASS_TEXTURE = [0, 1, 2, 3, 4, 1, 0, 3, 4, 2];
 
 /** Renders one image of class `cls`, every nuisance drawn from `rng`. */
 export function renderSynthetic(cls: number, rng: Rng, size = STL10_SIZE): RGBImage {
@@ -147,16 +149,17 @@ export function renderSynthetic(cls: number, rng: Rng, size = STL10_SIZE): RGBIm
     }
   }
   // Distractors: small blobs of random colour.
-  const nBlobs = rng.int(4);
+  const nBlobs = rng.int(3);
   for (let b = 0; b < nBlobs; b++) {
     const bx = rng.uniform(0, size), by = rng.uniform(0, size), br = rng.uniform(2, 6);
     const col = hsv(rng.next(), rng.uniform(0.2, 1), rng.uniform(0.2, 1));
     paint(img, bx, by, br, br, 0, (u, v) => u * u + v * v <= 1, () => col);
   }
   // The object: its shape is the class; all else is random.
-  const R = rng.uniform(14, 34);
-  const cx = rng.uniform(R * 0.7, size - R * 0.7), cy = rng.uniform(R * 0.7, size - R * 0.7);
-  const rot = rng.uniform(0, 2 * Math.PI);
+  const R = rng.uniform(20, 36);
+  const cx = rng.uniform(R * 0.9, size - R * 0.9), cy = rng.uniform(R * 0.9, size - R * 0.9);
+  // Objects keep a roughly canonical pose, as in photographs: rotation within 25 degrees.
+  const rot = rng.uniform(-25, 25) * Math.PI / 180;
   const sx = R * rng.uniform(0.85, 1.15), sy = R * rng.uniform(0.85, 1.15);
   // Object brightness kept apart from the background's so the shape is visible.
   const objV = bgV > 0.5 ? rng.uniform(0.05, bgV - 0.3) : rng.uniform(bgV + 0.3, 1);
@@ -167,7 +170,8 @@ export function renderSynthetic(cls: number, rng: Rng, size = STL10_SIZE): RGBIm
     rng.uniform(0.3, 1),
     Math.min(1, Math.max(0, objV + rng.uniform(-0.25, 0.25))),
   );
-  const tex = rng.int(TEXTURES);
+  // Each class prefers one surface texture (4 times in 5); shape remains the class's defining cue.
+  const tex = rng.next() < 0.8 ? CLASS_TEXTURE[cls] : rng.int(TEXTURES);
   const freq = rng.uniform(2.5, 6), ta = rng.uniform(0, Math.PI);
   const tc = Math.cos(ta), ts = Math.sin(ta);
   const fill = (u: number, v: number): [number, number, number] => {
@@ -269,7 +273,7 @@ export async function ensureSynthetic(
   opts: SyntheticOptions = SYNTHETIC_DEFAULTS,
   log: (msg: string) => void = (m) => console.error(m),
 ): Promise<string> {
-  const key = `v2-u${opts.unlabeled}-tr${opts.train}-te${opts.test}-f${opts.fold}-s${opts.seed}`;
+  const key = `v4-u${opts.unlabeled}-tr${opts.train}-te${opts.test}-f${opts.fold}-s${opts.seed}`;
   const dir = join(cacheDir(), "synthetic", key);
   const final = join(dir, "stl10_binary");
   if (exists(final)) return final;

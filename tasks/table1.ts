@@ -1,0 +1,41 @@
+/**
+ * `deno task table1 [--run DIR ...] [--out DIR]`
+ *
+ * Writes Table 1 (table1.md, table1.html, table1-chart.json) with the paper's
+ * numbers and the measured results of the given run folders (their
+ * results.json, from `deno task evaluate` or `reproduce`), and prints the
+ * Markdown table.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { parseFlags, runTask } from "../lib/cli.ts";
+import { UserError } from "../lib/errors.ts";
+import type { EvaluationResults } from "../lib/evaluate.ts";
+import { exists } from "../lib/fsutil.ts";
+import { writeTable1 } from "../lib/table1.ts";
+
+const USAGE = "deno task table1 [--run DIR ...] [--out DIR]";
+
+async function main(args: string[]): Promise<void> {
+  const { values, positionals } = parseFlags(
+    args,
+    { out: { type: "string" }, run: { type: "string", multiple: true } },
+    USAGE,
+  );
+  if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}" (usage: ${USAGE})`);
+  const runs = ((values as Record<string, unknown>).run as string[] | undefined) ?? [];
+  const results: EvaluationResults[] = [];
+  for (const r of runs) {
+    const p = join(r, "results.json");
+    if (!exists(p)) throw new UserError(`--run ${r}: no results.json there (run deno task evaluate --run ${r} first)`);
+    results.push(JSON.parse(await Deno.readTextFile(p)));
+  }
+  const out = (values.out as string | undefined) ?? (runs.length === 1 ? runs[0] : join("runs", "table1"));
+  await Deno.mkdir(out, { recursive: true });
+  const paths = await writeTable1(out, results);
+  console.log(await Deno.readTextFile(paths.md));
+  console.error(`written: ${paths.md}, ${paths.html}`);
+}
+
+if (import.meta.main) runTask(main);
