@@ -16,12 +16,15 @@ import {
   blockScales,
   cachedFeatures,
   extractFeatures,
+  extractFeaturesParallel,
   featureLayout,
   rawPixelFeatures,
 } from "./features.ts";
 import { hash32 } from "./rng.ts";
 import { writeFileAtomic } from "./fsutil.ts";
 import { ExemplarNet, type NetVariant } from "./nets.ts";
+import { tf } from "./backend.ts";
+import { slotsOf } from "./engine.ts";
 import {
   checkProtocolFits,
   defaultProtocol,
@@ -78,7 +81,6 @@ export interface EvaluateOptions {
 function scaledFeatures(
   cacheDir: string,
   tag: string,
-  ds: Awaited<ReturnType<typeof openDataset>>,
   compute: (split: string, idx: number[]) => Promise<Features>,
   blocks: { offset: number; size: number }[] | null,
 ): FeatureFn {
@@ -95,6 +97,14 @@ function scaledFeatures(
     }
     return copy;
   };
+}
+
+/** A network's parameters as one flat vector, in its parameter order. */
+function flatWeights(net: ExemplarNet): Float32Array {
+  const slots = slotsOf(net);
+  const flat = new Float32Array(slots.reduce((a, s) => a + s.size, 0));
+  net.params.forEach((p, i) => flat.set(p.v.dataSync() as Float32Array, slots[i].offset));
+  return flat;
 }
 
 /** Evaluates a run folder (see the module documentation). */
@@ -119,10 +129,22 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): P
     const cache = join(runDir, "features");
     const dataTag = `${protocol}-${hash32(...[...evalData].map((ch) => ch.charCodeAt(0))).toString(16)}`;
 
-    const netFeatures = (which: string, n: ExemplarNet) => {
+    // Features run in two workers on the wasm backend (each its own thread), else here.
+    const workers = tf.getBackend() === "wasm" ? Math.max(1, Math.min(2, navigator.hardwareConcurrency)) : 1;
+    const spec = { net: cfg.net, classes: cfg.classes, variant: cfg.preset as NetVariant, seed: cfg.seed };
+    const netFeatures = (which: string, n: ExemplarNet, trained: boolean) => {
       const { blocks } = featureLayout(n, size, pooling);
-      return scaledFeatures(cache, `${which}-s${step}-${dataTag}`, ds, async (split, idx) => {
+      const flat = trained ? flatWeights(n) : null;
+      return scaledFeatures(cache, `${which}-s${step}-${dataTag}`, async (split, idx) => {
         const bar = new Progress(`features (${which}, ${split})`, idx.length);
+        if (workers > 1) {
+          return await extractFeaturesParallel(
+            { spec, weights: flat, data: evalData, split, size, pooling, mean },
+            idx,
+            workers,
+            (d) => bar.update(d),
+          );
+        }
         return await extractFeatures(n, getSplit(ds, split), idx, {
           size,
           pooling,
@@ -134,7 +156,11 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): P
     log(
       `evaluating ${runDir} (step ${step}) on ${evalData} with the ${protocol} protocol (${size}x${size}, ${pooling} pooling)`,
     );
-    const learned = await runProtocol(protocol, ds, netFeatures("learned", net), { C: opts.C, runs: opts.runs, log });
+    const learned = await runProtocol(protocol, ds, netFeatures("learned", net, true), {
+      C: opts.C,
+      runs: opts.runs,
+      log,
+    });
     log(`learned features: ${learned.mean.toFixed(2)} +- ${learned.std.toFixed(2)} %`);
     const out: EvaluationResults = {
       scale: {
@@ -154,7 +180,7 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): P
     if (opts.baselines ?? true) {
       const random = new ExemplarNet(cfg.net, cfg.classes, { variant: cfg.preset as NetVariant, seed: cfg.seed });
       try {
-        out.random = await runProtocol(protocol, ds, netFeatures("random", random), {
+        out.random = await runProtocol(protocol, ds, netFeatures("random", random, false), {
           C: opts.C,
           runs: opts.runs,
           log: () => {},
@@ -166,7 +192,6 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): P
       const raw = scaledFeatures(
         cache,
         `raw-${dataTag}`,
-        ds,
         (split, idx) => rawPixelFeatures(getSplit(ds, split), idx, 32, mean),
         null,
       );

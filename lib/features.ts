@@ -231,3 +231,51 @@ export async function cachedFeatures(dir: string, name: string, compute: () => P
   await writeFileAtomic(meta, JSON.stringify({ n: f.n, dim: f.dim }) + "\n");
   return f;
 }
+
+/**
+ * {@link extractFeatures} split over `workers` Deno workers (each with its own
+ * wasm backend and data reader): the images are divided into contiguous
+ * shares and the results concatenated in order, so the features are the same
+ * as in one thread.
+ */
+export async function extractFeaturesParallel(
+  job: Omit<import("./features_worker.ts").FeatureJob, "indices">,
+  indices: number[],
+  workers: number,
+  onProgress?: (done: number, total: number) => void,
+): Promise<Features> {
+  const per = Math.ceil(indices.length / workers);
+  const shares = Array.from({ length: workers }, (_, w) => indices.slice(w * per, (w + 1) * per)).filter((s) =>
+    s.length
+  );
+  const done = shares.map(() => 0);
+  const parts = await Promise.all(shares.map((share, w) =>
+    new Promise<Features>((resolve, reject) => {
+      const worker = new Worker(new URL("./features_worker.ts", import.meta.url), { type: "module" });
+      worker.onmessage = (e) => {
+        const m = e.data;
+        if (m.progress !== undefined) {
+          done[w] = m.progress;
+          onProgress?.(done.reduce((a, b) => a + b, 0), indices.length);
+        } else {
+          worker.terminate();
+          if (m.error) reject(new Error(`feature worker: ${m.error}`));
+          else resolve({ n: m.n, dim: m.dim, x: m.x });
+        }
+      };
+      worker.onerror = (e) => {
+        e.preventDefault();
+        worker.terminate();
+        reject(new Error(`feature worker: ${e.message}`));
+      };
+      worker.postMessage({ ...job, indices: share });
+    })
+  ));
+  const dim = parts[0].dim, x = new Float32Array(indices.length * dim);
+  let off = 0;
+  for (const p of parts) {
+    x.set(p.x, off);
+    off += p.x.length;
+  }
+  return { n: indices.length, dim, x };
+}

@@ -1,0 +1,43 @@
+import assert from "node:assert/strict";
+import { selectBackend, tf } from "../lib/backend.ts";
+import { convolutionalMaps, featureLayout, poolMap } from "../lib/features.ts";
+import { ExemplarNet } from "../lib/nets.ts";
+
+await selectBackend("wasm");
+
+Deno.test("quadrant and pyramid max pooling", () => {
+  // A 4x4 map with 1 channel: value = 10 y + x.
+  const map = Float32Array.from({ length: 16 }, (_, i) => 10 * Math.floor(i / 4) + (i % 4));
+  const q = new Float32Array(4);
+  poolMap(map, 4, 4, 1, [2], q, 0);
+  assert.deepEqual(Array.from(q), [11, 13, 31, 33]);
+  const p = new Float32Array(21);
+  poolMap(map, 4, 4, 1, [1, 2, 4], p, 0);
+  assert.equal(p[0], 33);
+  assert.deepEqual(Array.from(p.subarray(1, 5)), [11, 13, 31, 33]);
+  assert.deepEqual(Array.from(p.subarray(5)), Array.from(map));
+});
+
+Deno.test("feature sizes: 4 x (sum of channels) with quadrants; 21 x with the pyramid", () => {
+  const net = new ExemplarNet("64c5-128c5-256c5-512f", 10);
+  assert.equal(featureLayout(net, 96, "quadrant").dim, 3840); // PAPER.md: 3840 for the medium network
+  assert.equal(featureLayout(net, 150, "pyramid").dim, 21 * 960);
+  const maps = featureLayout(net, 96, "quadrant").blocks.map((b) => b.map);
+  assert.deepEqual(maps, [96, 48, 24, 17]); // the FC layer as an 8 x 8 convolution over the 24 x 24 map
+  net.dispose();
+});
+
+Deno.test("the FC layer applied convolutionally equals the dense layer on a 32x32 input", () => {
+  const net = new ExemplarNet("8c5-8c5-16f", 5, { variant: "release", seed: 2 });
+  const x = tf.randomNormal([2, 32, 32, 3], 0, 1, "float32", 9) as tf.Tensor4D;
+  const taps: tf.Tensor[] = [];
+  tf.dispose(net.forward(x, { taps }));
+  const maps = convolutionalMaps(net, x);
+  assert.deepEqual(maps.map((m) => m.shape), [[2, 32, 32, 8], [2, 16, 16, 8], [2, 1, 1, 16]]);
+  for (let i = 0; i < 3; i++) {
+    const a = maps[i].dataSync(), b = taps[i].dataSync();
+    for (let j = 0; j < a.length; j++) assert.ok(Math.abs(a[j] - b[j]) < 1e-4, `layer ${i} [${j}]: ${a[j]} vs ${b[j]}`);
+  }
+  tf.dispose([x, ...taps, ...maps]);
+  net.dispose();
+});

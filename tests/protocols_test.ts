@@ -1,0 +1,89 @@
+import assert from "node:assert/strict";
+import { imageToCifar10 } from "../lib/data/cifar10.ts";
+import { openDataset } from "../lib/data/mod.ts";
+import { rawPixelFeatures } from "../lib/features.ts";
+import { newImage } from "../lib/image.ts";
+import { runProtocol } from "../lib/protocols.ts";
+import { Rng } from "../lib/rng.ts";
+import { CALTECH_MINI, oneLineError, task, tempDir } from "./helpers.ts";
+
+const GRAY: [number, number, number] = [0.5, 0.5, 0.5];
+
+Deno.test("Caltech-101 protocol on real photographs: 30 training images per class, mean per-class accuracy", async () => {
+  const ds = await openDataset(`caltech101:${CALTECH_MINI}`);
+  let seen = 0;
+  const r = await runProtocol("caltech101", ds, (split, idx) => {
+    seen = idx.length;
+    return rawPixelFeatures(ds.splits[split], idx, 16, GRAY);
+  }, { runs: 3, C: 0.01 });
+  assert.equal(r.trainPerRun, 300);
+  assert.equal(r.test, 300); // 60 per class: 30 train, 30 test
+  assert.equal(r.runs.length, 3);
+  assert.ok(seen <= 600);
+  assert.ok(r.mean > 15, `raw pixels on 10 classes: ${r.mean} %`); // chance is 10 %
+});
+
+Deno.test("CIFAR-10(400) and STL-10 protocols on generated files", async () => {
+  await using tmp = await tempDir();
+  // Class c is a colour: raw pixels separate them.
+  const dir = `${tmp.path}/cifar-10-batches-bin`;
+  await Deno.mkdir(dir);
+  const rng = new Rng(3);
+  const rec = (c: number) => {
+    const img = newImage(32, 32);
+    for (let i = 0; i < img.data.length; i++) {
+      img.data[i] = Math.min(255, Math.max(0, (i % 3 === c % 3 ? 60 + 18 * c : 40) + rng.int(60)));
+    }
+    return imageToCifar10(img, c);
+  };
+  const batch = (n: number, off: number) => {
+    const out = new Uint8Array(n * 3073);
+    for (let i = 0; i < n; i++) out.set(rec((i + off) % 10), i * 3073);
+    return out;
+  };
+  for (let b = 1; b <= 5; b++) await Deno.writeFile(`${dir}/data_batch_${b}.bin`, batch(820, b));
+  await Deno.writeFile(`${dir}/test_batch.bin`, batch(300, 0));
+  const ds = await openDataset(`cifar10:${tmp.path}`);
+  const r = await runProtocol("cifar10-400", ds, (split, idx) => rawPixelFeatures(ds.splits[split], idx, 8, GRAY), {
+    runs: 2,
+    C: 0.1,
+  });
+  assert.equal(r.trainPerRun, 4000);
+  assert.equal(r.test, 300);
+  assert.ok(r.mean > 50, `${r.mean}`);
+  await assert.rejects(
+    () => runProtocol("stl10", ds, () => Promise.reject(new Error("unused"))),
+    /stl10 protocol does not fit .*training folds/,
+  );
+
+  Deno.env.set("EXEMPLAR_CACHE", `${tmp.path}/cache`);
+  const stl = await openDataset("synthetic:unlabeled=0,train=100,test=50,fold=50");
+  Deno.env.delete("EXEMPLAR_CACHE");
+  const s = await runProtocol("stl10", stl, (split, idx) => rawPixelFeatures(stl.splits[split], idx, 8, GRAY), {
+    C: 0.1,
+  });
+  assert.equal(s.runs.length, 10); // one per predefined fold
+  assert.equal(s.trainPerRun, 50);
+  assert.equal(s.test, 50);
+});
+
+Deno.test("evaluate: a run folder without a checkpoint, a bad C and a protocol that does not fit are refused", async () => {
+  await using tmp = await tempDir();
+  oneLineError(await task("evaluate", ["--run", tmp.path]), /no trained checkpoint/);
+  oneLineError(await task("evaluate", ["--run", tmp.path, "--C", "0"]), /--C 0: C must lie in \(0, inf\)/);
+  oneLineError(await task("evaluate", ["--run", tmp.path, "--C", "inf"]), /--C inf/);
+  const env = { EXEMPLAR_CACHE: `${tmp.path}/cache` };
+  const r = await task("reproduce", ["--preset", "tiny", "--out", `${tmp.path}/run`], env);
+  assert.equal(r.code, 0, r.stderr);
+  oneLineError(
+    await task("evaluate", [
+      "--run",
+      `${tmp.path}/run`,
+      "--data",
+      `folder:${CALTECH_MINI}/101_ObjectCategories`,
+      "--protocol",
+      "stl10",
+    ], env),
+    /the stl10 protocol does not fit folder:/,
+  );
+});

@@ -1,0 +1,49 @@
+import assert from "node:assert/strict";
+import { loadTable1, table1Markdown } from "../lib/table1.ts";
+import { task, tempDir } from "./helpers.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+
+Deno.test("Table 1: the paper's numbers come from the data file, with their source", async () => {
+  const t = await loadTable1();
+  assert.match(t.source, /arXiv:1406\.6909 v2/);
+  const small = t.rows.find((r) => r.net === "64c5-64c5-128f")!;
+  assert.deepEqual(small.cells.slice(0, 5), ["67.1 ± 0.2", "69.7 ± 0.3", "76.5", "79.8 ± 0.5", "42.4 ± 0.3"]);
+  const md = table1Markdown(t, []);
+  assert.match(md, /\| Exemplar-CNN \(92c5-256c5-512c5-1024f\) \| 74\.2 ± 0\.4 \|/);
+  assert.match(md, /No measured results yet/);
+});
+
+Deno.test("reproduce (tiny) writes Table 1, and its chart really draws in headless Chromium", async () => {
+  await using tmp = await tempDir();
+  const out = `${tmp.path}/run`;
+  const r = await task("reproduce", ["--preset", "tiny", "--out", out], { EXEMPLAR_CACHE: `${tmp.path}/cache` });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /\*\*Exemplar-CNN \(16c5-16c5-32f\), measured\*\* \| \d+\.\d ± \d+\.\d \|/);
+  assert.match(r.stdout, /N=40, K=10, 30 steps \(960 samples\)/);
+  assert.match(r.stdout, /run folder: /);
+  const results = JSON.parse(await Deno.readTextFile(`${out}/results.json`));
+  assert.equal(results.learned.runs.length, 10);
+  assert.ok(results.random && results.raw);
+  const dom = await new Deno.Command(CHROMIUM, {
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+      `--user-data-dir=${tmp.path}/chromium`,
+      "--virtual-time-budget=10000",
+      "--dump-dom",
+      `file://${out}/table1.html`,
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const html = new TextDecoder().decode(dom.stdout);
+  assert.match(html, /data-chart="drawn"/, "Plotly.newPlot resolved");
+  assert.match(html, /class="main-svg"/, "the chart's SVG is in the page");
+  assert.ok((html.match(/class="point"/g) ?? []).length >= 3, "bars were drawn");
+});
