@@ -1,5 +1,5 @@
 /**
- * `deno task bench [--nets small,medium,large] [--backend NAME] [--seconds S] [--skip surrogate,nets,peer]`
+ * `deno task bench [--nets small,medium,large] [--backend NAME] [--seconds S] [--skip surrogate,svm,nets,peer]`
  *
  * Throughput figures as JSON lines on stdout:
  * - one line per (network, backend): `net`, `backend`, `train_samples_per_s`
@@ -10,7 +10,10 @@
  *   PyTorch in the same run (`bench/peers/torch_step.py`, 2 threads), and the
  *   ratios ours / peer;
  * - `surrogate`: augmented 32x32 patches per second, on one core and with 2
- *   workers (the loader pretraining uses).
+ *   workers (the loader pretraining uses);
+ * - `svm`: the linear SVM's accuracy and training time beside scikit-learn's
+ *   LinearSVC (liblinear) on the same features and C
+ *   (`bench/peers/sklearn_svm.py`), when /usr/bin/python3 can import sklearn.
  *
  * @module
  */
@@ -24,6 +27,8 @@ import { ExemplarNet, PAPER_NETS } from "../lib/nets.ts";
 import { Rng } from "../lib/rng.ts";
 import { seedPatches } from "../lib/seeds.ts";
 import { SurrogateData, SurrogateLoader } from "../lib/surrogate.ts";
+import { rawPixelFeatures } from "../lib/features.ts";
+import { accuracy, predictSVM, trainSVM } from "../lib/svm.ts";
 
 const BATCH = 128, CLASSES = 1000;
 
@@ -130,9 +135,55 @@ async function benchSurrogate(seconds: number): Promise<void> {
   }
 }
 
+/** The SVM beside scikit-learn's LinearSVC (liblinear) on the same features and C. */
+async function benchSVM(): Promise<void> {
+  const ds = await openDataset("synthetic");
+  const mean: [number, number, number] = [0.5, 0.5, 0.5];
+  const tr = [...Array(ds.splits.train.length).keys()], te = [...Array(ds.splits.test.length).keys()];
+  const a = await rawPixelFeatures(ds.splits.train, tr, 16, mean),
+    b = await rawPixelFeatures(ds.splits.test, te, 16, mean);
+  const ya = ds.splits.train.labels!, yb = ds.splits.test.labels!;
+  ds.close();
+  const dir = await Deno.makeTempDir({ prefix: "exemplar-svm-" });
+  const files = { a: `${dir}/a.f32`, ya: `${dir}/ya.i32`, b: `${dir}/b.f32`, yb: `${dir}/yb.i32` };
+  await Deno.writeFile(files.a, new Uint8Array(a.x.buffer));
+  await Deno.writeFile(files.b, new Uint8Array(b.x.buffer));
+  await Deno.writeFile(files.ya, new Uint8Array(ya.buffer, ya.byteOffset, ya.byteLength));
+  await Deno.writeFile(files.yb, new Uint8Array(yb.buffer, yb.byteOffset, yb.byteLength));
+  const script = fileURLToPath(new URL("./peers/sklearn_svm.py", import.meta.url));
+  for (const C of [0.001, 0.01, 0.1]) {
+    const t0 = performance.now();
+    const m = trainSVM(a, ya, 10, { C });
+    const secs = (performance.now() - t0) / 1000;
+    const ours = accuracy(predictSVM(m, b), yb);
+    let peer: { accuracy: number; train_seconds: number } | null = null;
+    try {
+      const o = await new Deno.Command("/usr/bin/python3", {
+        args: [script, files.a, files.ya, files.b, files.yb, String(a.dim), String(C)],
+        stdout: "piped",
+        stderr: "null",
+      }).output();
+      if (o.code === 0) peer = JSON.parse(new TextDecoder().decode(o.stdout).trim());
+    } catch { /* no python3 */ }
+    console.log(JSON.stringify({
+      bench: "svm",
+      features: `raw pixels 16x16 of synthetic (${a.n} train, ${b.n} test, ${a.dim} dims)`,
+      C,
+      accuracy: ours,
+      train_seconds: Number(secs.toFixed(2)),
+      peer: peer
+        ? "sklearn LinearSVC (liblinear)"
+        : "skipped: /usr/bin/python3 cannot import sklearn (Debian: python3-sklearn)",
+      peer_accuracy: peer?.accuracy,
+      peer_train_seconds: peer ? Number(peer.train_seconds.toFixed(2)) : undefined,
+    }));
+  }
+  await Deno.remove(dir, { recursive: true });
+}
+
 async function main(args: string[]): Promise<void> {
   const usage =
-    "deno task bench [--nets small,medium,large] [--backend NAME] [--seconds S] [--skip surrogate,nets,peer]";
+    "deno task bench [--nets small,medium,large] [--backend NAME] [--seconds S] [--skip surrogate,svm,nets,peer]";
   const { values } = parseFlags(args, {
     nets: { type: "string" },
     backend: { type: "string" },
@@ -146,6 +197,7 @@ async function main(args: string[]): Promise<void> {
     (PAPER_NETS as Record<string, string>)[n] ?? n
   );
   if (!skip.has("surrogate")) await benchSurrogate(Math.min(seconds, 3));
+  if (!skip.has("svm")) await benchSVM();
   if (skip.has("nets")) return;
   const backend = await selectBackend(values.backend);
   const parallel = backend.name === "wasm" ? [1, 2] : [1];

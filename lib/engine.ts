@@ -93,7 +93,9 @@ export class NetRunner {
     this.net.params.forEach((p, i) => {
       const s = this.slots[i];
       // A copy: the flat vector may be shared memory, which TensorFlow.js must not alias.
-      p.v.assign(tf.tensor(flat.slice(s.offset, s.offset + s.size), s.shape));
+      const t = tf.tensor(flat.slice(s.offset, s.offset + s.size), s.shape);
+      p.v.assign(t);
+      t.dispose(); // the variable holds its own reference to the data
     });
   }
 

@@ -216,7 +216,9 @@ export async function loadTrainedNet(dir: string): Promise<{ net: ExemplarNet; c
   for (const p of net.params) {
     const a = ck.arrays.find((a) => a.name === p.name);
     if (!a) throw new UserError(`${ckPath}: parameter ${p.name} is missing`);
-    p.v.assign(tf.tensor(a.data, a.shape));
+    const t = tf.tensor(a.data, a.shape);
+    p.v.assign(t);
+    t.dispose();
   }
   return { net, config, step: (ck.state.run as RunState).step };
 }

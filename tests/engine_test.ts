@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { selectBackend } from "../lib/backend.ts";
+import { selectBackend, tf } from "../lib/backend.ts";
 import { LocalEngine, ParallelEngine } from "../lib/engine.ts";
 import { Rng } from "../lib/rng.ts";
 
@@ -27,6 +27,11 @@ Deno.test("data parallelism: two workers' averaged gradient equals the one-threa
     for (let i = 0; i < par.weights.length; i++) par.weights[i] = local.weights[i] = local.weights[i] * 0.5;
     const e1 = await local.evaluate(x, y, n), e2 = await par.evaluate(x, y, n);
     assert.ok(Math.abs(e1.loss - e2.loss) < 1e-4 * Math.abs(e1.loss));
+    // Steps leave no tensors behind (a leak here once exhausted the wasm heap after 640 steps).
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 5; i++) await local.step(x, y, n, 10 + i);
+    await local.evaluate(x, y, n);
+    assert.equal(tf.memory().numTensors, before);
   } finally {
     local.close();
     par.close();
