@@ -87,7 +87,7 @@ export function table1Figure(data: Table1Data, results: EvaluationResults[]): Pl
   for (const r of results) {
     const col = data.columns.indexOf(PROTOCOL_COLUMN[r.protocol]);
     const row = data.rows.find((w) => w.net === r.scale.net) ?? data.rows.find((w) => w.net === "64c5-64c5-128f")!;
-    x.push(`${PROTOCOL_COLUMN[r.protocol]} (${r.scale.net})`);
+    x.push(`${PROTOCOL_COLUMN[r.protocol]} protocol, ${r.scale.net}, measured on ${r.evalData.split(":")[0]}`);
     paper.push(row.cells[col] ? Number.parseFloat(row.cells[col]!) : null);
     learned.push(r.learned.mean);
     errs.push(r.learned.std);
@@ -96,7 +96,7 @@ export function table1Figure(data: Table1Data, results: EvaluationResults[]): Pl
   }
   return {
     data: [
-      { type: "bar", name: "paper (Exemplar-CNN)", x, y: paper },
+      { type: "bar", name: "paper (Exemplar-CNN, the real data set)", x, y: paper },
       { type: "bar", name: "measured: learned features", x, y: learned, error_y: { type: "data", array: errs } },
       { type: "bar", name: "measured: random weights", x, y: random },
       { type: "bar", name: "measured: raw pixels", x, y: raw },
