@@ -48,7 +48,7 @@ Deno.test("synthetic spec: sizes are settable, bad options refused", async () =>
   assert.deepEqual(parseSyntheticSpec("train=50,fold=20,seed=3"), {
     unlabeled: 2000,
     train: 50,
-    test: 1000,
+    test: 500,
     fold: 20,
     seed: 3,
   });
