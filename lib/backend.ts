@@ -183,7 +183,33 @@ export function registerWasmConvGradients(backendName = "wasm"): void {
     },
   };
 
-  for (const k of [filterGrad, inputGrad, poolGrad, matmulT]) {
+  // Sum over all axes but the last (every bias gradient of a conv layer): one pass over the rows, where the
+  // backend transposes first.
+  const sum = kernel("Sum", backendName);
+  const sumRows: tf.KernelConfig = {
+    kernelName: "Sum",
+    backendName,
+    kernelFunc: (args) => {
+      const { x } = args.inputs as { x: TensorInfo };
+      const attrs = args.attrs as Attrs;
+      // deno-lint-ignore no-explicit-any
+      const backend = args.backend as any;
+      const rank = x.shape.length;
+      const axes = (Array.isArray(attrs.axis) ? attrs.axis : [attrs.axis]).map((a: number) => (a + rank) % rank).sort();
+      const leading = rank >= 2 && axes.length === rank - 1 && axes.every((a: number, i: number) => a === i);
+      if (!leading || attrs.keepDims || x.dtype !== "float32") return call(sum, { x }, attrs, backend);
+      const C = x.shape[rank - 1], M = x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
+      const out = backend.makeOutput([C], "float32") as TensorInfo;
+      // Views after makeOutput: allocating may have moved the heap.
+      const src = backend.typedArrayFromHeap(x) as Float32Array, dst = backend.typedArrayFromHeap(out) as Float32Array;
+      const acc = new Float32Array(C);
+      for (let m = 0, o = 0; m < M; m++, o += C) for (let c = 0; c < C; c++) acc[c] += src[o + c];
+      dst.set(acc);
+      return out;
+    },
+  };
+
+  for (const k of [filterGrad, inputGrad, poolGrad, matmulT, sumRows]) {
     if (tf.getKernel(k.kernelName, backendName)) tf.unregisterKernel(k.kernelName, backendName);
     tf.registerKernel(k);
   }

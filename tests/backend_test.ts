@@ -44,7 +44,7 @@ Deno.test("wasm convolution gradients equal the cpu backend's on small shapes", 
   }
 });
 
-Deno.test("wasm max-pooling gradient and transposed matrix products equal the cpu backend's", async () => {
+Deno.test("wasm max-pooling gradient, transposed matrix products and row sums equal the cpu backend's", async () => {
   const run = () =>
     tf.tidy(() => {
       const x = tf.randomNormal([2, 9, 7, 5], 0, 1, "float32", 21) as tf.Tensor4D;
@@ -62,6 +62,11 @@ Deno.test("wasm max-pooling gradient and transposed matrix products equal the cp
       out.push(tf.matMul(a, b, true, false).dataSync() as Float32Array);
       out.push(tf.matMul(a, c, false, true).dataSync() as Float32Array);
       out.push(tf.matMul(b, a, true, false).dataSync() as Float32Array);
+      // Sums over all leading axes (bias gradients) and over other axes (the backend's own kernel).
+      out.push(x.sum([0, 1, 2]).dataSync() as Float32Array);
+      out.push(a.sum(0).dataSync() as Float32Array);
+      out.push(x.sum([1, 2]).dataSync() as Float32Array);
+      out.push(x.sum([0, 1, 2], true).dataSync() as Float32Array);
       return out;
     });
   await selectBackend("wasm");
