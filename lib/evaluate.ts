@@ -86,9 +86,9 @@ function scaledFeatures(
 ): FeatureFn {
   let scales: number[] | null = null;
   return async (split, idx) => {
-    const key = `${tag}-${split}-${idx.length}-${
-      hash32(...idx.slice(0, 50), idx.length, idx.at(-1) ?? 0).toString(16)
-    }`;
+    let h = idx.length;
+    for (const i of idx) h = hash32(h, i);
+    const key = `${tag}-${split}-${idx.length}-${h.toString(16)}`;
     const f = await cachedFeatures(cacheDir, key, () => compute(split, idx));
     const copy = { ...f, x: f.x.slice() };
     if (blocks) {
