@@ -74,6 +74,13 @@ export function slotsOf(net: ExemplarNet): ParamSlot[] {
   });
 }
 
+/** A network's parameters as one flat vector, in its parameter order (into `flat` when given). */
+export function flatWeights(net: ExemplarNet, slots = slotsOf(net), flat?: Float32Array): Float32Array {
+  const out = flat ?? new Float32Array(slots.reduce((a, s) => a + s.size, 0));
+  net.params.forEach((p, i) => out.set(p.v.dataSync() as Float32Array, slots[i].offset));
+  return out;
+}
+
 /** Runs forward and backward passes of a network whose weights come from a flat vector. */
 export class NetRunner {
   readonly net: ExemplarNet;
@@ -86,7 +93,7 @@ export class NetRunner {
 
   /** Copies the net's own (initial) weights into `flat`. */
   readWeights(flat: Float32Array): void {
-    this.net.params.forEach((p, i) => flat.set(p.v.dataSync() as Float32Array, this.slots[i].offset));
+    flatWeights(this.net, this.slots, flat);
   }
 
   load(flat: Float32Array): void {

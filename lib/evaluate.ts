@@ -24,7 +24,7 @@ import { hash32 } from "./rng.ts";
 import { writeFileAtomic } from "./fsutil.ts";
 import { ExemplarNet, type NetVariant } from "./nets.ts";
 import { tf } from "./backend.ts";
-import { slotsOf } from "./engine.ts";
+import { flatWeights } from "./engine.ts";
 import {
   checkProtocolFits,
   defaultProtocol,
@@ -97,14 +97,6 @@ function scaledFeatures(
     }
     return copy;
   };
-}
-
-/** A network's parameters as one flat vector, in its parameter order. */
-function flatWeights(net: ExemplarNet): Float32Array {
-  const slots = slotsOf(net);
-  const flat = new Float32Array(slots.reduce((a, s) => a + s.size, 0));
-  net.params.forEach((p, i) => flat.set(p.v.dataSync() as Float32Array, slots[i].offset));
-  return flat;
 }
 
 /** Evaluates a run folder (see the module documentation). */

@@ -30,7 +30,7 @@ import { join } from "node:path";
 import { augmentPreset } from "./augment.ts";
 import { type BackendInfo, selectBackend, tf } from "./backend.ts";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
-import { getSplit, openDataset } from "./data/mod.ts";
+import { openDataset, pretrainingSplit } from "./data/mod.ts";
 import { UserError } from "./errors.ts";
 import { exists, writeFileAtomic } from "./fsutil.ts";
 import { type GradientEngine, LocalEngine, ParallelEngine } from "./engine.ts";
@@ -268,7 +268,7 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
   if (opts.resume && exists(join(out, "seeds.json"))) seeds = await loadSeeds(out);
   else {
     const ds = await openDataset(cfg.data);
-    const split = getSplit(ds, "unlabeled" in ds.splits ? "unlabeled" : Object.keys(ds.splits)[0]);
+    const split = pretrainingSplit(ds);
     log(
       `drawing N = ${cfg.classes} seed patches (${cfg.preset}) from ${cfg.data} ${split.name} (${split.length} images)`,
     );

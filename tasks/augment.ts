@@ -13,7 +13,7 @@
 import { join } from "node:path";
 import { augmentPreset, parseTransforms, patchToImage, sweepParams, TRANSFORMS } from "../lib/augment.ts";
 import { intFlag, parseFlags, runTask } from "../lib/cli.ts";
-import { DATA_SPECS, getSplit, openDataset } from "../lib/data/mod.ts";
+import { DATA_SPECS, openDataset, pretrainingSplit } from "../lib/data/mod.ts";
 import { UserError } from "../lib/errors.ts";
 import { writeFileAtomic } from "../lib/fsutil.ts";
 import { encodePng, imageGrid, type RGBImage } from "../lib/image.ts";
@@ -43,7 +43,7 @@ async function main(args: string[]): Promise<void> {
   const k = intFlag("k", values.k, 16, 1, 64);
   const seed = intFlag("seed", values.seed, 0, 0);
   const ds = await openDataset(values.data ?? "synthetic");
-  const split = getSplit(ds, "unlabeled" in ds.splits ? "unlabeled" : Object.keys(ds.splits)[0]);
+  const split = pretrainingSplit(ds);
   const seeds = await seedPatches(split, { n, preset, seed });
   ds.close();
   const data = new SurrogateData(seeds, { k, preset, transforms: [...transforms], seed });

@@ -13,7 +13,7 @@ import { BACKENDS } from "../lib/backend.ts";
 import { intFlag, parseFlags, Progress, runTask } from "../lib/cli.ts";
 import { DATA_SPECS } from "../lib/data/mod.ts";
 import { UserError } from "../lib/errors.ts";
-import { pretrain, TRAIN_DEFAULTS, type TrainConfig } from "../lib/train.ts";
+import { type MetricsRow, pretrain, TRAIN_DEFAULTS, type TrainConfig } from "../lib/train.ts";
 
 const USAGE =
   `deno task pretrain --out DIR [--data SPEC] [--net NAME] [--classes N] [--per-class K|inf] [--steps S] [--batch B] [--backend ${
@@ -35,6 +35,13 @@ export const TRAIN_FLAGS = {
   "valid-every": { type: "string" },
   seed: { type: "string" },
 } as const;
+
+/** One training row as a progress-bar text. */
+export function rowSummary(r: MetricsRow): string {
+  return `step ${r.step} loss ${r.loss.toFixed(3)} acc ${(100 * r.accuracy).toFixed(1)}%${
+    r.val_accuracy !== undefined ? ` val ${(100 * r.val_accuracy).toFixed(1)}%` : ""
+  } lr ${r.lr.toPrecision(2)} ${r.samples_per_s.toFixed(0)} samples/s`;
+}
 
 /** Builds a training config from flags over defaults. */
 export function trainConfigFromFlags(
@@ -85,13 +92,7 @@ async function main(args: string[]): Promise<void> {
     out: values.out,
     resume: values.resume,
     backend: values.backend as string | undefined,
-    onRow: (r) =>
-      bar.update(
-        r.step,
-        `step ${r.step} loss ${r.loss.toFixed(3)} acc ${(100 * r.accuracy).toFixed(1)}%${
-          r.val_accuracy !== undefined ? ` val ${(100 * r.val_accuracy).toFixed(1)}%` : ""
-        } lr ${r.lr.toPrecision(2)} ${r.samples_per_s.toFixed(0)} samples/s`,
-      ),
+    onRow: (r) => bar.update(r.step, rowSummary(r)),
   });
   console.error(
     `${result.steps} steps (${result.samples} samples) on ${result.backend.name}; run folder ${values.out}`,

@@ -31,7 +31,7 @@ import { exists, writeFileAtomic } from "../lib/fsutil.ts";
 import { Rng } from "../lib/rng.ts";
 import { writeTable1 } from "../lib/table1.ts";
 import { pretrain, type TrainConfig } from "../lib/train.ts";
-import { TRAIN_FLAGS, trainConfigFromFlags } from "./pretrain.ts";
+import { rowSummary, TRAIN_FLAGS, trainConfigFromFlags } from "./pretrain.ts";
 
 const PRESETS = ["default", "tiny", "paper", "release"] as const;
 type Preset = typeof PRESETS[number];
@@ -158,13 +158,7 @@ async function main(args: string[]): Promise<void> {
     resume,
     backend: values.backend as string | undefined,
     log: (m) => console.error(`  ${m.trim()}`),
-    onRow: (r) =>
-      bar.update(
-        r.step,
-        `loss ${r.loss.toFixed(3)} acc ${(100 * r.accuracy).toFixed(1)}%${
-          r.val_accuracy !== undefined ? ` val ${(100 * r.val_accuracy).toFixed(1)}%` : ""
-        } ${r.samples_per_s.toFixed(0)}/s`,
-      ),
+    onRow: (r) => bar.update(r.step, rowSummary(r)),
   });
   if (trained.interrupted) {
     console.error(`interrupted: run the same command again to continue (${out})`);

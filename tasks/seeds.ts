@@ -9,7 +9,7 @@
  */
 import { join } from "node:path";
 import { intFlag, parseFlags, Progress, runTask } from "../lib/cli.ts";
-import { DATA_SPECS, getSplit, openDataset } from "../lib/data/mod.ts";
+import { DATA_SPECS, openDataset, pretrainingSplit } from "../lib/data/mod.ts";
 import { UserError } from "../lib/errors.ts";
 import { writeFileAtomic } from "../lib/fsutil.ts";
 import { encodePng, imageGrid } from "../lib/image.ts";
@@ -38,7 +38,7 @@ async function main(args: string[]): Promise<void> {
   const n = intFlag("n", values.n, 1000, 1);
   const seed = intFlag("seed", values.seed, 0, 0);
   const ds = await openDataset(values.data ?? "synthetic");
-  const split = getSplit(ds, values.split ?? ("unlabeled" in ds.splits ? "unlabeled" : Object.keys(ds.splits)[0]));
+  const split = pretrainingSplit(ds, values.split);
   const limit = values.limit === undefined ? undefined : intFlag("limit", values.limit, 0, 1);
   const bars: Record<string, Progress> = {};
   const t0 = performance.now();

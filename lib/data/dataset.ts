@@ -63,6 +63,11 @@ export function getSplit(ds: Dataset, name: string): Split {
   return s;
 }
 
+/** The split seed patches are cut from: "unlabeled" where there is one, else the first. */
+export function pretrainingSplit(ds: Dataset, name?: string): Split {
+  return getSplit(ds, name ?? ("unlabeled" in ds.splits ? "unlabeled" : Object.keys(ds.splits)[0]));
+}
+
 /** No files skipped. */
 export function noneSkipped(): Skipped {
   return { notImages: 0, excludedClasses: {}, examples: [] };
