@@ -25,6 +25,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { UserError } from "./errors.ts";
+import { type Blas, convFilterGrad, convForward, type ConvGeometry, flipFilter, openBlas } from "./blas.ts";
 
 type TensorInfo = tf.TensorInfo;
 // deno-lint-ignore no-explicit-any
@@ -215,6 +216,129 @@ export function registerWasmConvGradients(backendName = "wasm"): void {
   }
 }
 
+/**
+ * Registers OpenBLAS convolutions on `backendName` (wasm): `Conv2D`, `Conv2DBackpropFilter` and
+ * `Conv2DBackpropInput` as im2col + sgemm on the wasm heap (lib/blas.ts). What they do not cover
+ * (dilation, NCHW, a strided input gradient) goes to the kernels registered before.
+ */
+export function registerBlasConvolutions(blas: Blas, backendName = "wasm"): void {
+  const before = {
+    Conv2D: kernel("Conv2D", backendName),
+    Conv2DBackpropFilter: kernel("Conv2DBackpropFilter", backendName),
+    Conv2DBackpropInput: kernel("Conv2DBackpropInput", backendName),
+  };
+  const pair = (v: number | number[] | undefined, dflt: number) =>
+    v === undefined ? [dflt, dflt] : typeof v === "number" ? [v, v] : v;
+  const plain = (attrs: Attrs) => {
+    const d = pair(attrs.dilations, 1);
+    return d[0] === 1 && d[1] === 1 && attrs.dataFormat !== "NCHW";
+  };
+  const geometry = (xShape: number[], fShape: number[], attrs: Attrs): ConvGeometry => {
+    const s = pair(attrs.strides, 1);
+    const info = tf.backend_util.computeConv2DInfo(
+      xShape as [number, number, number, number],
+      fShape as [number, number, number, number],
+      s as [number, number],
+      1,
+      attrs.pad,
+      attrs.dimRoundingMode,
+    );
+    return {
+      batch: info.batchSize,
+      inH: info.inHeight,
+      inW: info.inWidth,
+      inC: info.inChannels,
+      outH: info.outHeight,
+      outW: info.outWidth,
+      outC: info.outChannels,
+      kh: info.filterHeight,
+      kw: info.filterWidth,
+      strideH: info.strideHeight,
+      strideW: info.strideWidth,
+      padTop: info.padInfo.top,
+      padLeft: info.padInfo.left,
+    };
+  };
+  // deno-lint-ignore no-explicit-any
+  const heap = (backend: any, t: TensorInfo) => backend.typedArrayFromHeap(t) as Float32Array;
+  const f32 = (...ts: TensorInfo[]) => ts.every((t) => t.dtype === "float32");
+
+  const forward: tf.KernelConfig = {
+    kernelName: "Conv2D",
+    backendName,
+    kernelFunc: (args) => {
+      const { x, filter } = args.inputs as { x: TensorInfo; filter: TensorInfo };
+      const attrs = args.attrs as Attrs;
+      // deno-lint-ignore no-explicit-any
+      const backend = args.backend as any;
+      if (!plain(attrs) || !f32(x, filter)) return before.Conv2D(args) as TensorInfo;
+      const g = geometry(x.shape, filter.shape, attrs);
+      const out = backend.makeOutput([g.batch, g.outH, g.outW, g.outC], "float32") as TensorInfo;
+      // Views after makeOutput: allocating may have moved the heap.
+      convForward(blas, heap(backend, x), heap(backend, filter), heap(backend, out), g);
+      return out;
+    },
+  };
+
+  const filterGrad: tf.KernelConfig = {
+    kernelName: "Conv2DBackpropFilter",
+    backendName,
+    kernelFunc: (args) => {
+      const { x, dy } = args.inputs as { x: TensorInfo; dy: TensorInfo };
+      const attrs = args.attrs as Attrs;
+      // deno-lint-ignore no-explicit-any
+      const backend = args.backend as any;
+      if (!plain(attrs) || !f32(x, dy)) return before.Conv2DBackpropFilter(args) as TensorInfo;
+      const g = geometry(x.shape, attrs.filterShape, attrs);
+      const out = backend.makeOutput(attrs.filterShape, "float32") as TensorInfo;
+      convFilterGrad(blas, heap(backend, x), heap(backend, dy), heap(backend, out), g);
+      return out;
+    },
+  };
+
+  const inputGrad: tf.KernelConfig = {
+    kernelName: "Conv2DBackpropInput",
+    backendName,
+    kernelFunc: (args) => {
+      const { dy, filter } = args.inputs as { dy: TensorInfo; filter: TensorInfo };
+      const attrs = args.attrs as Attrs;
+      // deno-lint-ignore no-explicit-any
+      const backend = args.backend as any;
+      const s = pair(attrs.strides, 1);
+      if (!plain(attrs) || s[0] !== 1 || s[1] !== 1 || !f32(dy, filter)) {
+        return before.Conv2DBackpropInput(args) as TensorInfo;
+      }
+      const fwd = geometry(attrs.inputShape, filter.shape, attrs);
+      const [kh, kw, ci, co] = filter.shape;
+      // dx is the stride-1 convolution of dy, padded by (k - 1 - pad), with the flipped, channel-swapped filter.
+      const g: ConvGeometry = {
+        batch: fwd.batch,
+        inH: fwd.outH,
+        inW: fwd.outW,
+        inC: co,
+        outH: fwd.inH,
+        outW: fwd.inW,
+        outC: ci,
+        kh,
+        kw,
+        strideH: 1,
+        strideW: 1,
+        padTop: kh - 1 - fwd.padTop,
+        padLeft: kw - 1 - fwd.padLeft,
+      };
+      const out = backend.makeOutput(attrs.inputShape, "float32") as TensorInfo;
+      const wf = flipFilter(heap(backend, filter), kh, kw, ci, co);
+      convForward(blas, heap(backend, dy), wf, heap(backend, out), g);
+      return out;
+    },
+  };
+
+  for (const k of [forward, filterGrad, inputGrad]) {
+    tf.unregisterKernel(k.kernelName, backendName);
+    tf.registerKernel(k);
+  }
+}
+
 /** dx of max-pooling (NHWC): each dy goes to the first maximum of its window in x. */
 export function maxPoolBackward(
   x: Float32Array,
@@ -271,6 +395,8 @@ async function tryWasm(): Promise<string | null> {
   // setBackend answers false (and TensorFlow.js silently stays on cpu) when the .wasm file cannot be read.
   if (!(await tf.setBackend("wasm"))) return "the wasm backend failed to start";
   registerWasmConvGradients("wasm");
+  const { blas } = openBlas();
+  if (blas) registerBlasConvolutions(blas, "wasm");
   return null;
 }
 
@@ -339,7 +465,12 @@ export async function selectBackend(name?: string): Promise<BackendInfo> {
     const why = await TRIES[b].start();
     if (why === null) {
       await tf.ready();
-      return { name: b, tfBackend: tf.getBackend(), detail: TRIES[b].detail, skipped };
+      let detail = TRIES[b].detail;
+      if (b === "wasm") {
+        const { blas, why } = openBlas();
+        detail += blas ? `; convolutions on OpenBLAS (${blas.path}: ${blas.config})` : `; convolutions on XNNPACK (${why})`;
+      }
+      return { name: b, tfBackend: tf.getBackend(), detail, skipped };
     }
     if (name) throw new UserError(`--backend ${name}: ${why}`);
     skipped.push(`${b}: ${why}`);

@@ -1,0 +1,233 @@
+/**
+ * Native matrix products for the convolutions (DESIGN.md, toolchain facts).
+ *
+ * The `wasm` backend runs convolutions on XNNPACK with 128-bit SIMD, about
+ * 25-37 GFLOP/s per thread here. Where an OpenBLAS library can be opened with
+ * `Deno.dlopen` (Debian: `libopenblas0-pthread`), the convolutions and both of
+ * their gradients are computed as `im2col` + one `sgemm` instead, at 70-90
+ * GFLOP/s per thread on the same cores. The tensors stay in the wasm heap:
+ * OpenBLAS reads and writes it in place through views.
+ *
+ * Which library: `EXEMPLAR_BLAS` names a file, or `off` to keep XNNPACK;
+ * unset, the usual names of OpenBLAS are tried. Each thread of the project
+ * (the main one and each gradient worker) calls OpenBLAS with one thread of
+ * its own, so two data-parallel workers use the two cores without contention.
+ *
+ * @module
+ */
+
+const SYMBOLS = {
+  cblas_sgemm: {
+    parameters: ["i32", "i32", "i32", "i32", "i32", "i32", "f32", "buffer", "i32", "buffer", "i32", "f32", "buffer", "i32"],
+    result: "void",
+  },
+  openblas_set_num_threads: { parameters: ["i32"], result: "void" },
+  openblas_get_config: { parameters: [], result: "pointer" },
+  openblas_get_corename: { parameters: [], result: "pointer" },
+} as const;
+
+/** The library names tried when `EXEMPLAR_BLAS` is unset, best first. */
+export const BLAS_CANDIDATES = [
+  "libopenblas.so.0",
+  "libopenblas.so",
+  "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0",
+  "/usr/lib/aarch64-linux-gnu/openblas-pthread/libopenblas.so.0",
+  "libopenblas.dylib",
+  "/opt/homebrew/opt/openblas/lib/libopenblas.dylib",
+  "/usr/local/opt/openblas/lib/libopenblas.dylib",
+];
+
+const ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112;
+
+/** An opened OpenBLAS. */
+export interface Blas {
+  /** The file that was opened. */
+  path: string;
+  /** OpenBLAS's description of itself (version, kernel chosen for this CPU). */
+  config: string;
+  /**
+   * Row-major C = alpha op(A) op(B) + beta C, op(A) of M x K, op(B) of K x N.
+   * The arrays may be views into any ArrayBuffer (the wasm heap included).
+   */
+  sgemm(
+    transA: boolean,
+    transB: boolean,
+    M: number,
+    N: number,
+    K: number,
+    alpha: number,
+    A: Float32Array,
+    lda: number,
+    B: Float32Array,
+    ldb: number,
+    beta: number,
+    C: Float32Array,
+    ldc: number,
+  ): void;
+}
+
+let cached: { blas: Blas | null; why: string } | undefined;
+
+/**
+ * Opens OpenBLAS once per thread, or answers why it is not used: `EXEMPLAR_BLAS=off`, no
+ * library found, or no `--allow-ffi` permission.
+ */
+export function openBlas(): { blas: Blas | null; why: string } {
+  if (cached) return cached;
+  let setting: string | undefined;
+  try {
+    setting = Deno.env.get("EXEMPLAR_BLAS");
+  } catch {
+    setting = undefined;
+  }
+  if (setting === "off") return cached = { blas: null, why: "EXEMPLAR_BLAS=off" };
+  const names = setting ? [setting] : BLAS_CANDIDATES;
+  const errors: string[] = [];
+  for (const path of names) {
+    let lib: Deno.DynamicLibrary<typeof SYMBOLS>;
+    try {
+      lib = Deno.dlopen(path, SYMBOLS);
+    } catch (e) {
+      const msg = (e as Error).message.split("\n")[0];
+      if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
+        return cached = { blas: null, why: `no permission to load native libraries (${msg})` };
+      }
+      errors.push(`${path}: ${msg}`);
+      continue;
+    }
+    const s = lib.symbols;
+    s.openblas_set_num_threads(1);
+    const cstr = (p: Deno.PointerValue) => p ? new Deno.UnsafePointerView(p).getCString() : "";
+    const blas: Blas = {
+      path,
+      config: `${cstr(s.openblas_get_config())}, kernels ${cstr(s.openblas_get_corename())}`.trim(),
+      sgemm: (ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) =>
+        s.cblas_sgemm(
+          ROW_MAJOR,
+          ta ? TRANS : NO_TRANS,
+          tb ? TRANS : NO_TRANS,
+          M,
+          N,
+          K,
+          alpha,
+          A,
+          lda,
+          B,
+          ldb,
+          beta,
+          C,
+          ldc,
+        ),
+    };
+    return cached = { blas, why: "" };
+  }
+  if (setting) throw new Error(`EXEMPLAR_BLAS=${setting}: cannot open it (${errors[0]})`);
+  return cached = { blas: null, why: "no OpenBLAS library found (Debian: apt install libopenblas0-pthread)" };
+}
+
+/** Geometry of one NHWC convolution with an [kh, kw, ci, co] filter. */
+export interface ConvGeometry {
+  batch: number;
+  inH: number;
+  inW: number;
+  inC: number;
+  outH: number;
+  outW: number;
+  outC: number;
+  kh: number;
+  kw: number;
+  strideH: number;
+  strideW: number;
+  padTop: number;
+  padLeft: number;
+}
+
+/** Floats of im2col scratch per call: rows are processed in chunks of at most this many. */
+const CHUNK_FLOATS = 1 << 22;
+let scratch = new Float32Array(0);
+
+function scratchOf(n: number): Float32Array {
+  if (scratch.length < n) scratch = new Float32Array(n);
+  return scratch.subarray(0, n);
+}
+
+/**
+ * Writes rows [r0, r1) of the im2col matrix of x into col: row (n, oy, ox) holds the input window
+ * of that output position, laid out [ky, kx, ci] like the filter's rows; outside the image it is zero.
+ */
+export function im2col(x: Float32Array, g: ConvGeometry, r0: number, r1: number, col: Float32Array): void {
+  const { inH: H, inW: W, inC: C, outH, outW, kh, kw, strideH, strideW, padTop, padLeft } = g;
+  const rowLen = kh * kw * C, runLen = kw * C;
+  const perImage = outH * outW;
+  let o = 0;
+  for (let r = r0; r < r1; r++) {
+    const n = Math.floor(r / perImage), p = r - n * perImage;
+    const oy = Math.floor(p / outW), ox = p - oy * outW;
+    const x0 = ox * strideW - padLeft, a = Math.max(0, x0), b = Math.min(W, x0 + kw);
+    for (let ky = 0; ky < kh; ky++, o += runLen) {
+      const iy = oy * strideH - padTop + ky;
+      if (iy < 0 || iy >= H || b <= a) {
+        col.fill(0, o, o + runLen);
+        continue;
+      }
+      if (a > x0) col.fill(0, o, o + (a - x0) * C);
+      const s = ((n * H + iy) * W + a) * C;
+      col.set(x.subarray(s, s + (b - a) * C), o + (a - x0) * C);
+      if (b < x0 + kw) col.fill(0, o + (b - x0) * C, o + runLen);
+    }
+  }
+  if (o !== (r1 - r0) * rowLen) throw new Error("im2col: row length mismatch");
+}
+
+function isPlainInput(g: ConvGeometry): boolean {
+  return g.kh === 1 && g.kw === 1 && g.strideH === 1 && g.strideW === 1 && g.padTop === 0 && g.padLeft === 0 &&
+    g.outH === g.inH && g.outW === g.inW;
+}
+
+function chunkRows(g: ConvGeometry): number {
+  return Math.max(1, Math.floor(CHUNK_FLOATS / (g.kh * g.kw * g.inC)));
+}
+
+/** y[rows, co] = im2col(x) w[kh*kw*ci, co]. */
+export function convForward(blas: Blas, x: Float32Array, w: Float32Array, y: Float32Array, g: ConvGeometry): void {
+  const K = g.kh * g.kw * g.inC, M = g.batch * g.outH * g.outW, N = g.outC;
+  if (isPlainInput(g)) return blas.sgemm(false, false, M, N, K, 1, x, K, w, N, 0, y, N);
+  const step = chunkRows(g);
+  for (let r0 = 0; r0 < M; r0 += step) {
+    const r1 = Math.min(M, r0 + step);
+    const col = scratchOf((r1 - r0) * K);
+    im2col(x, g, r0, r1, col);
+    blas.sgemm(false, false, r1 - r0, N, K, 1, col, K, w, N, 0, y.subarray(r0 * N, r1 * N), N);
+  }
+}
+
+/** dw[kh*kw*ci, co] = im2col(x)^T dy[rows, co]. */
+export function convFilterGrad(
+  blas: Blas,
+  x: Float32Array,
+  dy: Float32Array,
+  dw: Float32Array,
+  g: ConvGeometry,
+): void {
+  const K = g.kh * g.kw * g.inC, M = g.batch * g.outH * g.outW, N = g.outC;
+  if (isPlainInput(g)) return blas.sgemm(true, false, K, N, M, 1, x, K, dy, N, 0, dw, N);
+  const step = chunkRows(g);
+  for (let r0 = 0; r0 < M; r0 += step) {
+    const r1 = Math.min(M, r0 + step);
+    const col = scratchOf((r1 - r0) * K);
+    im2col(x, g, r0, r1, col);
+    blas.sgemm(true, false, K, N, r1 - r0, 1, col, K, dy.subarray(r0 * N, r1 * N), N, r0 === 0 ? 0 : 1, dw, N);
+  }
+}
+
+/** The filter flipped in space with its channel axes swapped: [kh, kw, ci, co] -> [kh, kw, co, ci]. */
+export function flipFilter(w: Float32Array, kh: number, kw: number, ci: number, co: number): Float32Array {
+  const out = new Float32Array(w.length);
+  for (let y = 0; y < kh; y++) {
+    for (let x = 0; x < kw; x++) {
+      const src = ((kh - 1 - y) * kw + (kw - 1 - x)) * ci * co, dst = (y * kw + x) * co * ci;
+      for (let i = 0; i < ci; i++) for (let o = 0; o < co; o++) out[dst + o * ci + i] = w[src + i * co + o];
+    }
+  }
+  return out;
+}
