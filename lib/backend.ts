@@ -226,6 +226,7 @@ export function registerBlasConvolutions(blas: Blas, backendName = "wasm"): void
     Conv2D: kernel("Conv2D", backendName),
     Conv2DBackpropFilter: kernel("Conv2DBackpropFilter", backendName),
     Conv2DBackpropInput: kernel("Conv2DBackpropInput", backendName),
+    BatchMatMul: kernel("BatchMatMul", backendName),
   };
   const pair = (v: number | number[] | undefined, dflt: number) =>
     v === undefined ? [dflt, dflt] : typeof v === "number" ? [v, v] : v;
@@ -333,7 +334,48 @@ export function registerBlasConvolutions(blas: Blas, backendName = "wasm"): void
     },
   };
 
-  for (const k of [forward, filterGrad, inputGrad]) {
+  // Matrix products (the dense layers), either operand transposed, as sgemm's own transposes.
+  const matmul: tf.KernelConfig = {
+    kernelName: "BatchMatMul",
+    backendName,
+    kernelFunc: (args) => {
+      const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+      const attrs = args.attrs as Attrs;
+      // deno-lint-ignore no-explicit-any
+      const backend = args.backend as any;
+      const ra = a.shape.length, rb = b.shape.length;
+      const batchA = a.shape.slice(0, -2), batchB = b.shape.slice(0, -2);
+      const sameBatch = ra === rb && batchA.every((d, i) => d === batchB[i]);
+      if (!sameBatch || ra < 2 || !f32(a, b)) return before.BatchMatMul(args) as TensorInfo;
+      const ta = !!attrs.transposeA, tb = !!attrs.transposeB;
+      const [a0, a1] = a.shape.slice(-2), [b0, b1] = b.shape.slice(-2);
+      const M = ta ? a1 : a0, K = ta ? a0 : a1, N = tb ? b0 : b1;
+      if ((tb ? b1 : b0) !== K) return before.BatchMatMul(args) as TensorInfo; // let the backend word the error
+      const batches = batchA.reduce((x, y) => x * y, 1);
+      const out = backend.makeOutput([...batchA, M, N], "float32") as TensorInfo;
+      const A = heap(backend, a), B = heap(backend, b), C = heap(backend, out);
+      for (let i = 0; i < batches; i++) {
+        blas.sgemm(
+          ta,
+          tb,
+          M,
+          N,
+          K,
+          1,
+          A.subarray(i * M * K, (i + 1) * M * K),
+          a1,
+          B.subarray(i * K * N, (i + 1) * K * N),
+          b1,
+          0,
+          C.subarray(i * M * N, (i + 1) * M * N),
+          N,
+        );
+      }
+      return out;
+    },
+  };
+
+  for (const k of [forward, filterGrad, inputGrad, matmul]) {
     tf.unregisterKernel(k.kernelName, backendName);
     tf.registerKernel(k);
   }

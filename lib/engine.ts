@@ -81,6 +81,14 @@ export function flatWeights(net: ExemplarNet, slots = slotsOf(net), flat?: Float
   return out;
 }
 
+/** A tensor's values: a view into the heap on wasm (valid until the next allocation), else a copy. */
+function hostView(t: tf.Tensor): Float32Array {
+  // deno-lint-ignore no-explicit-any
+  const backend = tf.backend() as any;
+  if (tf.getBackend() === "wasm" && t.dtype === "float32") return backend.typedArrayFromHeap(t) as Float32Array;
+  return t.dataSync() as Float32Array;
+}
+
 /** Runs forward and backward passes of a network whose weights come from a flat vector. */
 export class NetRunner {
   readonly net: ExemplarNet;
@@ -97,8 +105,16 @@ export class NetRunner {
   }
 
   load(flat: Float32Array): void {
+    // deno-lint-ignore no-explicit-any
+    const backend = tf.backend() as any;
+    const inPlace = tf.getBackend() === "wasm";
     this.net.params.forEach((p, i) => {
       const s = this.slots[i];
+      if (inPlace && backend.refCount(p.v.dataId) === 1) {
+        // The variable owns its buffer in the wasm heap: overwrite it there (no new tensor, no second copy).
+        (backend.typedArrayFromHeap(p.v) as Float32Array).set(flat.subarray(s.offset, s.offset + s.size));
+        return;
+      }
       // A copy: the flat vector may be shared memory, which TensorFlow.js must not alias.
       const t = tf.tensor(flat.slice(s.offset, s.offset + s.size), s.shape);
       p.v.assign(t);
@@ -125,7 +141,7 @@ export class NetRunner {
       }, vars);
       const correct = tf.equal(tf.argMax(logits!, 1), yt).sum().dataSync()[0];
       (logits as tf.Tensor2D | null)?.dispose();
-      this.net.params.forEach((p, i) => grads.set(g[p.v.name].dataSync() as Float32Array, this.slots[i].offset));
+      this.net.params.forEach((p, i) => grads.set(hostView(g[p.v.name]), this.slots[i].offset));
       return { loss: value.dataSync()[0], correct };
     });
   }

@@ -81,6 +81,13 @@ export interface SummaryRow {
 }
 
 /** A network's parameters and the function that runs it. */
+/** A trainable variable that holds its initial value alone (the initial tensor is released). */
+function variableOf(init: tf.Tensor): tf.Variable {
+  const v = tf.variable(init, true);
+  init.dispose();
+  return v;
+}
+
 export class ExemplarNet {
   readonly name: string;
   readonly layers: LayerSpec[];
@@ -145,13 +152,13 @@ export class ExemplarNet {
     this.params.push({
       name: `${name}.w`,
       // TensorFlow.js treats a seed of 0 as "no seed": draw a non-zero one from the run seed.
-      v: tf.variable(tf.randomNormal(shape, 0, std, "float32", 1 + (hash32(seed, 4001) % 0x7ffffffe)), true),
+      v: variableOf(tf.randomNormal(shape, 0, std, "float32", 1 + (hash32(seed, 4001) % 0x7ffffffe))),
       lrMult: wLr,
       decayMult,
     });
     this.params.push({
       name: `${name}.b`,
-      v: tf.variable(tf.fill([shape[shape.length - 1]], bias), true),
+      v: variableOf(tf.fill([shape[shape.length - 1]], bias)),
       lrMult: 2,
       decayMult: 0,
     });
