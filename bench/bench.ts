@@ -18,7 +18,8 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
-import { selectBackend, tf } from "../lib/backend.ts";
+import { selectBackend } from "../lib/backend.ts";
+import { openBlas } from "../lib/blas.ts";
 import { parseFlags, runTask } from "../lib/cli.ts";
 import { openDataset } from "../lib/data/mod.ts";
 import { UserError } from "../lib/errors.ts";
@@ -46,7 +47,7 @@ async function timed(f: () => void | Promise<void>, seconds: number, batch: numb
 /**
  * Times one network: a training step (forward, backward, Caffe SGD update) as
  * lib/train.ts runs it, with `parallel` gradient workers (1: this thread), and
- * inference.
+ * inference of a batch on the same threads.
  */
 export async function benchNet(
   name: string,
@@ -72,12 +73,11 @@ export async function benchNet(
     seconds,
     BATCH,
   );
+  // Inference: forward passes (no dropout) with the loss and correct count, on the same threads as training.
+  const infer = await timed(async () => void await engine.evaluate(x, y, BATCH), seconds / 2, BATCH);
   engine.close();
   const net = new ExemplarNet(name, CLASSES, { variant: "release", seed: 1 });
-  const xt = tf.tensor4d(x, [BATCH, 32, 32, 3]);
-  const infer = await timed(() => tf.tidy(() => void net.forward(xt).dataSync()), seconds / 2, BATCH);
   const flops = net.flops().total;
-  xt.dispose();
   net.dispose();
   return { train, infer, flops };
 }
@@ -201,6 +201,8 @@ async function main(args: string[]): Promise<void> {
   if (skip.has("nets")) return;
   const backend = await selectBackend(values.backend);
   const parallel = backend.name === "wasm" ? [1, 2] : [1];
+  const { blas } = openBlas();
+  console.log(JSON.stringify({ backend: backend.name, detail: backend.detail }));
   for (const name of nets) {
     const mine = [];
     for (const p of parallel) {
@@ -209,6 +211,7 @@ async function main(args: string[]): Promise<void> {
         net: name,
         backend: p > 1 ? `${backend.name}x${p}` : backend.name,
         gradient_workers: p,
+        ...(backend.name === "wasm" ? { convolutions: blas ? "openblas" : "xnnpack" } : {}),
         batch: BATCH,
         classes: CLASSES,
         train_samples_per_s: Number(r.train.toFixed(1)),

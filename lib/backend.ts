@@ -131,13 +131,13 @@ export function registerWasmConvGradients(backendName = "wasm"): void {
     },
   };
 
-  // MaxPoolGrad: the backend's plain loop is slow; this one walks each window once with the
-  // channels innermost (contiguous in NHWC) and routes dy to the first maximum, as TensorFlow does.
+  // MaxPoolGrad: the backend's plain loop is slow; this one finds each window's first maximum
+  // from the forward output (see maxPoolBackward).
   const poolGrad: tf.KernelConfig = {
     kernelName: "MaxPoolGrad",
     backendName,
     kernelFunc: (args) => {
-      const { dy, input } = args.inputs as { dy: TensorInfo; input: TensorInfo };
+      const { dy, input, output } = args.inputs as { dy: TensorInfo; input: TensorInfo; output: TensorInfo };
       const attrs = args.attrs as Attrs;
       // deno-lint-ignore no-explicit-any
       const backend = args.backend as any;
@@ -152,9 +152,10 @@ export function registerWasmConvGradients(backendName = "wasm"): void {
       const out = backend.makeOutput(input.shape, "float32") as TensorInfo;
       // Views after makeOutput: allocating may have moved the heap.
       const x = backend.typedArrayFromHeap(input) as Float32Array;
+      const y = backend.typedArrayFromHeap(output) as Float32Array;
       const g = backend.typedArrayFromHeap(dy) as Float32Array;
       const dx = backend.typedArrayFromHeap(out) as Float32Array;
-      maxPoolBackward(x, g, dx, info);
+      maxPoolBackward(x, y, g, dx, info);
       return out;
     },
   };
@@ -381,9 +382,14 @@ export function registerBlasConvolutions(blas: Blas, backendName = "wasm"): void
   }
 }
 
-/** dx of max-pooling (NHWC): each dy goes to the first maximum of its window in x. */
+/**
+ * dx of max-pooling (NHWC): each dy goes to the first maximum of its window in x, as TensorFlow
+ * routes it. The forward output y gives each window's maximum, so a channel's scan of its window
+ * stops at the first element equal to it.
+ */
 export function maxPoolBackward(
   x: Float32Array,
+  y: Float32Array,
   dy: Float32Array,
   dx: Float32Array,
   info: tf.backend_util.Conv2DInfo,
@@ -392,30 +398,30 @@ export function maxPoolBackward(
   const sh = info.strideHeight, sw = info.strideWidth, fh = info.effectiveFilterHeight, fw = info.effectiveFilterWidth;
   const top = info.padInfo.top, left = info.padInfo.left;
   dx.fill(0);
-  const best = new Float32Array(C), arg = new Int32Array(C);
+  const window = new Int32Array(fh * fw); // offsets of the window's pixels in the image, in scan order
   for (let n = 0; n < N; n++) {
     for (let oy = 0; oy < OH; oy++) {
       for (let ox = 0; ox < OW; ox++) {
-        best.fill(-Infinity);
-        arg.fill(-1);
+        let len = 0;
         for (let ky = 0; ky < fh; ky++) {
           const iy = oy * sh - top + ky;
           if (iy < 0 || iy >= H) continue;
           for (let kx = 0; kx < fw; kx++) {
             const ix = ox * sw - left + kx;
-            if (ix < 0 || ix >= W) continue;
-            const base = ((n * H + iy) * W + ix) * C;
-            for (let c = 0; c < C; c++) {
-              const v = x[base + c];
-              if (v > best[c]) {
-                best[c] = v;
-                arg[c] = base + c;
-              }
-            }
+            if (ix >= 0 && ix < W) window[len++] = ((n * H + iy) * W + ix) * C;
           }
         }
         const o = ((n * OH + oy) * OW + ox) * C;
-        for (let c = 0; c < C; c++) if (arg[c] >= 0) dx[arg[c]] += dy[o + c];
+        for (let c = 0; c < C; c++) {
+          const m = y[o + c];
+          for (let k = 0; k < len; k++) {
+            const i = window[k] + c;
+            if (x[i] === m) {
+              dx[i] += dy[o + c];
+              break;
+            }
+          }
+        }
       }
     }
   }
@@ -436,10 +442,30 @@ async function tryWasm(): Promise<string | null> {
   }
   // setBackend answers false (and TensorFlow.js silently stays on cpu) when the .wasm file cannot be read.
   if (!(await tf.setBackend("wasm"))) return "the wasm backend failed to start";
-  registerWasmConvGradients("wasm");
-  const { blas } = openBlas();
-  if (blas) registerBlasConvolutions(blas, "wasm");
+  installWasmKernels(openBlas().blas);
   return null;
+}
+
+const PROJECT_KERNELS = ["Conv2D", "Conv2DBackpropFilter", "Conv2DBackpropInput", "MaxPoolGrad", "BatchMatMul", "Sum"];
+const stockKernels = new Map<string, Map<string, tf.KernelConfig | undefined>>();
+
+/**
+ * Puts the project's kernels on `backendName` (wasm) over the backend's own: the XNNPACK-based
+ * convolution gradients and the other kernels of {@link registerWasmConvGradients}, then, with
+ * `blas`, the OpenBLAS convolutions and matrix products. Calling it again switches between the two.
+ */
+export function installWasmKernels(blas: Blas | null, backendName = "wasm"): void {
+  let stock = stockKernels.get(backendName);
+  if (!stock) {
+    stock = new Map(PROJECT_KERNELS.map((n) => [n, tf.getKernel(n, backendName)]));
+    stockKernels.set(backendName, stock);
+  }
+  for (const [name, k] of stock) {
+    if (tf.getKernel(name, backendName)) tf.unregisterKernel(name, backendName);
+    if (k) tf.registerKernel(k);
+  }
+  registerWasmConvGradients(backendName);
+  if (blas) registerBlasConvolutions(blas, backendName);
 }
 
 async function tryWebGPU(): Promise<string | null> {
@@ -510,7 +536,9 @@ export async function selectBackend(name?: string): Promise<BackendInfo> {
       let detail = TRIES[b].detail;
       if (b === "wasm") {
         const { blas, why } = openBlas();
-        detail += blas ? `; convolutions on OpenBLAS (${blas.path}: ${blas.config})` : `; convolutions on XNNPACK (${why})`;
+        detail += blas
+          ? `; convolutions on OpenBLAS (${blas.path}: ${blas.config})`
+          : `; convolutions on XNNPACK (${why})`;
       }
       return { name: b, tfBackend: tf.getBackend(), detail, skipped };
     }

@@ -9,21 +9,40 @@
  * OpenBLAS reads and writes it in place through views.
  *
  * Which library: `EXEMPLAR_BLAS` names a file, or `off` to keep XNNPACK;
- * unset, the usual names of OpenBLAS are tried. Each thread of the project
+ * unset, the usual names of OpenBLAS are tried (Linux, Homebrew), then
+ * Apple's Accelerate (any CBLAS with `cblas_sgemm` works). Each thread of the project
  * (the main one and each gradient worker) calls OpenBLAS with one thread of
  * its own, so two data-parallel workers use the two cores without contention.
  *
  * @module
  */
 
+import { UserError } from "./errors.ts";
+
 const SYMBOLS = {
   cblas_sgemm: {
-    parameters: ["i32", "i32", "i32", "i32", "i32", "i32", "f32", "buffer", "i32", "buffer", "i32", "f32", "buffer", "i32"],
+    parameters: [
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "f32",
+      "buffer",
+      "i32",
+      "buffer",
+      "i32",
+      "f32",
+      "buffer",
+      "i32",
+    ],
     result: "void",
   },
-  openblas_set_num_threads: { parameters: ["i32"], result: "void" },
-  openblas_get_config: { parameters: [], result: "pointer" },
-  openblas_get_corename: { parameters: [], result: "pointer" },
+  // OpenBLAS's own; absent from other CBLAS libraries (Apple's Accelerate).
+  openblas_set_num_threads: { parameters: ["i32"], result: "void", optional: true },
+  openblas_get_config: { parameters: [], result: "pointer", optional: true },
+  openblas_get_corename: { parameters: [], result: "pointer", optional: true },
 } as const;
 
 /** The library names tried when `EXEMPLAR_BLAS` is unset, best first. */
@@ -35,6 +54,7 @@ export const BLAS_CANDIDATES = [
   "libopenblas.dylib",
   "/opt/homebrew/opt/openblas/lib/libopenblas.dylib",
   "/usr/local/opt/openblas/lib/libopenblas.dylib",
+  "/System/Library/Frameworks/Accelerate.framework/Accelerate",
 ];
 
 const ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112;
@@ -45,6 +65,8 @@ export interface Blas {
   path: string;
   /** OpenBLAS's description of itself (version, kernel chosen for this CPU). */
   config: string;
+  /** OpenBLAS's own thread count for the calls that follow (the project keeps 1; see the module notes). */
+  setThreads(n: number): void;
   /**
    * Row-major C = alpha op(A) op(B) + beta C, op(A) of M x K, op(B) of K x N.
    * The arrays may be views into any ArrayBuffer (the wasm heap included).
@@ -96,11 +118,14 @@ export function openBlas(): { blas: Blas | null; why: string } {
       continue;
     }
     const s = lib.symbols;
-    s.openblas_set_num_threads(1);
+    s.openblas_set_num_threads?.(1);
     const cstr = (p: Deno.PointerValue) => p ? new Deno.UnsafePointerView(p).getCString() : "";
     const blas: Blas = {
       path,
-      config: `${cstr(s.openblas_get_config())}, kernels ${cstr(s.openblas_get_corename())}`.trim(),
+      setThreads: (n) => s.openblas_set_num_threads?.(n),
+      config: s.openblas_get_config
+        ? `${cstr(s.openblas_get_config())}, kernels ${cstr(s.openblas_get_corename?.() ?? null)}`
+        : "CBLAS",
       sgemm: (ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) =>
         s.cblas_sgemm(
           ROW_MAJOR,
@@ -121,7 +146,9 @@ export function openBlas(): { blas: Blas | null; why: string } {
     };
     return cached = { blas, why: "" };
   }
-  if (setting) throw new Error(`EXEMPLAR_BLAS=${setting}: cannot open it (${errors[0]})`);
+  if (setting) {
+    throw new UserError(`EXEMPLAR_BLAS=${setting}: cannot open it (${errors[0]}); set it to off to use XNNPACK`);
+  }
   return cached = { blas: null, why: "no OpenBLAS library found (Debian: apt install libopenblas0-pthread)" };
 }
 
@@ -142,8 +169,8 @@ export interface ConvGeometry {
   padLeft: number;
 }
 
-/** Floats of im2col scratch per call: rows are processed in chunks of at most this many. */
-const CHUNK_FLOATS = 1 << 22;
+/** Floats of im2col scratch (16 MB): the rows of a convolution are processed in chunks of at most this many. */
+export const CHUNK_FLOATS = 1 << 22;
 let scratch = new Float32Array(0);
 
 function scratchOf(n: number): Float32Array {
@@ -171,8 +198,10 @@ export function im2col(x: Float32Array, g: ConvGeometry, r0: number, r1: number,
         continue;
       }
       if (a > x0) col.fill(0, o, o + (a - x0) * C);
-      const s = ((n * H + iy) * W + a) * C;
-      col.set(x.subarray(s, s + (b - a) * C), o + (a - x0) * C);
+      const s = ((n * H + iy) * W + a) * C, len = (b - a) * C, d = o + (a - x0) * C;
+      // Short runs (the first layer's 3 channels) copy faster in a loop than through a subarray.
+      if (len < 64) { for (let i = 0; i < len; i++) col[d + i] = x[s + i]; }
+      else col.set(x.subarray(s, s + len), d);
       if (b < x0 + kw) col.fill(0, o + (b - x0) * C, o + runLen);
     }
   }
@@ -184,15 +213,22 @@ function isPlainInput(g: ConvGeometry): boolean {
     g.outH === g.inH && g.outW === g.inW;
 }
 
-function chunkRows(g: ConvGeometry): number {
-  return Math.max(1, Math.floor(CHUNK_FLOATS / (g.kh * g.kw * g.inC)));
+function chunkRows(g: ConvGeometry, chunkFloats: number): number {
+  return Math.max(1, Math.floor(chunkFloats / (g.kh * g.kw * g.inC)));
 }
 
 /** y[rows, co] = im2col(x) w[kh*kw*ci, co]. */
-export function convForward(blas: Blas, x: Float32Array, w: Float32Array, y: Float32Array, g: ConvGeometry): void {
+export function convForward(
+  blas: Blas,
+  x: Float32Array,
+  w: Float32Array,
+  y: Float32Array,
+  g: ConvGeometry,
+  chunkFloats = CHUNK_FLOATS,
+): void {
   const K = g.kh * g.kw * g.inC, M = g.batch * g.outH * g.outW, N = g.outC;
   if (isPlainInput(g)) return blas.sgemm(false, false, M, N, K, 1, x, K, w, N, 0, y, N);
-  const step = chunkRows(g);
+  const step = chunkRows(g, chunkFloats);
   for (let r0 = 0; r0 < M; r0 += step) {
     const r1 = Math.min(M, r0 + step);
     const col = scratchOf((r1 - r0) * K);
@@ -208,10 +244,11 @@ export function convFilterGrad(
   dy: Float32Array,
   dw: Float32Array,
   g: ConvGeometry,
+  chunkFloats = CHUNK_FLOATS,
 ): void {
   const K = g.kh * g.kw * g.inC, M = g.batch * g.outH * g.outW, N = g.outC;
   if (isPlainInput(g)) return blas.sgemm(true, false, K, N, M, 1, x, K, dy, N, 0, dw, N);
-  const step = chunkRows(g);
+  const step = chunkRows(g, chunkFloats);
   for (let r0 = 0; r0 < M; r0 += step) {
     const r1 = Math.min(M, r0 + step);
     const col = scratchOf((r1 - r0) * K);

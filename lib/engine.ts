@@ -288,22 +288,39 @@ export class ParallelEngine implements GradientEngine {
     }
     const done = await Promise.all(parts);
     if (this.#failed) throw this.#failed;
-    // Average once, in worker order: the gradients are of summed losses.
-    const g = this.grads;
-    g.fill(0);
-    let loss = 0, correct = 0;
-    for (const { w, r } of done) {
-      const gw = this.#workerGrads[w];
-      for (let i = 0; i < g.length; i++) g[i] += gw[i];
-      loss += r.loss;
-      correct += r.correct;
+    // Average once, in worker order, in one pass: the gradients are of summed losses.
+    const g = this.grads, shares = done.map(({ w }) => this.#workerGrads[w]);
+    if (shares.length === 2) {
+      const [a, b] = shares;
+      for (let i = 0; i < g.length; i++) g[i] = (a[i] + b[i]) / n;
+    } else {
+      g.set(shares[0]);
+      for (let p = 1; p < shares.length; p++) {
+        const gw = shares[p];
+        for (let i = 0; i < g.length; i++) g[i] += gw[i];
+      }
+      for (let i = 0; i < g.length; i++) g[i] /= n;
     }
-    for (let i = 0; i < g.length; i++) g[i] /= n;
-    return { loss, correct };
+    return {
+      loss: done.reduce((a, { r }) => a + r.loss, 0),
+      correct: done.reduce((a, { r }) => a + r.correct, 0),
+    };
   }
 
-  evaluate(x: Float32Array, y: Int32Array, n: number): Promise<StepResult> {
-    return this.#ask(0, { kind: "evaluate", id: ++this.#id, x, y, n });
+  /** Each worker evaluates a contiguous share of the samples; the sums are added in worker order. */
+  async evaluate(x: Float32Array, y: Int32Array, n: number): Promise<StepResult> {
+    const W = this.#workers.length, per = Math.ceil(n / W), D = PATCH * PATCH * 3;
+    const parts = [];
+    for (let w = 0; w < W; w++) {
+      const a = Math.min(n, w * per), b = Math.min(n, a + per);
+      if (b <= a) continue;
+      parts.push(
+        this.#ask(w, { kind: "evaluate", id: ++this.#id, x: x.slice(a * D, b * D), y: y.slice(a, b), n: b - a }),
+      );
+    }
+    const done = await Promise.all(parts);
+    if (this.#failed) throw this.#failed;
+    return { loss: done.reduce((a, r) => a + r.loss, 0), correct: done.reduce((a, r) => a + r.correct, 0) };
   }
 
   close(): void {

@@ -1,5 +1,23 @@
 import assert from "node:assert/strict";
-import { registerWasmConvGradients, selectBackend, tf } from "../lib/backend.ts";
+import { installWasmKernels, selectBackend, tf } from "../lib/backend.ts";
+import { convFilterGrad, convForward, type ConvGeometry, openBlas } from "../lib/blas.ts";
+
+const { blas, why: noBlas } = openBlas();
+/** The wasm kernel sets under test: XNNPACK-based always, OpenBLAS where the library opens. */
+const MODES = blas ? ["xnnpack", "openblas"] as const : ["xnnpack"] as const;
+async function wasmWith(mode: "xnnpack" | "openblas") {
+  await selectBackend("wasm");
+  installWasmKernels(mode === "openblas" ? blas : null);
+}
+
+function assertClose(a: Float32Array, b: Float32Array, what: string, tol = 1e-4) {
+  assert.equal(a.length, b.length, `${what}: lengths`);
+  let max = 0, scale = 0;
+  for (let i = 0; i < a.length; i++) {
+    max = Math.max(max, Math.abs(a[i] - b[i])), scale = Math.max(scale, Math.abs(b[i]));
+  }
+  assert.ok(max <= tol * Math.max(1, scale), `${what}: max difference ${max}`);
+}
 
 type Shape4 = [number, number, number, number];
 
@@ -17,38 +35,112 @@ function convGrads(xs: Shape4, ws: Shape4, pad: "same" | "valid" | number, seed:
   });
 }
 
-Deno.test("wasm convolution gradients equal the cpu backend's on small shapes", async () => {
+Deno.test("wasm convolution gradients equal the cpu backend's on small shapes (XNNPACK and OpenBLAS kernels)", async () => {
   const cases: [Shape4, Shape4, "same" | "valid" | number][] = [
     [[2, 7, 9, 3], [5, 5, 3, 4], "same"],
     [[3, 8, 6, 2], [3, 3, 2, 5], "valid"],
     [[1, 6, 6, 4], [5, 5, 4, 2], 1],
     [[4, 5, 5, 1], [1, 1, 1, 3], "same"],
   ];
-  await selectBackend("wasm");
-  const wasm = cases.map(([x, w, p], i) => convGrads(x, w, p, 10 * i + 1));
   await selectBackend("cpu");
   const cpu = cases.map(([x, w, p], i) => convGrads(x, w, p, 10 * i + 1));
-  for (let c = 0; c < cases.length; c++) {
-    for (let g = 0; g < 2; g++) {
-      const a = wasm[c][g], b = cpu[c][g];
-      assert.equal(a.length, b.length);
-      let max = 0, scale = 0;
-      for (let i = 0; i < a.length; i++) {
-        max = Math.max(max, Math.abs(a[i] - b[i])), scale = Math.max(scale, Math.abs(b[i]));
+  for (const mode of MODES) {
+    await wasmWith(mode);
+    const wasm = cases.map(([x, w, p], i) => convGrads(x, w, p, 10 * i + 1));
+    for (let c = 0; c < cases.length; c++) {
+      for (let g = 0; g < 2; g++) {
+        assertClose(wasm[c][g], cpu[c][g], `${mode} case ${c} ${g ? "filter" : "input"} gradient`);
       }
-      assert.ok(
-        max <= 1e-4 * Math.max(1, scale),
-        `case ${c} ${g ? "filter" : "input"} gradient: max difference ${max}`,
-      );
     }
   }
+});
+
+Deno.test("OpenBLAS convolutions: strided and padded forward passes, strided filter gradients, batched products", {
+  ignore: !blas && Deno.env.get("CI") !== "true",
+}, async () => {
+  assert.ok(blas, `CI installs OpenBLAS, but it did not open: ${noBlas}`);
+  const run = () =>
+    tf.tidy(() => {
+      const out: Float32Array[] = [];
+      const x = tf.randomNormal([2, 9, 11, 3], 0, 1, "float32", 41) as tf.Tensor4D;
+      const w = tf.randomNormal([3, 4, 3, 5], 0, 1, "float32", 42) as tf.Tensor4D;
+      for (const [s, pad] of [[1, "same"], [2, "same"], [2, "valid"], [3, 1]] as const) {
+        const y = tf.conv2d(x, w, s, pad);
+        out.push(y.dataSync() as Float32Array);
+        const dy = tf.randomNormal(y.shape, 0, 1, "float32", 43 + s);
+        out.push(
+          tf.grad((b: tf.Tensor) => tf.conv2d(x, b as tf.Tensor4D, s, pad).mul(dy).sum())(w).dataSync() as Float32Array,
+        );
+      }
+      const a = tf.randomNormal([3, 4, 6], 0, 1, "float32", 51), b = tf.randomNormal([3, 6, 2], 0, 1, "float32", 52);
+      out.push(tf.matMul(a, b).dataSync() as Float32Array);
+      out.push(tf.matMul(a, a, true, false).dataSync() as Float32Array);
+      out.push(tf.matMul(b, b, false, true).dataSync() as Float32Array);
+      out.push(tf.matMul(a, b.transpose([0, 2, 1]), false, true).dataSync() as Float32Array);
+      return out;
+    });
+  await selectBackend("cpu");
+  const ref = run();
+  await wasmWith("openblas");
+  const got = run();
+  for (let i = 0; i < ref.length; i++) assertClose(got[i], ref[i], `output ${i}`);
+});
+
+Deno.test("OpenBLAS convolutions give the same numbers whatever the im2col chunk size", { ignore: !blas }, () => {
+  const g: ConvGeometry = {
+    batch: 3,
+    inH: 7,
+    inW: 6,
+    inC: 4,
+    outH: 4,
+    outW: 3,
+    outC: 5,
+    kh: 3,
+    kw: 3,
+    strideH: 2,
+    strideW: 2,
+    padTop: 1,
+    padLeft: 1,
+  };
+  const rnd = (n: number, seed: number) =>
+    Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 1000 + i * 12.9898));
+  const x = rnd(3 * 7 * 6 * 4, 1), w = rnd(3 * 3 * 4 * 5, 2), dy = rnd(3 * 4 * 3 * 5, 3);
+  const whole = new Float32Array(3 * 4 * 3 * 5), dwWhole = new Float32Array(w.length);
+  convForward(blas!, x, w, whole, g);
+  convFilterGrad(blas!, x, dy, dwWhole, g);
+  for (const chunk of [1, 36, 100, 1000]) {
+    const y = new Float32Array(whole.length), dw = new Float32Array(w.length);
+    convForward(blas!, x, w, y, g, chunk);
+    convFilterGrad(blas!, x, dy, dw, g, chunk);
+    assert.deepEqual(y, whole, `forward, chunks of ${chunk} floats`);
+    assertClose(dw, dwWhole, `filter gradient, chunks of ${chunk} floats`, 1e-5);
+  }
+  // A direct sum for one output: image 1, position (2, 1), channel 3.
+  let direct = 0;
+  for (let ky = 0; ky < 3; ky++) {
+    for (let kx = 0; kx < 3; kx++) {
+      const iy = 2 * 2 - 1 + ky, ix = 1 * 2 - 1 + kx;
+      if (iy < 0 || iy >= 7 || ix < 0 || ix >= 6) continue;
+      for (let c = 0; c < 4; c++) direct += x[((1 * 7 + iy) * 6 + ix) * 4 + c] * w[((ky * 3 + kx) * 4 + c) * 5 + 3];
+    }
+  }
+  assert.ok(Math.abs(whole[((1 * 4 + 2) * 3 + 1) * 5 + 3] - direct) < 1e-4);
 });
 
 Deno.test("wasm max-pooling gradient, transposed matrix products and row sums equal the cpu backend's", async () => {
   const run = () =>
     tf.tidy(() => {
       const x = tf.randomNormal([2, 9, 7, 5], 0, 1, "float32", 21) as tf.Tensor4D;
+      // After a ReLU most windows hold ties (zeros): dy goes to the first maximum in scan order.
+      const ties = tf.relu(tf.randomNormal([2, 9, 7, 5], 0, 1, "float32", 25).round()) as tf.Tensor4D;
       const out: Float32Array[] = [];
+      for (const [k, s] of [[3, 2], [2, 2]]) {
+        const dy = tf.randomNormal(tf.maxPool(ties, k, s, "same").shape, 0, 1, "float32", 26 + k);
+        out.push(
+          tf.grad((a: tf.Tensor) => tf.maxPool(a as tf.Tensor4D, k, s, "same").mul(dy).sum())(ties)
+            .dataSync() as Float32Array,
+        );
+      }
       for (const [k, s] of [[3, 2], [2, 2]]) {
         const dy = tf.randomNormal(tf.maxPool(x, k, s, "same").shape, 0, 1, "float32", 22 + k);
         out.push(
@@ -69,26 +161,30 @@ Deno.test("wasm max-pooling gradient, transposed matrix products and row sums eq
       out.push(x.sum([0, 1, 2], true).dataSync() as Float32Array);
       return out;
     });
-  await selectBackend("wasm");
-  const w = run();
   await selectBackend("cpu");
   const c = run();
-  for (let i = 0; i < w.length; i++) {
-    assert.equal(w[i].length, c[i].length);
-    for (let j = 0; j < w[i].length; j++) {
-      assert.ok(Math.abs(w[i][j] - c[i][j]) < 1e-4, `output ${i}[${j}]: ${w[i][j]} vs ${c[i][j]}`);
+  for (const mode of MODES) {
+    await wasmWith(mode);
+    const w = run();
+    for (let i = 0; i < w.length; i++) {
+      assert.equal(w[i].length, c[i].length);
+      for (let j = 0; j < w[i].length; j++) {
+        assert.ok(Math.abs(w[i][j] - c[i][j]) < 1e-4, `${mode} output ${i}[${j}]: ${w[i][j]} vs ${c[i][j]}`);
+      }
     }
   }
 });
 
 Deno.test("the project's kernels refuse what they do not implement", async () => {
-  await selectBackend("wasm");
-  registerWasmConvGradients("wasm");
   const x = tf.ones([1, 8, 8, 2]) as tf.Tensor4D, w = tf.ones([3, 3, 2, 2]) as tf.Tensor4D;
-  assert.throws(
-    () => tf.grads((a: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, w, 2, "same").sum())([x]),
-    /only stride 1/,
-  );
+  for (const mode of MODES) {
+    await wasmWith(mode);
+    assert.throws(
+      () => tf.grads((a: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, w, 2, "same").sum())([x]),
+      /only stride 1/,
+    );
+  }
+  await selectBackend("wasm");
 });
 
 Deno.test("backend selection: the chain falls back to wasm here; unknown names are refused", async () => {
