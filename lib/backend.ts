@@ -537,7 +537,7 @@ export async function selectBackend(name?: string): Promise<BackendInfo> {
       if (b === "wasm") {
         const { blas, why } = openBlas();
         detail += blas
-          ? `; convolutions on OpenBLAS (${blas.path}: ${blas.config})`
+          ? `; convolutions and matrix products on ${blas.path} (${blas.config})`
           : `; convolutions on XNNPACK (${why})`;
       }
       return { name: b, tfBackend: tf.getBackend(), detail, skipped };
