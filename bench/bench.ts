@@ -55,7 +55,7 @@ export async function benchNet(
   parallel: number,
 ): Promise<{ train: number; infer: number; flops: number }> {
   const spec = { net: name, classes: CLASSES, variant: "release" as const, seed: 1 };
-  const engine = parallel > 1 ? await ParallelEngine.start(spec, parallel) : new LocalEngine(spec);
+  const engine = parallel > 1 ? await ParallelEngine.start(spec, parallel) : await LocalEngine.create(spec);
   const rng = new Rng(1);
   const x = Float32Array.from({ length: BATCH * 32 * 32 * 3 }, () => rng.normal());
   const y = Int32Array.from({ length: BATCH }, (_, i) => (i * 7) % CLASSES);
@@ -86,6 +86,7 @@ export async function benchNet(
 async function peer(
   name: string,
   seconds: number,
+  device: "cpu" | "cuda",
 ): Promise<{ train_samples_per_s: number; infer_samples_per_s: number } | null> {
   const script = fileURLToPath(new URL("./peers/torch_step.py", import.meta.url));
   try {
@@ -102,6 +103,8 @@ async function peer(
         "2",
         "--seconds",
         String(seconds),
+        "--device",
+        device,
       ],
       stdout: "piped",
       stderr: "piped",
@@ -222,13 +225,17 @@ async function main(args: string[]): Promise<void> {
       mine.push(line);
     }
     if (skip.has("peer")) continue;
-    const p = await peer(name, seconds);
+    // On a GPU backend the peer runs on the GPU too.
+    const device = backend.name === "webgpu" || backend.name === "tensorflow-gpu" ? "cuda" : "cpu";
+    const p = await peer(name, seconds, device);
     if (!p) {
       console.log(
         JSON.stringify({
           net: name,
           peer: "pytorch",
-          skipped: "/usr/bin/python3 cannot import torch (Debian: python3-torch)",
+          skipped: device === "cuda"
+            ? "/usr/bin/python3 cannot run torch on CUDA here"
+            : "/usr/bin/python3 cannot import torch (Debian: python3-torch)",
         }),
       );
       continue;

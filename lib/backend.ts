@@ -468,13 +468,15 @@ export function installWasmKernels(blas: Blas | null, backendName = "wasm"): voi
   if (blas) registerBlasConvolutions(blas, backendName);
 }
 
-async function tryWebGPU(): Promise<string | null> {
+async function tryWebGPU(opts: SelectOptions = {}): Promise<string | null> {
   // deno-lint-ignore no-explicit-any
   const gpu = (navigator as any).gpu;
   if (!gpu) return "navigator.gpu is not available";
   const adapter = await gpu.requestAdapter();
   if (!adapter) return "no WebGPU adapter";
-  if (adapter.info?.isFallbackAdapter || adapter.isFallbackAdapter) return "only a software (fallback) WebGPU adapter";
+  if ((adapter.info?.isFallbackAdapter || adapter.isFallbackAdapter) && !opts.softwareGpu) {
+    return "only a software (fallback) WebGPU adapter";
+  }
   try {
     await import("@tensorflow/tfjs-backend-webgpu");
   } catch (e) {
@@ -495,7 +497,19 @@ async function tryNative(pkg: string, tfName: string): Promise<string | null> {
   return null;
 }
 
-const TRIES: Record<BackendName, { tf: string; detail: string; start: () => Promise<string | null> }> = {
+/** Options of {@link selectBackend}. */
+export interface SelectOptions {
+  /**
+   * Accept a software (fallback) WebGPU adapter such as llvmpipe: for testing the WebGPU path
+   * on a machine without a GPU; the chain never picks one by itself.
+   */
+  softwareGpu?: boolean;
+}
+
+const TRIES: Record<
+  BackendName,
+  { tf: string; detail: string; start: (opts?: SelectOptions) => Promise<string | null> }
+> = {
   "tensorflow-gpu": {
     tf: "tensorflow",
     detail: "@tensorflow/tfjs-node-gpu (libtensorflow, CUDA)",
@@ -523,14 +537,14 @@ const TRIES: Record<BackendName, { tf: string; detail: string; start: () => Prom
  * Selects the backend: `name` forces one (failing with a clear message if it
  * cannot start); otherwise the first of the chain that starts.
  */
-export async function selectBackend(name?: string): Promise<BackendInfo> {
+export async function selectBackend(name?: string, opts: SelectOptions = {}): Promise<BackendInfo> {
   if (name !== undefined && !(BACKENDS as readonly string[]).includes(name)) {
     throw new UserError(`--backend ${name}: unknown backend (expected one of: ${BACKENDS.join(", ")})`);
   }
   const chain = name ? [name as BackendName] : [...BACKENDS];
   const skipped: string[] = [];
   for (const b of chain) {
-    const why = await TRIES[b].start();
+    const why = await TRIES[b].start(opts);
     if (why === null) {
       await tf.ready();
       let detail = TRIES[b].detail;

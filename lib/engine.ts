@@ -74,19 +74,23 @@ export function slotsOf(net: ExemplarNet): ParamSlot[] {
   });
 }
 
-/** A network's parameters as one flat vector, in its parameter order (into `flat` when given). */
-export function flatWeights(net: ExemplarNet, slots = slotsOf(net), flat?: Float32Array): Float32Array {
+/**
+ * A network's parameters as one flat vector, in its parameter order (into `flat` when given). Reads are
+ * asynchronous: the WebGPU backend cannot read synchronously in Deno (its synchronous path needs a 2D canvas).
+ */
+export async function flatWeights(net: ExemplarNet, slots = slotsOf(net), flat?: Float32Array): Promise<Float32Array> {
   const out = flat ?? new Float32Array(slots.reduce((a, s) => a + s.size, 0));
-  net.params.forEach((p, i) => out.set(p.v.dataSync() as Float32Array, slots[i].offset));
+  for (let i = 0; i < net.params.length; i++) out.set(await net.params[i].v.data() as Float32Array, slots[i].offset);
   return out;
 }
 
-/** A tensor's values: a view into the heap on wasm (valid until the next allocation), else a copy. */
-function hostView(t: tf.Tensor): Float32Array {
+/** Copies a float tensor's values into `dst` at `offset`: straight from the heap on wasm, else by an asynchronous read. */
+async function readInto(t: tf.Tensor, dst: Float32Array, offset: number): Promise<void> {
   // deno-lint-ignore no-explicit-any
   const backend = tf.backend() as any;
-  if (tf.getBackend() === "wasm" && t.dtype === "float32") return backend.typedArrayFromHeap(t) as Float32Array;
-  return t.dataSync() as Float32Array;
+  if (tf.getBackend() === "wasm" && t.dtype === "float32") {
+    dst.set(backend.typedArrayFromHeap(t) as Float32Array, offset);
+  } else dst.set(await t.data() as Float32Array, offset);
 }
 
 /** Runs forward and backward passes of a network whose weights come from a flat vector. */
@@ -100,8 +104,8 @@ export class NetRunner {
   }
 
   /** Copies the net's own (initial) weights into `flat`. */
-  readWeights(flat: Float32Array): void {
-    flatWeights(this.net, this.slots, flat);
+  async readWeights(flat: Float32Array): Promise<void> {
+    await flatWeights(this.net, this.slots, flat);
   }
 
   load(flat: Float32Array): void {
@@ -123,9 +127,9 @@ export class NetRunner {
   }
 
   /** Summed loss, correct count; writes the gradient of the summed loss into `grads`. */
-  step(x: Float32Array, y: Int32Array, n: number, dropoutSeed: number, grads: Float32Array): StepResult {
+  async step(x: Float32Array, y: Int32Array, n: number, dropoutSeed: number, grads: Float32Array): Promise<StepResult> {
     const vars = this.net.params.map((p) => p.v);
-    return tf.tidy(() => {
+    const out = tf.tidy(() => {
       const xt = tf.tensor4d(x, [n, PATCH, PATCH, 3]);
       const yt = tf.tensor1d(y, "int32");
       let logits: tf.Tensor2D | null = null;
@@ -139,14 +143,19 @@ export class NetRunner {
           tf.Reduction.SUM,
         ) as tf.Scalar;
       }, vars);
-      const correct = tf.equal(tf.argMax(logits!, 1), yt).sum().dataSync()[0];
+      const correct = tf.equal(tf.argMax(logits!, 1), yt).sum();
       (logits as tf.Tensor2D | null)?.dispose();
-      this.net.params.forEach((p, i) => grads.set(hostView(g[p.v.name]), this.slots[i].offset));
-      return { loss: value.dataSync()[0], correct };
+      return { loss: value, correct, grads: this.net.params.map((p) => g[p.v.name]) };
     });
+    try {
+      for (let i = 0; i < out.grads.length; i++) await readInto(out.grads[i], grads, this.slots[i].offset);
+      return { loss: (await out.loss.data())[0], correct: (await out.correct.data())[0] };
+    } finally {
+      tf.dispose([out.loss, out.correct, ...out.grads]);
+    }
   }
 
-  evaluate(x: Float32Array, y: Int32Array, n: number): StepResult {
+  async evaluate(x: Float32Array, y: Int32Array, n: number): Promise<StepResult> {
     let loss = 0, correct = 0;
     for (let s = 0; s < n; s += 256) {
       const m = Math.min(256, n - s);
@@ -161,10 +170,14 @@ export class NetRunner {
           undefined,
           tf.Reduction.SUM,
         );
-        return [l.dataSync()[0], tf.equal(tf.argMax(logits, 1), yt).sum().dataSync()[0]];
+        return [l, tf.equal(tf.argMax(logits, 1), yt).sum()];
       });
-      loss += l;
-      correct += c;
+      try {
+        loss += (await l.data())[0];
+        correct += (await c.data())[0];
+      } finally {
+        tf.dispose([l, c]);
+      }
     }
     return { loss, correct };
   }
@@ -177,25 +190,31 @@ export class LocalEngine implements GradientEngine {
   readonly weights: Float32Array;
   readonly grads: Float32Array;
 
-  constructor(spec: NetSpec) {
-    this.runner = new NetRunner(spec);
+  private constructor(runner: NetRunner) {
+    this.runner = runner;
     this.slots = this.runner.slots;
     const size = this.slots.reduce((a, s) => a + s.size, 0);
     this.weights = new Float32Array(size);
     this.grads = new Float32Array(size);
-    this.runner.readWeights(this.weights);
   }
 
-  step(x: Float32Array, y: Int32Array, n: number, dropoutSeed: number): Promise<StepResult> {
+  /** Builds the network on the current backend; the initial weights are those `spec` gives. */
+  static async create(spec: NetSpec): Promise<LocalEngine> {
+    const eng = new LocalEngine(new NetRunner(spec));
+    await eng.runner.readWeights(eng.weights);
+    return eng;
+  }
+
+  async step(x: Float32Array, y: Int32Array, n: number, dropoutSeed: number): Promise<StepResult> {
     this.runner.load(this.weights);
-    const r = this.runner.step(x, y, n, dropoutSeed, this.grads);
+    const r = await this.runner.step(x, y, n, dropoutSeed, this.grads);
     for (let i = 0; i < this.grads.length; i++) this.grads[i] /= n;
-    return Promise.resolve(r);
+    return r;
   }
 
   evaluate(x: Float32Array, y: Int32Array, n: number): Promise<StepResult> {
     this.runner.load(this.weights);
-    return Promise.resolve(this.runner.evaluate(x, y, n));
+    return this.runner.evaluate(x, y, n);
   }
 
   close(): void {
@@ -236,7 +255,7 @@ export class ParallelEngine implements GradientEngine {
     const local = new NetRunner(spec);
     const size = local.slots.reduce((a, s) => a + s.size, 0);
     const w = new Float32Array(size);
-    local.readWeights(w);
+    await local.readWeights(w);
     local.net.dispose();
     const eng = new ParallelEngine(local.slots, w, workers);
     await Promise.all(eng.#workerGrads.map((g, i) =>

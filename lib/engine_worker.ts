@@ -23,6 +23,8 @@ self.onmessage = async (e: MessageEvent<WorkerRequest>) => {
     return;
   }
   runner!.load(weights);
-  const r = m.kind === "step" ? runner!.step(m.x, m.y, m.n, m.dropoutSeed, grads) : runner!.evaluate(m.x, m.y, m.n);
+  const r = m.kind === "step"
+    ? await runner!.step(m.x, m.y, m.n, m.dropoutSeed, grads)
+    : await runner!.evaluate(m.x, m.y, m.n);
   self.postMessage({ id: m.id, loss: r.loss, correct: r.correct });
 };

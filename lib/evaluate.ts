@@ -124,9 +124,9 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): P
     // Features run in two workers on the wasm backend (each its own thread), else here.
     const workers = tf.getBackend() === "wasm" ? Math.max(1, Math.min(2, navigator.hardwareConcurrency)) : 1;
     const spec = { net: cfg.net, classes: cfg.classes, variant: cfg.preset as NetVariant, seed: cfg.seed };
-    const netFeatures = (which: string, n: ExemplarNet, trained: boolean) => {
+    const netFeatures = async (which: string, n: ExemplarNet, trained: boolean) => {
       const { blocks } = featureLayout(n, size, pooling);
-      const flat = trained ? flatWeights(n) : null;
+      const flat = trained ? await flatWeights(n) : null;
       return scaledFeatures(cache, `${which}-s${step}-${dataTag}`, async (split, idx) => {
         const bar = new Progress(`features (${which}, ${split})`, idx.length);
         if (workers > 1) {
@@ -148,7 +148,7 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): P
     log(
       `evaluating ${runDir} (step ${step}) on ${evalData} with the ${protocol} protocol (${size}x${size}, ${pooling} pooling)`,
     );
-    const learned = await runProtocol(protocol, ds, netFeatures("learned", net, true), {
+    const learned = await runProtocol(protocol, ds, await netFeatures("learned", net, true), {
       C: opts.C,
       runs: opts.runs,
       log,
@@ -172,7 +172,7 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): P
     if (opts.baselines ?? true) {
       const random = new ExemplarNet(cfg.net, cfg.classes, { variant: cfg.preset as NetVariant, seed: cfg.seed });
       try {
-        out.random = await runProtocol(protocol, ds, netFeatures("random", random, false), {
+        out.random = await runProtocol(protocol, ds, await netFeatures("random", random, false), {
           C: opts.C,
           runs: opts.runs,
           log: () => {},

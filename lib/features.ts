@@ -172,7 +172,7 @@ export async function extractFeatures(
     const m = Math.min(B, n - s);
     for (let j = 0; j < m; j++) prepareImage(await split.image(indices[s + j]), S, opts.mean, input, j * S * S * 3);
     const maps = tf.tidy(() => convolutionalMaps(net, tf.tensor4d(input.subarray(0, m * S * S * 3), [m, S, S, 3])));
-    const data = maps.map((t) => t.dataSync() as Float32Array);
+    const data = await Promise.all(maps.map((t) => t.data() as Promise<Float32Array>));
     tf.dispose(maps);
     for (let j = 0; j < m; j++) {
       blocks.forEach((b, k) => {

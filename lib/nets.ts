@@ -217,10 +217,10 @@ export class ExemplarNet {
   }
 
   /** The first layer's filters as small RGB pictures, each stretched to the full 0..255 range. */
-  firstLayerFilters(): { width: number; height: number; data: Uint8Array }[] {
+  async firstLayerFilters(): Promise<{ width: number; height: number; data: Uint8Array }[]> {
     const w = this.param("conv1.w");
     const [kh, kw, ci, co] = w.shape as number[];
-    const d = w.dataSync();
+    const d = await w.data();
     return Array.from({ length: co }, (_, o) => {
       const px: number[] = [];
       for (let y = 0; y < kh; y++) {

@@ -284,7 +284,9 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
     validationCopies: cfg.validationCopies,
   });
 
-  const engine: GradientEngine = parallel > 1 ? await ParallelEngine.start(spec, parallel) : new LocalEngine(spec);
+  const engine: GradientEngine = parallel > 1
+    ? await ParallelEngine.start(spec, parallel)
+    : await LocalEngine.create(spec);
   const W = engine.weights;
   const V = new Float32Array(W.length); // momentum
   for (const slot of engine.slots) {

@@ -10,7 +10,7 @@ Deno.test("data parallelism: two workers' averaged gradient equals the one-threa
   const n = 10, rng = new Rng(1);
   const x = Float32Array.from({ length: n * 32 * 32 * 3 }, () => rng.normal());
   const y = Int32Array.from({ length: n }, (_, i) => i % 7);
-  const local = new LocalEngine(spec);
+  const local = await LocalEngine.create(spec);
   const par = await ParallelEngine.start(spec, 2);
   try {
     assert.deepEqual(par.weights, local.weights); // the same initial weights

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Peer timing: the same Exemplar-CNN network, batch and classes in PyTorch (CPU).
+"""Peer timing: the same Exemplar-CNN network, batch and classes in PyTorch (CPU, or CUDA with --device cuda).
 
     /usr/bin/python3 bench/peers/torch_step.py --net 64c5-64c5-128f --batch 128 --classes 1000 --threads 2
 
@@ -47,13 +47,18 @@ def main():
     ap.add_argument("--classes", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     a = ap.parse_args()
+    if a.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("torch cannot use CUDA here")
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    net = build(a.net, a.classes)
+    dev = torch.device(a.device)
+    net = build(a.net, a.classes).to(dev)
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=0.004)
-    x = torch.randn(a.batch, 3, 32, 32)
-    y = torch.randint(0, a.classes, (a.batch,))
+    x = torch.randn(a.batch, 3, 32, 32, device=dev)
+    y = torch.randint(0, a.classes, (a.batch,), device=dev)
+    sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
     loss_fn = nn.CrossEntropyLoss()
 
     def step():
@@ -64,9 +69,11 @@ def main():
 
     def timed(f, seconds):
         f()
+        sync()
         n, t0 = 0, time.perf_counter()
         while n < 3 or time.perf_counter() - t0 < seconds:
             f()
+            sync()
             n += 1
         return n * a.batch / (time.perf_counter() - t0)
 
@@ -75,7 +82,8 @@ def main():
     net.eval()
     with torch.no_grad():
         infer = timed(lambda: net(x), a.seconds / 2)
-    print(json.dumps({"peer": "pytorch", "version": torch.__version__, "threads": a.threads, "net": a.net,
+    print(json.dumps({"peer": "pytorch", "version": torch.__version__, "device": a.device, "threads": a.threads,
+                      "net": a.net,
                       "batch": a.batch, "classes": a.classes, "train_samples_per_s": round(train, 1),
                       "infer_samples_per_s": round(infer, 1)}))
 

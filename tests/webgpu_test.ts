@@ -1,0 +1,55 @@
+import assert from "node:assert/strict";
+import { selectBackend, tf } from "../lib/backend.ts";
+import { LocalEngine } from "../lib/engine.ts";
+import { Rng } from "../lib/rng.ts";
+
+// The WebGPU path, exercised on the software adapter (llvmpipe) that Deno offers on a machine without a GPU: the
+// chain never picks it by itself, `softwareGpu` lets a test use it. Skipped only where not even that adapter exists.
+// deno-lint-ignore no-explicit-any
+const adapter = await (navigator as any).gpu?.requestAdapter();
+
+Deno.test("WebGPU: a training step and an evaluation equal the wasm backend's", { ignore: !adapter }, async () => {
+  // With an FC layer and dropout: the dropout mask comes from the same seed on every backend.
+  const spec = { net: "8c5-8c5-16f", classes: 10, variant: "release" as const, seed: 3 };
+  const n = 8, rng = new Rng(2);
+  const x = Float32Array.from({ length: n * 32 * 32 * 3 }, () => rng.normal());
+  const y = Int32Array.from({ length: n }, (_, i) => i % 10);
+  const run = async (backend: string) => {
+    await selectBackend(backend, { softwareGpu: true });
+    assert.equal(tf.getBackend(), backend);
+    const engine = await LocalEngine.create(spec);
+    try {
+      const before = tf.memory().numTensors;
+      const step = await engine.step(x, y, n, 5);
+      const grads = engine.grads.slice();
+      for (let i = 0; i < engine.weights.length; i++) engine.weights[i] -= 0.01 * grads[i];
+      const evaluation = await engine.evaluate(x, y, n);
+      assert.equal(tf.memory().numTensors, before, `${backend}: tensors left behind`);
+      return { weights: engine.weights.slice(), step, grads, evaluation };
+    } finally {
+      engine.close();
+    }
+  };
+  const wasm = await run("wasm");
+  const gpu = await run("webgpu");
+  assert.deepEqual(gpu.weights.length, wasm.weights.length);
+  assert.ok(Math.abs(gpu.step.loss - wasm.step.loss) < 1e-4 * Math.abs(wasm.step.loss), `loss ${gpu.step.loss}`);
+  assert.equal(gpu.step.correct, wasm.step.correct);
+  let max = 0, scale = 0;
+  for (let i = 0; i < wasm.grads.length; i++) {
+    max = Math.max(max, Math.abs(gpu.grads[i] - wasm.grads[i]));
+    scale = Math.max(scale, Math.abs(wasm.grads[i]));
+  }
+  assert.ok(scale > 0 && max < 1e-4 * scale, `max gradient difference ${max} (scale ${scale})`);
+  assert.ok(Math.abs(gpu.evaluation.loss - wasm.evaluation.loss) < 1e-4 * Math.abs(wasm.evaluation.loss));
+  await selectBackend("wasm");
+});
+
+Deno.test("WebGPU: the chain refuses a software adapter unless asked", { ignore: !adapter }, async () => {
+  const fallback = adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter;
+  if (!fallback) return; // a real GPU: nothing to refuse
+  await assert.rejects(() => selectBackend("webgpu"), /--backend webgpu: only a software \(fallback\) WebGPU adapter/);
+  const info = await selectBackend();
+  assert.notEqual(info.name, "webgpu");
+  assert.ok(info.skipped.some((s) => s.startsWith("webgpu: only a software")), info.skipped.join("; "));
+});
