@@ -17,7 +17,7 @@
  */
 import { selectBackend, tf } from "./backend.ts";
 import { ExemplarNet, type NetVariant } from "./nets.ts";
-import { PATCH } from "./seeds.ts";
+import { PATCH } from "./patch.ts";
 
 /** A parameter's place in the flat weight vector. */
 export interface ParamSlot {

@@ -39,8 +39,9 @@ import { newImage, resizeBilinear, type RGBImage } from "./image.ts";
 import { Rng } from "./rng.ts";
 import type { Split } from "./data/dataset.ts";
 
+import { PATCH } from "./patch.ts";
 /** Seed patches are 32x32 (PAPER.md section 1). */
-export const PATCH = 32;
+export { PATCH };
 /**
  * Side of the window stored around each seed: large enough for the widest
  * geometric transformation of either preset (translation 0.25 x 32, scale

@@ -1,0 +1,99 @@
+/**
+ * Timing one network, shared by `deno task bench` (bench/bench.ts) and the GPU check (bench/gpu.ts): a training
+ * step as lib/train.ts runs it and inference, at batch 128 and 1000 classes, and the same network in PyTorch
+ * (bench/peers/torch_step.py). It imports only the engine, so that bench/gpu.ts bundles into one file.
+ *
+ * @module
+ */
+import { fileURLToPath } from "node:url";
+import { LocalEngine, ParallelEngine } from "../lib/engine.ts";
+import { ExemplarNet } from "../lib/nets.ts";
+import { Rng } from "../lib/rng.ts";
+
+export const BATCH = 128, CLASSES = 1000;
+
+export async function timed(f: () => void | Promise<void>, seconds: number, batch: number): Promise<number> {
+  await f();
+  let n = 0;
+  const t0 = performance.now();
+  while (n < 2 || (performance.now() - t0) / 1000 < seconds) {
+    await f();
+    n++;
+  }
+  return (n * batch) / ((performance.now() - t0) / 1000);
+}
+
+/**
+ * Times one network: a training step (forward, backward, Caffe SGD update) as
+ * lib/train.ts runs it, with `parallel` gradient workers (1: this thread), and
+ * inference of a batch on the same threads.
+ */
+export async function benchNet(
+  name: string,
+  seconds: number,
+  parallel: number,
+): Promise<{ train: number; infer: number; flops: number }> {
+  const spec = { net: name, classes: CLASSES, variant: "release" as const, seed: 1 };
+  const engine = parallel > 1 ? await ParallelEngine.start(spec, parallel) : await LocalEngine.create(spec);
+  const rng = new Rng(1);
+  const x = Float32Array.from({ length: BATCH * 32 * 32 * 3 }, () => rng.normal());
+  const y = Int32Array.from({ length: BATCH }, (_, i) => (i * 7) % CLASSES);
+  const W = engine.weights, V = new Float32Array(W.length);
+  let step = 0;
+  const train = await timed(
+    async () => {
+      await engine.step(x, y, BATCH, ++step);
+      const G = engine.grads;
+      for (let i = 0; i < W.length; i++) {
+        V[i] = 0.9 * V[i] + 1e-4 * (G[i] + 0.004 * W[i]);
+        W[i] -= V[i];
+      }
+    },
+    seconds,
+    BATCH,
+  );
+  // Inference: forward passes (no dropout) with the loss and correct count, on the same threads as training.
+  const infer = await timed(async () => void await engine.evaluate(x, y, BATCH), seconds / 2, BATCH);
+  engine.close();
+  const net = new ExemplarNet(name, CLASSES, { variant: "release", seed: 1 });
+  const flops = net.flops().total;
+  net.dispose();
+  return { train, infer, flops };
+}
+
+/**
+ * Times the same network in PyTorch, or null where torch cannot be imported (or, with `device` cuda, cannot use
+ * CUDA). The interpreter: `EXEMPLAR_PYTHON` when set, else /usr/bin/python3 (Debian's, with python3-torch).
+ */
+export async function peer(
+  name: string,
+  seconds: number,
+  device: "cpu" | "cuda",
+): Promise<{ train_samples_per_s: number; infer_samples_per_s: number } | null> {
+  const script = fileURLToPath(new URL("./peers/torch_step.py", import.meta.url));
+  try {
+    const out = await new Deno.Command(Deno.env.get("EXEMPLAR_PYTHON") ?? "/usr/bin/python3", {
+      args: [
+        script,
+        "--net",
+        name,
+        "--batch",
+        String(BATCH),
+        "--classes",
+        String(CLASSES),
+        "--threads",
+        "2",
+        "--seconds",
+        String(seconds),
+        "--device",
+        device,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (out.code !== 0) return null;
+    return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
+  } catch {
+    return null;
+  }
+}

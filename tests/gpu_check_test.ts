@@ -1,0 +1,32 @@
+import assert from "node:assert/strict";
+
+// deno-lint-ignore no-explicit-any
+const adapter = await (navigator as any).gpu?.requestAdapter();
+
+Deno.test("the GPU check (bench/gpu.ts) runs on a software WebGPU adapter and prints its JSON lines", {
+  ignore: !adapter,
+}, async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "bench/gpu.ts", "--software-gpu", "--nets", "4c5-4c5-8f", "--seconds", "0.2"],
+    stdout: "piped",
+    stderr: "piped",
+    env: { EXEMPLAR_PYTHON: "/nonexistent/python3" }, // no peer: the line says it was skipped
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const lines = text.trim().split("\n").map((l) => JSON.parse(l));
+  assert.equal(lines[0].bench, "gpu");
+  assert.ok(lines[0].webgpu?.description !== undefined);
+  assert.equal(lines[1].backend, "webgpu");
+  const row = lines.find((l) => l.net === "4c5-4c5-8f" && l.train_samples_per_s !== undefined);
+  assert.ok(row && row.train_samples_per_s > 0 && row.infer_samples_per_s > 0, text);
+  assert.ok(lines.some((l) => l.peer === "pytorch" && l.skipped), text);
+
+  const bad = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "bench/gpu.ts", "--backend", "wasm"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(bad.code, 2);
+  assert.match(new TextDecoder().decode(bad.stderr), /--backend wasm: expected webgpu or tensorflow-gpu/);
+});
