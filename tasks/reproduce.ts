@@ -87,7 +87,7 @@ async function estimate(cfg: TrainConfig, backend: string | undefined): Promise<
   const info = await selectBackend(backend);
   const spec = { net: cfg.net, classes: cfg.classes, variant: cfg.preset, seed: cfg.seed };
   const parallel = info.name === "wasm" ? cfg.parallel : 1;
-  const engine = parallel > 1 ? await ParallelEngine.start(spec, parallel) : new LocalEngine(spec);
+  const engine = parallel > 1 ? await ParallelEngine.start(spec, parallel) : await LocalEngine.create(spec);
   try {
     const rng = new Rng(1);
     const x = Float32Array.from({ length: cfg.batch * 32 * 32 * 3 }, () => rng.normal() * 0.2);
