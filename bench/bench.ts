@@ -29,7 +29,7 @@ import { SurrogateData, SurrogateLoader } from "../lib/surrogate.ts";
 import { rawPixelFeatures } from "../lib/features.ts";
 import { accuracy, predictSVM, trainSVM } from "../lib/svm.ts";
 
-import { BATCH, benchNet, CLASSES, peer, timed } from "./nets_bench.ts";
+import { BATCH, benchNets, timed } from "./nets_bench.ts";
 
 async function benchSurrogate(seconds: number): Promise<void> {
   const ds = await openDataset("synthetic");
@@ -118,54 +118,13 @@ async function main(args: string[]): Promise<void> {
   if (!skip.has("svm")) await benchSVM();
   if (skip.has("nets")) return;
   const backend = await selectBackend(values.backend);
-  const parallel = backend.name === "wasm" ? [1, 2] : [1];
   const { blas } = openBlas();
   console.log(JSON.stringify({ backend: backend.name, detail: backend.detail }));
-  for (const name of nets) {
-    const mine = [];
-    for (const p of parallel) {
-      const r = await benchNet(name, seconds, p);
-      const line = {
-        net: name,
-        backend: p > 1 ? `${backend.name}x${p}` : backend.name,
-        gradient_workers: p,
-        ...(backend.name === "wasm" ? { convolutions: blas ? "openblas" : "xnnpack" } : {}),
-        batch: BATCH,
-        classes: CLASSES,
-        train_samples_per_s: Number(r.train.toFixed(1)),
-        infer_samples_per_s: Number(r.infer.toFixed(1)),
-        gflops: Number((3 * r.flops * r.train / 1e9).toFixed(2)),
-      };
-      console.log(JSON.stringify(line));
-      mine.push(line);
-    }
-    if (skip.has("peer")) continue;
-    // On a GPU backend the peer runs on the GPU too.
-    const device = backend.name === "webgpu" || backend.name === "tensorflow-gpu" ? "cuda" : "cpu";
-    const p = await peer(name, seconds, device);
-    if (!p) {
-      console.log(
-        JSON.stringify({
-          net: name,
-          peer: "pytorch",
-          skipped: device === "cuda"
-            ? "/usr/bin/python3 cannot run torch on CUDA here"
-            : "/usr/bin/python3 cannot import torch (Debian: python3-torch)",
-        }),
-      );
-      continue;
-    }
-    console.log(JSON.stringify({ ...p, net: name }));
-    for (const ours of mine) {
-      console.log(JSON.stringify({
-        net: name,
-        backend: ours.backend,
-        vs: "pytorch",
-        train_ratio: Number((ours.train_samples_per_s / p.train_samples_per_s).toFixed(3)),
-        infer_ratio: Number((ours.infer_samples_per_s / p.infer_samples_per_s).toFixed(3)),
-      }));
-    }
-  }
+  await benchNets(nets, backend, seconds, {
+    parallel: backend.name === "wasm" ? [1, 2] : [1],
+    peer: !skip.has("peer"),
+    extra: backend.name === "wasm" ? { convolutions: blas ? "openblas" : "xnnpack" } : {},
+  });
 }
 
 if (import.meta.main) runTask(main);

@@ -15,7 +15,7 @@ import { selectBackend } from "../lib/backend.ts";
 import { parseFlags, runTask } from "../lib/cli.ts";
 import { UserError } from "../lib/errors.ts";
 import { PAPER_NETS } from "../lib/nets.ts";
-import { BATCH, benchNet, CLASSES, peer } from "./nets_bench.ts";
+import { benchNets } from "./nets_bench.ts";
 
 async function gpuInfo(): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = { bench: "gpu" };
@@ -65,32 +65,7 @@ async function main(args: string[]): Promise<void> {
   const nets = ((values.nets as string | undefined) ?? "small,medium,large").split(",").map((n) =>
     (PAPER_NETS as Record<string, string>)[n] ?? n
   );
-  for (const name of nets) {
-    const r = await benchNet(name, seconds, 1);
-    const ours = {
-      net: name,
-      backend: backend.name,
-      batch: BATCH,
-      classes: CLASSES,
-      train_samples_per_s: Number(r.train.toFixed(1)),
-      infer_samples_per_s: Number(r.infer.toFixed(1)),
-      gflops: Number((3 * r.flops * r.train / 1e9).toFixed(2)),
-    };
-    console.log(JSON.stringify(ours));
-    const p = await peer(name, seconds, "cuda");
-    if (!p) {
-      console.log(JSON.stringify({ net: name, peer: "pytorch", skipped: "torch cannot run on CUDA here" }));
-      continue;
-    }
-    console.log(JSON.stringify({ ...p, net: name }));
-    console.log(JSON.stringify({
-      net: name,
-      backend: backend.name,
-      vs: "pytorch-cuda",
-      train_ratio: Number((ours.train_samples_per_s / p.train_samples_per_s).toFixed(3)),
-      infer_ratio: Number((ours.infer_samples_per_s / p.infer_samples_per_s).toFixed(3)),
-    }));
-  }
+  await benchNets(nets, backend, seconds);
 }
 
 if (import.meta.main) runTask(main);

@@ -6,6 +6,7 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
+import type { BackendInfo } from "../lib/backend.ts";
 import { LocalEngine, ParallelEngine } from "../lib/engine.ts";
 import { ExemplarNet } from "../lib/nets.ts";
 import { Rng } from "../lib/rng.ts";
@@ -95,5 +96,57 @@ export async function peer(
     return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
   } catch {
     return null;
+  }
+}
+
+/**
+ * Times each network on the selected backend (with each count of gradient workers in `parallel`), then, unless
+ * `peer` is false, PyTorch on the same kind of device, and prints a JSON line for each and the ratios ours / peer.
+ */
+export async function benchNets(
+  nets: string[],
+  backend: BackendInfo,
+  seconds: number,
+  opts: { parallel?: number[]; peer?: boolean; extra?: Record<string, unknown> } = {},
+): Promise<void> {
+  // On a GPU backend the peer runs on the GPU too.
+  const device = backend.name === "webgpu" || backend.name === "tensorflow-gpu" ? "cuda" : "cpu";
+  for (const name of nets) {
+    const mine = [];
+    for (const p of opts.parallel ?? [1]) {
+      const r = await benchNet(name, seconds, p);
+      const line = {
+        net: name,
+        backend: p > 1 ? `${backend.name}x${p}` : backend.name,
+        gradient_workers: p,
+        ...opts.extra,
+        batch: BATCH,
+        classes: CLASSES,
+        train_samples_per_s: Number(r.train.toFixed(1)),
+        infer_samples_per_s: Number(r.infer.toFixed(1)),
+        gflops: Number((3 * r.flops * r.train / 1e9).toFixed(2)),
+      };
+      console.log(JSON.stringify(line));
+      mine.push(line);
+    }
+    if (opts.peer === false) continue;
+    const p = await peer(name, seconds, device);
+    if (!p) {
+      const why = device === "cuda"
+        ? "the Python of EXEMPLAR_PYTHON or /usr/bin/python3 cannot run torch on CUDA here"
+        : "the Python of EXEMPLAR_PYTHON or /usr/bin/python3 cannot import torch (Debian: python3-torch)";
+      console.log(JSON.stringify({ net: name, peer: "pytorch", skipped: why }));
+      continue;
+    }
+    console.log(JSON.stringify({ ...p, net: name }));
+    for (const ours of mine) {
+      console.log(JSON.stringify({
+        net: name,
+        backend: ours.backend,
+        vs: device === "cuda" ? "pytorch-cuda" : "pytorch",
+        train_ratio: Number((ours.train_samples_per_s / p.train_samples_per_s).toFixed(3)),
+        infer_ratio: Number((ours.infer_samples_per_s / p.infer_samples_per_s).toFixed(3)),
+      }));
+    }
   }
 }

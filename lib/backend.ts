@@ -262,119 +262,84 @@ export function registerBlasConvolutions(blas: Blas, backendName = "wasm"): void
     };
   };
   // deno-lint-ignore no-explicit-any
-  const heap = (backend: any, t: TensorInfo) => backend.typedArrayFromHeap(t) as Float32Array;
+  type WasmBackend = any;
+  const heap = (backend: WasmBackend, t: TensorInfo) => backend.typedArrayFromHeap(t) as Float32Array;
   const f32 = (...ts: TensorInfo[]) => ts.every((t) => t.dtype === "float32");
-
-  const forward: tf.KernelConfig = {
-    kernelName: "Conv2D",
+  // A kernel that hands what it does not cover (its body answers null) to the one registered before.
+  const withFallback = (
+    kernelName: keyof typeof before,
+    body: (inputs: Record<string, TensorInfo>, attrs: Attrs, backend: WasmBackend) => TensorInfo | null,
+  ): tf.KernelConfig => ({
+    kernelName,
     backendName,
-    kernelFunc: (args) => {
-      const { x, filter } = args.inputs as { x: TensorInfo; filter: TensorInfo };
-      const attrs = args.attrs as Attrs;
-      // deno-lint-ignore no-explicit-any
-      const backend = args.backend as any;
-      if (!plain(attrs) || !f32(x, filter)) return before.Conv2D(args) as TensorInfo;
-      const g = geometry(x.shape, filter.shape, attrs);
-      const out = backend.makeOutput([g.batch, g.outH, g.outW, g.outC], "float32") as TensorInfo;
-      // Views after makeOutput: allocating may have moved the heap.
-      convForward(blas, heap(backend, x), heap(backend, filter), heap(backend, out), g);
-      return out;
-    },
-  };
+    kernelFunc: (args) =>
+      body(args.inputs as Record<string, TensorInfo>, args.attrs as Attrs, args.backend) ??
+        before[kernelName](args) as TensorInfo,
+  });
+  // In each body, heap views are taken after makeOutput: allocating may move the heap.
 
-  const filterGrad: tf.KernelConfig = {
-    kernelName: "Conv2DBackpropFilter",
-    backendName,
-    kernelFunc: (args) => {
-      const { x, dy } = args.inputs as { x: TensorInfo; dy: TensorInfo };
-      const attrs = args.attrs as Attrs;
-      // deno-lint-ignore no-explicit-any
-      const backend = args.backend as any;
-      if (!plain(attrs) || !f32(x, dy)) return before.Conv2DBackpropFilter(args) as TensorInfo;
-      const g = geometry(x.shape, attrs.filterShape, attrs);
-      const out = backend.makeOutput(attrs.filterShape, "float32") as TensorInfo;
-      convFilterGrad(blas, heap(backend, x), heap(backend, dy), heap(backend, out), g);
-      return out;
-    },
-  };
+  const forward = withFallback("Conv2D", ({ x, filter }, attrs, backend) => {
+    if (!plain(attrs) || !f32(x, filter)) return null;
+    const g = geometry(x.shape, filter.shape, attrs);
+    const out = backend.makeOutput([g.batch, g.outH, g.outW, g.outC], "float32") as TensorInfo;
+    convForward(blas, heap(backend, x), heap(backend, filter), heap(backend, out), g);
+    return out;
+  });
 
-  const inputGrad: tf.KernelConfig = {
-    kernelName: "Conv2DBackpropInput",
-    backendName,
-    kernelFunc: (args) => {
-      const { dy, filter } = args.inputs as { dy: TensorInfo; filter: TensorInfo };
-      const attrs = args.attrs as Attrs;
-      // deno-lint-ignore no-explicit-any
-      const backend = args.backend as any;
-      const s = pair(attrs.strides, 1);
-      if (!plain(attrs) || s[0] !== 1 || s[1] !== 1 || !f32(dy, filter)) {
-        return before.Conv2DBackpropInput(args) as TensorInfo;
-      }
-      const fwd = geometry(attrs.inputShape, filter.shape, attrs);
-      const [kh, kw, ci, co] = filter.shape;
-      // dx is the stride-1 convolution of dy, padded by (k - 1 - pad), with the flipped, channel-swapped filter.
-      const g: ConvGeometry = {
-        batch: fwd.batch,
-        inH: fwd.outH,
-        inW: fwd.outW,
-        inC: co,
-        outH: fwd.inH,
-        outW: fwd.inW,
-        outC: ci,
-        kh,
-        kw,
-        strideH: 1,
-        strideW: 1,
-        padTop: kh - 1 - fwd.padTop,
-        padLeft: kw - 1 - fwd.padLeft,
-      };
-      const out = backend.makeOutput(attrs.inputShape, "float32") as TensorInfo;
-      const wf = flipFilter(heap(backend, filter), kh, kw, ci, co);
-      convForward(blas, heap(backend, dy), wf, heap(backend, out), g);
-      return out;
-    },
-  };
+  const filterGrad = withFallback("Conv2DBackpropFilter", ({ x, dy }, attrs, backend) => {
+    if (!plain(attrs) || !f32(x, dy)) return null;
+    const g = geometry(x.shape, attrs.filterShape, attrs);
+    const out = backend.makeOutput(attrs.filterShape, "float32") as TensorInfo;
+    convFilterGrad(blas, heap(backend, x), heap(backend, dy), heap(backend, out), g);
+    return out;
+  });
+
+  const inputGrad = withFallback("Conv2DBackpropInput", ({ dy, filter }, attrs, backend) => {
+    const s = pair(attrs.strides, 1);
+    if (!plain(attrs) || s[0] !== 1 || s[1] !== 1 || !f32(dy, filter)) return null;
+    const fwd = geometry(attrs.inputShape, filter.shape, attrs);
+    const [kh, kw, ci, co] = filter.shape;
+    // dx is the stride-1 convolution of dy, padded by (k - 1 - pad), with the flipped, channel-swapped filter.
+    const g: ConvGeometry = {
+      batch: fwd.batch,
+      inH: fwd.outH,
+      inW: fwd.outW,
+      inC: co,
+      outH: fwd.inH,
+      outW: fwd.inW,
+      outC: ci,
+      kh,
+      kw,
+      strideH: 1,
+      strideW: 1,
+      padTop: kh - 1 - fwd.padTop,
+      padLeft: kw - 1 - fwd.padLeft,
+    };
+    const out = backend.makeOutput(attrs.inputShape, "float32") as TensorInfo;
+    const wf = flipFilter(heap(backend, filter), kh, kw, ci, co);
+    convForward(blas, heap(backend, dy), wf, heap(backend, out), g);
+    return out;
+  });
 
   // Matrix products (the dense layers), either operand transposed, as sgemm's own transposes.
-  const matmul: tf.KernelConfig = {
-    kernelName: "BatchMatMul",
-    backendName,
-    kernelFunc: (args) => {
-      const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
-      const attrs = args.attrs as Attrs;
-      // deno-lint-ignore no-explicit-any
-      const backend = args.backend as any;
-      const ra = a.shape.length, rb = b.shape.length;
-      const batchA = a.shape.slice(0, -2), batchB = b.shape.slice(0, -2);
-      const sameBatch = ra === rb && batchA.every((d, i) => d === batchB[i]);
-      if (!sameBatch || ra < 2 || !f32(a, b)) return before.BatchMatMul(args) as TensorInfo;
-      const ta = !!attrs.transposeA, tb = !!attrs.transposeB;
-      const [a0, a1] = a.shape.slice(-2), [b0, b1] = b.shape.slice(-2);
-      const M = ta ? a1 : a0, K = ta ? a0 : a1, N = tb ? b0 : b1;
-      if ((tb ? b1 : b0) !== K) return before.BatchMatMul(args) as TensorInfo; // let the backend word the error
-      const batches = batchA.reduce((x, y) => x * y, 1);
-      const out = backend.makeOutput([...batchA, M, N], "float32") as TensorInfo;
-      const A = heap(backend, a), B = heap(backend, b), C = heap(backend, out);
-      for (let i = 0; i < batches; i++) {
-        blas.sgemm(
-          ta,
-          tb,
-          M,
-          N,
-          K,
-          1,
-          A.subarray(i * M * K, (i + 1) * M * K),
-          a1,
-          B.subarray(i * K * N, (i + 1) * K * N),
-          b1,
-          0,
-          C.subarray(i * M * N, (i + 1) * M * N),
-          N,
-        );
-      }
-      return out;
-    },
-  };
+  const matmul = withFallback("BatchMatMul", ({ a, b }, attrs, backend) => {
+    const ra = a.shape.length, rb = b.shape.length;
+    const batchA = a.shape.slice(0, -2), batchB = b.shape.slice(0, -2);
+    const sameBatch = ra === rb && batchA.every((d, i) => d === batchB[i]);
+    if (!sameBatch || ra < 2 || !f32(a, b)) return null;
+    const ta = !!attrs.transposeA, tb = !!attrs.transposeB;
+    const [a0, a1] = a.shape.slice(-2), [b0, b1] = b.shape.slice(-2);
+    const M = ta ? a1 : a0, K = ta ? a0 : a1, N = tb ? b0 : b1;
+    if ((tb ? b1 : b0) !== K) return null; // the backend words the error
+    const batches = batchA.reduce((x, y) => x * y, 1);
+    const out = backend.makeOutput([...batchA, M, N], "float32") as TensorInfo;
+    const A = heap(backend, a), B = heap(backend, b), C = heap(backend, out);
+    for (let i = 0; i < batches; i++) {
+      const Ai = A.subarray(i * M * K, (i + 1) * M * K), Bi = B.subarray(i * K * N, (i + 1) * K * N);
+      blas.sgemm(ta, tb, M, N, K, 1, Ai, a1, Bi, b1, 0, C.subarray(i * M * N, (i + 1) * M * N), N);
+    }
+    return out;
+  });
 
   for (const k of [forward, filterGrad, inputGrad, matmul]) {
     tf.unregisterKernel(k.kernelName, backendName);

@@ -213,8 +213,21 @@ function isPlainInput(g: ConvGeometry): boolean {
     g.outH === g.inH && g.outW === g.inW;
 }
 
-function chunkRows(g: ConvGeometry, chunkFloats: number): number {
-  return Math.max(1, Math.floor(chunkFloats / (g.kh * g.kw * g.inC)));
+/** Calls `gemm` for each chunk of rows [r0, r1) of im2col(x), written into scratch memory. */
+function eachChunk(
+  x: Float32Array,
+  g: ConvGeometry,
+  chunkFloats: number,
+  gemm: (r0: number, r1: number, col: Float32Array) => void,
+): void {
+  const K = g.kh * g.kw * g.inC, M = g.batch * g.outH * g.outW;
+  const step = Math.max(1, Math.floor(chunkFloats / K));
+  for (let r0 = 0; r0 < M; r0 += step) {
+    const r1 = Math.min(M, r0 + step);
+    const col = scratchOf((r1 - r0) * K);
+    im2col(x, g, r0, r1, col);
+    gemm(r0, r1, col);
+  }
 }
 
 /** y[rows, co] = im2col(x) w[kh*kw*ci, co]. */
@@ -228,13 +241,9 @@ export function convForward(
 ): void {
   const K = g.kh * g.kw * g.inC, M = g.batch * g.outH * g.outW, N = g.outC;
   if (isPlainInput(g)) return blas.sgemm(false, false, M, N, K, 1, x, K, w, N, 0, y, N);
-  const step = chunkRows(g, chunkFloats);
-  for (let r0 = 0; r0 < M; r0 += step) {
-    const r1 = Math.min(M, r0 + step);
-    const col = scratchOf((r1 - r0) * K);
-    im2col(x, g, r0, r1, col);
+  eachChunk(x, g, chunkFloats, (r0, r1, col) => {
     blas.sgemm(false, false, r1 - r0, N, K, 1, col, K, w, N, 0, y.subarray(r0 * N, r1 * N), N);
-  }
+  });
 }
 
 /** dw[kh*kw*ci, co] = im2col(x)^T dy[rows, co]. */
@@ -248,13 +257,9 @@ export function convFilterGrad(
 ): void {
   const K = g.kh * g.kw * g.inC, M = g.batch * g.outH * g.outW, N = g.outC;
   if (isPlainInput(g)) return blas.sgemm(true, false, K, N, M, 1, x, K, dy, N, 0, dw, N);
-  const step = chunkRows(g, chunkFloats);
-  for (let r0 = 0; r0 < M; r0 += step) {
-    const r1 = Math.min(M, r0 + step);
-    const col = scratchOf((r1 - r0) * K);
-    im2col(x, g, r0, r1, col);
+  eachChunk(x, g, chunkFloats, (r0, r1, col) => {
     blas.sgemm(true, false, K, N, r1 - r0, 1, col, K, dy.subarray(r0 * N, r1 * N), N, r0 === 0 ? 0 : 1, dw, N);
-  }
+  });
 }
 
 /** The filter flipped in space with its channel axes swapped: [kh, kw, ci, co] -> [kh, kw, co, ci]. */

@@ -228,6 +228,10 @@ export type WorkerRequest =
   | { kind: "step"; id: number; x: Float32Array; y: Int32Array; n: number; dropoutSeed: number }
   | { kind: "evaluate"; id: number; x: Float32Array; y: Int32Array; n: number };
 
+function sumResults(done: { r: StepResult }[]): StepResult {
+  return { loss: done.reduce((a, { r }) => a + r.loss, 0), correct: done.reduce((a, { r }) => a + r.correct, 0) };
+}
+
 /** Data parallelism over `workers` module workers (see the module documentation). */
 export class ParallelEngine implements GradientEngine {
   readonly slots: ParamSlot[];
@@ -288,25 +292,32 @@ export class ParallelEngine implements GradientEngine {
     });
   }
 
-  async step(x: Float32Array, y: Int32Array, n: number, dropoutSeed: number): Promise<StepResult> {
+  /** Sends each worker a contiguous share of the n samples; answers in worker order. */
+  async #scatter(
+    kind: "step" | "evaluate",
+    x: Float32Array,
+    y: Int32Array,
+    n: number,
+    dropoutSeed = 0,
+  ): Promise<{ w: number; r: StepResult }[]> {
     const W = this.#workers.length, per = Math.ceil(n / W), D = PATCH * PATCH * 3;
     const parts = [];
     for (let w = 0; w < W; w++) {
       const a = Math.min(n, w * per), b = Math.min(n, a + per);
       if (b <= a) continue;
-      parts.push(
-        this.#ask(w, {
-          kind: "step",
-          id: ++this.#id,
-          x: x.slice(a * D, b * D),
-          y: y.slice(a, b),
-          n: b - a,
-          dropoutSeed: dropoutSeed + 7919 * w,
-        }).then((r) => ({ w, r })),
-      );
+      const share = { id: ++this.#id, x: x.slice(a * D, b * D), y: y.slice(a, b), n: b - a };
+      const req: WorkerRequest & { id: number } = kind === "step"
+        ? { kind, ...share, dropoutSeed: dropoutSeed + 7919 * w }
+        : { kind, ...share };
+      parts.push(this.#ask(w, req).then((r) => ({ w, r })));
     }
     const done = await Promise.all(parts);
     if (this.#failed) throw this.#failed;
+    return done;
+  }
+
+  async step(x: Float32Array, y: Int32Array, n: number, dropoutSeed: number): Promise<StepResult> {
+    const done = await this.#scatter("step", x, y, n, dropoutSeed);
     // Average once, in worker order, in one pass: the gradients are of summed losses.
     const g = this.grads, shares = done.map(({ w }) => this.#workerGrads[w]);
     if (shares.length === 2) {
@@ -320,26 +331,12 @@ export class ParallelEngine implements GradientEngine {
       }
       for (let i = 0; i < g.length; i++) g[i] /= n;
     }
-    return {
-      loss: done.reduce((a, { r }) => a + r.loss, 0),
-      correct: done.reduce((a, { r }) => a + r.correct, 0),
-    };
+    return sumResults(done);
   }
 
   /** Each worker evaluates a contiguous share of the samples; the sums are added in worker order. */
   async evaluate(x: Float32Array, y: Int32Array, n: number): Promise<StepResult> {
-    const W = this.#workers.length, per = Math.ceil(n / W), D = PATCH * PATCH * 3;
-    const parts = [];
-    for (let w = 0; w < W; w++) {
-      const a = Math.min(n, w * per), b = Math.min(n, a + per);
-      if (b <= a) continue;
-      parts.push(
-        this.#ask(w, { kind: "evaluate", id: ++this.#id, x: x.slice(a * D, b * D), y: y.slice(a, b), n: b - a }),
-      );
-    }
-    const done = await Promise.all(parts);
-    if (this.#failed) throw this.#failed;
-    return { loss: done.reduce((a, r) => a + r.loss, 0), correct: done.reduce((a, r) => a + r.correct, 0) };
+    return sumResults(await this.#scatter("evaluate", x, y, n));
   }
 
   close(): void {
