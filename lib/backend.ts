@@ -419,6 +419,17 @@ const stockKernels = new Map<string, Map<string, tf.KernelConfig | undefined>>()
  * convolution gradients and the other kernels of {@link registerWasmConvGradients}, then, with
  * `blas`, the OpenBLAS convolutions and matrix products. Calling it again switches between the two.
  */
+let blasInstalled = false;
+
+/**
+ * Whether a network's weights may be overwritten in place in the wasm heap between steps. Not with XNNPACK's
+ * convolutions and matrix products: they pack a filter once and keep the packed copy for as long as the tensor
+ * lives, so weights written in place would go unseen. The OpenBLAS kernels read the heap at every call.
+ */
+export function weightsInPlace(): boolean {
+  return blasInstalled && tf.getBackend() === "wasm";
+}
+
 export function installWasmKernels(blas: Blas | null, backendName = "wasm"): void {
   let stock = stockKernels.get(backendName);
   if (!stock) {
@@ -431,6 +442,7 @@ export function installWasmKernels(blas: Blas | null, backendName = "wasm"): voi
   }
   registerWasmConvGradients(backendName);
   if (blas) registerBlasConvolutions(blas, backendName);
+  if (backendName === "wasm") blasInstalled = blas !== null;
 }
 
 async function tryWebGPU(opts: SelectOptions = {}): Promise<string | null> {

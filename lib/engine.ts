@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { selectBackend, tf } from "./backend.ts";
+import { selectBackend, tf, weightsInPlace } from "./backend.ts";
 import { ExemplarNet, type NetVariant } from "./nets.ts";
 import { PATCH } from "./patch.ts";
 
@@ -111,11 +111,12 @@ export class NetRunner {
   load(flat: Float32Array): void {
     // deno-lint-ignore no-explicit-any
     const backend = tf.backend() as any;
-    const inPlace = tf.getBackend() === "wasm";
+    const inPlace = weightsInPlace();
     this.net.params.forEach((p, i) => {
       const s = this.slots[i];
       if (inPlace && backend.refCount(p.v.dataId) === 1) {
-        // The variable owns its buffer in the wasm heap: overwrite it there (no new tensor, no second copy).
+        // The variable owns its buffer in the wasm heap, and no kernel keeps a packed copy of it (see
+        // weightsInPlace): overwrite it there (no new tensor, no second copy).
         (backend.typedArrayFromHeap(p.v) as Float32Array).set(flat.subarray(s.offset, s.offset + s.size));
         return;
       }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { selectBackend, tf } from "../lib/backend.ts";
+import { installWasmKernels, selectBackend, tf } from "../lib/backend.ts";
+import { openBlas } from "../lib/blas.ts";
 import { LocalEngine, ParallelEngine } from "../lib/engine.ts";
 import { Rng } from "../lib/rng.ts";
 
@@ -36,4 +37,31 @@ Deno.test("data parallelism: two workers' averaged gradient equals the one-threa
     local.close();
     par.close();
   }
+});
+
+Deno.test("weights loaded between steps are the ones the kernels use (XNNPACK keeps packed filters)", async () => {
+  const { blas } = openBlas();
+  const spec = { net: "6c5-8c3-16f", classes: 5, variant: "release" as const, seed: 9 };
+  const n = 6, rng = new Rng(3);
+  const x = Float32Array.from({ length: n * 32 * 32 * 3 }, () => rng.normal());
+  const y = Int32Array.from({ length: n }, (_, i) => i % 5);
+  for (const kernels of blas ? [null, blas] : [null]) {
+    await selectBackend("wasm");
+    installWasmKernels(kernels);
+    const a = await LocalEngine.create(spec), b = await LocalEngine.create(spec);
+    try {
+      await a.evaluate(x, y, n); // the first weights reach the kernels
+      await a.step(x, y, n, 1);
+      for (let i = 0; i < a.weights.length; i++) b.weights[i] = a.weights[i] = a.weights[i] * 0.5 + 0.01;
+      const seen = await a.evaluate(x, y, n), fresh = await b.evaluate(x, y, n);
+      assert.ok(
+        Math.abs(seen.loss - fresh.loss) < 1e-5 * Math.abs(fresh.loss),
+        `${kernels ? "OpenBLAS" : "XNNPACK"}: loss ${seen.loss} after loading new weights, ${fresh.loss} fresh`,
+      );
+    } finally {
+      a.close();
+      b.close();
+    }
+  }
+  await selectBackend("wasm");
 });
