@@ -25,6 +25,7 @@ export * from "./lib/seeds.ts";
 export * from "./lib/augment.ts";
 export * from "./lib/surrogate.ts";
 export * from "./lib/backend.ts";
+export * from "./lib/blas.ts";
 export * from "./lib/nets.ts";
 export * from "./lib/train.ts";
 export * from "./lib/checkpoint.ts";
