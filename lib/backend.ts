@@ -45,6 +45,24 @@ export interface BackendInfo {
   skipped: string[];
 }
 
+// deno-lint-ignore no-explicit-any
+type WasmBackend = any;
+
+/** A float tensor of the wasm backend as a view into its heap (valid until the next allocation moves the heap). */
+function heap(backend: WasmBackend, t: TensorInfo): Float32Array {
+  return backend.typedArrayFromHeap(t) as Float32Array;
+}
+
+/** A float tensor's values as a view into the wasm heap when wasm is the current backend, else null. */
+export function wasmHeapView(t: TensorInfo): Float32Array | null {
+  return tf.getBackend() === "wasm" && t.dtype === "float32" ? heap(tf.backend(), t) : null;
+}
+
+/** A stride or dilation attribute as [height, width]. */
+function pair(v: number | number[] | undefined, dflt: number): number[] {
+  return v === undefined ? [dflt, dflt] : typeof v === "number" ? [v, v] : v;
+}
+
 function kernel(name: string, backend: string) {
   const k = tf.getKernel(name, backend);
   if (!k) throw new Error(`kernel ${name} is not registered for ${backend}`);
@@ -60,12 +78,7 @@ export function registerWasmConvGradients(backendName = "wasm"): void {
     f({ inputs, attrs, backend }) as TensorInfo;
 
   const stride1 = (attrs: Attrs, what: string) => {
-    const s = typeof attrs.strides === "number" ? [attrs.strides, attrs.strides] : attrs.strides;
-    const d = attrs.dilations === undefined
-      ? [1, 1]
-      : typeof attrs.dilations === "number"
-      ? [attrs.dilations, attrs.dilations]
-      : attrs.dilations;
+    const s = pair(attrs.strides, 1), d = pair(attrs.dilations, 1);
     if (s[0] !== 1 || s[1] !== 1 || d[0] !== 1 || d[1] !== 1 || attrs.dataFormat === "NCHW") {
       throw new Error(`${what} on ${backendName}: only stride 1, dilation 1, NHWC convolutions are supported`);
     }
@@ -138,9 +151,7 @@ export function registerWasmConvGradients(backendName = "wasm"): void {
     backendName,
     kernelFunc: (args) => {
       const { dy, input, output } = args.inputs as { dy: TensorInfo; input: TensorInfo; output: TensorInfo };
-      const attrs = args.attrs as Attrs;
-      // deno-lint-ignore no-explicit-any
-      const backend = args.backend as any;
+      const attrs = args.attrs as Attrs, backend = args.backend as WasmBackend;
       const info = tf.backend_util.computePool2DInfo(
         input.shape as [number, number, number, number],
         attrs.filterSize,
@@ -151,11 +162,7 @@ export function registerWasmConvGradients(backendName = "wasm"): void {
       );
       const out = backend.makeOutput(input.shape, "float32") as TensorInfo;
       // Views after makeOutput: allocating may have moved the heap.
-      const x = backend.typedArrayFromHeap(input) as Float32Array;
-      const y = backend.typedArrayFromHeap(output) as Float32Array;
-      const g = backend.typedArrayFromHeap(dy) as Float32Array;
-      const dx = backend.typedArrayFromHeap(out) as Float32Array;
-      maxPoolBackward(x, y, g, dx, info);
+      maxPoolBackward(heap(backend, input), heap(backend, output), heap(backend, dy), heap(backend, out), info);
       return out;
     },
   };
@@ -193,9 +200,7 @@ export function registerWasmConvGradients(backendName = "wasm"): void {
     backendName,
     kernelFunc: (args) => {
       const { x } = args.inputs as { x: TensorInfo };
-      const attrs = args.attrs as Attrs;
-      // deno-lint-ignore no-explicit-any
-      const backend = args.backend as any;
+      const attrs = args.attrs as Attrs, backend = args.backend as WasmBackend;
       const rank = x.shape.length;
       const axes = (Array.isArray(attrs.axis) ? attrs.axis : [attrs.axis]).map((a: number) => (a + rank) % rank).sort();
       const leading = rank >= 2 && axes.length === rank - 1 && axes.every((a: number, i: number) => a === i);
@@ -203,7 +208,7 @@ export function registerWasmConvGradients(backendName = "wasm"): void {
       const C = x.shape[rank - 1], M = x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
       const out = backend.makeOutput([C], "float32") as TensorInfo;
       // Views after makeOutput: allocating may have moved the heap.
-      const src = backend.typedArrayFromHeap(x) as Float32Array, dst = backend.typedArrayFromHeap(out) as Float32Array;
+      const src = heap(backend, x), dst = heap(backend, out);
       const acc = new Float32Array(C);
       for (let m = 0, o = 0; m < M; m++, o += C) for (let c = 0; c < C; c++) acc[c] += src[o + c];
       dst.set(acc);
@@ -229,8 +234,6 @@ export function registerBlasConvolutions(blas: Blas, backendName = "wasm"): void
     Conv2DBackpropInput: kernel("Conv2DBackpropInput", backendName),
     BatchMatMul: kernel("BatchMatMul", backendName),
   };
-  const pair = (v: number | number[] | undefined, dflt: number) =>
-    v === undefined ? [dflt, dflt] : typeof v === "number" ? [v, v] : v;
   const plain = (attrs: Attrs) => {
     const d = pair(attrs.dilations, 1);
     return d[0] === 1 && d[1] === 1 && attrs.dataFormat !== "NCHW";
@@ -261,9 +264,6 @@ export function registerBlasConvolutions(blas: Blas, backendName = "wasm"): void
       padLeft: info.padInfo.left,
     };
   };
-  // deno-lint-ignore no-explicit-any
-  type WasmBackend = any;
-  const heap = (backend: WasmBackend, t: TensorInfo) => backend.typedArrayFromHeap(t) as Float32Array;
   const f32 = (...ts: TensorInfo[]) => ts.every((t) => t.dtype === "float32");
   // A kernel that hands what it does not cover (its body answers null) to the one registered before.
   const withFallback = (

@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { selectBackend, tf, weightsInPlace } from "./backend.ts";
+import { selectBackend, tf, wasmHeapView, weightsInPlace } from "./backend.ts";
 import { ExemplarNet, type NetVariant } from "./nets.ts";
 import { PATCH } from "./patch.ts";
 
@@ -86,11 +86,7 @@ export async function flatWeights(net: ExemplarNet, slots = slotsOf(net), flat?:
 
 /** Copies a float tensor's values into `dst` at `offset`: straight from the heap on wasm, else by an asynchronous read. */
 async function readInto(t: tf.Tensor, dst: Float32Array, offset: number): Promise<void> {
-  // deno-lint-ignore no-explicit-any
-  const backend = tf.backend() as any;
-  if (tf.getBackend() === "wasm" && t.dtype === "float32") {
-    dst.set(backend.typedArrayFromHeap(t) as Float32Array, offset);
-  } else dst.set(await t.data() as Float32Array, offset);
+  dst.set(wasmHeapView(t) ?? await t.data() as Float32Array, offset);
 }
 
 /** Runs forward and backward passes of a network whose weights come from a flat vector. */
@@ -117,7 +113,7 @@ export class NetRunner {
       if (inPlace && backend.refCount(p.v.dataId) === 1) {
         // The variable owns its buffer in the wasm heap, and no kernel keeps a packed copy of it (see
         // weightsInPlace): overwrite it there (no new tensor, no second copy).
-        (backend.typedArrayFromHeap(p.v) as Float32Array).set(flat.subarray(s.offset, s.offset + s.size));
+        wasmHeapView(p.v)!.set(flat.subarray(s.offset, s.offset + s.size));
         return;
       }
       // A copy: the flat vector may be shared memory, which TensorFlow.js must not alias.

@@ -36,10 +36,10 @@ import { join } from "node:path";
 import { UserError } from "./errors.ts";
 import { writeFileAtomic } from "./fsutil.ts";
 import { newImage, resizeBilinear, type RGBImage } from "./image.ts";
+import { PATCH } from "./patch.ts";
 import { Rng } from "./rng.ts";
 import type { Split } from "./data/dataset.ts";
 
-import { PATCH } from "./patch.ts";
 /** Seed patches are 32x32 (PAPER.md section 1). */
 export { PATCH };
 /**
