@@ -3,8 +3,12 @@
  *
  * Prints, as JSON lines: the GPU (WebGPU adapter information, and `nvidia-smi`'s name and driver where it exists);
  * for each network, our training and inference throughput on the GPU backend at batch 128 and 1000 classes; the
- * same network in PyTorch on CUDA (bench/peers/torch_step.py --device cuda) in the same run; and the ratios.
- * `--software-gpu` accepts a software WebGPU adapter (llvmpipe), to try the check on a machine without a GPU.
+ * same network in PyTorch on CUDA (bench/peers/torch_step.py --device cuda, fp32 and TF32) in the same run; and the
+ * ratios. `--software-gpu` accepts a software WebGPU adapter (llvmpipe), to try the check on a machine without a GPU.
+ *
+ * Also, on request: `--profile` (each network's training step, kernel by kernel, with WebGPU timestamp queries),
+ * `--surrogate 1,4,15` (surrogate patches per second with that many generation workers, against what the GPU
+ * consumes), `--tf-flag NAME=VALUE` (a TensorFlow.js flag, repeatable), `--skip-bench` (no throughput rows).
  *
  * A lent GPU machine has no network: bench/gpu_bundle.sh packs this file into one JavaScript bundle beside a Deno
  * binary and the peer script (bench/README.md, "GPU").
@@ -15,7 +19,12 @@ import { selectBackend } from "../lib/backend.ts";
 import { parseFlags, runTask } from "../lib/cli.ts";
 import { UserError } from "../lib/errors.ts";
 import { PAPER_NETS } from "../lib/nets.ts";
-import { benchNets } from "./nets_bench.ts";
+import { BATCH, benchNets, timed } from "./nets_bench.ts";
+import { profileStep } from "./gpu_profile.ts";
+import { tf } from "../lib/backend.ts";
+import { openDataset } from "../lib/data/mod.ts";
+import { seedPatches } from "../lib/seeds.ts";
+import { SurrogateData, SurrogateLoader } from "../lib/surrogate.ts";
 
 async function gpuInfo(): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = { bench: "gpu" };
@@ -44,14 +53,39 @@ async function gpuInfo(): Promise<Record<string, unknown>> {
   return out;
 }
 
+/** Surrogate patches per second (release preset, K = 100) with each count of generation workers. */
+async function benchSurrogate(workers: number[], seconds: number): Promise<void> {
+  const ds = await openDataset("synthetic");
+  const seeds = await seedPatches(ds.splits.unlabeled, { n: 500, seed: 1 });
+  ds.close();
+  const data = new SurrogateData(seeds, { k: 100, seed: 1, preset: "release" });
+  for (const w of workers) {
+    const loader = new SurrogateLoader(data, BATCH, { workers: w, depth: 4 * w });
+    await loader.next();
+    const rate = await timed(async () => void await loader.next(), seconds, BATCH);
+    loader.close();
+    console.log(JSON.stringify({
+      bench: "surrogate",
+      preset: "release",
+      workers: w,
+      patches_per_s: Math.round(rate),
+      cores: navigator.hardwareConcurrency,
+    }));
+  }
+}
+
 async function main(args: string[]): Promise<void> {
-  const usage =
-    "deno run -A bench/gpu.ts [--nets small,medium,large] [--seconds S] [--backend webgpu|tensorflow-gpu] [--software-gpu]";
+  const usage = "deno run -A bench/gpu.ts [--nets small,medium,large] [--seconds S] [--backend webgpu|tensorflow-gpu] " +
+    "[--software-gpu] [--profile] [--surrogate W,W,...] [--tf-flag NAME=VALUE ...] [--skip-bench]";
   const { values } = parseFlags(args, {
     nets: { type: "string" },
     seconds: { type: "string" },
     backend: { type: "string" },
     "software-gpu": { type: "boolean" },
+    profile: { type: "boolean" },
+    surrogate: { type: "string" },
+    "tf-flag": { type: "string", multiple: true },
+    "skip-bench": { type: "boolean" },
   }, usage);
   const seconds = Number(values.seconds ?? 6);
   if (!(seconds > 0)) throw new UserError(`--seconds ${values.seconds}: expected a positive number`);
@@ -59,13 +93,34 @@ async function main(args: string[]): Promise<void> {
   if (backendName !== "webgpu" && backendName !== "tensorflow-gpu") {
     throw new UserError(`--backend ${backendName}: expected webgpu or tensorflow-gpu`);
   }
+  const workers = values.surrogate === undefined ? [] : String(values.surrogate).split(",").map(Number);
+  if (workers.some((w) => !Number.isInteger(w) || w < 1)) {
+    throw new UserError(`--surrogate ${values.surrogate}: expected worker counts such as 1,4,15`);
+  }
   console.log(JSON.stringify(await gpuInfo()));
-  const backend = await selectBackend(backendName, { softwareGpu: !!values["software-gpu"] });
-  console.log(JSON.stringify({ backend: backend.name, detail: backend.detail }));
+  const backend = await selectBackend(backendName, { softwareGpu: values["software-gpu"] || undefined });
+  for (const f of (values["tf-flag"] as unknown as string[] | undefined) ?? []) {
+    const [name, value] = f.split("=");
+    if (!name || value === undefined) throw new UserError(`--tf-flag ${f}: expected NAME=VALUE`);
+    tf.env().set(name, value === "true" ? true : value === "false" ? false : Number(value));
+  }
+  console.log(JSON.stringify({ backend: backend.name, detail: backend.detail, tf_flags: values["tf-flag"] ?? [] }));
   const nets = ((values.nets as string | undefined) ?? "small,medium,large").split(",").map((n) =>
     (PAPER_NETS as Record<string, string>)[n] ?? n
   );
-  await benchNets(nets, backend, seconds);
+  if (!values["skip-bench"]) await benchNets(nets, backend, seconds);
+  if (values.profile) {
+    for (const net of nets) {
+      const p = await profileStep(net);
+      console.log(JSON.stringify({
+        profile: net,
+        kernel_ms: Number(p.totalMs.toFixed(3)),
+        wall_ms: Number(p.wallMs.toFixed(1)),
+        top: p.rows.slice(0, 16).map((r) => ({ ...r, ms: Number(r.ms.toFixed(3)) })),
+      }));
+    }
+  }
+  if (workers.length) await benchSurrogate(workers, seconds);
 }
 
 if (import.meta.main) runTask(main);

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Packs the GPU check (bench/gpu.ts) for a lent GPU machine that has no network, into .gpu/ (ignored by git):
+# Packs the GPU check and GPU pretraining for a lent GPU machine that has no network, into .gpu/ (ignored by git):
 #   .gpu/gpu.js                 bench/gpu.ts and everything it imports, TensorFlow.js included, in one file
+#   .gpu/pretrain.js            tasks/pretrain.ts, likewise
+#   .gpu/surrogate_worker.ts    the surrogate-generation worker, bundled (JavaScript under the name the loader asks
+#                               for: `new URL("./surrogate_worker.ts", import.meta.url)` from a bundle in .gpu/)
 #   .gpu/peers/torch_step.py    the PyTorch peer, found beside the bundle
 #   .gpu/deno.tar.xz            this machine's Deno binary
+# imagescript stays outside the bundles (it carries native codecs): nothing that runs there decodes an image file.
 # On the GPU machine, from the repository root (the device tool with carry [".gpu"]):
 #   mkdir -p /tmp/d && tar -xJf .gpu/deno.tar.xz -C /tmp/d && /tmp/d/deno run -A .gpu/gpu.js --seconds 6
 # (EXEMPLAR_PYTHON names the Python with CUDA-enabled torch when it is not /usr/bin/python3.)
@@ -10,7 +14,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf .gpu
 mkdir -p .gpu/peers
-deno bundle --platform deno -o .gpu/gpu.js bench/gpu.ts
+bundle() { deno bundle --quiet --platform deno --external imagescript -o "$2" "$1"; }
+bundle bench/gpu.ts .gpu/gpu.js
+bundle tasks/pretrain.ts .gpu/pretrain.js
+bundle lib/surrogate_worker.ts .gpu/surrogate_worker.ts
 cp bench/peers/torch_step.py .gpu/peers/
 XZ_OPT=-T0 tar -cJf .gpu/deno.tar.xz -C "$(dirname "$(readlink -f "$(command -v deno)")")" deno
-du -sh .gpu/gpu.js .gpu/deno.tar.xz; du -sh .gpu | sed "s/\t.gpu/  in all/"
+du -sh .gpu/*.js .gpu/*.ts .gpu/deno.tar.xz; du -sh .gpu | sed "s/\t.gpu/  in all/"

@@ -70,6 +70,7 @@ export async function peer(
   name: string,
   seconds: number,
   device: "cpu" | "cuda",
+  tf32 = false,
 ): Promise<{ train_samples_per_s: number; infer_samples_per_s: number } | null> {
   const script = fileURLToPath(new URL("./peers/torch_step.py", import.meta.url));
   try {
@@ -88,6 +89,7 @@ export async function peer(
         String(seconds),
         "--device",
         device,
+        ...(tf32 ? ["--tf32"] : []),
       ],
       stdout: "piped",
       stderr: "piped",
@@ -139,6 +141,11 @@ export async function benchNets(
       continue;
     }
     console.log(JSON.stringify({ ...p, net: name }));
+    // On a GPU, PyTorch with TF32 tensor cores too, for reference (the ratios stay against plain fp32).
+    if (device === "cuda") {
+      const t = await peer(name, seconds, device, true);
+      if (t) console.log(JSON.stringify({ ...t, net: name }));
+    }
     for (const ours of mine) {
       console.log(JSON.stringify({
         net: name,

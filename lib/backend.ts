@@ -451,7 +451,8 @@ async function tryWebGPU(opts: SelectOptions = {}): Promise<string | null> {
   if (!gpu) return "navigator.gpu is not available";
   const adapter = await gpu.requestAdapter();
   if (!adapter) return "no WebGPU adapter";
-  if ((adapter.info?.isFallbackAdapter || adapter.isFallbackAdapter) && !opts.softwareGpu) {
+  const software = opts.softwareGpu ?? Deno.env.get("EXEMPLAR_SOFTWARE_GPU") === "1";
+  if ((adapter.info?.isFallbackAdapter || adapter.isFallbackAdapter) && !software) {
     return "only a software (fallback) WebGPU adapter";
   }
   try {
@@ -478,7 +479,8 @@ async function tryNative(pkg: string, tfName: string): Promise<string | null> {
 export interface SelectOptions {
   /**
    * Accept a software (fallback) WebGPU adapter such as llvmpipe: for testing the WebGPU path
-   * on a machine without a GPU; the chain never picks one by itself.
+   * on a machine without a GPU; the chain never picks one by itself. Default: the environment variable
+   * `EXEMPLAR_SOFTWARE_GPU=1` (so that a task can be tried on one from the command line).
    */
   softwareGpu?: boolean;
 }

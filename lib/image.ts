@@ -4,7 +4,13 @@
  *
  * @module
  */
-import { decode, Image } from "imagescript";
+import type { Image } from "imagescript";
+
+/**
+ * imagescript, loaded on the first decode or encode: the stages that never read an image file (synthetic data,
+ * STL-10 and CIFAR-10 binaries) then run without it, as the bundle for a GPU machine does (bench/gpu_bundle.sh).
+ */
+const imagescript = () => import("imagescript");
 
 /** An 8-bit RGB image, row-major, channels interleaved (HWC). */
 export interface RGBImage {
@@ -71,6 +77,7 @@ export function headerSize(bytes: Uint8Array): { width: number; height: number }
  * back as RGB; an alpha channel is dropped.
  */
 export async function decodeImage(bytes: Uint8Array, name = "image"): Promise<RGBImage> {
+  const { decode, Image } = await imagescript();
   let img: Image;
   try {
     const decoded = await decode(bytes, true);
@@ -91,6 +98,7 @@ export async function decodeImage(bytes: Uint8Array, name = "image"): Promise<RG
 
 /** Encodes an RGB image as PNG (no time stamp, so equal images give equal files). */
 export async function encodePng(img: RGBImage): Promise<Uint8Array> {
+  const { Image } = await imagescript();
   const out = new Image(img.width, img.height);
   const bm = out.bitmap;
   for (let p = 0, q = 0; q < img.data.length; p += 4, q += 3) {

@@ -2,6 +2,8 @@
  * `deno task pretrain --out DIR [--data SPEC] [--net NAME] [--classes N] [--per-class K|inf] [--steps S]
  *  [--batch B] [--backend NAME] [--preset paper|release] [--schedule plateau|stages] [--seed S] [--resume]`
  *
+ * `--workers W`: surrogate-generation workers (default 2; a GPU consumes batches faster than two cores make them).
+ *
  * Trains a network on the surrogate task (PAPER.md sections 2-3) with a
  * progress bar; writes config.json, metrics.jsonl and checkpoint.ckpt into
  * the run folder. Ctrl-C writes a checkpoint and stops; `--resume` continues.
@@ -18,7 +20,7 @@ import { type MetricsRow, pretrain, TRAIN_DEFAULTS, type TrainConfig } from "../
 const USAGE =
   `deno task pretrain --out DIR [--data SPEC] [--net NAME] [--classes N] [--per-class K|inf] [--steps S] [--batch B] [--backend ${
     BACKENDS.join("|")
-  }] [--preset paper|release] [--schedule plateau|stages] [--lr R] [--valid-every S] [--seed S] [--resume]   (SPEC: ${DATA_SPECS})`;
+  }] [--preset paper|release] [--schedule plateau|stages] [--lr R] [--valid-every S] [--seed S] [--workers W] [--resume]   (SPEC: ${DATA_SPECS})`;
 
 /** Flags shared with `reproduce`. */
 export const TRAIN_FLAGS = {
@@ -34,6 +36,7 @@ export const TRAIN_FLAGS = {
   lr: { type: "string" },
   "valid-every": { type: "string" },
   seed: { type: "string" },
+  workers: { type: "string" },
 } as const;
 
 /** One training row as a progress-bar text. */
@@ -75,6 +78,7 @@ export function trainConfigFromFlags(
     lr,
     validEvery: intFlag("valid-every", s("valid-every"), defaults.validEvery ?? TRAIN_DEFAULTS.validEvery, 1),
     seed: intFlag("seed", s("seed"), defaults.seed ?? 0, 0),
+    workers: intFlag("workers", s("workers"), defaults.workers ?? TRAIN_DEFAULTS.workers, 1, 256),
   };
 }
 

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Peer timing: the same Exemplar-CNN network, batch and classes in PyTorch (CPU, or CUDA with --device cuda).
+"""Peer timing: the same Exemplar-CNN network, batch and classes in PyTorch (CPU, or CUDA with --device cuda;
+plain fp32 unless --tf32).
 
     /usr/bin/python3 bench/peers/torch_step.py --net 64c5-64c5-128f --batch 128 --classes 1000 --threads 2
 
@@ -48,9 +49,14 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--tf32", action="store_true", help="on CUDA: allow TF32 tensor cores (default: plain fp32)")
     a = ap.parse_args()
     if a.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("torch cannot use CUDA here")
+    # PyTorch lets cuDNN convolutions use TF32 by default; the fp32 figure must not.
+    torch.backends.cuda.matmul.allow_tf32 = a.tf32
+    torch.backends.cudnn.allow_tf32 = a.tf32
+    torch.backends.cudnn.benchmark = a.device == "cuda"
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     dev = torch.device(a.device)
@@ -82,7 +88,9 @@ def main():
     net.eval()
     with torch.no_grad():
         infer = timed(lambda: net(x), a.seconds / 2)
-    print(json.dumps({"peer": "pytorch", "version": torch.__version__, "device": a.device, "threads": a.threads,
+    gpu = torch.cuda.get_device_name() if a.device == "cuda" else None
+    print(json.dumps({"peer": "pytorch", "version": torch.__version__, "device": a.device, "gpu": gpu,
+                      "precision": "tf32" if a.tf32 else "fp32", "threads": a.threads,
                       "net": a.net,
                       "batch": a.batch, "classes": a.classes, "train_samples_per_s": round(train, 1),
                       "infer_samples_per_s": round(infer, 1)}))

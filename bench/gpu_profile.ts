@@ -1,0 +1,46 @@
+/**
+ * Where a training step's time goes on the current backend: one step of a network (batch 128, 1000 classes) under
+ * `tf.profile`, each kernel's device time (WebGPU timestamp queries) summed by kernel name and input shapes.
+ * Used by the GPU check (bench/gpu.ts --profile).
+ *
+ * @module
+ */
+import { tf } from "../lib/backend.ts";
+import { LocalEngine } from "../lib/engine.ts";
+import { Rng } from "../lib/rng.ts";
+import { BATCH, CLASSES } from "./nets_bench.ts";
+
+/** One row of a profile: a kernel with its input shapes, how often it ran in the step and its summed time. */
+export interface ProfileRow {
+  kernel: string;
+  shapes: string;
+  calls: number;
+  ms: number;
+}
+
+/** Profiles one training step of `name` (after a warm-up step) and returns the rows, slowest first. */
+export async function profileStep(name: string): Promise<{ rows: ProfileRow[]; totalMs: number; wallMs: number }> {
+  const engine = await LocalEngine.create({ net: name, classes: CLASSES, variant: "release", seed: 1 });
+  try {
+    const rng = new Rng(1);
+    const x = Float32Array.from({ length: BATCH * 32 * 32 * 3 }, () => rng.normal());
+    const y = Int32Array.from({ length: BATCH }, (_, i) => (i * 7) % CLASSES);
+    await engine.step(x, y, BATCH, 1);
+    const t0 = performance.now();
+    const info = await tf.profile(async () => void await engine.step(x, y, BATCH, 2));
+    const wallMs = performance.now() - t0;
+    const rows = new Map<string, ProfileRow>();
+    for (const k of info.kernels) {
+      const shapes = k.inputShapes.map((s) => `[${s}]`).join(" ");
+      const key = `${k.name} ${shapes}`;
+      const row = rows.get(key) ?? { kernel: k.name, shapes, calls: 0, ms: 0 };
+      row.calls++;
+      row.ms += Number(k.kernelTimeMs) || 0;
+      rows.set(key, row);
+    }
+    const sorted = [...rows.values()].sort((a, b) => b.ms - a.ms);
+    return { rows: sorted, totalMs: sorted.reduce((a, r) => a + r.ms, 0), wallMs };
+  } finally {
+    engine.close();
+  }
+}
