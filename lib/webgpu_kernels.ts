@@ -1,0 +1,435 @@
+/**
+ * The project's WebGPU kernels: the convolutions, both of their gradients and the dense layers' matrix products as
+ * one tiled matrix product in WGSL, registered over TensorFlow.js's own WebGPU kernels.
+ *
+ * Why: on an NVIDIA H200, TensorFlow.js 4.22's WebGPU kernels spend a training step of the small network
+ * (64c5-64c5-128f, batch 128) mostly in `Conv2DBackpropFilter` (43 ms for conv1 alone: one thread per filter weight,
+ * looping serially over batch x pixels) and its matrix products with a transposed operand run at ~80 GFLOP/s
+ * (bench/README.md, "GPU"). Every one of these operations is a matrix product C[M, N] = sum over k of A[m, k] B[k, n]
+ * once its operands are indexed right ("implicit GEMM": no im2col buffer is written), for a stride-1 NHWC
+ * convolution of x [B, H, W, Ci] with a filter w [KH, KW, Ci, Co] into y [B, OH, OW, Co], padding (PT, PL):
+ *
+ * | operation                          | M            | N  | K            | A[m, k]                                   | B[k, n]              |
+ * | ---------------------------------- | ------------ | -- | ------------ | ----------------------------------------- | -------------------- |
+ * | forward y = conv(x, w)             | B OH OW      | Co | KH KW Ci     | x[b, oy + kh - PT, ox + kw - PL, ci]      | w[kh, kw, ci, co]    |
+ * | input gradient dx                  | B H W        | Ci | KH KW Co     | dy[b, iy + PT - kh, ix + PL - kw, co]     | w[kh, kw, n, co]     |
+ * | filter gradient dw                 | KH KW Ci     | Co | B OH OW      | x[b, oy + kh - PT, ox + kw - PL, ci]      | dy[b, oy, ox, co]    |
+ * | dense layer (BatchMatMul, batch 1) | rows of a    | .. | ..           | a or its transpose                        | b or its transpose   |
+ *
+ * (out-of-image reads are zeros). One shader template computes all of them: each workgroup of 16 x 16 threads
+ * owns a 64 x 64 tile of C, stages 16-deep slices of A and B in workgroup memory (8 KiB), and each thread
+ * accumulates a 4 x 4 block with vector multiply-adds. Where the output has few tiles and K is long (the filter
+ * gradients: M N of a few thousand, K = 131,072 for conv1) the K axis is split over workgroups ("split-K") and a
+ * second pass sums the partial products.
+ *
+ * Anything else (strides, dilation, NCHW, batched products) goes to TensorFlow.js's own kernel.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+
+type TensorInfo = tf.TensorInfo;
+// deno-lint-ignore no-explicit-any
+type Attrs = any;
+// deno-lint-ignore no-explicit-any
+type WebGPUBackend = any;
+
+/** Tile of C per workgroup (TILE x TILE), depth of the staged slices of A and B, threads per workgroup side. */
+const TILE = 64, DEPTH = 16, SIDE = 16;
+/** Aim for at least this many workgroups when choosing the split of K (the H200 has 132 multiprocessors). */
+const TARGET_WORKGROUPS = 528;
+/** Each split of K is at least this long. */
+const MIN_SPLIT = 256;
+
+/** A matrix product for the template: sizes, and WGSL bodies that read A[m, k] and B[k, n]. */
+export interface GemmSpec {
+  /** A name for the pipeline cache: must differ whenever any number below or in the bodies differs. */
+  key: string;
+  M: number;
+  N: number;
+  K: number;
+  /** Names of the input buffers, as the bodies use them. */
+  inputs: string[];
+  /** WGSL statements ending in `return`: A at (m, k), both in range. */
+  loadA: string;
+  /** WGSL statements ending in `return`: B at (k, n), both in range. */
+  loadB: string;
+  /** Which index of A (and of B) runs along memory: threads then read neighbouring addresses. */
+  aContiguous: "m" | "k";
+  bContiguous: "k" | "n";
+}
+
+/** How many parts K is split into for `spec` (1: none). */
+export function kSplits(M: number, N: number, K: number): number {
+  const tiles = Math.ceil(M / TILE) * Math.ceil(N / TILE);
+  if (tiles >= TARGET_WORKGROUPS / 2) return 1;
+  const byWork = Math.ceil(TARGET_WORKGROUPS / tiles);
+  const byLength = Math.max(1, Math.floor(K / MIN_SPLIT));
+  return Math.max(1, Math.min(byWork, byLength));
+}
+
+/** The tiled matrix product: writes C, or with `splits` > 1 the partial products [splits, M, N]. */
+class GemmProgram {
+  variableNames: string[];
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout = { x: [] as number[] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [SIDE, SIDE, 1];
+  #spec: GemmSpec;
+  #chunk: number;
+
+  constructor(spec: GemmSpec, splits: number, outShape: number[]) {
+    this.#spec = spec;
+    this.variableNames = spec.inputs;
+    // Each split's share of K, a whole number of slices.
+    this.#chunk = Math.ceil(Math.ceil(spec.K / splits) / DEPTH) * DEPTH;
+    const parts = Math.ceil(spec.K / this.#chunk);
+    // Unsplit, C [M, N] is the output's memory layout as it is.
+    this.outputShape = parts > 1 ? [parts, spec.M, spec.N] : outShape;
+    this.dispatch = [Math.ceil(spec.N / TILE), Math.ceil(spec.M / TILE), parts];
+    this.shaderKey = `exemplar_gemm_${spec.key}_${spec.M}_${spec.N}_${spec.K}_${this.#chunk}`;
+  }
+
+  getUserCode(): string {
+    const s = this.#spec;
+    // Element e (0..1023) of a 64 x 16 slice: which row and which depth it is, so that neighbouring threads read
+    // neighbouring addresses of the operand.
+    const aIndex = s.aContiguous === "m"
+      ? `let mm = e % ${TILE}; let kk = e / ${TILE};`
+      : `let kk = e % ${DEPTH}; let mm = e / ${DEPTH};`;
+    const bIndex = s.bContiguous === "n"
+      ? `let nn = e % ${TILE}; let kk = e / ${TILE};`
+      : `let kk = e % ${DEPTH}; let nn = e / ${DEPTH};`;
+    return `
+const M = ${s.M};
+const N = ${s.N};
+const K = ${s.K};
+const CHUNK = ${this.#chunk};
+// Slices of A and B in workgroup memory: [depth][64 / 4] vectors of 4.
+var<workgroup> tileA: array<vec4<f32>, ${DEPTH * TILE / 4}>;
+var<workgroup> tileB: array<vec4<f32>, ${DEPTH * TILE / 4}>;
+
+fn loadA(m: i32, k: i32) -> f32 {
+  ${s.loadA}
+}
+
+fn loadB(k: i32, n: i32) -> f32 {
+  ${s.loadB}
+}
+
+fn main(index: i32) {
+  // The uniforms TensorFlow.js binds must be used, or the pipeline's layout drops their binding.
+  _ = uniforms.NAN;
+  let tx = i32(localId.x);
+  let ty = i32(localId.y);
+  let tid = i32(localIndex);
+  let m0 = i32(workgroupId.y) * ${TILE};
+  let n0 = i32(workgroupId.x) * ${TILE};
+  let kBegin = i32(workgroupId.z) * CHUNK;
+  let kEnd = min(K, kBegin + CHUNK);
+  var acc0 = vec4<f32>(0.0);
+  var acc1 = vec4<f32>(0.0);
+  var acc2 = vec4<f32>(0.0);
+  var acc3 = vec4<f32>(0.0);
+  for (var k0 = kBegin; k0 < kEnd; k0 = k0 + ${DEPTH}) {
+    for (var i = 0; i < ${(TILE * DEPTH) / (SIDE * SIDE)}; i = i + 1) {
+      let e = tid + i * ${SIDE * SIDE};
+      {
+        ${aIndex}
+        let m = m0 + mm;
+        let k = k0 + kk;
+        var v = 0.0;
+        if (m < M && k < kEnd) { v = loadA(m, k); }
+        tileA[kk * ${TILE / 4} + mm / 4][mm % 4] = v;
+      }
+      {
+        ${bIndex}
+        let n = n0 + nn;
+        let k = k0 + kk;
+        var v = 0.0;
+        if (n < N && k < kEnd) { v = loadB(k, n); }
+        tileB[kk * ${TILE / 4} + nn / 4][nn % 4] = v;
+      }
+    }
+    workgroupBarrier();
+    for (var kk = 0; kk < ${DEPTH}; kk = kk + 1) {
+      let a = tileA[kk * ${TILE / 4} + ty];
+      let b = tileB[kk * ${TILE / 4} + tx];
+      acc0 = fma(vec4<f32>(a.x), b, acc0);
+      acc1 = fma(vec4<f32>(a.y), b, acc1);
+      acc2 = fma(vec4<f32>(a.z), b, acc2);
+      acc3 = fma(vec4<f32>(a.w), b, acc3);
+    }
+    workgroupBarrier();
+  }
+  let base = i32(workgroupId.z) * M * N;
+  let n = n0 + tx * 4;
+  let acc = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+  for (var i = 0; i < 4; i = i + 1) {
+    let m = m0 + ty * 4 + i;
+    if (m < M) {
+      for (var j = 0; j < 4; j = j + 1) {
+        if (n + j < N) { result[base + m * N + n + j] = acc[i][j]; }
+      }
+    }
+  }
+}
+`;
+  }
+}
+
+/** Sums partial products [parts, size] over the first axis into `outputShape`. */
+class SplitSumProgram {
+  variableNames = ["parts"];
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout = { x: [] as number[] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [256, 1, 1];
+  #parts: number;
+  #size: number;
+
+  constructor(parts: number, outputShape: number[]) {
+    this.#parts = parts;
+    this.#size = outputShape.reduce((a, b) => a * b, 1);
+    this.outputShape = outputShape;
+    this.dispatch = [Math.ceil(this.#size / 256), 1, 1];
+    this.shaderKey = `exemplar_splitsum_${parts}_${this.#size}`;
+  }
+
+  getUserCode(): string {
+    return `
+fn main(index: i32) {
+  _ = uniforms.NAN;
+  if (index < ${this.#size}) {
+    var s = 0.0;
+    for (var p = 0; p < ${this.#parts}; p = p + 1) { s = s + parts[p * ${this.#size} + index]; }
+    result[index] = s;
+  }
+}
+`;
+  }
+}
+
+/** Runs the matrix product of `spec` on `inputs`; the result has shape `outShape` (M x N elements). */
+export function gemm(backend: WebGPUBackend, spec: GemmSpec, inputs: TensorInfo[], outShape: number[]): TensorInfo {
+  const program = new GemmProgram(spec, kSplits(spec.M, spec.N, spec.K), outShape);
+  const out = backend.runWebGPUProgram(program, inputs, "float32") as TensorInfo;
+  if (program.dispatch[2] === 1) return out;
+  const sum = backend.runWebGPUProgram(new SplitSumProgram(program.outputShape[0], outShape), [out], "float32");
+  backend.disposeData(out.dataId);
+  return sum as TensorInfo;
+}
+
+/** Integer division and remainder as WGSL, for splitting a flat index into coordinates. */
+function unflatten(index: string, names: string[], sizes: number[]): string {
+  // sizes: the extent of each coordinate but the first.
+  const lines: string[] = [];
+  let rest = index;
+  for (let i = 0; i < names.length - 1; i++) {
+    const stride = sizes.slice(i).reduce((a, b) => a * b, 1);
+    lines.push(`let ${names[i]} = ${rest} / ${stride};`);
+    lines.push(`let ${names[i]}_r = ${rest} % ${stride};`);
+    rest = `${names[i]}_r`;
+  }
+  lines.push(`let ${names[names.length - 1]} = ${rest};`);
+  return lines.join(" ");
+}
+
+/** The geometry of a stride-1, dilation-1 NHWC convolution, as the three kernels need it. */
+interface ConvShape {
+  B: number;
+  H: number;
+  W: number;
+  Ci: number;
+  KH: number;
+  KW: number;
+  Co: number;
+  OH: number;
+  OW: number;
+  PT: number;
+  PL: number;
+}
+
+function convShape(info: tf.backend_util.Conv2DInfo): ConvShape {
+  return {
+    B: info.batchSize,
+    H: info.inHeight,
+    W: info.inWidth,
+    Ci: info.inChannels,
+    KH: info.filterHeight,
+    KW: info.filterWidth,
+    Co: info.outChannels,
+    OH: info.outHeight,
+    OW: info.outWidth,
+    PT: info.padInfo.top,
+    PL: info.padInfo.left,
+  };
+}
+
+function key(c: ConvShape): string {
+  return [c.B, c.H, c.W, c.Ci, c.KH, c.KW, c.Co, c.OH, c.OW, c.PT, c.PL].join("_");
+}
+
+/** The forward convolution as a matrix product (see the module documentation). */
+export function convForwardSpec(c: ConvShape): GemmSpec {
+  return {
+    key: `conv_fwd_${key(c)}`,
+    M: c.B * c.OH * c.OW,
+    N: c.Co,
+    K: c.KH * c.KW * c.Ci,
+    inputs: ["x", "w"],
+    loadA: `${unflatten("m", ["b", "oy", "ox"], [c.OH, c.OW])} ${unflatten("k", ["kh", "kw", "ci"], [c.KW, c.Ci])}
+  let iy = oy + kh - ${c.PT};
+  let ix = ox + kw - ${c.PL};
+  if (iy < 0 || iy >= ${c.H} || ix < 0 || ix >= ${c.W}) { return 0.0; }
+  return x[((b * ${c.H} + iy) * ${c.W} + ix) * ${c.Ci} + ci];`,
+    loadB: `return w[k * ${c.Co} + n];`,
+    aContiguous: "k",
+    bContiguous: "n",
+  };
+}
+
+/** The input gradient as a matrix product. */
+export function convInputGradSpec(c: ConvShape): GemmSpec {
+  return {
+    key: `conv_dx_${key(c)}`,
+    M: c.B * c.H * c.W,
+    N: c.Ci,
+    K: c.KH * c.KW * c.Co,
+    inputs: ["dy", "w"],
+    loadA: `${unflatten("m", ["b", "iy", "ix"], [c.H, c.W])} ${unflatten("k", ["kh", "kw", "co"], [c.KW, c.Co])}
+  let oy = iy + ${c.PT} - kh;
+  let ox = ix + ${c.PL} - kw;
+  if (oy < 0 || oy >= ${c.OH} || ox < 0 || ox >= ${c.OW}) { return 0.0; }
+  return dy[((b * ${c.OH} + oy) * ${c.OW} + ox) * ${c.Co} + co];`,
+    loadB: `${unflatten("k", ["kh", "kw", "co"], [c.KW, c.Co])}
+  return w[((kh * ${c.KW} + kw) * ${c.Ci} + n) * ${c.Co} + co];`,
+    aContiguous: "k",
+    bContiguous: "k",
+  };
+}
+
+/** The filter gradient as a matrix product. */
+export function convFilterGradSpec(c: ConvShape): GemmSpec {
+  return {
+    key: `conv_dw_${key(c)}`,
+    M: c.KH * c.KW * c.Ci,
+    N: c.Co,
+    K: c.B * c.OH * c.OW,
+    inputs: ["x", "dy"],
+    loadA: `${unflatten("m", ["kh", "kw", "ci"], [c.KW, c.Ci])} ${unflatten("k", ["b", "oy", "ox"], [c.OH, c.OW])}
+  let iy = oy + kh - ${c.PT};
+  let ix = ox + kw - ${c.PL};
+  if (iy < 0 || iy >= ${c.H} || ix < 0 || ix >= ${c.W}) { return 0.0; }
+  return x[((b * ${c.H} + iy) * ${c.W} + ix) * ${c.Ci} + ci];`,
+    loadB: `return dy[k * ${c.Co} + n];`,
+    aContiguous: "m",
+    bContiguous: "n",
+  };
+}
+
+/** A (possibly transposed) matrix product of a [1, M, K] and b [1, K, N] as stored. */
+export function matMulSpec(M: number, N: number, K: number, transposeA: boolean, transposeB: boolean): GemmSpec {
+  return {
+    key: `matmul_${transposeA ? "t" : "n"}${transposeB ? "t" : "n"}`,
+    M,
+    N,
+    K,
+    inputs: ["a", "b"],
+    loadA: transposeA ? `return a[k * ${M} + m];` : `return a[m * ${K} + k];`,
+    loadB: transposeB ? `return b[n * ${K} + k];` : `return b[k * ${N} + n];`,
+    aContiguous: transposeA ? "m" : "k",
+    bContiguous: transposeB ? "k" : "n",
+  };
+}
+
+function pair(v: number | number[] | undefined): number[] {
+  return v === undefined ? [1, 1] : typeof v === "number" ? [v, v] : v;
+}
+
+/** Whether a convolution's attributes are those the kernels cover: stride 1, dilation 1, NHWC. */
+function covered(attrs: Attrs): boolean {
+  const s = pair(attrs.strides), d = pair(attrs.dilations);
+  return s[0] === 1 && s[1] === 1 && d[0] === 1 && d[1] === 1 && (attrs.dataFormat ?? "NHWC") === "NHWC";
+}
+
+/** The kernels this module replaces, and TensorFlow.js's own, kept for what they do not cover. */
+const NAMES = ["Conv2D", "Conv2DBackpropFilter", "Conv2DBackpropInput", "BatchMatMul"] as const;
+const stock = new Map<string, tf.KernelConfig>();
+
+/**
+ * Registers the kernels on the `webgpu` backend (once the backend package is loaded); `on` false restores
+ * TensorFlow.js's own. Idempotent.
+ */
+export function installWebGPUKernels(on = true): void {
+  for (const name of NAMES) {
+    if (!stock.has(name)) {
+      const k = tf.getKernel(name, "webgpu");
+      if (!k) throw new Error(`kernel ${name} is not registered for webgpu`);
+      stock.set(name, k);
+    }
+    tf.unregisterKernel(name, "webgpu");
+    tf.registerKernel(on ? ours(name) : stock.get(name)!);
+  }
+}
+
+/** Whether the project's kernels are installed on `webgpu`. */
+export function webgpuKernelsInstalled(): boolean {
+  const k = tf.getKernel("Conv2DBackpropFilter", "webgpu");
+  return !!k && k !== stock.get("Conv2DBackpropFilter");
+}
+
+function ours(name: typeof NAMES[number]): tf.KernelConfig {
+  const fallback = (args: Parameters<tf.KernelFunc>[0]) => stock.get(name)!.kernelFunc(args) as TensorInfo;
+  const kernelFunc: tf.KernelFunc = (args) => {
+    const attrs = args.attrs as Attrs, backend = args.backend as WebGPUBackend;
+    if (name === "BatchMatMul") {
+      const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+      if (a.shape.length !== 3 || a.shape[0] !== 1 || b.shape[0] !== 1) return fallback(args);
+      const [M, K] = attrs.transposeA ? [a.shape[2], a.shape[1]] : [a.shape[1], a.shape[2]];
+      const N = attrs.transposeB ? b.shape[1] : b.shape[2];
+      return gemm(backend, matMulSpec(M, N, K, !!attrs.transposeA, !!attrs.transposeB), [a, b], [1, M, N]);
+    }
+    if (!covered(attrs)) return fallback(args);
+    if (name === "Conv2D") {
+      const { x, filter } = args.inputs as { x: TensorInfo; filter: TensorInfo };
+      const info = tf.backend_util.computeConv2DInfo(
+        x.shape as [number, number, number, number],
+        filter.shape as [number, number, number, number],
+        1,
+        1,
+        attrs.pad,
+        attrs.dimRoundingMode,
+      );
+      const c = convShape(info);
+      return gemm(backend, convForwardSpec(c), [x, filter], [c.B, c.OH, c.OW, c.Co]);
+    }
+    if (name === "Conv2DBackpropInput") {
+      const { dy, filter } = args.inputs as { dy: TensorInfo; filter: TensorInfo };
+      const info = tf.backend_util.computeConv2DInfo(
+        attrs.inputShape,
+        filter.shape as [number, number, number, number],
+        1,
+        1,
+        attrs.pad,
+        attrs.dimRoundingMode,
+      );
+      const c = convShape(info);
+      return gemm(backend, convInputGradSpec(c), [dy, filter], [c.B, c.H, c.W, c.Ci]);
+    }
+    const { x, dy } = args.inputs as { x: TensorInfo; dy: TensorInfo };
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number],
+      attrs.filterShape,
+      1,
+      1,
+      attrs.pad,
+      attrs.dimRoundingMode,
+    );
+    const c = convShape(info);
+    return gemm(backend, convFilterGradSpec(c), [x, dy], [c.KH, c.KW, c.Ci, c.Co]);
+  };
+  return { kernelName: name, backendName: "webgpu", kernelFunc };
+}
