@@ -7,7 +7,7 @@
  */
 import { fileURLToPath } from "node:url";
 import type { BackendInfo } from "../lib/backend.ts";
-import { LocalEngine, ParallelEngine } from "../lib/engine.ts";
+import { createEngine } from "../lib/engine.ts";
 import { ExemplarNet } from "../lib/nets.ts";
 import { Rng } from "../lib/rng.ts";
 
@@ -26,29 +26,25 @@ export async function timed(f: () => void | Promise<void>, seconds: number, batc
 
 /**
  * Times one network: a training step (forward, backward, Caffe SGD update) as
- * lib/train.ts runs it, with `parallel` gradient workers (1: this thread), and
- * inference of a batch on the same threads.
+ * lib/train.ts runs it (the engine lib/train.ts picks for `backend`, with `parallel` gradient workers on wasm),
+ * and inference of a batch on the same threads.
  */
 export async function benchNet(
+  backend: BackendInfo,
   name: string,
   seconds: number,
   parallel: number,
 ): Promise<{ train: number; infer: number; flops: number }> {
   const spec = { net: name, classes: CLASSES, variant: "release" as const, seed: 1 };
-  const engine = parallel > 1 ? await ParallelEngine.start(spec, parallel) : await LocalEngine.create(spec);
+  const engine = await createEngine(backend, spec, parallel);
   const rng = new Rng(1);
   const x = Float32Array.from({ length: BATCH * 32 * 32 * 3 }, () => rng.normal());
   const y = Int32Array.from({ length: BATCH }, (_, i) => (i * 7) % CLASSES);
-  const W = engine.weights, V = new Float32Array(W.length);
   let step = 0;
   const train = await timed(
     async () => {
       await engine.step(x, y, BATCH, ++step);
-      const G = engine.grads;
-      for (let i = 0; i < W.length; i++) {
-        V[i] = 0.9 * V[i] + 1e-4 * (G[i] + 0.004 * W[i]);
-        W[i] -= V[i];
-      }
+      engine.update(1e-4, { momentum: 0.9, weightDecay: 0.004 });
     },
     seconds,
     BATCH,
@@ -116,7 +112,7 @@ export async function benchNets(
   for (const name of nets) {
     const mine = [];
     for (const p of opts.parallel ?? [1]) {
-      const r = await benchNet(name, seconds, p);
+      const r = await benchNet(backend, name, seconds, p);
       const line = {
         net: name,
         backend: p > 1 ? `${backend.name}x${p}` : backend.name,

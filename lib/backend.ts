@@ -26,6 +26,7 @@ import * as tf from "@tensorflow/tfjs";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { UserError } from "./errors.ts";
 import { type Blas, convFilterGrad, convForward, type ConvGeometry, flipFilter, openBlas } from "./blas.ts";
+import { installWebGPUKernels } from "./webgpu_kernels.ts";
 
 type TensorInfo = tf.TensorInfo;
 // deno-lint-ignore no-explicit-any
@@ -445,12 +446,21 @@ export function installWasmKernels(blas: Blas | null, backendName = "wasm"): voi
   if (backendName === "wasm") blasInstalled = blas !== null;
 }
 
+/** The WebGPU adapter's description (and whether it is a software fallback), for every run's config. */
+let webgpuAdapter = "";
+/** The project's WebGPU kernels in use. */
+let webgpuKernels: string[] = [];
+
 async function tryWebGPU(opts: SelectOptions = {}): Promise<string | null> {
   // deno-lint-ignore no-explicit-any
   const gpu = (navigator as any).gpu;
   if (!gpu) return "navigator.gpu is not available";
   const adapter = await gpu.requestAdapter();
   if (!adapter) return "no WebGPU adapter";
+  const info = adapter.info ?? {};
+  webgpuAdapter = `${info.description || info.device || "unnamed"} (vendor ${info.vendor}${
+    info.isFallbackAdapter ? ", software fallback" : ""
+  })`;
   const software = opts.softwareGpu ?? Deno.env.get("EXEMPLAR_SOFTWARE_GPU") === "1";
   if ((adapter.info?.isFallbackAdapter || adapter.isFallbackAdapter) && !software) {
     return "only a software (fallback) WebGPU adapter";
@@ -461,6 +471,15 @@ async function tryWebGPU(opts: SelectOptions = {}): Promise<string | null> {
     return `@tensorflow/tfjs-backend-webgpu is not installed (${(e as Error).message.split("\n")[0]})`;
   }
   if (!(await tf.setBackend("webgpu"))) return "the webgpu backend failed to start";
+  // The project's kernels (lib/webgpu_kernels.ts); EXEMPLAR_WEBGPU_KERNELS=off keeps TensorFlow.js's own, a
+  // comma-separated list of kernel names installs only those.
+  const env = Deno.env.get("EXEMPLAR_WEBGPU_KERNELS") ?? "on";
+  const which = env === "on" ? true : env === "off" ? false : env.split(",").filter((n) => n);
+  try {
+    webgpuKernels = installWebGPUKernels(which);
+  } catch (e) {
+    throw new UserError(`EXEMPLAR_WEBGPU_KERNELS=${env}: ${(e as Error).message}`);
+  }
   return null;
 }
 
@@ -532,6 +551,12 @@ export async function selectBackend(name?: string, opts: SelectOptions = {}): Pr
         detail += blas
           ? `; convolutions and matrix products on ${blas.path} (${blas.config})`
           : `; convolutions on XNNPACK (${why})`;
+      }
+      if (b === "webgpu") {
+        detail += `; adapter: ${webgpuAdapter}`;
+        detail += webgpuKernels.length
+          ? `; the project's WGSL kernels for ${webgpuKernels.join(", ")}`
+          : "; TensorFlow.js's own WebGPU kernels (EXEMPLAR_WEBGPU_KERNELS=off)";
       }
       return { name: b, tfBackend: tf.getBackend(), detail, skipped };
     }

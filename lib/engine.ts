@@ -1,11 +1,16 @@
 /**
  * Gradient engines: where a training step's forward and backward passes run.
  *
- * The training loop (lib/train.ts) keeps the weights and momenta as plain
- * Float32Arrays and applies the SGD update itself; an engine only turns
- * (weights, batch) into (loss, gradients).
+ * An engine turns (weights, batch) into (loss, gradient) and applies Caffe's
+ * SGD update ({@link sgdUpdate}) where the weights live: in plain
+ * Float32Arrays on the CPU engines, in GPU memory on {@link DeviceEngine}.
+ * The training loop (lib/train.ts) reads them with `pull()` when it writes a
+ * checkpoint and hands resumed ones over with `push()`.
  *
  * - {@link LocalEngine}: in this thread, on the selected backend.
+ * - {@link DeviceEngine}: in this thread, with the weights, momenta and the
+ *   SGD update on the backend's device (a GPU): only the batch goes to the
+ *   device and only the loss comes back at each step.
  * - {@link ParallelEngine}: data parallelism over Deno module workers, each
  *   with its own wasm backend (TensorFlow.js's wasm backend runs one thread in
  *   Deno). Each worker computes the gradient of its share of the batch; the
@@ -15,7 +20,8 @@
  *
  * @module
  */
-import { selectBackend, tf, wasmHeapView, weightsInPlace } from "./backend.ts";
+import { type BackendInfo, selectBackend, tf, wasmHeapView, weightsInPlace } from "./backend.ts";
+import { DeviceSgd } from "./webgpu_sgd.ts";
 import { ExemplarNet, type NetVariant } from "./nets.ts";
 import { PATCH } from "./patch.ts";
 
@@ -43,15 +49,51 @@ export interface NetSpec {
   seed: number;
 }
 
+/** The hyperparameters of Caffe's SGD that do not change during a run. */
+export interface SgdHyper {
+  momentum: number;
+  weightDecay: number;
+}
+
+/**
+ * Caffe's SGD as the release uses it, on flat arrays: for each parameter slot,
+ * v = momentum v + lr lr_mult (g + weight_decay decay_mult w), then w -= v.
+ */
+export function sgdUpdate(
+  slots: ParamSlot[],
+  W: Float32Array,
+  V: Float32Array,
+  G: Float32Array,
+  lr: number,
+  hp: SgdHyper,
+): void {
+  for (const s of slots) {
+    const rate = lr * s.lrMult, decay = hp.weightDecay * s.decayMult, end = s.offset + s.size;
+    for (let i = s.offset; i < end; i++) {
+      V[i] = hp.momentum * V[i] + rate * (G[i] + decay * W[i]);
+      W[i] -= V[i];
+    }
+  }
+}
+
 /** The common interface of the engines. */
 export interface GradientEngine {
   readonly slots: ParamSlot[];
-  /** The flat weights (shared with workers where there are some). */
+  /**
+   * The flat weights. On the CPU engines they are the weights (shared with workers where there are some); on
+   * {@link DeviceEngine} a copy, current after {@link pull}, that {@link push} sends back.
+   */
   readonly weights: Float32Array;
-  /** The flat mean gradient of the last step. */
-  readonly grads: Float32Array;
+  /** The flat momenta of the SGD update, likewise. */
+  readonly momenta: Float32Array;
   /** Loss and gradient of `n` samples (x: n x 32 x 32 x 3, mean subtracted) at the current weights. */
   step(x: Float32Array, y: Int32Array, n: number, dropoutSeed: number): Promise<StepResult>;
+  /** Caffe's SGD update ({@link sgdUpdate}) with the mean gradient of the last step. */
+  update(lr: number, hp: SgdHyper): void;
+  /** Makes {@link weights} and {@link momenta} current (a read from the device, where they live there). */
+  pull(): Promise<void>;
+  /** Makes the engine use {@link weights} and {@link momenta} as they are now. */
+  push(): void;
   /** Summed loss and correct count of `n` samples, without dropout. */
   evaluate(x: Float32Array, y: Int32Array, n: number): Promise<StepResult>;
   close(): void;
@@ -123,10 +165,15 @@ export class NetRunner {
     });
   }
 
-  /** Summed loss, correct count; writes the gradient of the summed loss into `grads`. */
-  async step(x: Float32Array, y: Int32Array, n: number, dropoutSeed: number, grads: Float32Array): Promise<StepResult> {
+  /** Summed loss, correct count and the gradient of the summed loss, as tensors (the caller disposes them). */
+  gradients(
+    x: Float32Array,
+    y: Int32Array,
+    n: number,
+    dropoutSeed: number,
+  ): { loss: tf.Scalar; correct: tf.Scalar; grads: tf.Tensor[] } {
     const vars = this.net.params.map((p) => p.v);
-    const out = tf.tidy(() => {
+    return tf.tidy(() => {
       const xt = tf.tensor4d(x, [n, PATCH, PATCH, 3]);
       const yt = tf.tensor1d(y, "int32");
       let logits: tf.Tensor2D | null = null;
@@ -140,10 +187,15 @@ export class NetRunner {
           tf.Reduction.SUM,
         ) as tf.Scalar;
       }, vars);
-      const correct = tf.equal(tf.argMax(logits!, 1), yt).sum();
+      const correct = tf.equal(tf.argMax(logits!, 1), yt).sum() as tf.Scalar;
       (logits as tf.Tensor2D | null)?.dispose();
       return { loss: value, correct, grads: this.net.params.map((p) => g[p.v.name]) };
     });
+  }
+
+  /** Summed loss, correct count; writes the gradient of the summed loss into `grads`. */
+  async step(x: Float32Array, y: Int32Array, n: number, dropoutSeed: number, grads: Float32Array): Promise<StepResult> {
+    const out = this.gradients(x, y, n, dropoutSeed);
     try {
       for (let i = 0; i < out.grads.length; i++) await readInto(out.grads[i], grads, this.slots[i].offset);
       return { loss: (await out.loss.data())[0], correct: (await out.correct.data())[0] };
@@ -180,11 +232,13 @@ export class NetRunner {
   }
 }
 
-/** Everything runs in this thread. */
+/** Everything runs in this thread; weights, momenta and the update on the CPU. */
 export class LocalEngine implements GradientEngine {
   readonly runner: NetRunner;
   readonly slots: ParamSlot[];
   readonly weights: Float32Array;
+  readonly momenta: Float32Array;
+  /** The flat mean gradient of the last step. */
   readonly grads: Float32Array;
 
   private constructor(runner: NetRunner) {
@@ -192,6 +246,7 @@ export class LocalEngine implements GradientEngine {
     this.slots = this.runner.slots;
     const size = this.slots.reduce((a, s) => a + s.size, 0);
     this.weights = new Float32Array(size);
+    this.momenta = new Float32Array(size);
     this.grads = new Float32Array(size);
   }
 
@@ -209,6 +264,16 @@ export class LocalEngine implements GradientEngine {
     return r;
   }
 
+  update(lr: number, hp: SgdHyper): void {
+    sgdUpdate(this.slots, this.weights, this.momenta, this.grads, lr, hp);
+  }
+
+  pull(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  push(): void {}
+
   evaluate(x: Float32Array, y: Int32Array, n: number): Promise<StepResult> {
     this.runner.load(this.weights);
     return this.runner.evaluate(x, y, n);
@@ -217,6 +282,138 @@ export class LocalEngine implements GradientEngine {
   close(): void {
     this.runner.net.dispose();
   }
+}
+
+/**
+ * Everything in this thread, with the network's weights, the momenta and the SGD update on the backend's device:
+ * for a GPU, where copying 10-40 M weights and their gradients to the CPU and back at every step would cost more
+ * than the step (on the H200, 0.4 s a step for the medium network through TensorFlow.js's WebGPU reads). On WebGPU
+ * the update is one WGSL pass per parameter, in place (lib/webgpu_sgd.ts); elsewhere it is TensorFlow.js
+ * arithmetic.
+ */
+export class DeviceEngine implements GradientEngine {
+  readonly runner: NetRunner;
+  readonly slots: ParamSlot[];
+  readonly weights: Float32Array;
+  readonly momenta: Float32Array;
+  #momenta: tf.Variable[];
+  #grads: tf.Tensor[] | null = null;
+  #n = 1;
+  #sgd: DeviceSgd | null;
+
+  private constructor(runner: NetRunner) {
+    this.runner = runner;
+    this.slots = runner.slots;
+    const size = this.slots.reduce((a, s) => a + s.size, 0);
+    this.weights = new Float32Array(size);
+    this.momenta = new Float32Array(size);
+    this.#momenta = runner.net.params.map((p) => {
+      const zeros = tf.zerosLike(p.v), v = tf.variable(zeros, false);
+      zeros.dispose(); // the variable holds its own reference
+      return v;
+    });
+    this.#sgd = tf.getBackend() === "webgpu" ? new DeviceSgd(tf.backend()) : null;
+  }
+
+  /** Builds the network on the current backend; the initial weights are those `spec` gives. */
+  static async create(spec: NetSpec): Promise<DeviceEngine> {
+    const eng = new DeviceEngine(new NetRunner(spec));
+    await eng.pull();
+    return eng;
+  }
+
+  async step(x: Float32Array, y: Int32Array, n: number, dropoutSeed: number): Promise<StepResult> {
+    if (this.#grads) tf.dispose(this.#grads);
+    const out = this.runner.gradients(x, y, n, dropoutSeed);
+    this.#grads = out.grads;
+    this.#n = n;
+    // One read from the device for both numbers.
+    const both = tf.tidy(() => tf.stack([out.loss, out.correct.toFloat()]));
+    tf.dispose([out.loss, out.correct]);
+    try {
+      const [loss, correct] = await both.data();
+      return { loss, correct };
+    } finally {
+      both.dispose();
+    }
+  }
+
+  update(lr: number, hp: SgdHyper): void {
+    const grads = this.#grads;
+    if (!grads) throw new Error("DeviceEngine.update: no gradient (call step first)");
+    const params = this.runner.net.params;
+    if (this.#sgd) {
+      this.#sgd.run(params.map((p, i) => ({
+        w: p.v,
+        v: this.#momenta[i],
+        g: grads[i],
+        rate: lr * p.lrMult,
+        decay: hp.weightDecay * p.decayMult,
+        momentum: hp.momentum,
+        scale: 1 / this.#n,
+      })));
+    } else {
+      tf.tidy(() => {
+        params.forEach((p, i) => {
+          const v = this.#momenta[i].mul(hp.momentum).add(
+            grads[i].mul(1 / this.#n).add(p.v.mul(hp.weightDecay * p.decayMult)).mul(lr * p.lrMult),
+          );
+          this.#momenta[i].assign(v);
+          p.v.assign(p.v.sub(v));
+        });
+      });
+    }
+    tf.dispose(grads);
+    this.#grads = null;
+  }
+
+  async pull(): Promise<void> {
+    const params = this.runner.net.params;
+    for (let i = 0; i < params.length; i++) {
+      for (const [src, dst] of [[params[i].v, this.weights], [this.#momenta[i], this.momenta]] as const) {
+        // Read a copy: a read leaves the values cached on the CPU beside the tensor, and the in-place update on the
+        // device would then not be seen by a later read of the tensor itself.
+        const copy = tf.mul(src, 1);
+        try {
+          dst.set(await copy.data() as Float32Array, this.slots[i].offset);
+        } finally {
+          copy.dispose();
+        }
+      }
+    }
+  }
+
+  push(): void {
+    this.runner.load(this.weights);
+    this.#momenta.forEach((v, i) => {
+      const s = this.slots[i];
+      const t = tf.tensor(this.momenta.slice(s.offset, s.offset + s.size), s.shape);
+      v.assign(t);
+      t.dispose();
+    });
+  }
+
+  evaluate(x: Float32Array, y: Int32Array, n: number): Promise<StepResult> {
+    return this.runner.evaluate(x, y, n);
+  }
+
+  close(): void {
+    if (this.#grads) tf.dispose(this.#grads);
+    tf.dispose(this.#momenta);
+    this.runner.net.dispose();
+  }
+}
+
+/**
+ * The engine for a backend: on `wasm`, `parallel` data-parallel workers (or this thread); on `cpu`, this thread
+ * (the numerical reference); on a GPU or native backend, {@link DeviceEngine}.
+ */
+export async function createEngine(backend: BackendInfo, spec: NetSpec, parallel = 1): Promise<GradientEngine> {
+  if (backend.name === "wasm") {
+    return parallel > 1 ? await ParallelEngine.start(spec, parallel) : await LocalEngine.create(spec);
+  }
+  if (backend.name === "cpu") return await LocalEngine.create(spec);
+  return await DeviceEngine.create(spec);
 }
 
 /** Messages to a gradient worker. */
@@ -233,6 +430,8 @@ function sumResults(done: { r: StepResult }[]): StepResult {
 export class ParallelEngine implements GradientEngine {
   readonly slots: ParamSlot[];
   readonly weights: Float32Array;
+  readonly momenta: Float32Array;
+  /** The flat mean gradient of the last step. */
   readonly grads: Float32Array;
   readonly #workerGrads: Float32Array[];
   readonly #workers: Worker[];
@@ -245,6 +444,7 @@ export class ParallelEngine implements GradientEngine {
     const size = weights.length;
     this.weights = new Float32Array(new SharedArrayBuffer(size * 4));
     this.weights.set(weights);
+    this.momenta = new Float32Array(size);
     this.grads = new Float32Array(size);
     this.#workerGrads = Array.from({ length: workers }, () => new Float32Array(new SharedArrayBuffer(size * 4)));
     this.#workers = [];
@@ -330,6 +530,16 @@ export class ParallelEngine implements GradientEngine {
     }
     return sumResults(done);
   }
+
+  update(lr: number, hp: SgdHyper): void {
+    sgdUpdate(this.slots, this.weights, this.momenta, this.grads, lr, hp);
+  }
+
+  pull(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  push(): void {}
 
   /** Each worker evaluates a contiguous share of the samples; the sums are added in worker order. */
   async evaluate(x: Float32Array, y: Int32Array, n: number): Promise<StepResult> {

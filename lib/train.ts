@@ -33,7 +33,7 @@ import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { openDataset, pretrainingSplit } from "./data/mod.ts";
 import { UserError } from "./errors.ts";
 import { exists, writeFileAtomic } from "./fsutil.ts";
-import { type GradientEngine, LocalEngine, ParallelEngine } from "./engine.ts";
+import { createEngine } from "./engine.ts";
 import { ExemplarNet, netFlops, netSummary, type NetVariant } from "./nets.ts";
 import { hash32 } from "./rng.ts";
 import { loadSeeds, PATCH, saveSeeds, seedPatches, type SeedPreset } from "./seeds.ts";
@@ -284,11 +284,8 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
     validationCopies: cfg.validationCopies,
   });
 
-  const engine: GradientEngine = parallel > 1
-    ? await ParallelEngine.start(spec, parallel)
-    : await LocalEngine.create(spec);
-  const W = engine.weights;
-  const V = new Float32Array(W.length); // momentum
+  const engine = await createEngine(backend, spec, parallel);
+  const W = engine.weights, V = engine.momenta;
   for (const slot of engine.slots) {
     const w = weights?.get(slot.name), m = momenta?.get(slot.name);
     if (weights && (!w || w.length !== slot.size)) {
@@ -298,6 +295,7 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
     if (w) W.set(w, slot.offset);
     if (m) V.set(m, slot.offset);
   }
+  if (weights) engine.push();
   const summary = netSummary(cfg.net, cfg.classes, spec.variant);
   if (!opts.resume) {
     await writeFileAtomic(
@@ -330,17 +328,7 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
     return { loss: r.loss / nVal, accuracy: r.correct / nVal };
   };
 
-  /** Caffe's SGD: v = momentum v + lr lr_mult (g + wd decay_mult w); w -= v. */
-  const update = (lr: number) => {
-    const G = engine.grads;
-    for (const s of engine.slots) {
-      const rate = lr * s.lrMult, decay = cfg.weightDecay * s.decayMult, end = s.offset + s.size;
-      for (let i = s.offset; i < end; i++) {
-        V[i] = cfg.momentum * V[i] + rate * (G[i] + decay * W[i]);
-        W[i] -= V[i];
-      }
-    }
-  };
+  const hyper = { momentum: cfg.momentum, weightDecay: cfg.weightDecay };
 
   const loader = new SurrogateLoader(data, cfg.batch, { workers: cfg.workers, start: state.step });
   const metricsFile = await Deno.open(join(out, "metrics.jsonl"), { append: true });
@@ -350,6 +338,7 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
     opts.onRow?.(row);
   };
   const save = async () => {
+    await engine.pull();
     const arrays = [
       ...engine.slots.map((s) => ({ name: s.name, shape: s.shape, data: W.slice(s.offset, s.offset + s.size) })),
       ...engine.slots.map((s) => ({
@@ -389,7 +378,7 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
       if (!Number.isFinite(loss)) {
         throw new Error(`the loss became ${loss} at step ${step}: training diverged (lower the learning rate)`);
       }
-      update(state.lr);
+      engine.update(state.lr, hyper);
       state.step++;
       windowSamples += cfg.batch;
       lossSum += loss, accSum += acc, count++;

@@ -359,11 +359,20 @@ function covered(attrs: Attrs): boolean {
 const NAMES = ["Conv2D", "Conv2DBackpropFilter", "Conv2DBackpropInput", "BatchMatMul"] as const;
 const stock = new Map<string, tf.KernelConfig>();
 
+/** The kernels this module can replace. */
+export const WEBGPU_KERNELS: readonly string[] = NAMES;
+
 /**
- * Registers the kernels on the `webgpu` backend (once the backend package is loaded); `on` false restores
- * TensorFlow.js's own. Idempotent.
+ * Registers the kernels on the `webgpu` backend (once the backend package is loaded): all of them (`true`), none
+ * (`false`: TensorFlow.js's own throughout) or those named. Idempotent.
  */
-export function installWebGPUKernels(on = true): void {
+export function installWebGPUKernels(which: boolean | readonly string[] = true): string[] {
+  const chosen = which === true ? [...NAMES] : which === false ? [] : [...which];
+  for (const n of chosen) {
+    if (!(NAMES as readonly string[]).includes(n)) {
+      throw new Error(`no project WebGPU kernel ${n} (there are: ${NAMES.join(", ")})`);
+    }
+  }
   for (const name of NAMES) {
     if (!stock.has(name)) {
       const k = tf.getKernel(name, "webgpu");
@@ -371,14 +380,17 @@ export function installWebGPUKernels(on = true): void {
       stock.set(name, k);
     }
     tf.unregisterKernel(name, "webgpu");
-    tf.registerKernel(on ? ours(name) : stock.get(name)!);
+    tf.registerKernel(chosen.includes(name) ? ours(name) : stock.get(name)!);
   }
+  return chosen;
 }
 
-/** Whether the project's kernels are installed on `webgpu`. */
-export function webgpuKernelsInstalled(): boolean {
-  const k = tf.getKernel("Conv2DBackpropFilter", "webgpu");
-  return !!k && k !== stock.get("Conv2DBackpropFilter");
+/** The project's kernels installed on `webgpu` now. */
+export function webgpuKernelsInstalled(): string[] {
+  return NAMES.filter((n) => {
+    const k = tf.getKernel(n, "webgpu");
+    return !!k && !!stock.get(n) && k !== stock.get(n);
+  });
 }
 
 function ours(name: typeof NAMES[number]): tf.KernelConfig {

@@ -24,7 +24,7 @@ import { join } from "node:path";
 import { selectBackend } from "../lib/backend.ts";
 import { fmtSecs, parseFlags, Progress, runTask } from "../lib/cli.ts";
 import { DATA_SPECS, inspectDataset, openDataset } from "../lib/data/mod.ts";
-import { LocalEngine, ParallelEngine } from "../lib/engine.ts";
+import { createEngine } from "../lib/engine.ts";
 import { UserError } from "../lib/errors.ts";
 import { evaluateRun } from "../lib/evaluate.ts";
 import { exists, writeFileAtomic } from "../lib/fsutil.ts";
@@ -87,15 +87,21 @@ async function estimate(cfg: TrainConfig, backend: string | undefined): Promise<
   const info = await selectBackend(backend);
   const spec = { net: cfg.net, classes: cfg.classes, variant: cfg.preset, seed: cfg.seed };
   const parallel = info.name === "wasm" ? cfg.parallel : 1;
-  const engine = parallel > 1 ? await ParallelEngine.start(spec, parallel) : await LocalEngine.create(spec);
+  const engine = await createEngine(info, spec, parallel);
   try {
     const rng = new Rng(1);
     const x = Float32Array.from({ length: cfg.batch * 32 * 32 * 3 }, () => rng.normal() * 0.2);
     const y = Int32Array.from({ length: cfg.batch }, (_, i) => i % cfg.classes);
+    const hyper = { momentum: cfg.momentum, weightDecay: cfg.weightDecay };
+    // Steps as pretraining makes them (gradient and update), for at least 3 steps and 2 seconds after a first one.
     await engine.step(x, y, cfg.batch, 1);
+    engine.update(cfg.lr, hyper);
     const t0 = performance.now();
-    const n = 3;
-    for (let i = 0; i < n; i++) await engine.step(x, y, cfg.batch, 2 + i);
+    let n = 0;
+    while (n < 3 || performance.now() - t0 < 2000) {
+      await engine.step(x, y, cfg.batch, 2 + n++);
+      engine.update(cfg.lr, hyper);
+    }
     const sps = (n * cfg.batch) / ((performance.now() - t0) / 1000);
     console.error(
       `estimate: ${sps.toFixed(0)} samples/s on ${info.name}${

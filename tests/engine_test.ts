@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { installWasmKernels, selectBackend, tf } from "../lib/backend.ts";
 import { openBlas } from "../lib/blas.ts";
-import { LocalEngine, ParallelEngine } from "../lib/engine.ts";
+import { DeviceEngine, LocalEngine, ParallelEngine, sgdUpdate } from "../lib/engine.ts";
 import { Rng } from "../lib/rng.ts";
 
 Deno.test("data parallelism: two workers' averaged gradient equals the one-thread gradient", async () => {
@@ -64,4 +64,63 @@ Deno.test("weights loaded between steps are the ones the kernels use (XNNPACK ke
     }
   }
   await selectBackend("wasm");
+});
+
+Deno.test("sgdUpdate: Caffe's SGD with each slot's learning-rate and decay multipliers", () => {
+  const slots = [
+    { name: "a", shape: [2], offset: 0, size: 2, lrMult: 1, decayMult: 0 },
+    { name: "b", shape: [1], offset: 2, size: 1, lrMult: 2, decayMult: 4 },
+  ];
+  const W = Float32Array.from([1, -2, 0.5]), V = Float32Array.from([0.1, 0, -0.2]), G = Float32Array.from([3, 1, -1]);
+  sgdUpdate(slots, W, V, G, 0.01, { momentum: 0.9, weightDecay: 0.004 });
+  // v = 0.9 v + lr lr_mult (g + wd decay_mult w); w -= v
+  const v = [0.9 * 0.1 + 0.01 * 3, 0.01 * 1, 0.9 * -0.2 + 0.02 * (-1 + 0.016 * 0.5)];
+  for (let i = 0; i < 3; i++) assert.ok(Math.abs(V[i] - v[i]) < 1e-7, `v[${i}] = ${V[i]}, expected ${v[i]}`);
+  const w = [1 - v[0], -2 - v[1], 0.5 - v[2]];
+  for (let i = 0; i < 3; i++) assert.ok(Math.abs(W[i] - w[i]) < 1e-6, `w[${i}] = ${W[i]}, expected ${w[i]}`);
+});
+
+Deno.test("DeviceEngine (weights and update on the backend) trains as LocalEngine does; pull and push round-trip", async () => {
+  await selectBackend("cpu");
+  const spec = { net: "6c5-8c3-16f", classes: 5, variant: "release" as const, seed: 2 };
+  const n = 6, rng = new Rng(7);
+  const x = Float32Array.from({ length: n * 32 * 32 * 3 }, () => rng.normal());
+  const y = Int32Array.from({ length: n }, (_, i) => i % 5);
+  const hp = { momentum: 0.9, weightDecay: 0.004 };
+  const local = await LocalEngine.create(spec), device = await DeviceEngine.create(spec);
+  try {
+    assert.deepEqual(device.weights, local.weights);
+    const before = tf.memory().numTensors;
+    for (let s = 0; s < 3; s++) {
+      const a = await local.step(x, y, n, 11 + s), b = await device.step(x, y, n, 11 + s);
+      assert.ok(Math.abs(a.loss - b.loss) < 1e-4 * Math.abs(a.loss), `step ${s}: loss ${a.loss} vs ${b.loss}`);
+      local.update(0.05, hp);
+      device.update(0.05, hp);
+    }
+    assert.equal(tf.memory().numTensors, before, "tensors left behind");
+    await device.pull();
+    const close = (p: Float32Array, q: Float32Array, what: string) => {
+      let max = 0, scale = 0;
+      for (let i = 0; i < p.length; i++) {
+        max = Math.max(max, Math.abs(p[i] - q[i]));
+        scale = Math.max(scale, Math.abs(q[i]));
+      }
+      assert.ok(scale > 0 && max < 1e-5 * scale, `${what}: max difference ${max} (scale ${scale})`);
+    };
+    close(device.weights, local.weights, "weights");
+    close(device.momenta, local.momenta, "momenta");
+    // Weights and momenta set on the host reach the device.
+    for (let i = 0; i < local.weights.length; i++) device.weights[i] = local.weights[i] = local.weights[i] * 0.5;
+    device.momenta.fill(0.001);
+    device.push();
+    const e1 = await local.evaluate(x, y, n), e2 = await device.evaluate(x, y, n);
+    assert.ok(Math.abs(e1.loss - e2.loss) < 1e-4 * Math.abs(e1.loss), `evaluation ${e1.loss} vs ${e2.loss}`);
+    device.momenta.fill(0);
+    await device.pull();
+    assert.equal(device.momenta[7], Math.fround(0.001));
+  } finally {
+    local.close();
+    device.close();
+    await selectBackend("wasm");
+  }
 });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { selectBackend, tf } from "../lib/backend.ts";
-import { installWebGPUKernels, kSplits, webgpuKernelsInstalled } from "../lib/webgpu_kernels.ts";
+import { installWebGPUKernels, kSplits, WEBGPU_KERNELS, webgpuKernelsInstalled } from "../lib/webgpu_kernels.ts";
 import { Rng } from "../lib/rng.ts";
 
 // The project's WebGPU kernels against the cpu backend, on the software adapter (llvmpipe) that Deno offers on a
@@ -83,11 +83,13 @@ Deno.test("WebGPU kernels: matrix products with every transpose equal cpu's", { 
 Deno.test("WebGPU kernels: installed and removed on request; long products are split", { ignore: !adapter }, async () => {
   await selectBackend("webgpu", { softwareGpu: true });
   installWebGPUKernels(true);
-  assert.ok(webgpuKernelsInstalled());
+  assert.deepEqual(webgpuKernelsInstalled(), [...WEBGPU_KERNELS]);
   installWebGPUKernels(false);
-  assert.ok(!webgpuKernelsInstalled());
+  assert.deepEqual(webgpuKernelsInstalled(), []);
+  installWebGPUKernels(["Conv2DBackpropFilter"]);
+  assert.deepEqual(webgpuKernelsInstalled(), ["Conv2DBackpropFilter"]);
+  assert.throws(() => installWebGPUKernels(["Conv3D"]), /no project WebGPU kernel Conv3D/);
   installWebGPUKernels(true);
-  assert.ok(webgpuKernelsInstalled());
   // conv1's filter gradient at batch 128: 75 x 64 outputs, K = 131,072.
   assert.ok(kSplits(75, 64, 128 * 32 * 32) > 100);
   // The dense layer's input gradient of the large network: 128 x 32768, enough tiles already.
