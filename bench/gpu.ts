@@ -8,7 +8,8 @@
  *
  * Also, on request: `--profile` (each network's training step, kernel by kernel, with WebGPU timestamp queries),
  * `--surrogate 1,4,15` (surrogate patches per second with that many generation workers, against what the GPU
- * consumes), `--tf-flag NAME=VALUE` (a TensorFlow.js flag, repeatable), `--skip-bench` (no throughput rows).
+ * consumes), `--tf-flag NAME=VALUE` (a TensorFlow.js flag, repeatable), `--skip-bench` (no throughput rows),
+ * `--no-peer` (no PyTorch rows). `EXEMPLAR_WEBGPU_KERNELS` (off, or kernel names) picks the WebGPU kernels.
  *
  * A lent GPU machine has no network: bench/gpu_bundle.sh packs this file into one JavaScript bundle beside a Deno
  * binary and the peer script (bench/README.md, "GPU").
@@ -76,7 +77,7 @@ async function benchSurrogate(workers: number[], seconds: number): Promise<void>
 
 async function main(args: string[]): Promise<void> {
   const usage = "deno run -A bench/gpu.ts [--nets small,medium,large] [--seconds S] [--backend webgpu|tensorflow-gpu] " +
-    "[--software-gpu] [--profile] [--surrogate W,W,...] [--tf-flag NAME=VALUE ...] [--skip-bench]";
+    "[--software-gpu] [--profile] [--surrogate W,W,...] [--tf-flag NAME=VALUE ...] [--skip-bench] [--no-peer]";
   const { values } = parseFlags(args, {
     nets: { type: "string" },
     seconds: { type: "string" },
@@ -86,6 +87,7 @@ async function main(args: string[]): Promise<void> {
     surrogate: { type: "string" },
     "tf-flag": { type: "string", multiple: true },
     "skip-bench": { type: "boolean" },
+    "no-peer": { type: "boolean" },
   }, usage);
   const seconds = Number(values.seconds ?? 6);
   if (!(seconds > 0)) throw new UserError(`--seconds ${values.seconds}: expected a positive number`);
@@ -108,7 +110,7 @@ async function main(args: string[]): Promise<void> {
   const nets = ((values.nets as string | undefined) ?? "small,medium,large").split(",").map((n) =>
     (PAPER_NETS as Record<string, string>)[n] ?? n
   );
-  if (!values["skip-bench"]) await benchNets(nets, backend, seconds);
+  if (!values["skip-bench"]) await benchNets(nets, backend, seconds, { peer: !values["no-peer"] });
   if (values.profile) {
     for (const net of nets) {
       const p = await profileStep(net);

@@ -2,6 +2,7 @@
 # Packs the GPU check and GPU pretraining for a lent GPU machine that has no network, into .gpu/ (ignored by git):
 #   .gpu/gpu.js                 bench/gpu.ts and everything it imports, TensorFlow.js included, in one file
 #   .gpu/pretrain.js            tasks/pretrain.ts, likewise
+#   .gpu/reproduce.js           tasks/reproduce.ts, likewise (its duration estimate is checked there)
 #   .gpu/surrogate_worker.ts    the surrogate-generation worker, bundled (JavaScript under the name the loader asks
 #                               for: `new URL("./surrogate_worker.ts", import.meta.url)` from a bundle in .gpu/)
 #   .gpu/peers/torch_step.py    the PyTorch peer, found beside the bundle
@@ -17,7 +18,13 @@ mkdir -p .gpu/peers
 bundle() { deno bundle --quiet --platform deno --external imagescript -o "$2" "$1"; }
 bundle bench/gpu.ts .gpu/gpu.js
 bundle tasks/pretrain.ts .gpu/pretrain.js
+bundle tasks/reproduce.ts .gpu/reproduce.js
 bundle lib/surrogate_worker.ts .gpu/surrogate_worker.ts
 cp bench/peers/torch_step.py .gpu/peers/
-XZ_OPT=-T0 tar -cJf .gpu/deno.tar.xz -C "$(dirname "$(readlink -f "$(command -v deno)")")" deno
+# The Deno binary, packed once per Deno version (it takes half a minute).
+deno_bin=$(readlink -f "$(command -v deno)")
+mkdir -p "${XDG_CACHE_HOME:-$HOME/.cache}"
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/exemplar-gpu-deno-$(deno --version | head -1 | cut -d' ' -f2).tar.xz
+[ -f "$cache" ] || XZ_OPT=-T0 tar -cJf "$cache" -C "$(dirname "$deno_bin")" deno
+cp "$cache" .gpu/deno.tar.xz
 du -sh .gpu/*.js .gpu/*.ts .gpu/deno.tar.xz; du -sh .gpu | sed "s/\t.gpu/  in all/"

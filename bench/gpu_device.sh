@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # The GPU check as one script for a lent GPU machine (no network, no Deno): run from the repository root there, with
 # .gpu/ (bench/gpu_bundle.sh) and .gl/ (the Vulkan loader's Debian packages, bench/README.md "GPU") carried along.
-# Everything it prints also goes to $OUT (default ./gpu-out), which the device tool brings back:
-#   gpu.jsonl       bench/gpu.ts: adapter, throughput beside PyTorch (fp32 and TF32), kernel profile, surrogate rates
-#   pretrain.log    a pretraining run on the GPU (deno task pretrain --backend webgpu), and its run folder's files
-# Settings (environment): SECONDS_PER_BENCH (6), NETS (small,medium,large), SURROGATE_WORKERS (1,4,8,15),
-# GPU_ARGS (more bench/gpu.ts flags), BENCH_LIMIT (330 s), PRETRAIN_ARGS (the pretraining run's flags),
-# PRETRAIN_LIMIT (180 s), DENO (a Deno binary to use instead of .gpu/deno.tar.xz).
+# What it writes goes to $OUT (default ./gpu-out), which the device tool brings back:
+#   env.txt             the GPU, its driver and the Vulkan driver file used
+#   gpu.jsonl           bench/gpu.ts with the project's kernels: adapter, throughput beside PyTorch (fp32, TF32),
+#                       the kernel profile of a training step
+#   gpu_variants.jsonl  the same throughput with TensorFlow.js's own kernels, and with only the filter gradient ours
+#   pretrain.log        two pretraining runs on the GPU and reproduce's duration estimate for --preset release
+#   run-default.tar     the first run's folder: the default scale of `deno task reproduce` (N 400, K 100, 560 steps)
+#   run-long.tar        the second run's folder (without seeds.bin, which is drawn again where it is evaluated)
+# Settings (environment): SECONDS_PER_BENCH (3), NETS (small,medium,large), SURROGATE_WORKERS (none),
+# LONG_LIMIT (75 s of the second run), DENO (a Deno binary instead of .gpu/deno.tar.xz), SOFTWARE (1: accept the
+# software adapter, to try the script on a machine without a GPU; also shrinks every part).
 set -uo pipefail
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
@@ -18,27 +23,58 @@ fi
 for d in /usr/local/nvidia/share/vulkan/icd.d /usr/share/vulkan/icd.d /etc/vulkan/icd.d; do
   [ -f "$d/nvidia_icd.json" ] && export VK_DRIVER_FILES=$d/nvidia_icd.json && break
 done
-export DENO_WEBGPU_BACKEND=vulkan XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
+export DENO_WEBGPU_BACKEND=vulkan XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp} NO_COLOR=1
 # The Python that holds CUDA-enabled torch there is the first on PATH, not necessarily /usr/bin/python3.
 export EXEMPLAR_PYTHON=${EXEMPLAR_PYTHON:-$(command -v python3)}
 if [ -z "${DENO:-}" ]; then
   mkdir -p /tmp/deno-bin && tar -xJf .gpu/deno.tar.xz -C /tmp/deno-bin && DENO=/tmp/deno-bin/deno
 fi
+# Every Deno command runs with --no-config --no-lock: the bundles need nothing from deno.json (with it, Deno would try
+# to install the npm packages named there, and the machine has no network).
+small=${SOFTWARE:+1}
+[ -n "$small" ] && export EXEMPLAR_SOFTWARE_GPU=1
 {
   echo "== $(date -u +%FT%TZ) $(nproc) cores"
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1
-  echo "VK_DRIVER_FILES=${VK_DRIVER_FILES:-}"; [ -n "${VK_DRIVER_FILES:-}" ] && cat "$VK_DRIVER_FILES"
+  echo "VK_DRIVER_FILES=${VK_DRIVER_FILES:-}"
 } 2>&1 | tee "$OUT/env.txt"
-cores=$(nproc)
-workers=$((cores > 2 ? cores - 1 : 2))
-echo "== bench/gpu.ts"
-timeout "${BENCH_LIMIT:-330}" "$DENO" run -A .gpu/gpu.js --seconds "${SECONDS_PER_BENCH:-6}" --nets "${NETS:-small,medium,large}" \
-  --profile --surrogate "${SURROGATE_WORKERS:-1,4,8,15}" ${GPU_ARGS:-} 2>&1 | tee "$OUT/gpu.jsonl"
-echo "== pretraining on the GPU"
-rm -rf /tmp/gpu-run
-# Stopped by SIGINT at its time limit, as Ctrl-C stops it: the checkpoint is written first.
-timeout -s INT "${PRETRAIN_LIMIT:-180}" "$DENO" run -A .gpu/pretrain.js --out /tmp/gpu-run --backend webgpu --workers "$workers" \
-  ${PRETRAIN_ARGS:---classes 400 --per-class 100 --steps 560 --valid-every 100} 2>&1 | tr '\r' '\n' |
-  grep -v '^$' | tail -40 | tee "$OUT/pretrain.log"
-for f in config.json metrics.jsonl checkpoint.ckpt seeds.json seeds.bin; do [ -f "/tmp/gpu-run/$f" ] && cp "/tmp/gpu-run/$f" "$OUT/"; done
+workers=$(($(nproc) > 2 ? $(nproc) - 1 : 2))
+secs=${SECONDS_PER_BENCH:-3}
+nets=${NETS:-small,medium,large}
+
+echo "== bench/gpu.ts, the project's kernels"
+timeout 240 "$DENO" run -A --no-config --no-lock .gpu/gpu.js --seconds "$secs" --nets "$nets" --profile \
+  ${SURROGATE_WORKERS:+--surrogate "$SURROGATE_WORKERS"} 2>&1 | tee "$OUT/gpu.jsonl"
+echo "== bench/gpu.ts, TensorFlow.js's own kernels; only the filter gradient ours"
+{
+  EXEMPLAR_WEBGPU_KERNELS=off timeout 90 "$DENO" run -A --no-config --no-lock .gpu/gpu.js --seconds "$secs" \
+    --nets "$nets" --no-peer --profile
+  EXEMPLAR_WEBGPU_KERNELS=Conv2DBackpropFilter timeout 60 "$DENO" run -A --no-config --no-lock .gpu/gpu.js \
+    --seconds "$secs" --nets "${nets%,large}" --no-peer
+} 2>&1 | tee "$OUT/gpu_variants.jsonl"
+
+pretrain() { # name, time limit, flags...
+  local name=$1 limit=$2
+  shift 2
+  rm -rf "/tmp/$name"
+  echo "== pretrain $name: $*"
+  # Stopped by SIGINT at its time limit, as Ctrl-C stops it: the checkpoint is written first.
+  timeout -s INT "$limit" "$DENO" run -A --no-config --no-lock .gpu/pretrain.js --out "/tmp/$name" --backend webgpu \
+    --workers "$workers" "$@" 2>&1 | tr '\r' '\n' | grep -v '^$' | awk 'NR % 5 == 1 || /step [0-9]+0 .*val|^[^p]/' | tail -60
+}
+{
+  if [ -n "$small" ]; then
+    pretrain run-default 120 --net 8c5-8c5-16f --classes 20 --per-class 10 --steps 20 --valid-every 10
+    pretrain run-long 30 --net 8c5-8c5-16f --classes 30 --per-class inf --steps 100000 --valid-every 10
+  else
+    pretrain run-default 120 --classes 400 --per-class 100 --steps 560 --valid-every 100
+    pretrain run-long "${LONG_LIMIT:-75}" --classes 2000 --per-class inf --steps 100000 --valid-every 500
+  fi
+  echo "== reproduce --preset release: the duration estimate"
+  timeout -s INT 40 "$DENO" run -A --no-config --no-lock .gpu/reproduce.js --preset release --data synthetic \
+    --backend webgpu --out /tmp/release ${small:+--net 8c5-8c5-16f --classes 50} 2>&1 | tr '\r' '\n' |
+    grep -v '^$' | head -20
+} 2>&1 | tee "$OUT/pretrain.log"
+tar -cf "$OUT/run-default.tar" -C /tmp run-default
+tar -cf "$OUT/run-long.tar" --exclude seeds.bin -C /tmp run-long
 ls -la "$OUT"
