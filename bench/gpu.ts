@@ -9,7 +9,8 @@
  * Also, on request: `--profile` (each network's training step, kernel by kernel, with WebGPU timestamp queries),
  * `--surrogate 1,4,15` (surrogate patches per second with that many generation workers, against what the GPU
  * consumes), `--tf-flag NAME=VALUE` (a TensorFlow.js flag, repeatable), `--skip-bench` (no throughput rows),
- * `--no-peer` (no PyTorch rows). `EXEMPLAR_WEBGPU_KERNELS` (off, or kernel names) picks the WebGPU kernels.
+ * `--no-peer` (no PyTorch rows), `--latency` (what a step of the first network costs outside the kernels,
+ * bench/gpu_latency.ts). `EXEMPLAR_WEBGPU_KERNELS` (off, or kernel names) picks the WebGPU kernels.
  *
  * A lent GPU machine has no network: bench/gpu_bundle.sh packs this file into one JavaScript bundle beside a Deno
  * binary and the peer script (bench/README.md, "GPU").
@@ -21,6 +22,7 @@ import { parseFlags, runTask } from "../lib/cli.ts";
 import { UserError } from "../lib/errors.ts";
 import { PAPER_NETS } from "../lib/nets.ts";
 import { BATCH, benchNets, timed } from "./nets_bench.ts";
+import { latency } from "./gpu_latency.ts";
 import { profileStep } from "./gpu_profile.ts";
 import { tf } from "../lib/backend.ts";
 import { openDataset } from "../lib/data/mod.ts";
@@ -76,8 +78,9 @@ async function benchSurrogate(workers: number[], seconds: number): Promise<void>
 }
 
 async function main(args: string[]): Promise<void> {
-  const usage = "deno run -A bench/gpu.ts [--nets small,medium,large] [--seconds S] [--backend webgpu|tensorflow-gpu] " +
-    "[--software-gpu] [--profile] [--surrogate W,W,...] [--tf-flag NAME=VALUE ...] [--skip-bench] [--no-peer]";
+  const usage =
+    "deno run -A bench/gpu.ts [--nets small,medium,large] [--seconds S] [--backend webgpu|tensorflow-gpu] " +
+    "[--software-gpu] [--profile] [--surrogate W,W,...] [--tf-flag NAME=VALUE ...] [--skip-bench] [--no-peer] [--latency]";
   const { values } = parseFlags(args, {
     nets: { type: "string" },
     seconds: { type: "string" },
@@ -88,6 +91,7 @@ async function main(args: string[]): Promise<void> {
     "tf-flag": { type: "string", multiple: true },
     "skip-bench": { type: "boolean" },
     "no-peer": { type: "boolean" },
+    latency: { type: "boolean" },
   }, usage);
   const seconds = Number(values.seconds ?? 6);
   if (!(seconds > 0)) throw new UserError(`--seconds ${values.seconds}: expected a positive number`);
@@ -122,6 +126,7 @@ async function main(args: string[]): Promise<void> {
       }));
     }
   }
+  if (values.latency) console.log(JSON.stringify({ latency: await latency(nets[0]), net: nets[0] }));
   if (workers.length) await benchSurrogate(workers, seconds);
 }
 

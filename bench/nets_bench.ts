@@ -13,14 +13,25 @@ import { Rng } from "../lib/rng.ts";
 
 export const BATCH = 128, CLASSES = 1000;
 
-export async function timed(f: () => void | Promise<void>, seconds: number, batch: number): Promise<number> {
+/**
+ * Calls of `f` per second, times `batch`: for at least `seconds` and 2 calls after a first, untimed one. `sync`, when
+ * given, is awaited before the clock starts and before it stops: work `f` queued on a device counts in full.
+ */
+export async function timed(
+  f: () => void | Promise<void>,
+  seconds: number,
+  batch: number,
+  sync?: () => Promise<unknown>,
+): Promise<number> {
   await f();
+  await sync?.();
   let n = 0;
   const t0 = performance.now();
   while (n < 2 || (performance.now() - t0) / 1000 < seconds) {
     await f();
     n++;
   }
+  await sync?.();
   return (n * batch) / ((performance.now() - t0) / 1000);
 }
 
@@ -40,14 +51,17 @@ export async function benchNet(
   const rng = new Rng(1);
   const x = Float32Array.from({ length: BATCH * 32 * 32 * 3 }, () => rng.normal());
   const y = Int32Array.from({ length: BATCH }, (_, i) => (i * 7) % CLASSES);
+  // As pretraining runs: the loss is read back once every 10 steps (lib/train.ts logs a row every 10 steps).
   let step = 0;
   const train = await timed(
     async () => {
-      await engine.step(x, y, BATCH, ++step);
+      await engine.accumulate(x, y, BATCH, ++step);
       engine.update(1e-4, { momentum: 0.9, weightDecay: 0.004 });
+      if (step % 10 === 0) await engine.stats();
     },
     seconds,
     BATCH,
+    () => engine.stats(),
   );
   // Inference: forward passes (no dropout) with the loss and correct count, on the same threads as training.
   const infer = await timed(async () => void await engine.evaluate(x, y, BATCH), seconds / 2, BATCH);

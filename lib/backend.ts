@@ -26,7 +26,7 @@ import * as tf from "@tensorflow/tfjs";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { UserError } from "./errors.ts";
 import { type Blas, convFilterGrad, convForward, type ConvGeometry, flipFilter, openBlas } from "./blas.ts";
-import { installWebGPUKernels } from "./webgpu_kernels.ts";
+import { DEFAULT_WEBGPU_KERNELS, installWebGPUKernels } from "./webgpu_kernels.ts";
 
 type TensorInfo = tf.TensorInfo;
 // deno-lint-ignore no-explicit-any
@@ -471,10 +471,17 @@ async function tryWebGPU(opts: SelectOptions = {}): Promise<string | null> {
     return `@tensorflow/tfjs-backend-webgpu is not installed (${(e as Error).message.split("\n")[0]})`;
   }
   if (!(await tf.setBackend("webgpu"))) return "the webgpu backend failed to start";
-  // The project's kernels (lib/webgpu_kernels.ts); EXEMPLAR_WEBGPU_KERNELS=off keeps TensorFlow.js's own, a
-  // comma-separated list of kernel names installs only those.
-  const env = Deno.env.get("EXEMPLAR_WEBGPU_KERNELS") ?? "on";
-  const which = env === "on" ? true : env === "off" ? false : env.split(",").filter((n) => n);
+  // The project's kernels (lib/webgpu_kernels.ts): by default those that measured faster than TensorFlow.js's own
+  // on a real GPU (bench/README.md, "GPU"); EXEMPLAR_WEBGPU_KERNELS=all installs all of them, =off none, and a
+  // comma-separated list of kernel names those.
+  const env = Deno.env.get("EXEMPLAR_WEBGPU_KERNELS") ?? "default";
+  const which = env === "default"
+    ? DEFAULT_WEBGPU_KERNELS
+    : env === "all"
+    ? true
+    : env === "off"
+    ? false
+    : env.split(",");
   try {
     webgpuKernels = installWebGPUKernels(which);
   } catch (e) {

@@ -49,6 +49,11 @@ export interface NetSpec {
   seed: number;
 }
 
+/** Sums over steps: loss and correct count summed over their samples. */
+export interface StepSums extends StepResult {
+  samples: number;
+}
+
 /** The hyperparameters of Caffe's SGD that do not change during a run. */
 export interface SgdHyper {
   momentum: number;
@@ -88,6 +93,14 @@ export interface GradientEngine {
   readonly momenta: Float32Array;
   /** Loss and gradient of `n` samples (x: n x 32 x 32 x 3, mean subtracted) at the current weights. */
   step(x: Float32Array, y: Int32Array, n: number, dropoutSeed: number): Promise<StepResult>;
+  /**
+   * {@link step} without reading its loss back: the loss and correct count are added to sums that {@link stats}
+   * reads. On a GPU, each read waits for the device to finish all queued work; pretraining reads once per logged
+   * row instead of once per step.
+   */
+  accumulate(x: Float32Array, y: Int32Array, n: number, dropoutSeed: number): Promise<void>;
+  /** The summed loss, correct count and samples of the {@link accumulate} steps since the last call. */
+  stats(): Promise<StepSums>;
   /** Caffe's SGD update ({@link sgdUpdate}) with the mean gradient of the last step. */
   update(lr: number, hp: SgdHyper): void;
   /** Makes {@link weights} and {@link momenta} current (a read from the device, where they live there). */
@@ -232,22 +245,61 @@ export class NetRunner {
   }
 }
 
-/** Everything runs in this thread; weights, momenta and the update on the CPU. */
-export class LocalEngine implements GradientEngine {
-  readonly runner: NetRunner;
+/** What the engines whose weights live in this process's memory share: the update, and sums kept in numbers. */
+abstract class HostEngine implements GradientEngine {
   readonly slots: ParamSlot[];
   readonly weights: Float32Array;
   readonly momenta: Float32Array;
   /** The flat mean gradient of the last step. */
   readonly grads: Float32Array;
+  #sums: StepSums = { loss: 0, correct: 0, samples: 0 };
+
+  constructor(slots: ParamSlot[], weights: Float32Array) {
+    this.slots = slots;
+    this.weights = weights;
+    this.momenta = new Float32Array(weights.length);
+    this.grads = new Float32Array(weights.length);
+  }
+
+  abstract step(x: Float32Array, y: Int32Array, n: number, dropoutSeed: number): Promise<StepResult>;
+  abstract evaluate(x: Float32Array, y: Int32Array, n: number): Promise<StepResult>;
+  abstract close(): void;
+
+  async accumulate(x: Float32Array, y: Int32Array, n: number, dropoutSeed: number): Promise<void> {
+    const r = await this.step(x, y, n, dropoutSeed);
+    this.#sums = {
+      loss: this.#sums.loss + r.loss,
+      correct: this.#sums.correct + r.correct,
+      samples: this.#sums.samples + n,
+    };
+  }
+
+  stats(): Promise<StepSums> {
+    const s = this.#sums;
+    this.#sums = { loss: 0, correct: 0, samples: 0 };
+    return Promise.resolve(s);
+  }
+
+  update(lr: number, hp: SgdHyper): void {
+    sgdUpdate(this.slots, this.weights, this.momenta, this.grads, lr, hp);
+  }
+
+  /** The weights are here already. */
+  pull(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** The weights are used from here at every step. */
+  push(): void {}
+}
+
+/** Everything runs in this thread; weights, momenta and the update on the CPU. */
+export class LocalEngine extends HostEngine {
+  readonly runner: NetRunner;
 
   private constructor(runner: NetRunner) {
+    super(runner.slots, new Float32Array(runner.slots.reduce((a, s) => a + s.size, 0)));
     this.runner = runner;
-    this.slots = this.runner.slots;
-    const size = this.slots.reduce((a, s) => a + s.size, 0);
-    this.weights = new Float32Array(size);
-    this.momenta = new Float32Array(size);
-    this.grads = new Float32Array(size);
   }
 
   /** Builds the network on the current backend; the initial weights are those `spec` gives. */
@@ -263,16 +315,6 @@ export class LocalEngine implements GradientEngine {
     for (let i = 0; i < this.grads.length; i++) this.grads[i] /= n;
     return r;
   }
-
-  update(lr: number, hp: SgdHyper): void {
-    sgdUpdate(this.slots, this.weights, this.momenta, this.grads, lr, hp);
-  }
-
-  pull(): Promise<void> {
-    return Promise.resolve();
-  }
-
-  push(): void {}
 
   evaluate(x: Float32Array, y: Int32Array, n: number): Promise<StepResult> {
     this.runner.load(this.weights);
@@ -300,6 +342,9 @@ export class DeviceEngine implements GradientEngine {
   #grads: tf.Tensor[] | null = null;
   #n = 1;
   #sgd: DeviceSgd | null;
+  /** Summed loss and correct count of the accumulated steps, on the device; and their samples. */
+  #sums: tf.Tensor1D = tf.zeros([2]);
+  #samples = 0;
 
   private constructor(runner: NetRunner) {
     this.runner = runner;
@@ -322,19 +367,44 @@ export class DeviceEngine implements GradientEngine {
     return eng;
   }
 
-  async step(x: Float32Array, y: Int32Array, n: number, dropoutSeed: number): Promise<StepResult> {
+  /** The gradient of a batch, kept on the device for {@link update}; its loss and correct count as a tensor. */
+  #gradients(x: Float32Array, y: Int32Array, n: number, dropoutSeed: number): tf.Tensor1D {
     if (this.#grads) tf.dispose(this.#grads);
     const out = this.runner.gradients(x, y, n, dropoutSeed);
     this.#grads = out.grads;
     this.#n = n;
-    // One read from the device for both numbers.
-    const both = tf.tidy(() => tf.stack([out.loss, out.correct.toFloat()]));
+    const both = tf.tidy(() => tf.stack([out.loss, out.correct.toFloat()]) as tf.Tensor1D);
     tf.dispose([out.loss, out.correct]);
+    return both;
+  }
+
+  async step(x: Float32Array, y: Int32Array, n: number, dropoutSeed: number): Promise<StepResult> {
+    const both = this.#gradients(x, y, n, dropoutSeed);
     try {
-      const [loss, correct] = await both.data();
+      const [loss, correct] = await both.data(); // one read from the device for both numbers
       return { loss, correct };
     } finally {
       both.dispose();
+    }
+  }
+
+  accumulate(x: Float32Array, y: Int32Array, n: number, dropoutSeed: number): Promise<void> {
+    const both = this.#gradients(x, y, n, dropoutSeed), before = this.#sums;
+    this.#sums = tf.add(before, both);
+    tf.dispose([both, before]);
+    this.#samples += n;
+    return Promise.resolve();
+  }
+
+  async stats(): Promise<StepSums> {
+    const sums = this.#sums, samples = this.#samples;
+    this.#sums = tf.zeros([2]);
+    this.#samples = 0;
+    try {
+      const [loss, correct] = await sums.data();
+      return { loss, correct, samples };
+    } finally {
+      sums.dispose();
     }
   }
 
@@ -399,7 +469,7 @@ export class DeviceEngine implements GradientEngine {
 
   close(): void {
     if (this.#grads) tf.dispose(this.#grads);
-    tf.dispose(this.#momenta);
+    tf.dispose([...this.#momenta, this.#sums]);
     this.runner.net.dispose();
   }
 }
@@ -427,12 +497,7 @@ function sumResults(done: { r: StepResult }[]): StepResult {
 }
 
 /** Data parallelism over `workers` module workers (see the module documentation). */
-export class ParallelEngine implements GradientEngine {
-  readonly slots: ParamSlot[];
-  readonly weights: Float32Array;
-  readonly momenta: Float32Array;
-  /** The flat mean gradient of the last step. */
-  readonly grads: Float32Array;
+export class ParallelEngine extends HostEngine {
   readonly #workerGrads: Float32Array[];
   readonly #workers: Worker[];
   #pending = new Map<number, (r: StepResult) => void>();
@@ -440,12 +505,9 @@ export class ParallelEngine implements GradientEngine {
   #id = 0;
 
   private constructor(slots: ParamSlot[], weights: Float32Array, workers: number) {
-    this.slots = slots;
     const size = weights.length;
-    this.weights = new Float32Array(new SharedArrayBuffer(size * 4));
+    super(slots, new Float32Array(new SharedArrayBuffer(size * 4)));
     this.weights.set(weights);
-    this.momenta = new Float32Array(size);
-    this.grads = new Float32Array(size);
     this.#workerGrads = Array.from({ length: workers }, () => new Float32Array(new SharedArrayBuffer(size * 4)));
     this.#workers = [];
   }
@@ -530,16 +592,6 @@ export class ParallelEngine implements GradientEngine {
     }
     return sumResults(done);
   }
-
-  update(lr: number, hp: SgdHyper): void {
-    sgdUpdate(this.slots, this.weights, this.momenta, this.grads, lr, hp);
-  }
-
-  pull(): Promise<void> {
-    return Promise.resolve();
-  }
-
-  push(): void {}
 
   /** Each worker evaluates a contiguous share of the samples; the sums are added in worker order. */
   async evaluate(x: Float32Array, y: Int32Array, n: number): Promise<StepResult> {

@@ -337,7 +337,21 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
     metricsFile.writeSync(enc.encode(JSON.stringify(row) + "\n"));
     opts.onRow?.(row);
   };
+  // The loss and correct count of the steps since the last row, read from the engine when a row is logged or a
+  // checkpoint is written (on a GPU each read waits for the device: once per row, not once per step).
+  let window = { loss: 0, correct: 0, samples: 0 }, checked = state.step;
+  const collect = async () => {
+    const s = await engine.stats();
+    if (s.samples > 0 && !Number.isFinite(s.loss)) {
+      throw new Error(
+        `the loss became ${s.loss} in steps ${checked + 1}-${state.step}: training diverged (lower the learning rate)`,
+      );
+    }
+    window = { loss: window.loss + s.loss, correct: window.correct + s.correct, samples: window.samples + s.samples };
+    checked = state.step;
+  };
   const save = async () => {
+    await collect(); // never a checkpoint of a run that diverged
     await engine.pull();
     const arrays = [
       ...engine.slots.map((s) => ({ name: s.name, shape: s.shape, data: W.slice(s.offset, s.offset + s.size) })),
@@ -362,7 +376,6 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
   let lastCk = t0, windowStart = t0, windowSamples = 0;
   const elapsed0 = state.elapsed;
   let last: MetricsRow | null = null;
-  let lossSum = 0, accSum = 0, count = 0;
   let interrupted = false;
   try {
     while (state.step < cfg.steps) {
@@ -373,23 +386,19 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
       const step = state.step;
       if (cfg.schedule === "stages") state.lr = stageRate(step, cfg.steps, cfg.lr);
       const batch = await loader.next();
-      const r = await engine.step(batch.x, batch.y, cfg.batch, 1 + (hash32(cfg.seed, 31, step) % 0x7ffffff0));
-      const loss = r.loss / cfg.batch, acc = r.correct / cfg.batch;
-      if (!Number.isFinite(loss)) {
-        throw new Error(`the loss became ${loss} at step ${step}: training diverged (lower the learning rate)`);
-      }
+      await engine.accumulate(batch.x, batch.y, cfg.batch, 1 + (hash32(cfg.seed, 31, step) % 0x7ffffff0));
       engine.update(state.lr, hyper);
       state.step++;
       windowSamples += cfg.batch;
-      lossSum += loss, accSum += acc, count++;
-      const now = performance.now();
       const doLog = state.step % cfg.logEvery === 0 || state.step === cfg.steps;
       const doVal = state.step % cfg.validEvery === 0 || state.step === cfg.steps;
       if (doLog || doVal) {
+        await collect();
+        const now = performance.now();
         const row: MetricsRow = {
           step: state.step,
-          loss: lossSum / count,
-          accuracy: accSum / count,
+          loss: window.loss / window.samples,
+          accuracy: window.correct / window.samples,
           lr: state.lr,
           samples_per_s: windowSamples / ((now - windowStart) / 1000),
           epoch: (state.step * cfg.batch) / data.epochSize,
@@ -413,7 +422,7 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
         }
         writeRow(row);
         last = row;
-        lossSum = accSum = count = 0;
+        window = { loss: 0, correct: 0, samples: 0 };
         windowStart = performance.now();
         windowSamples = 0;
       }

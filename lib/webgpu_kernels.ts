@@ -3,8 +3,8 @@
  * one tiled matrix product in WGSL, registered over TensorFlow.js's own WebGPU kernels.
  *
  * Why: on an NVIDIA H200, TensorFlow.js 4.22's WebGPU kernels spend a training step of the small network
- * (64c5-64c5-128f, batch 128) mostly in `Conv2DBackpropFilter` (43 ms for conv1 alone: one thread per filter weight,
- * looping serially over batch x pixels) and its matrix products with a transposed operand run at ~80 GFLOP/s
+ * (64c5-64c5-128f, batch 128) mostly in `Conv2DBackpropFilter`: 43 of the step's 60 ms of kernel time for conv1 alone,
+ * one thread per filter weight looping serially over batch x pixels; this module's takes 0.24 ms for it
  * (bench/README.md, "GPU"). Every one of these operations is a matrix product C[M, N] = sum over k of A[m, k] B[k, n]
  * once its operands are indexed right ("implicit GEMM": no im2col buffer is written), for a stride-1 NHWC
  * convolution of x [B, H, W, Ci] with a filter w [KH, KW, Ci, Co] into y [B, OH, OW, Co], padding (PT, PL):
@@ -22,7 +22,8 @@
  * gradients: M N of a few thousand, K = 131,072 for conv1) the K axis is split over workgroups ("split-K") and a
  * second pass sums the partial products.
  *
- * Anything else (strides, dilation, NCHW, batched products) goes to TensorFlow.js's own kernel.
+ * Anything else (strides, dilation, NCHW, batched products) goes to TensorFlow.js's own kernel. Which of the four are
+ * installed is {@link DEFAULT_WEBGPU_KERNELS} unless `EXEMPLAR_WEBGPU_KERNELS` says otherwise (lib/backend.ts).
  *
  * @module
  */
@@ -361,6 +362,14 @@ const stock = new Map<string, tf.KernelConfig>();
 
 /** The kernels this module can replace. */
 export const WEBGPU_KERNELS: readonly string[] = NAMES;
+
+/**
+ * The kernels installed by default: on an NVIDIA H200, training was fastest with only the filter gradient ours
+ * (64c5-64c5-128f 1663 samples/s against 1533 with all four and 1014 with none; 64c5-128c5-256c5-512f 967, 894, 785;
+ * bench/README.md, "GPU"): TensorFlow.js's own tiled forward convolution, input gradient and matrix products were
+ * as fast as this module's there, its filter gradient 40 times slower.
+ */
+export const DEFAULT_WEBGPU_KERNELS: readonly string[] = ["Conv2DBackpropFilter"];
 
 /**
  * Registers the kernels on the `webgpu` backend (once the backend package is loaded): all of them (`true`), none

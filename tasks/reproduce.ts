@@ -93,15 +93,19 @@ async function estimate(cfg: TrainConfig, backend: string | undefined): Promise<
     const x = Float32Array.from({ length: cfg.batch * 32 * 32 * 3 }, () => rng.normal() * 0.2);
     const y = Int32Array.from({ length: cfg.batch }, (_, i) => i % cfg.classes);
     const hyper = { momentum: cfg.momentum, weightDecay: cfg.weightDecay };
-    // Steps as pretraining makes them (gradient and update), for at least 3 steps and 2 seconds after a first one.
-    await engine.step(x, y, cfg.batch, 1);
+    // Steps as pretraining makes them (gradient, update, the loss read every logged row), for at least 3 steps and
+    // 2 seconds after a first one.
+    await engine.accumulate(x, y, cfg.batch, 1);
     engine.update(cfg.lr, hyper);
+    await engine.stats();
     const t0 = performance.now();
     let n = 0;
     while (n < 3 || performance.now() - t0 < 2000) {
-      await engine.step(x, y, cfg.batch, 2 + n++);
+      await engine.accumulate(x, y, cfg.batch, 2 + n++);
       engine.update(cfg.lr, hyper);
+      if (n % cfg.logEvery === 0) await engine.stats();
     }
+    await engine.stats();
     const sps = (n * cfg.batch) / ((performance.now() - t0) / 1000);
     console.error(
       `estimate: ${sps.toFixed(0)} samples/s on ${info.name}${

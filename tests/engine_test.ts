@@ -124,3 +124,37 @@ Deno.test("DeviceEngine (weights and update on the backend) trains as LocalEngin
     await selectBackend("wasm");
   }
 });
+
+Deno.test("accumulate and stats: the steps' summed losses, read once, on LocalEngine and DeviceEngine", async () => {
+  await selectBackend("cpu");
+  const spec = { net: "6c5-8c3", classes: 4, variant: "release" as const, seed: 8 };
+  const n = 5, rng = new Rng(9);
+  const x = Float32Array.from({ length: n * 32 * 32 * 3 }, () => rng.normal());
+  const y = Int32Array.from({ length: n }, (_, i) => i % 4);
+  const hp = { momentum: 0.9, weightDecay: 0.004 };
+  const reference = await LocalEngine.create(spec);
+  const expected = { loss: 0, correct: 0 };
+  for (let s = 0; s < 3; s++) {
+    const r = await reference.step(x, y, n, s);
+    expected.loss += r.loss, expected.correct += r.correct;
+    reference.update(0.05, hp);
+  }
+  reference.close();
+  for (const create of [LocalEngine.create, DeviceEngine.create]) {
+    const engine = await create(spec);
+    try {
+      for (let s = 0; s < 3; s++) {
+        await engine.accumulate(x, y, n, s);
+        engine.update(0.05, hp);
+      }
+      const got = await engine.stats();
+      assert.equal(got.samples, 3 * n);
+      assert.equal(got.correct, expected.correct);
+      assert.ok(Math.abs(got.loss - expected.loss) < 1e-4 * expected.loss, `${got.loss} vs ${expected.loss}`);
+      assert.deepEqual(await engine.stats(), { loss: 0, correct: 0, samples: 0 }); // read once
+    } finally {
+      engine.close();
+    }
+  }
+  await selectBackend("wasm");
+});

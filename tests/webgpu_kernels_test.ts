@@ -36,7 +36,10 @@ function assertClose(got: Float32Array, want: Float32Array, what: string): void 
     max = Math.max(max, Math.abs(got[i] - want[i]));
     scale = Math.max(scale, Math.abs(want[i]));
   }
-  assert.ok(scale > 0 && max <= 1e-5 * scale * Math.sqrt(want.length), `${what}: max difference ${max} (scale ${scale})`);
+  assert.ok(
+    scale > 0 && max <= 1e-5 * scale * Math.sqrt(want.length),
+    `${what}: max difference ${max} (scale ${scale})`,
+  );
 }
 
 // [batch, height, width, in channels], [kh, kw, in, out], padding: the paper's 5x5 "same" convolutions on RGB and on
@@ -80,19 +83,23 @@ Deno.test("WebGPU kernels: matrix products with every transpose equal cpu's", { 
   await selectBackend("wasm");
 });
 
-Deno.test("WebGPU kernels: installed and removed on request; long products are split", { ignore: !adapter }, async () => {
-  await selectBackend("webgpu", { softwareGpu: true });
-  installWebGPUKernels(true);
-  assert.deepEqual(webgpuKernelsInstalled(), [...WEBGPU_KERNELS]);
-  installWebGPUKernels(false);
-  assert.deepEqual(webgpuKernelsInstalled(), []);
-  installWebGPUKernels(["Conv2DBackpropFilter"]);
-  assert.deepEqual(webgpuKernelsInstalled(), ["Conv2DBackpropFilter"]);
-  assert.throws(() => installWebGPUKernels(["Conv3D"]), /no project WebGPU kernel Conv3D/);
-  installWebGPUKernels(true);
-  // conv1's filter gradient at batch 128: 75 x 64 outputs, K = 131,072.
-  assert.ok(kSplits(75, 64, 128 * 32 * 32) > 100);
-  // The dense layer's input gradient of the large network: 128 x 32768, enough tiles already.
-  assert.equal(kSplits(128, 32768, 1024), 1);
-  await selectBackend("wasm");
-});
+Deno.test(
+  "WebGPU kernels: installed and removed on request; long products are split",
+  { ignore: !adapter },
+  async () => {
+    await selectBackend("webgpu", { softwareGpu: true });
+    installWebGPUKernels(true);
+    assert.deepEqual(webgpuKernelsInstalled(), [...WEBGPU_KERNELS]);
+    installWebGPUKernels(false);
+    assert.deepEqual(webgpuKernelsInstalled(), []);
+    installWebGPUKernels(["Conv2DBackpropFilter"]);
+    assert.deepEqual(webgpuKernelsInstalled(), ["Conv2DBackpropFilter"]);
+    assert.throws(() => installWebGPUKernels(["Conv3D"]), /no project WebGPU kernel Conv3D/);
+    installWebGPUKernels(true);
+    // conv1's filter gradient at batch 128: 75 x 64 outputs, K = 131,072.
+    assert.ok(kSplits(75, 64, 128 * 32 * 32) > 100);
+    // The dense layer's input gradient of the large network: 128 x 32768, enough tiles already.
+    assert.equal(kSplits(128, 32768, 1024), 1);
+    await selectBackend("wasm");
+  },
+);

@@ -54,39 +54,46 @@ Deno.test("WebGPU: the chain refuses a software adapter unless asked", { ignore:
   assert.ok(info.skipped.some((s) => s.startsWith("webgpu: only a software")), info.skipped.join("; "));
 });
 
-Deno.test("WebGPU: DeviceEngine (in-place WGSL update) trains as LocalEngine on wasm does", { ignore: !adapter }, async () => {
-  const spec = { net: "8c5-8c5-16f", classes: 10, variant: "release" as const, seed: 5 };
-  const n = 8, rng = new Rng(4);
-  const x = Float32Array.from({ length: n * 32 * 32 * 3 }, () => rng.normal());
-  const y = Int32Array.from({ length: n }, (_, i) => i % 10);
-  const hp = { momentum: 0.9, weightDecay: 0.004 };
-  const train = async (engine: GradientEngine) => {
-    const losses = [];
+Deno.test(
+  "WebGPU: DeviceEngine (in-place WGSL update) trains as LocalEngine on wasm does",
+  { ignore: !adapter },
+  async () => {
+    const spec = { net: "8c5-8c5-16f", classes: 10, variant: "release" as const, seed: 5 };
+    const n = 8, rng = new Rng(4);
+    const x = Float32Array.from({ length: n * 32 * 32 * 3 }, () => rng.normal());
+    const y = Int32Array.from({ length: n }, (_, i) => i % 10);
+    const hp = { momentum: 0.9, weightDecay: 0.004 };
+    const train = async (engine: GradientEngine) => {
+      const losses = [];
+      for (let s = 0; s < 4; s++) {
+        losses.push((await engine.step(x, y, n, 21 + s)).loss);
+        engine.update(0.05, hp);
+      }
+      await engine.pull();
+      const out = { losses, weights: engine.weights.slice(), momenta: engine.momenta.slice() };
+      engine.close();
+      return out;
+    };
+    await selectBackend("wasm");
+    const cpu = await train(await LocalEngine.create(spec));
+    await selectBackend("webgpu", { softwareGpu: true });
+    const before = tf.memory().numTensors;
+    const gpu = await train(await DeviceEngine.create(spec));
+    assert.equal(tf.memory().numTensors, before, "tensors left behind");
     for (let s = 0; s < 4; s++) {
-      losses.push((await engine.step(x, y, n, 21 + s)).loss);
-      engine.update(0.05, hp);
+      assert.ok(
+        Math.abs(gpu.losses[s] - cpu.losses[s]) < 1e-4 * cpu.losses[s],
+        `step ${s}: ${gpu.losses} vs ${cpu.losses}`,
+      );
     }
-    await engine.pull();
-    const out = { losses, weights: engine.weights.slice(), momenta: engine.momenta.slice() };
-    engine.close();
-    return out;
-  };
-  await selectBackend("wasm");
-  const cpu = await train(await LocalEngine.create(spec));
-  await selectBackend("webgpu", { softwareGpu: true });
-  const before = tf.memory().numTensors;
-  const gpu = await train(await DeviceEngine.create(spec));
-  assert.equal(tf.memory().numTensors, before, "tensors left behind");
-  for (let s = 0; s < 4; s++) {
-    assert.ok(Math.abs(gpu.losses[s] - cpu.losses[s]) < 1e-4 * cpu.losses[s], `step ${s}: ${gpu.losses} vs ${cpu.losses}`);
-  }
-  for (const k of ["weights", "momenta"] as const) {
-    let max = 0, scale = 0;
-    for (let i = 0; i < cpu[k].length; i++) {
-      max = Math.max(max, Math.abs(gpu[k][i] - cpu[k][i]));
-      scale = Math.max(scale, Math.abs(cpu[k][i]));
+    for (const k of ["weights", "momenta"] as const) {
+      let max = 0, scale = 0;
+      for (let i = 0; i < cpu[k].length; i++) {
+        max = Math.max(max, Math.abs(gpu[k][i] - cpu[k][i]));
+        scale = Math.max(scale, Math.abs(cpu[k][i]));
+      }
+      assert.ok(scale > 0 && max < 1e-4 * scale, `${k}: max difference ${max} (scale ${scale})`);
     }
-    assert.ok(scale > 0 && max < 1e-4 * scale, `${k}: max difference ${max} (scale ${scale})`);
-  }
-  await selectBackend("wasm");
-});
+    await selectBackend("wasm");
+  },
+);
