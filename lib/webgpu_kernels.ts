@@ -367,7 +367,7 @@ export const WEBGPU_KERNELS: readonly string[] = NAMES;
  * The kernels installed by default: on an NVIDIA H200, training was fastest with only the filter gradient ours
  * (64c5-64c5-128f 1663 samples/s against 1533 with all four and 1014 with none; 64c5-128c5-256c5-512f 967, 894, 785;
  * bench/README.md, "GPU"): TensorFlow.js's own tiled forward convolution, input gradient and matrix products were
- * as fast as this module's there, its filter gradient 40 times slower.
+ * as fast as this module's there, its filter gradient 2 to 180 times slower (by the kernel profile).
  */
 export const DEFAULT_WEBGPU_KERNELS: readonly string[] = ["Conv2DBackpropFilter"];
 
