@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { selectBackend } from "../lib/backend.ts";
+import { requestGpuAdapter, selectBackend } from "../lib/backend.ts";
 import { parseFlags, runTask } from "../lib/cli.ts";
 import { UserError } from "../lib/errors.ts";
 import { PAPER_NETS } from "../lib/nets.ts";
@@ -31,8 +31,7 @@ import { SurrogateData, SurrogateLoader } from "../lib/surrogate.ts";
 
 async function gpuInfo(): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = { bench: "gpu" };
-  // deno-lint-ignore no-explicit-any
-  const adapter = await (navigator as any).gpu?.requestAdapter({ powerPreference: "high-performance" });
+  const adapter = await requestGpuAdapter();
   if (adapter) {
     const i = adapter.info ?? {};
     out.webgpu = {

@@ -3,9 +3,9 @@
 # .gpu/ (bench/gpu_bundle.sh) and .gl/ (the Vulkan loader's Debian packages, bench/README.md "GPU") carried along.
 # What it writes goes to $OUT (default ./gpu-out), which the device tool brings back:
 #   env.txt             the GPU, its driver and the Vulkan driver file used
-#   gpu.jsonl           bench/gpu.ts with the project's kernels: adapter, throughput beside PyTorch (fp32, TF32),
-#                       the kernel profile of a training step
-#   gpu_variants.jsonl  the same throughput with TensorFlow.js's own kernels, and with only the filter gradient ours
+#   gpu.jsonl           bench/gpu.ts with the default kernels: adapter, throughput beside PyTorch (fp32, TF32),
+#                       the kernel profile of a training step, what a step costs outside the kernels (--latency)
+#   gpu_variants.jsonl  the same throughput with TensorFlow.js's own kernels only, and with all four of ours
 #   pretrain.log        two pretraining runs on the GPU and reproduce's duration estimate for --preset release
 #   run-default.tar     the first run's folder: the default scale of `deno task reproduce` (N 400, K 100, 560 steps)
 #   run-long.tar        the second run's folder (without seeds.bin, which is drawn again where it is evaluated)
@@ -42,15 +42,17 @@ workers=$(($(nproc) > 2 ? $(nproc) - 1 : 2))
 secs=${SECONDS_PER_BENCH:-3}
 nets=${NETS:-small,medium,large}
 
-echo "== bench/gpu.ts, the project's kernels"
-timeout 240 "$DENO" run -A --no-config --no-lock .gpu/gpu.js --seconds "$secs" --nets "$nets" --profile \
+echo "== bench/gpu.ts, the default kernels"
+# (--latency makes 80 training steps: minutes on the software adapter, where it is left out.)
+timeout 270 "$DENO" run -A --no-config --no-lock .gpu/gpu.js --seconds "$secs" --nets "$nets" --profile \
+  $([ -z "$small" ] && echo --latency) \
   ${SURROGATE_WORKERS:+--surrogate "$SURROGATE_WORKERS"} 2>&1 | tee "$OUT/gpu.jsonl"
-echo "== bench/gpu.ts, TensorFlow.js's own kernels; only the filter gradient ours"
+echo "== bench/gpu.ts, TensorFlow.js's own kernels only; all four of ours"
 {
-  EXEMPLAR_WEBGPU_KERNELS=off timeout 90 "$DENO" run -A --no-config --no-lock .gpu/gpu.js --seconds "$secs" \
-    --nets "$nets" --no-peer --profile
-  EXEMPLAR_WEBGPU_KERNELS=Conv2DBackpropFilter timeout 60 "$DENO" run -A --no-config --no-lock .gpu/gpu.js \
-    --seconds "$secs" --nets "${nets%,large}" --no-peer
+  for k in off all; do
+    EXEMPLAR_WEBGPU_KERNELS=$k timeout 90 "$DENO" run -A --no-config --no-lock .gpu/gpu.js --seconds "$secs" \
+      --nets "$nets" --no-peer
+  done
 } 2>&1 | tee "$OUT/gpu_variants.jsonl"
 
 pretrain() { # name, time limit, flags...

@@ -446,16 +446,32 @@ export function installWasmKernels(blas: Blas | null, backendName = "wasm"): voi
   if (backendName === "wasm") blasInstalled = blas !== null;
 }
 
+/**
+ * Deno's WebGPU adapter (null where there is none), asked for the high-performance one. Mesa's Vulkan drivers print
+ * "XDG_RUNTIME_DIR is invalid or not set" to stderr while an adapter is requested on a machine without a desktop
+ * session; that variable then points at a private temporary folder, so that a task's stderr keeps to its own lines.
+ */
+// deno-lint-ignore no-explicit-any
+export async function requestGpuAdapter(): Promise<any> {
+  // deno-lint-ignore no-explicit-any
+  const gpu = (navigator as any).gpu;
+  if (!gpu) return null;
+  if (!Deno.env.get("XDG_RUNTIME_DIR")) {
+    const dir = Deno.makeTempDirSync({ prefix: "exemplar-xdg-" });
+    Deno.env.set("XDG_RUNTIME_DIR", dir);
+    globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+  }
+  return await gpu.requestAdapter({ powerPreference: "high-performance" });
+}
+
 /** The WebGPU adapter's description (and whether it is a software fallback), for every run's config. */
 let webgpuAdapter = "";
 /** The project's WebGPU kernels in use. */
 let webgpuKernels: string[] = [];
 
 async function tryWebGPU(opts: SelectOptions = {}): Promise<string | null> {
-  // deno-lint-ignore no-explicit-any
-  const gpu = (navigator as any).gpu;
-  if (!gpu) return "navigator.gpu is not available";
-  const adapter = await gpu.requestAdapter();
+  if (!("gpu" in navigator)) return "navigator.gpu is not available";
+  const adapter = await requestGpuAdapter();
   if (!adapter) return "no WebGPU adapter";
   const info = adapter.info ?? {};
   webgpuAdapter = `${info.description || info.device || "unnamed"} (vendor ${info.vendor}${

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
+import { requestGpuAdapter } from "../lib/backend.ts";
 
-// deno-lint-ignore no-explicit-any
-const adapter = await (navigator as any).gpu?.requestAdapter();
+const adapter = await requestGpuAdapter();
 
 Deno.test("the GPU check (bench/gpu.ts) runs on a software WebGPU adapter and prints its JSON lines", {
   ignore: !adapter,

@@ -1,12 +1,11 @@
 import assert from "node:assert/strict";
-import { selectBackend, tf } from "../lib/backend.ts";
+import { requestGpuAdapter, selectBackend, tf } from "../lib/backend.ts";
 import { installWebGPUKernels, kSplits, WEBGPU_KERNELS, webgpuKernelsInstalled } from "../lib/webgpu_kernels.ts";
 import { Rng } from "../lib/rng.ts";
 
 // The project's WebGPU kernels against the cpu backend, on the software adapter (llvmpipe) that Deno offers on a
 // machine without a GPU. Skipped only where not even that adapter exists.
-// deno-lint-ignore no-explicit-any
-const adapter = await (navigator as any).gpu?.requestAdapter();
+const adapter = await requestGpuAdapter();
 
 function random(shape: number[], seed: number): { data: Float32Array; shape: number[] } {
   const rng = new Rng(seed);

@@ -1,12 +1,11 @@
 import assert from "node:assert/strict";
-import { selectBackend, tf } from "../lib/backend.ts";
+import { requestGpuAdapter, selectBackend, tf } from "../lib/backend.ts";
 import { DeviceEngine, type GradientEngine, LocalEngine } from "../lib/engine.ts";
 import { Rng } from "../lib/rng.ts";
 
 // The WebGPU path, exercised on the software adapter (llvmpipe) that Deno offers on a machine without a GPU: the
 // chain never picks it by itself, `softwareGpu` lets a test use it. Skipped only where not even that adapter exists.
-// deno-lint-ignore no-explicit-any
-const adapter = await (navigator as any).gpu?.requestAdapter();
+const adapter = await requestGpuAdapter();
 
 Deno.test("WebGPU: a training step and an evaluation equal the wasm backend's", { ignore: !adapter }, async () => {
   // With an FC layer and dropout: the dropout mask comes from the same seed on every backend.
