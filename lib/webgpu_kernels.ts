@@ -273,6 +273,15 @@ function key(c: ConvShape): string {
   return [c.B, c.H, c.W, c.Ci, c.KH, c.KW, c.Co, c.OH, c.OW, c.PT, c.PL].join("_");
 }
 
+/** WGSL: x at (b, oy + kh - PT, ox + kw - PL, ci), zero outside the image; what A reads in the forward convolution and
+ * the filter gradient. */
+function inputPixel(c: ConvShape): string {
+  return `let iy = oy + kh - ${c.PT};
+  let ix = ox + kw - ${c.PL};
+  if (iy < 0 || iy >= ${c.H} || ix < 0 || ix >= ${c.W}) { return 0.0; }
+  return x[((b * ${c.H} + iy) * ${c.W} + ix) * ${c.Ci} + ci];`;
+}
+
 /** The forward convolution as a matrix product (see the module documentation). */
 export function convForwardSpec(c: ConvShape): GemmSpec {
   return {
@@ -282,10 +291,7 @@ export function convForwardSpec(c: ConvShape): GemmSpec {
     K: c.KH * c.KW * c.Ci,
     inputs: ["x", "w"],
     loadA: `${unflatten("m", ["b", "oy", "ox"], [c.OH, c.OW])} ${unflatten("k", ["kh", "kw", "ci"], [c.KW, c.Ci])}
-  let iy = oy + kh - ${c.PT};
-  let ix = ox + kw - ${c.PL};
-  if (iy < 0 || iy >= ${c.H} || ix < 0 || ix >= ${c.W}) { return 0.0; }
-  return x[((b * ${c.H} + iy) * ${c.W} + ix) * ${c.Ci} + ci];`,
+  ${inputPixel(c)}`,
     loadB: `return w[k * ${c.Co} + n];`,
     aContiguous: "k",
     bContiguous: "n",
@@ -321,10 +327,7 @@ export function convFilterGradSpec(c: ConvShape): GemmSpec {
     K: c.B * c.OH * c.OW,
     inputs: ["x", "dy"],
     loadA: `${unflatten("m", ["kh", "kw", "ci"], [c.KW, c.Ci])} ${unflatten("k", ["b", "oy", "ox"], [c.OH, c.OW])}
-  let iy = oy + kh - ${c.PT};
-  let ix = ox + kw - ${c.PL};
-  if (iy < 0 || iy >= ${c.H} || ix < 0 || ix >= ${c.W}) { return 0.0; }
-  return x[((b * ${c.H} + iy) * ${c.W} + ix) * ${c.Ci} + ci];`,
+  ${inputPixel(c)}`,
     loadB: `return dy[k * ${c.Co} + n];`,
     aContiguous: "m",
     bContiguous: "n",
