@@ -5,6 +5,10 @@
  *
  * Layout: 8 bytes "EXCNNCK1", a uint32 header length, the header (JSON:
  * state and the name, shape and offset of every array), then the arrays.
+ * Numbers JSON cannot hold (Infinity, -Infinity, NaN: a best validation
+ * error before the first validation is Infinity) are written as
+ * `{"$number": "Infinity"}` and read back as the number, so every piece of
+ * training state round-trips exactly.
  *
  * @module
  */
@@ -18,6 +22,14 @@ export interface Checkpoint {
   arrays: { name: string; shape: number[]; data: Float32Array }[];
 }
 
+/** JSON.stringify replacer and JSON.parse reviver for numbers JSON cannot hold. */
+const encodeNumber = (_key: string, v: unknown) =>
+  typeof v === "number" && !Number.isFinite(v) ? { $number: String(v) } : v;
+const decodeNumber = (_key: string, v: unknown) =>
+  v !== null && typeof v === "object" && Object.keys(v).length === 1 && "$number" in v
+    ? Number((v as { $number: string }).$number)
+    : v;
+
 /** Writes a checkpoint atomically. */
 export async function saveCheckpoint(path: string, ck: Checkpoint): Promise<void> {
   let offset = 0;
@@ -26,7 +38,7 @@ export async function saveCheckpoint(path: string, ck: Checkpoint): Promise<void
     offset += a.data.length;
     return e;
   });
-  const header = new TextEncoder().encode(JSON.stringify({ state: ck.state, arrays: entries }));
+  const header = new TextEncoder().encode(JSON.stringify({ state: ck.state, arrays: entries }, encodeNumber));
   const pad = (4 - ((12 + header.length) % 4)) % 4;
   const start = 12 + header.length + pad;
   const buf = new Uint8Array(start + offset * 4);
@@ -51,7 +63,7 @@ export async function loadCheckpoint(path: string): Promise<Checkpoint> {
     throw new UserError(`${path}: not a checkpoint of this project`);
   }
   const hlen = new DataView(buf.buffer, buf.byteOffset).getUint32(8, true);
-  const header = JSON.parse(new TextDecoder().decode(buf.subarray(12, 12 + hlen)));
+  const header = JSON.parse(new TextDecoder().decode(buf.subarray(12, 12 + hlen)), decodeNumber);
   const start = 12 + hlen;
   const floats = new Float32Array(buf.buffer.slice(buf.byteOffset + start, buf.byteOffset + buf.length));
   return {

@@ -174,6 +174,8 @@ interface RunState {
   bestValError: number;
   badValidations: number;
   elapsed: number;
+  /** Summed loss, correct count and samples of the steps since the last logged row. */
+  window?: { loss: number; correct: number; samples: number };
 }
 
 function validateConfig(c: TrainConfig): void {
@@ -339,12 +341,13 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
   };
   // The loss and correct count of the steps since the last row, read from the engine when a row is logged or a
   // checkpoint is written (on a GPU each read waits for the device: once per row, not once per step).
-  let window = { loss: 0, correct: 0, samples: 0 }, checked = state.step;
+  let window = state.window ?? { loss: 0, correct: 0, samples: 0 }, checked = state.step;
   const collect = async () => {
     const s = await engine.stats();
     if (s.samples > 0 && !Number.isFinite(s.loss)) {
       throw new Error(
-        `the loss became ${s.loss} in steps ${checked + 1}-${state.step}: training diverged (lower the learning rate)`,
+        `the loss became ${s.loss} in steps ${checked + 1}-${state.step} at learning rate ${state.lr}: training ` +
+          `diverged (lower the learning rate); the last checkpoint is left as it was`,
       );
     }
     window = { loss: window.loss + s.loss, correct: window.correct + s.correct, samples: window.samples + s.samples };
@@ -352,6 +355,7 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
   };
   const save = async () => {
     await collect(); // never a checkpoint of a run that diverged
+    state.window = window; // a resumed run's first row then averages the same steps as the uninterrupted run's
     await engine.pull();
     const arrays = [
       ...engine.slots.map((s) => ({ name: s.name, shape: s.shape, data: W.slice(s.offset, s.offset + s.size) })),

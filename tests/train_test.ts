@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { type MetricsRow, pretrain, readMetrics, stageRate, TRAIN_DEFAULTS, type TrainConfig } from "../lib/train.ts";
+import { loadCheckpoint, saveCheckpoint } from "../lib/checkpoint.ts";
 import { ROOT, task, tempDir } from "./helpers.ts";
 
 const quiet = () => {};
@@ -62,6 +63,19 @@ Deno.test("pretraining learns the surrogate task, and a resumed run repeats the 
   const resumed = await pretrain(cfg, { out: `${tmp.path}/part`, backend: "wasm", resume: true, log: quiet });
   assert.equal(resumed.steps, 16);
   sameRows(await readMetrics(`${tmp.path}/part`), rows);
+
+  // Interrupted after step 3: before the first validation (the best validation error is still Infinity) and between
+  // two logged rows (the row at step 4 averages steps 3 and 4).
+  let steps = 0;
+  const early = await pretrain(cfg, {
+    out: `${tmp.path}/early`,
+    backend: "wasm",
+    log: quiet,
+    shouldStop: () => ++steps > 3,
+  });
+  assert.equal(early.steps, 3);
+  await pretrain(cfg, { out: `${tmp.path}/early`, backend: "wasm", resume: true, log: quiet });
+  sameRows(await readMetrics(`${tmp.path}/early`), rows);
   Deno.env.delete("EXEMPLAR_CACHE");
 });
 
@@ -120,4 +134,14 @@ Deno.test("the release schedule: fixed stages scaled to the run's length", () =>
   assert.equal(stageRate(1320, steps), 0.001);
   assert.equal(stageRate(1440, steps), 0.0004);
   assert.equal(stageRate(1559, steps), 0.0001);
+});
+
+Deno.test("checkpoints keep numbers JSON cannot hold: Infinity, -Infinity, NaN", async () => {
+  await using tmp = await tempDir();
+  const state = { run: { bestValError: Infinity, low: -Infinity, guard: NaN, step: 3, note: { $other: 1 } } };
+  const arrays = [{ name: "w", shape: [2], data: Float32Array.from([1.5, -2]) }];
+  await saveCheckpoint(`${tmp.path}/ck`, { state, arrays });
+  const back = await loadCheckpoint(`${tmp.path}/ck`);
+  assert.deepEqual(back.state, state);
+  assert.deepEqual(Array.from(back.arrays[0].data), [1.5, -2]);
 });
