@@ -345,7 +345,7 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
   const collect = async () => {
     const s = await engine.stats();
     if (s.samples > 0 && !Number.isFinite(s.loss)) {
-      throw new Error(
+      throw new UserError(
         `the loss became ${s.loss} in steps ${checked + 1}-${state.step} at learning rate ${state.lr}: training ` +
           `diverged (lower the learning rate); the last checkpoint is left as it was`,
       );
