@@ -456,11 +456,13 @@ export async function requestGpuAdapter(): Promise<any> {
   // deno-lint-ignore no-explicit-any
   const gpu = (navigator as any).gpu;
   if (!gpu) return null;
-  if (!Deno.env.get("XDG_RUNTIME_DIR")) {
-    const dir = Deno.makeTempDirSync({ prefix: "exemplar-xdg-" });
-    Deno.env.set("XDG_RUNTIME_DIR", dir);
-    globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
-  }
+  try {
+    if (!Deno.env.get("XDG_RUNTIME_DIR")) {
+      const dir = Deno.makeTempDirSync({ prefix: "exemplar-xdg-" });
+      Deno.env.set("XDG_RUNTIME_DIR", dir);
+      globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+    }
+  } catch { /* without the permissions for it, the driver's lines stay: harmless */ }
   return await gpu.requestAdapter({ powerPreference: "high-performance" });
 }
 
