@@ -20,7 +20,7 @@
  * A run folder holds `config.json`, `metrics.jsonl` (one JSON row per logged
  * step: step, loss, accuracy, lr, samples_per_s; validation rows add
  * val_loss, val_accuracy), the seeds, and `checkpoint.ckpt`, written
- * atomically every few minutes, at the end and on Ctrl-C. Batches and dropout
+ * atomically every few minutes, at the end and on Ctrl-C or SIGTERM. Batches and dropout
  * masks are functions of the step, so `resume` continues exactly where the
  * run stopped: the loss curve after resuming equals the uninterrupted run's.
  *
@@ -368,13 +368,18 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
     await saveCheckpoint(ckPath, { state: { run: state, net: cfg.net, classes: cfg.classes }, arrays });
   };
 
+  // Ctrl-C (SIGINT) and SIGTERM (a scheduler's or `kill`'s stop) end the run after the current step, with a
+  // checkpoint.
   let stop = false;
-  const onSigint = () => {
+  const onSignal = () => {
     stop = true;
   };
-  try {
-    Deno.addSignalListener("SIGINT", onSigint);
-  } catch { /* not available on every platform */ }
+  const SIGNALS = ["SIGINT", "SIGTERM"] as const;
+  for (const sig of SIGNALS) {
+    try {
+      Deno.addSignalListener(sig, onSignal);
+    } catch { /* not available on every platform */ }
+  }
   const ckEvery = (opts.checkpointMinutes ?? 5) * 60e3;
   const t0 = performance.now();
   let lastCk = t0, windowStart = t0, windowSamples = 0;
@@ -440,9 +445,11 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
   } finally {
     loader.close();
     metricsFile.close();
-    try {
-      Deno.removeSignalListener("SIGINT", onSigint);
-    } catch { /* ignore */ }
+    for (const sig of SIGNALS) {
+      try {
+        Deno.removeSignalListener(sig, onSignal);
+      } catch { /* ignore */ }
+    }
     engine.close();
   }
   if (interrupted) log(`\ninterrupted at step ${state.step}: checkpoint written; continue with --resume`);
