@@ -4,6 +4,7 @@
  * @module
  */
 import { dirname, join } from "node:path";
+import { UserError } from "./errors.ts";
 
 /** A temporary name beside `path`, unique to this process and call. */
 export function tempName(path: string): string {
@@ -63,4 +64,53 @@ export const PROJECT_ROOT = new URL("../", import.meta.url).pathname.replace(
 /** Where generated data is cached: `$EXEMPLAR_CACHE`, else `<project>/.cache`. */
 export function cacheDir(): string {
   return Deno.env.get("EXEMPLAR_CACHE") ?? join(PROJECT_ROOT, ".cache");
+}
+
+/** Whether process `pid` of this machine still runs (where that cannot be known: yes). */
+function processAlive(pid: number): boolean {
+  if (Deno.build.os !== "linux") return true;
+  return exists(`/proc/${pid}`);
+}
+
+/**
+ * Takes the lock of a run folder (the file `.lock` in it, holding this process's pid and host) so that two runs never
+ * write the same folder; another live holder is a {@link UserError} naming it, and the lock of a process that no longer
+ * runs on this machine (killed with `kill -9`, say) is taken over. `release` removes it.
+ */
+export async function lockFolder(dir: string): Promise<{ release(): void }> {
+  await Deno.mkdir(dir, { recursive: true });
+  const path = join(dir, ".lock");
+  let host = "";
+  try {
+    host = Deno.hostname();
+  } catch { /* without the permission: the pid alone */ }
+  const me = { pid: Deno.pid, host, since: new Date().toISOString() };
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      await Deno.writeTextFile(path, JSON.stringify(me) + "\n", { createNew: true });
+      return {
+        release: () => {
+          try {
+            Deno.removeSync(path);
+          } catch { /* already gone */ }
+        },
+      };
+    } catch (e) {
+      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+    }
+    let holder: typeof me | null = null;
+    try {
+      holder = JSON.parse(await Deno.readTextFile(path));
+    } catch { /* being written, or damaged */ }
+    if (holder && holder.host === host && !processAlive(holder.pid)) {
+      await Deno.remove(path).catch(() => {}); // a stale lock: its process is gone
+      continue;
+    }
+    const who = holder ? `process ${holder.pid}${holder.host ? ` on ${holder.host}` : ""}, since ${holder.since}` : "";
+    throw new UserError(
+      `${dir}: another run is writing this folder${who ? ` (${who})` : ""}; wait for it to end, or remove ${path} ` +
+        `if no such run is going on`,
+    );
+  }
+  throw new UserError(`${dir}: could not take its lock (${path})`);
 }

@@ -32,7 +32,7 @@ import { type BackendInfo, selectBackend, tf } from "./backend.ts";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { openDataset, pretrainingSplit } from "./data/mod.ts";
 import { UserError } from "./errors.ts";
-import { exists, writeFileAtomic } from "./fsutil.ts";
+import { exists, lockFolder, writeFileAtomic } from "./fsutil.ts";
 import { createEngine } from "./engine.ts";
 import { ExemplarNet, netFlops, netSummary, type NetVariant } from "./nets.ts";
 import { hash32 } from "./rng.ts";
@@ -227,27 +227,43 @@ export async function loadTrainedNet(dir: string): Promise<{ net: ExemplarNet; c
 
 /**
  * Pretrains a network on the surrogate task; see the module documentation.
+ *
+ * The same call on the same folder continues the run from its checkpoint (`resume` is implied); a run that stopped
+ * before its first checkpoint starts again. The folder is locked while the run writes it.
  */
 export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise<TrainResult> {
-  const log = opts.log ?? ((m: string) => console.error(m));
   validateConfig(cfg);
+  const lock = await lockFolder(opts.out);
+  try {
+    return await pretrainLocked(cfg, opts);
+  } finally {
+    lock.release();
+  }
+}
+
+async function pretrainLocked(cfg: TrainConfig, opts: PretrainOptions): Promise<TrainResult> {
+  const log = opts.log ?? ((m: string) => console.error(m));
   const out = opts.out;
   const cfgPath = join(out, "config.json"), ckPath = join(out, "checkpoint.ckpt");
   let state: RunState = { step: 0, lr: cfg.lr, bestValError: Infinity, badValidations: 0, elapsed: 0 };
   let momenta: Map<string, Float32Array> | null = null;
   let weights: Map<string, Float32Array> | null = null;
 
-  if (opts.resume) {
-    if (!exists(cfgPath) || !exists(ckPath)) {
-      throw new UserError(`--resume ${out}: no run to resume there (config.json and checkpoint.ckpt)`);
-    }
+  const resuming = exists(ckPath) && exists(cfgPath);
+  if (opts.resume && !resuming && !exists(cfgPath)) {
+    throw new UserError(`--resume ${out}: no run to resume there (config.json and checkpoint.ckpt)`);
+  }
+  if (!resuming && exists(cfgPath)) {
+    log(`${out}: the run there stopped before its first checkpoint; starting it again from step 0`);
+  }
+  if (resuming) {
     const prev = JSON.parse(await Deno.readTextFile(cfgPath)).train as TrainConfig;
     for (const k of IDENTITY_KEYS) {
       if (JSON.stringify(prev[k]) !== JSON.stringify(cfg[k])) {
         throw new UserError(
-          `--resume ${out}: that run was made with ${k} = ${JSON.stringify(prev[k])}, not ${
+          `${out}: that run was made with ${k} = ${JSON.stringify(prev[k])}, not ${
             JSON.stringify(cfg[k])
-          }; the run folder is left as it is`,
+          }; the run folder is left as it is (another --out starts a new run)`,
         );
       }
     }
@@ -256,8 +272,6 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
     weights = new Map(ck.arrays.filter((a) => !a.name.startsWith("momentum:")).map((a) => [a.name, a.data]));
     momenta = new Map(ck.arrays.filter((a) => a.name.startsWith("momentum:")).map((a) => [a.name.slice(9), a.data]));
     if (state.step >= cfg.steps) log(`${out}: already trained for ${state.step} steps (of ${cfg.steps})`);
-  } else if (exists(ckPath) || exists(cfgPath)) {
-    throw new UserError(`${out}: a run is already there; use --resume to continue it, or another --out`);
   }
 
   const backend = await selectBackend(opts.backend);
@@ -267,7 +281,7 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
 
   // Seeds: drawn once, kept in the run folder.
   let seeds;
-  if (opts.resume && exists(join(out, "seeds.json"))) seeds = await loadSeeds(out);
+  if (resuming && exists(join(out, "seeds.json"))) seeds = await loadSeeds(out);
   else {
     const ds = await openDataset(cfg.data);
     const split = pretrainingSplit(ds);
@@ -299,7 +313,7 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
   }
   if (weights) engine.push();
   const summary = netSummary(cfg.net, cfg.classes, spec.variant);
-  if (!opts.resume) {
+  if (!resuming) {
     await writeFileAtomic(
       cfgPath,
       JSON.stringify(
@@ -383,7 +397,7 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
   const ckEvery = (opts.checkpointMinutes ?? 5) * 60e3;
   const t0 = performance.now();
   let lastCk = t0, windowStart = t0, windowSamples = 0;
-  const elapsed0 = state.elapsed;
+  const elapsed0 = state.elapsed, startStep = state.step;
   let last: MetricsRow | null = null;
   let interrupted = false;
   try {
@@ -441,7 +455,8 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
         lastCk = performance.now();
       }
     }
-    await save();
+    // (A run that was already complete made no step: its checkpoint stays as it is.)
+    if (state.step > startStep || !resuming) await save();
   } finally {
     loader.close();
     metricsFile.close();
@@ -452,6 +467,6 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
     }
     engine.close();
   }
-  if (interrupted) log(`\ninterrupted at step ${state.step}: checkpoint written; continue with --resume`);
+  if (interrupted) log(`\ninterrupted at step ${state.step}: checkpoint written; the same command continues the run`);
   return { out, steps: state.step, samples: state.step * cfg.batch, backend, interrupted, last };
 }

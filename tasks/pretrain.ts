@@ -6,7 +6,8 @@
  *
  * Trains a network on the surrogate task (PAPER.md sections 2-3) with a
  * progress bar; writes config.json, metrics.jsonl and checkpoint.ckpt into
- * the run folder. Ctrl-C writes a checkpoint and stops; `--resume` continues.
+ * the run folder. Ctrl-C or SIGTERM writes a checkpoint and stops; the same command again continues the run (`--resume`
+ * says so explicitly, and fails where there is nothing to continue); the folder is locked while a run writes it.
  *
  * @module
  */

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { selectBackend, tf } from "../lib/backend.ts";
 import { ExemplarNet, PAPER_NETS, parseNetName } from "../lib/nets.ts";
-import { oneLineError, task, tempDir } from "./helpers.ts";
+import { readMetrics } from "../lib/train.ts";
+import { listTree, oneLineError, task, tempDir } from "./helpers.ts";
 
 await selectBackend("wasm");
 
@@ -127,9 +128,38 @@ Deno.test("pretrain: bad input is refused, an existing run folder is left intact
     ], env),
     /that run was made with data = /,
   );
-  oneLineError(
-    await task("pretrain", [...base, "--classes", "10", "--out", `${tmp.path}/run`], env),
-    /a run is already there; use --resume/,
-  );
+  // The same command again continues the run: here it is complete, and nothing in the folder changes.
+  const again = await task("pretrain", [...base, "--classes", "10", "--out", `${tmp.path}/run`], env);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /already trained for 20 steps \(of 20\)/);
   assert.deepEqual(await snapshot(), before);
+});
+
+Deno.test("pretrain: a run stopped before its first checkpoint starts again; a folder in use is refused", async () => {
+  await using tmp = await tempDir();
+  const env = { EXEMPLAR_CACHE: `${tmp.path}/cache` };
+  const data = "synthetic:unlabeled=40,train=10,test=10,fold=10";
+  const args = ["--data", data, "--net", "8c5-16f", "--classes", "10", "--per-class", "4", "--steps", "12"];
+  const run = `${tmp.path}/run`;
+  assert.equal((await task("pretrain", [...args, "--batch", "8", "--out", run], env)).code, 0);
+  // As after kill -9 before the first checkpoint: config.json and metrics, no checkpoint.
+  await Deno.remove(`${run}/checkpoint.ckpt`);
+  const restarted = await task("pretrain", [...args, "--batch", "8", "--out", run], env);
+  assert.equal(restarted.code, 0, restarted.stderr);
+  assert.match(restarted.stderr, /stopped before its first checkpoint; starting it again from step 0/);
+  assert.equal((await readMetrics(run)).at(-1)!.step, 12);
+  assert.ok(!listTree(run).includes(".lock"), "the lock is removed at the end");
+
+  // A live holder (this test's own process) keeps the folder; a dead one's lock is taken over.
+  await Deno.writeTextFile(`${run}/.lock`, JSON.stringify({ pid: Deno.pid, host: Deno.hostname(), since: "now" }));
+  oneLineError(
+    await task("pretrain", [...args, "--batch", "8", "--out", run], env),
+    new RegExp(`another run is writing this folder \\(process ${Deno.pid} on `),
+  );
+  const gone = new Deno.Command("true").spawn();
+  await gone.status;
+  await Deno.writeTextFile(`${run}/.lock`, JSON.stringify({ pid: gone.pid, host: Deno.hostname(), since: "then" }));
+  const after = await task("pretrain", [...args, "--batch", "8", "--out", run], env);
+  assert.equal(after.code, 0, after.stderr);
+  assert.ok(!listTree(run).includes(".lock"));
 });
