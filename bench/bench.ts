@@ -18,11 +18,11 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
-import { selectBackend } from "../lib/backend.ts";
-import { openBlas } from "../lib/blas.ts";
-import { parseFlags, runTask } from "../lib/cli.ts";
+import { selectBackend } from "../lib/compute/backend.ts";
+import { openBlas } from "../lib/compute/blas.ts";
+import { parseFlags, runTask } from "../lib/util/cli.ts";
 import { openDataset } from "../lib/data/mod.ts";
-import { UserError } from "../lib/errors.ts";
+import { UserError } from "../lib/util/errors.ts";
 import { PAPER_NETS } from "../lib/nets.ts";
 import { seedPatches } from "../lib/seeds.ts";
 import { SurrogateData, SurrogateLoader } from "../lib/surrogate.ts";

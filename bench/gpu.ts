@@ -17,14 +17,14 @@
  *
  * @module
  */
-import { requestGpuAdapter, selectBackend } from "../lib/backend.ts";
-import { parseFlags, runTask } from "../lib/cli.ts";
-import { UserError } from "../lib/errors.ts";
+import { requestGpuAdapter, selectBackend } from "../lib/compute/backend.ts";
+import { parseFlags, runTask } from "../lib/util/cli.ts";
+import { UserError } from "../lib/util/errors.ts";
 import { PAPER_NETS } from "../lib/nets.ts";
 import { BATCH, benchNets, timed } from "./nets_bench.ts";
 import { latency } from "./gpu_latency.ts";
 import { profileStep } from "./gpu_profile.ts";
-import { tf } from "../lib/backend.ts";
+import { tf } from "../lib/compute/backend.ts";
 import { openDataset } from "../lib/data/mod.ts";
 import { seedPatches } from "../lib/seeds.ts";
 import { SurrogateData, SurrogateLoader } from "../lib/surrogate.ts";

@@ -8,9 +8,9 @@
  *
  * @module
  */
-import { tf } from "../lib/backend.ts";
-import { DeviceEngine } from "../lib/engine.ts";
-import { Rng } from "../lib/rng.ts";
+import { tf } from "../lib/compute/backend.ts";
+import { DeviceEngine } from "../lib/compute/engine.ts";
+import { Rng } from "../lib/util/rng.ts";
 import { BATCH, CLASSES } from "./nets_bench.ts";
 
 async function perOp(n: number, f: (i: number) => void | Promise<void>, sync: () => Promise<unknown>): Promise<number> {

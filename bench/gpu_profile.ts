@@ -7,9 +7,9 @@
  *
  * @module
  */
-import { tf } from "../lib/backend.ts";
-import { DeviceEngine } from "../lib/engine.ts";
-import { Rng } from "../lib/rng.ts";
+import { tf } from "../lib/compute/backend.ts";
+import { DeviceEngine } from "../lib/compute/engine.ts";
+import { Rng } from "../lib/util/rng.ts";
 import { BATCH, CLASSES } from "./nets_bench.ts";
 
 /** One row of a profile: a kernel with its input shapes, how often it ran in the step and its summed time. */

@@ -6,10 +6,10 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
-import type { BackendInfo } from "../lib/backend.ts";
-import { createEngine } from "../lib/engine.ts";
+import type { BackendInfo } from "../lib/compute/backend.ts";
+import { createEngine } from "../lib/compute/engine.ts";
 import { ExemplarNet } from "../lib/nets.ts";
-import { Rng } from "../lib/rng.ts";
+import { Rng } from "../lib/util/rng.ts";
 
 export const BATCH = 128, CLASSES = 1000;
 

@@ -25,9 +25,9 @@
  *
  * @module
  */
-import { UserError } from "./errors.ts";
+import { UserError } from "./util/errors.ts";
 import { CONTEXT, PATCH } from "./seeds.ts";
-import type { Rng } from "./rng.ts";
+import type { Rng } from "./util/rng.ts";
 
 /** The six transformations, by the names used on the command line. */
 export const TRANSFORMS = ["translation", "scaling", "rotation", "contrast1", "contrast2", "color"] as const;

@@ -16,8 +16,8 @@
  * @module
  */
 import { crc32 } from "node:zlib";
-import { UserError } from "./errors.ts";
-import { writeFileAtomic } from "./fsutil.ts";
+import { UserError } from "./util/errors.ts";
+import { writeFileAtomic } from "./util/fsutil.ts";
 
 const MAGIC = "EXCNNCK2", MAGIC_V1 = "EXCNNCK1";
 

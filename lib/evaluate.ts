@@ -20,11 +20,11 @@ import {
   featureLayout,
   rawPixelFeatures,
 } from "./features.ts";
-import { hash32 } from "./rng.ts";
-import { writeFileAtomic } from "./fsutil.ts";
+import { hash32 } from "./util/rng.ts";
+import { writeFileAtomic } from "./util/fsutil.ts";
 import { ExemplarNet, type NetVariant } from "./nets.ts";
-import { tf } from "./backend.ts";
-import { flatWeights } from "./engine.ts";
+import { tf } from "./compute/backend.ts";
+import { flatWeights } from "./compute/engine.ts";
 import {
   checkProtocolFits,
   defaultProtocol,
@@ -35,11 +35,11 @@ import {
   PROTOCOLS,
   runProtocol,
 } from "./protocols.ts";
-import { UserError } from "./errors.ts";
+import { UserError } from "./util/errors.ts";
 import { loadSeeds, PATCH, seedMean } from "./seeds.ts";
 import { loadTrainedNet, type TrainConfig } from "./train.ts";
 import type { Features } from "./svm.ts";
-import { Progress } from "./cli.ts";
+import { Progress } from "./util/cli.ts";
 
 /** The scale a result was made at, shown beside every measured number. */
 export interface Scale {

@@ -23,10 +23,10 @@
  * @module
  */
 import { join } from "node:path";
-import { tf } from "./backend.ts";
+import { tf } from "./compute/backend.ts";
 import type { Split } from "./data/dataset.ts";
-import { exists, writeFileAtomic } from "./fsutil.ts";
-import { resizeBilinear, type RGBImage } from "./image.ts";
+import { exists, writeFileAtomic } from "./util/fsutil.ts";
+import { resizeBilinear, type RGBImage } from "./util/image.ts";
 import type { ExemplarNet } from "./nets.ts";
 import type { Features } from "./svm.ts";
 

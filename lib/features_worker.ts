@@ -6,9 +6,9 @@
  * @module
  */
 /// <reference lib="deno.worker" />
-import { selectBackend } from "./backend.ts";
+import { selectBackend } from "./compute/backend.ts";
 import { openDataset } from "./data/mod.ts";
-import { NetRunner, type NetSpec } from "./engine.ts";
+import { NetRunner, type NetSpec } from "./compute/engine.ts";
 import { extractFeatures, type Pooling } from "./features.ts";
 
 /** A request to a feature worker. */

@@ -19,9 +19,9 @@
  *
  * @module
  */
-import { tf } from "./backend.ts";
-import { UserError } from "./errors.ts";
-import { hash32 } from "./rng.ts";
+import { tf } from "./compute/backend.ts";
+import { UserError } from "./util/errors.ts";
+import { hash32 } from "./util/rng.ts";
 
 /** The three networks of the paper, by name. */
 export const PAPER_NETS = {

@@ -20,8 +20,8 @@
  * @module
  */
 import type { Dataset } from "./data/dataset.ts";
-import { UserError } from "./errors.ts";
-import { Rng } from "./rng.ts";
+import { UserError } from "./util/errors.ts";
+import { Rng } from "./util/rng.ts";
 import { accuracy, C_GRID, chooseC, type Features, meanClassAccuracy, predictSVM, subset, trainSVM } from "./svm.ts";
 import type { Pooling } from "./features.ts";
 

@@ -33,11 +33,11 @@
  * @module
  */
 import { join } from "node:path";
-import { UserError } from "./errors.ts";
-import { writeFileAtomic } from "./fsutil.ts";
-import { newImage, resizeBilinear, type RGBImage } from "./image.ts";
+import { UserError } from "./util/errors.ts";
+import { writeFileAtomic } from "./util/fsutil.ts";
+import { newImage, resizeBilinear, type RGBImage } from "./util/image.ts";
 import { PATCH } from "./patch.ts";
-import { Rng } from "./rng.ts";
+import { Rng } from "./util/rng.ts";
 import type { Split } from "./data/dataset.ts";
 
 /** Seed patches are 32x32 (PAPER.md section 1). */

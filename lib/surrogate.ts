@@ -30,8 +30,8 @@ import {
   transformPatch,
   TRANSFORMS,
 } from "./augment.ts";
-import { UserError } from "./errors.ts";
-import { Rng } from "./rng.ts";
+import { UserError } from "./util/errors.ts";
+import { Rng } from "./util/rng.ts";
 import { CONTEXT, PATCH, seedMean, seedPatch, type Seeds } from "./seeds.ts";
 
 /** Options of the surrogate data set. */

@@ -14,8 +14,8 @@
  *
  * @module
  */
-import { UserError } from "./errors.ts";
-import { Rng } from "./rng.ts";
+import { UserError } from "./util/errors.ts";
+import { Rng } from "./util/rng.ts";
 
 /** A set of feature vectors: `n` rows of `dim` floats. */
 export interface Features {

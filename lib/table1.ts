@@ -13,9 +13,9 @@
  */
 import { join } from "node:path";
 import type { EvaluationResults } from "./evaluate.ts";
-import { writeFileAtomic } from "./fsutil.ts";
+import { writeFileAtomic } from "./util/fsutil.ts";
 import { PROTOCOL_COLUMN } from "./protocols.ts";
-import type { PlotlyFigure } from "./viz.ts";
+import type { PlotlyFigure } from "./util/viz.ts";
 
 /** The paper's table. */
 export interface Table1Data {

@@ -28,14 +28,14 @@
  */
 import { join } from "node:path";
 import { augmentPreset } from "./augment.ts";
-import { type BackendInfo, selectBackend, tf } from "./backend.ts";
+import { type BackendInfo, selectBackend, tf } from "./compute/backend.ts";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { openDataset, pretrainingSplit } from "./data/mod.ts";
-import { UserError } from "./errors.ts";
-import { exists, lockFolder, writeFileAtomic } from "./fsutil.ts";
-import { createEngine } from "./engine.ts";
+import { UserError } from "./util/errors.ts";
+import { exists, lockFolder, writeFileAtomic } from "./util/fsutil.ts";
+import { createEngine } from "./compute/engine.ts";
 import { ExemplarNet, netFlops, netSummary, type NetVariant } from "./nets.ts";
-import { hash32 } from "./rng.ts";
+import { hash32 } from "./util/rng.ts";
 import { loadSeeds, PATCH, saveSeeds, seedPatches, type SeedPreset } from "./seeds.ts";
 import { SurrogateData, SurrogateLoader } from "./surrogate.ts";
 
@@ -67,7 +67,7 @@ export interface TrainConfig {
   /** Workers generating surrogate batches. */
   workers: number;
   /**
-   * Gradient workers on the wasm backend (data parallelism, lib/engine.ts);
+   * Gradient workers on the wasm backend (data parallelism, lib/compute/engine.ts);
    * 1 computes in the training thread. Other backends always use 1.
    */
   parallel: number;

@@ -12,11 +12,11 @@
  */
 import { join } from "node:path";
 import { augmentPreset, parseTransforms, patchToImage, sweepParams, TRANSFORMS } from "../lib/augment.ts";
-import { intFlag, parseFlags, runTask } from "../lib/cli.ts";
+import { intFlag, parseFlags, runTask } from "../lib/util/cli.ts";
 import { DATA_SPECS, openDataset, pretrainingSplit } from "../lib/data/mod.ts";
-import { UserError } from "../lib/errors.ts";
-import { writeFileAtomic } from "../lib/fsutil.ts";
-import { encodePng, imageGrid, type RGBImage } from "../lib/image.ts";
+import { UserError } from "../lib/util/errors.ts";
+import { writeFileAtomic } from "../lib/util/fsutil.ts";
+import { encodePng, imageGrid, type RGBImage } from "../lib/util/image.ts";
 import { PATCH, seedPatch, seedPatches } from "../lib/seeds.ts";
 import { SurrogateData } from "../lib/surrogate.ts";
 

@@ -5,12 +5,12 @@
  *
  * @module
  */
-import { intFlag, parseFlags, runTask } from "../lib/cli.ts";
+import { intFlag, parseFlags, runTask } from "../lib/util/cli.ts";
 import { ARCHIVES, downloadArchive } from "../lib/data/download.ts";
 import { DATA_SPECS, getSplit, inspectDataset, openDataset } from "../lib/data/mod.ts";
-import { UserError } from "../lib/errors.ts";
-import { writeFileAtomic } from "../lib/fsutil.ts";
-import { encodePng } from "../lib/image.ts";
+import { UserError } from "../lib/util/errors.ts";
+import { writeFileAtomic } from "../lib/util/fsutil.ts";
+import { encodePng } from "../lib/util/image.ts";
 
 const USAGE = `deno task data inspect SPEC | preview SPEC --split NAME --index I --out FILE.png | download ${
   Object.keys(ARCHIVES).join("|")

@@ -7,12 +7,12 @@
  *
  * @module
  */
-import { intFlag, parseFlags, runTask } from "../lib/cli.ts";
+import { intFlag, parseFlags, runTask } from "../lib/util/cli.ts";
 import { DATA_SPECS } from "../lib/data/mod.ts";
-import { UserError } from "../lib/errors.ts";
+import { UserError } from "../lib/util/errors.ts";
 import { evaluateRun } from "../lib/evaluate.ts";
 import { PROTOCOLS } from "../lib/protocols.ts";
-import { selectBackend } from "../lib/backend.ts";
+import { selectBackend } from "../lib/compute/backend.ts";
 
 const USAGE = `deno task evaluate --run DIR [--data SPEC] [--protocol ${
   PROTOCOLS.join("|")

@@ -12,10 +12,10 @@
  * @module
  */
 import { join } from "node:path";
-import { BACKENDS } from "../lib/backend.ts";
-import { intFlag, parseFlags, Progress, runTask } from "../lib/cli.ts";
+import { BACKENDS } from "../lib/compute/backend.ts";
+import { intFlag, parseFlags, Progress, runTask } from "../lib/util/cli.ts";
 import { DATA_SPECS } from "../lib/data/mod.ts";
-import { UserError } from "../lib/errors.ts";
+import { UserError } from "../lib/util/errors.ts";
 import { type MetricsRow, pretrain, TRAIN_DEFAULTS, type TrainConfig } from "../lib/train.ts";
 
 const USAGE =

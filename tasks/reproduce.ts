@@ -21,14 +21,14 @@
  * @module
  */
 import { join } from "node:path";
-import { selectBackend } from "../lib/backend.ts";
-import { fmtSecs, parseFlags, Progress, runTask } from "../lib/cli.ts";
+import { selectBackend } from "../lib/compute/backend.ts";
+import { fmtSecs, parseFlags, Progress, runTask } from "../lib/util/cli.ts";
 import { DATA_SPECS, inspectDataset, openDataset } from "../lib/data/mod.ts";
-import { createEngine } from "../lib/engine.ts";
-import { UserError } from "../lib/errors.ts";
+import { createEngine } from "../lib/compute/engine.ts";
+import { UserError } from "../lib/util/errors.ts";
 import { evaluateRun } from "../lib/evaluate.ts";
-import { exists, writeFileAtomic } from "../lib/fsutil.ts";
-import { Rng } from "../lib/rng.ts";
+import { exists, writeFileAtomic } from "../lib/util/fsutil.ts";
+import { Rng } from "../lib/util/rng.ts";
 import { writeTable1 } from "../lib/table1.ts";
 import { pretrain, type TrainConfig } from "../lib/train.ts";
 import { rowSummary, TRAIN_FLAGS, trainConfigFromFlags } from "./pretrain.ts";

@@ -8,11 +8,11 @@
  * @module
  */
 import { join } from "node:path";
-import { intFlag, parseFlags, Progress, runTask } from "../lib/cli.ts";
+import { intFlag, parseFlags, Progress, runTask } from "../lib/util/cli.ts";
 import { DATA_SPECS, openDataset, pretrainingSplit } from "../lib/data/mod.ts";
-import { UserError } from "../lib/errors.ts";
-import { writeFileAtomic } from "../lib/fsutil.ts";
-import { encodePng, imageGrid } from "../lib/image.ts";
+import { UserError } from "../lib/util/errors.ts";
+import { writeFileAtomic } from "../lib/util/fsutil.ts";
+import { encodePng, imageGrid } from "../lib/util/image.ts";
 import { saveSeeds, SEED_PRESETS, seedPatch, seedPatches, type SeedPreset } from "../lib/seeds.ts";
 
 const USAGE = `deno task seeds --data SPEC --n N --out DIR [--preset ${

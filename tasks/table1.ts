@@ -9,10 +9,10 @@
  * @module
  */
 import { join } from "node:path";
-import { parseFlags, runTask } from "../lib/cli.ts";
-import { UserError } from "../lib/errors.ts";
+import { parseFlags, runTask } from "../lib/util/cli.ts";
+import { UserError } from "../lib/util/errors.ts";
 import type { EvaluationResults } from "../lib/evaluate.ts";
-import { exists } from "../lib/fsutil.ts";
+import { exists } from "../lib/util/fsutil.ts";
 import { writeTable1 } from "../lib/table1.ts";
 
 const USAGE = "deno task table1 [--run DIR ...] [--out DIR]";

@@ -10,7 +10,7 @@ import {
   transformPatch,
   TRANSFORMS,
 } from "../lib/augment.ts";
-import { Rng } from "../lib/rng.ts";
+import { Rng } from "../lib/util/rng.ts";
 import { CONTEXT, PATCH } from "../lib/seeds.ts";
 
 /** A random CONTEXT x CONTEXT window of RGB bytes. */

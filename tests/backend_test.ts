@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { installWasmKernels, selectBackend, tf } from "../lib/backend.ts";
-import { convFilterGrad, convForward, type ConvGeometry, openBlas } from "../lib/blas.ts";
+import { installWasmKernels, selectBackend, tf } from "../lib/compute/backend.ts";
+import { convFilterGrad, convForward, type ConvGeometry, openBlas } from "../lib/compute/blas.ts";
 
 const { blas, why: noBlas } = openBlas();
 /** The wasm kernel sets under test: XNNPACK-based always, OpenBLAS where the library opens. */

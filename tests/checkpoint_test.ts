@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { loadCheckpoint, saveCheckpoint } from "../lib/checkpoint.ts";
-import { UserError } from "../lib/errors.ts";
+import { UserError } from "../lib/util/errors.ts";
 import { tempDir } from "./helpers.ts";
 
 const arrays = [

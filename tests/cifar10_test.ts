@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { openCifar10 } from "../lib/data/cifar10.ts";
-import { decodeImage } from "../lib/image.ts";
+import { decodeImage } from "../lib/util/image.ts";
 import { oneLineError, task, tempDir } from "./helpers.ts";
 
 /** One CIFAR-10 record made by hand: label, then the R, G and B planes, each row-major. */

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { packTar } from "modern-tar";
 import { writeStl10 } from "../lib/data/stl10.ts";
-import { newImage } from "../lib/image.ts";
+import { newImage } from "../lib/util/image.ts";
 import { listTree, oneLineError, task, tempDir } from "./helpers.ts";
 
 /** A real stl10_binary.tar.gz, generated: 4 unlabeled, 10 train and 10 test images. */

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { installWasmKernels, selectBackend, tf } from "../lib/backend.ts";
-import { openBlas } from "../lib/blas.ts";
-import { DeviceEngine, LocalEngine, ParallelEngine, sgdUpdate } from "../lib/engine.ts";
-import { Rng } from "../lib/rng.ts";
+import { installWasmKernels, selectBackend, tf } from "../lib/compute/backend.ts";
+import { openBlas } from "../lib/compute/blas.ts";
+import { DeviceEngine, LocalEngine, ParallelEngine, sgdUpdate } from "../lib/compute/engine.ts";
+import { Rng } from "../lib/util/rng.ts";
 
 Deno.test("data parallelism: two workers' averaged gradient equals the one-thread gradient", async () => {
   await selectBackend("wasm");

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { selectBackend, tf } from "../lib/backend.ts";
+import { selectBackend, tf } from "../lib/compute/backend.ts";
 import { convolutionalMaps, featureLayout, poolMap } from "../lib/features.ts";
 import { ExemplarNet } from "../lib/nets.ts";
 

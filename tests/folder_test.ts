@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { copyFileSync } from "node:fs";
 import { openCaltech101, openCaltech256, openFolder } from "../lib/data/folder.ts";
-import { decodeImage } from "../lib/image.ts";
+import { decodeImage } from "../lib/util/image.ts";
 import { CALTECH_MINI, oneLineError, ROOT, task, tempDir } from "./helpers.ts";
 
 const FIX = `${ROOT}/tests/fixtures`;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { requestGpuAdapter } from "../lib/backend.ts";
+import { requestGpuAdapter } from "../lib/compute/backend.ts";
 
 const adapter = await requestGpuAdapter();
 

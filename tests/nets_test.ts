@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { selectBackend, tf } from "../lib/backend.ts";
+import { selectBackend, tf } from "../lib/compute/backend.ts";
 import { ExemplarNet, PAPER_NETS, parseNetName } from "../lib/nets.ts";
 import { readMetrics } from "../lib/train.ts";
 import { listTree, oneLineError, task, tempDir } from "./helpers.ts";

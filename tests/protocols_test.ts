@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { imageToCifar10 } from "../lib/data/cifar10.ts";
 import { openDataset } from "../lib/data/mod.ts";
 import { rawPixelFeatures } from "../lib/features.ts";
-import { newImage } from "../lib/image.ts";
+import { newImage } from "../lib/util/image.ts";
 import { runProtocol } from "../lib/protocols.ts";
-import { Rng } from "../lib/rng.ts";
+import { Rng } from "../lib/util/rng.ts";
 import { CALTECH_MINI, oneLineError, task, tempDir } from "./helpers.ts";
 
 const GRAY: [number, number, number] = [0.5, 0.5, 0.5];

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { Split } from "../lib/data/dataset.ts";
-import { newImage, type RGBImage } from "../lib/image.ts";
-import { Rng } from "../lib/rng.ts";
+import { newImage, type RGBImage } from "../lib/util/image.ts";
+import { Rng } from "../lib/util/rng.ts";
 import { loadSeeds, PATCH, saveSeeds, seedPatch, seedPatches } from "../lib/seeds.ts";
 import { oneLineError, task, tempDir } from "./helpers.ts";
 

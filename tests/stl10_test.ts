@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { openStl10, stl10ToImage, writeStl10 } from "../lib/data/stl10.ts";
-import { newImage } from "../lib/image.ts";
+import { newImage } from "../lib/util/image.ts";
 import { oneLineError, task, tempDir } from "./helpers.ts";
 
 /** Writes STL-10 bytes by hand, independently of the project's writer. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { newImage } from "../lib/image.ts";
-import { Rng } from "../lib/rng.ts";
+import { newImage } from "../lib/util/image.ts";
+import { Rng } from "../lib/util/rng.ts";
 import { seedPatches } from "../lib/seeds.ts";
 import { SurrogateData, SurrogateLoader } from "../lib/surrogate.ts";
 import type { Split } from "../lib/data/dataset.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Rng } from "../lib/rng.ts";
+import { Rng } from "../lib/util/rng.ts";
 import { accuracy, chooseC, type Features, meanClassAccuracy, predictSVM, trainSVM } from "../lib/svm.ts";
 
 /** Gaussian blobs: `k` classes in `dim` dimensions, `per` points each. */

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { openDataset } from "../lib/data/mod.ts";
 import { ensureSynthetic, insideShape, parseSyntheticSpec, renderSynthetic } from "../lib/data/synthetic.ts";
-import { Rng } from "../lib/rng.ts";
+import { Rng } from "../lib/util/rng.ts";
 import { oneLineError, task, tempDir } from "./helpers.ts";
 
 const SMALL = { unlabeled: 30, train: 40, test: 20, fold: 10, seed: 5 };

@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
-import { requestGpuAdapter, selectBackend, tf } from "../lib/backend.ts";
-import { installWebGPUKernels, kSplits, WEBGPU_KERNELS, webgpuKernelsInstalled } from "../lib/webgpu_kernels.ts";
-import { Rng } from "../lib/rng.ts";
+import { requestGpuAdapter, selectBackend, tf } from "../lib/compute/backend.ts";
+import {
+  installWebGPUKernels,
+  kSplits,
+  WEBGPU_KERNELS,
+  webgpuKernelsInstalled,
+} from "../lib/compute/webgpu_kernels.ts";
+import { Rng } from "../lib/util/rng.ts";
 
 // The project's WebGPU kernels against the cpu backend, on the software adapter (llvmpipe) that Deno offers on a
 // machine without a GPU. Skipped only where not even that adapter exists.

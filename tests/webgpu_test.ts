@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { requestGpuAdapter, selectBackend, tf } from "../lib/backend.ts";
-import { DeviceEngine, type GradientEngine, LocalEngine } from "../lib/engine.ts";
-import { Rng } from "../lib/rng.ts";
+import { requestGpuAdapter, selectBackend, tf } from "../lib/compute/backend.ts";
+import { DeviceEngine, type GradientEngine, LocalEngine } from "../lib/compute/engine.ts";
+import { Rng } from "../lib/util/rng.ts";
 
 // The WebGPU path, exercised on the software adapter (llvmpipe) that Deno offers on a machine without a GPU: the
 // chain never picks it by itself, `softwareGpu` lets a test use it. Skipped only where not even that adapter exists.

@@ -8,9 +8,9 @@
  * @module
  */
 import { join } from "node:path";
-import { UserError } from "../errors.ts";
-import { exists, isDir } from "../fsutil.ts";
-import { newImage, type RGBImage } from "../image.ts";
+import { UserError } from "../util/errors.ts";
+import { exists, isDir } from "../util/fsutil.ts";
+import { newImage, type RGBImage } from "../util/image.ts";
 import { type Dataset, noneSkipped, type Split } from "./dataset.ts";
 import { RecordFile } from "./records.ts";
 

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import type { RGBImage } from "../image.ts";
-import { UserError } from "../errors.ts";
+import type { RGBImage } from "../util/image.ts";
+import { UserError } from "../util/errors.ts";
 
 /** One split of a data set ("unlabeled", "train", "test" or "all"). */
 export interface Split {

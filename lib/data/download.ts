@@ -18,9 +18,9 @@ import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { unzipSync } from "fflate";
 import { unpackTar } from "modern-tar/fs";
-import { Progress } from "../cli.ts";
-import { UserError } from "../errors.ts";
-import { exists, isDir, listDir } from "../fsutil.ts";
+import { Progress } from "../util/cli.ts";
+import { UserError } from "../util/errors.ts";
+import { exists, isDir, listDir } from "../util/fsutil.ts";
 
 /** One official archive. */
 export interface Archive {

@@ -18,9 +18,9 @@
  * @module
  */
 import { join } from "node:path";
-import { UserError } from "../errors.ts";
-import { isDir, listDir } from "../fsutil.ts";
-import { decodeImage, headerSize, imageKind } from "../image.ts";
+import { UserError } from "../util/errors.ts";
+import { isDir, listDir } from "../util/fsutil.ts";
+import { decodeImage, headerSize, imageKind } from "../util/image.ts";
 import { type Dataset, noneSkipped, type Skipped, type Split } from "./dataset.ts";
 
 const MAX_EXAMPLES = 10;

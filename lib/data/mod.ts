@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { UserError } from "../errors.ts";
+import { UserError } from "../util/errors.ts";
 import { openCifar10 } from "./cifar10.ts";
 import type { Dataset } from "./dataset.ts";
 import { openCaltech101, openCaltech256, openFolder } from "./folder.ts";

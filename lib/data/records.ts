@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { UserError } from "../errors.ts";
+import { UserError } from "../util/errors.ts";
 
 /** A file of `count` records of `recordSize` bytes, read by index. */
 export class RecordFile {

@@ -18,10 +18,10 @@
  * @module
  */
 import { join } from "node:path";
-import { UserError } from "../errors.ts";
-import { cacheDir, exists } from "../fsutil.ts";
-import { newImage, type RGBImage } from "../image.ts";
-import { Rng } from "../rng.ts";
+import { UserError } from "../util/errors.ts";
+import { cacheDir, exists } from "../util/fsutil.ts";
+import { newImage, type RGBImage } from "../util/image.ts";
+import { Rng } from "../util/rng.ts";
 import type { Dataset } from "./dataset.ts";
 import { openStl10, STL10_SIZE, writeStl10 } from "./stl10.ts";
 

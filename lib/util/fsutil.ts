@@ -55,11 +55,19 @@ export function listDir(
   return [...Deno.readDirSync(path)].sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
 
-/** The project's root folder (where deno.json lives). */
-export const PROJECT_ROOT = new URL("../", import.meta.url).pathname.replace(
-  /\/$/,
-  "",
-);
+/**
+ * The project's root folder: the nearest folder above this module that holds deno.json (two levels up in the source
+ * tree; one level up from a bundle in `.gpu/`), else the working folder.
+ */
+export const PROJECT_ROOT: string = (() => {
+  let dir = dirname(new URL(import.meta.url).pathname);
+  for (;;) {
+    if (exists(join(dir, "deno.json"))) return dir;
+    const up = dirname(dir);
+    if (up === dir) return Deno.cwd();
+    dir = up;
+  }
+})();
 
 /** Where generated data is cached: `$EXEMPLAR_CACHE`, else `<project>/.cache`. */
 export function cacheDir(): string {

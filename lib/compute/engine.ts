@@ -22,8 +22,8 @@
  */
 import { type BackendInfo, selectBackend, tf, wasmHeapView, weightsInPlace } from "./backend.ts";
 import { DeviceSgd } from "./webgpu_sgd.ts";
-import { ExemplarNet, type NetVariant } from "./nets.ts";
-import { PATCH } from "./patch.ts";
+import { ExemplarNet, type NetVariant } from "../nets.ts";
+import { PATCH } from "../patch.ts";
 
 /** A parameter's place in the flat weight vector. */
 export interface ParamSlot {
@@ -330,7 +330,7 @@ export class LocalEngine extends HostEngine {
  * Everything in this thread, with the network's weights, the momenta and the SGD update on the backend's device:
  * for a GPU, where copying 10-40 M weights and their gradients to the CPU and back at every step would cost more
  * than the step (on the H200, 0.4 s a step for the medium network through TensorFlow.js's WebGPU reads). On WebGPU
- * the update is one WGSL pass per parameter, in place (lib/webgpu_sgd.ts); elsewhere it is TensorFlow.js
+ * the update is one WGSL pass per parameter, in place (lib/compute/webgpu_sgd.ts); elsewhere it is TensorFlow.js
  * arithmetic.
  */
 export class DeviceEngine implements GradientEngine {

@@ -24,7 +24,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
-import { UserError } from "./errors.ts";
+import { UserError } from "../util/errors.ts";
 import { type Blas, convFilterGrad, convForward, type ConvGeometry, flipFilter, openBlas } from "./blas.ts";
 import { DEFAULT_WEBGPU_KERNELS, installWebGPUKernels } from "./webgpu_kernels.ts";
 
@@ -225,7 +225,7 @@ export function registerWasmConvGradients(backendName = "wasm"): void {
 
 /**
  * Registers OpenBLAS convolutions on `backendName` (wasm): `Conv2D`, `Conv2DBackpropFilter` and
- * `Conv2DBackpropInput` as im2col + sgemm on the wasm heap (lib/blas.ts). What they do not cover
+ * `Conv2DBackpropInput` as im2col + sgemm on the wasm heap (lib/compute/blas.ts). What they do not cover
  * (dilation, NCHW, a strided input gradient) goes to the kernels registered before.
  */
 export function registerBlasConvolutions(blas: Blas, backendName = "wasm"): void {
@@ -396,7 +396,7 @@ export function maxPoolBackward(
 let wasmReady = false;
 
 async function tryWasm(): Promise<string | null> {
-  const dir = new URL("../node_modules/@tensorflow/tfjs-backend-wasm/dist/", import.meta.url);
+  const dir = new URL("../../node_modules/@tensorflow/tfjs-backend-wasm/dist/", import.meta.url);
   try {
     Deno.statSync(new URL("tfjs-backend-wasm-simd.wasm", dir));
   } catch {
@@ -489,7 +489,7 @@ async function tryWebGPU(opts: SelectOptions = {}): Promise<string | null> {
     return `@tensorflow/tfjs-backend-webgpu is not installed (${(e as Error).message.split("\n")[0]})`;
   }
   if (!(await tf.setBackend("webgpu"))) return "the webgpu backend failed to start";
-  // The project's kernels (lib/webgpu_kernels.ts): by default those that measured faster than TensorFlow.js's own
+  // The project's kernels (lib/compute/webgpu_kernels.ts): by default those that measured faster than TensorFlow.js's own
   // on a real GPU (bench/README.md, "GPU"); EXEMPLAR_WEBGPU_KERNELS=all installs all of them, =off none, and a
   // comma-separated list of kernel names those.
   const env = Deno.env.get("EXEMPLAR_WEBGPU_KERNELS") ?? "default";

@@ -23,7 +23,7 @@
  * second pass sums the partial products.
  *
  * Anything else (strides, dilation, NCHW, batched products) goes to TensorFlow.js's own kernel. Which of the four are
- * installed is {@link DEFAULT_WEBGPU_KERNELS} unless `EXEMPLAR_WEBGPU_KERNELS` says otherwise (lib/backend.ts).
+ * installed is {@link DEFAULT_WEBGPU_KERNELS} unless `EXEMPLAR_WEBGPU_KERNELS` says otherwise (lib/compute/backend.ts).
  *
  * @module
  */

@@ -17,7 +17,7 @@
  * @module
  */
 
-import { UserError } from "./errors.ts";
+import { UserError } from "../util/errors.ts";
 
 const SYMBOLS = {
   cblas_sgemm: {
