@@ -1,5 +1,5 @@
 /**
- * Backends: where the tensor arithmetic runs (DESIGN.md, "Backends").
+ * Backends: where the tensor arithmetic runs (README.md, "The stages, one task each").
  *
  * TensorFlow.js is chosen at start-up, best first:
  * `@tensorflow/tfjs-node-gpu` (CUDA) -> `@tensorflow/tfjs-node` (native CPU) ->

@@ -1,5 +1,5 @@
 /**
- * Native matrix products for the convolutions (DESIGN.md, toolchain facts).
+ * Native matrix products for the convolutions (bench/README.md has the figures).
  *
  * The `wasm` backend runs convolutions on XNNPACK with 128-bit SIMD, about
  * 25-37 GFLOP/s per thread here. Where an OpenBLAS library can be opened with

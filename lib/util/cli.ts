@@ -1,5 +1,5 @@
 /**
- * The command-line contract shared by every task (DESIGN.md): flags parsed
+ * The command-line contract shared by every task: flags parsed
  * strictly, human progress on stderr, one clear line and a non-zero exit on
  * bad input.
  *
