@@ -39,7 +39,6 @@ import { UserError } from "./util/errors.ts";
 import { loadSeeds, PATCH, seedMean } from "./seeds.ts";
 import { loadTrainedNet, type TrainConfig } from "./train.ts";
 import type { Features } from "./svm.ts";
-import { Progress } from "./util/cli.ts";
 
 /** The scale a result was made at, shown beside every measured number. */
 export interface Scale {
@@ -74,7 +73,10 @@ export interface EvaluateOptions {
   C?: number;
   /** Runs of the protocol (default: its own, 10). */
   runs?: number;
+  /** Messages (default: none). */
   log?: (m: string) => void;
+  /** Progress of feature extraction: (what, images done, images in all). */
+  onProgress?: (what: string, done: number, total: number) => void;
 }
 
 /** A feature function with the release's per-layer scaling fitted on the training split. */
@@ -101,7 +103,7 @@ function scaledFeatures(
 
 /** Evaluates a run folder (see the module documentation). */
 export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): Promise<EvaluationResults> {
-  const log = opts.log ?? ((m: string) => console.error(m));
+  const log = opts.log ?? (() => {});
   const t0 = performance.now();
   const { net, config, step } = await loadTrainedNet(runDir);
   const cfg = config as TrainConfig;
@@ -128,20 +130,20 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): P
       const { blocks } = featureLayout(n, size, pooling);
       const flat = trained ? await flatWeights(n) : null;
       return scaledFeatures(cache, `${which}-s${step}-${dataTag}`, async (split, idx) => {
-        const bar = new Progress(`features (${which}, ${split})`, idx.length);
+        const progress = (d: number) => opts.onProgress?.(`features (${which}, ${split})`, d, idx.length);
         if (workers > 1) {
           return await extractFeaturesParallel(
             { spec, weights: flat, data: evalData, split, size, pooling, mean },
             idx,
             workers,
-            (d) => bar.update(d),
+            progress,
           );
         }
         return await extractFeatures(n, getSplit(ds, split), idx, {
           size,
           pooling,
           mean,
-          onProgress: (d) => bar.update(d),
+          onProgress: progress,
         });
       }, blocks);
     };

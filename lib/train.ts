@@ -242,7 +242,7 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
 }
 
 async function pretrainLocked(cfg: TrainConfig, opts: PretrainOptions): Promise<TrainResult> {
-  const log = opts.log ?? ((m: string) => console.error(m));
+  const log = opts.log ?? (() => {});
   const out = opts.out;
   const cfgPath = join(out, "config.json"), ckPath = join(out, "checkpoint.ckpt");
   let state: RunState = { step: 0, lr: cfg.lr, bestValError: Infinity, badValidations: 0, elapsed: 0 };

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { intFlag, parseFlags, runTask } from "../lib/util/cli.ts";
+import { intFlag, parseFlags, progressBars, runTask } from "../lib/util/cli.ts";
 import { ARCHIVES, downloadArchive } from "../lib/data/download.ts";
 import { DATA_SPECS, getSplit, inspectDataset, openDataset } from "../lib/data/mod.ts";
 import { UserError } from "../lib/util/errors.ts";
@@ -71,7 +71,13 @@ async function main(args: string[]): Promise<void> {
       url: values.url ?? a.url,
       md5: values.md5 === "none" ? null : values.md5 ?? a.md5,
     };
-    const dir = await downloadArchive(archive, values.to);
+    const bars = progressBars();
+    const dir = await downloadArchive(archive, values.to, {
+      log: (m) => console.error(m),
+      onProgress: (done, total) => {
+        if (total) bars(archive.file, done / total, 1, `${(done / 1e6).toFixed(1)}/${(total / 1e6).toFixed(1)} MB`);
+      },
+    });
     console.log(dir);
   } else {
     throw new UserError(`unknown command "${cmd ?? ""}" (usage: ${USAGE})`);

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { intFlag, parseFlags, runTask } from "../lib/util/cli.ts";
+import { intFlag, parseFlags, progressBars, runTask } from "../lib/util/cli.ts";
 import { DATA_SPECS } from "../lib/data/mod.ts";
 import { UserError } from "../lib/util/errors.ts";
 import { evaluateRun } from "../lib/evaluate.ts";
@@ -42,6 +42,8 @@ async function main(args: string[]): Promise<void> {
     C,
     runs: values.runs === undefined ? undefined : intFlag("runs", values.runs as string, 10, 1),
     baselines: !values["no-baselines"],
+    log: (m) => console.error(m),
+    onProgress: progressBars(),
   });
   console.log(
     JSON.stringify({ protocol: r.protocol, learned: r.learned.mean, random: r.random?.mean, raw: r.raw?.mean }),

@@ -13,75 +13,16 @@
  */
 import { join } from "node:path";
 import { BACKENDS } from "../lib/compute/backend.ts";
-import { intFlag, parseFlags, Progress, runTask } from "../lib/util/cli.ts";
+import { parseFlags, Progress, runTask } from "../lib/util/cli.ts";
 import { DATA_SPECS } from "../lib/data/mod.ts";
 import { UserError } from "../lib/util/errors.ts";
-import { type MetricsRow, pretrain, TRAIN_DEFAULTS, type TrainConfig } from "../lib/train.ts";
+import { pretrain } from "../lib/train.ts";
+import { rowSummary, TRAIN_FLAGS, trainConfigFromFlags } from "../lib/train_flags.ts";
 
 const USAGE =
   `deno task pretrain --out DIR [--data SPEC] [--net NAME] [--classes N] [--per-class K|inf] [--steps S] [--batch B] [--backend ${
     BACKENDS.join("|")
   }] [--preset paper|release] [--schedule plateau|stages] [--lr R] [--valid-every S] [--seed S] [--workers W] [--resume]   (SPEC: ${DATA_SPECS})`;
-
-/** Flags shared with `reproduce`. */
-export const TRAIN_FLAGS = {
-  data: { type: "string" },
-  net: { type: "string" },
-  classes: { type: "string" },
-  "per-class": { type: "string" },
-  steps: { type: "string" },
-  batch: { type: "string" },
-  backend: { type: "string" },
-  preset: { type: "string" },
-  schedule: { type: "string" },
-  lr: { type: "string" },
-  "valid-every": { type: "string" },
-  seed: { type: "string" },
-  workers: { type: "string" },
-} as const;
-
-/** One training row as a progress-bar text. */
-export function rowSummary(r: MetricsRow): string {
-  return `step ${r.step} loss ${r.loss.toFixed(3)} acc ${(100 * r.accuracy).toFixed(1)}%${
-    r.val_accuracy !== undefined ? ` val ${(100 * r.val_accuracy).toFixed(1)}%` : ""
-  } lr ${r.lr.toPrecision(2)} ${r.samples_per_s.toFixed(0)} samples/s`;
-}
-
-/** Builds a training config from flags over defaults. */
-export function trainConfigFromFlags(
-  v: Record<string, string | boolean | undefined>,
-  defaults: Partial<TrainConfig> = {},
-): TrainConfig {
-  const s = (k: string) => v[k] as string | undefined;
-  const perClassRaw = s("per-class");
-  const perClass = perClassRaw === undefined
-    ? defaults.perClass ?? 100
-    : perClassRaw === "inf"
-    ? "inf"
-    : intFlag("per-class", perClassRaw, 100, 1);
-  const preset = (s("preset") ?? defaults.preset ?? "paper") as TrainConfig["preset"];
-  if (preset !== "paper" && preset !== "release") throw new UserError(`--preset ${preset}: expected paper or release`);
-  const lrRaw = s("lr");
-  const lr = lrRaw === undefined ? defaults.lr ?? TRAIN_DEFAULTS.lr : Number(lrRaw);
-  if (!(lr > 0 && Number.isFinite(lr))) throw new UserError(`--lr ${lrRaw}: expected a positive number`);
-  return {
-    ...TRAIN_DEFAULTS,
-    ...defaults,
-    data: s("data") ?? defaults.data ?? "synthetic",
-    net: s("net") ?? defaults.net ?? "64c5-64c5-128f",
-    classes: intFlag("classes", s("classes"), defaults.classes ?? 1000, 0),
-    perClass,
-    steps: intFlag("steps", s("steps"), defaults.steps ?? 1000, 0),
-    batch: intFlag("batch", s("batch"), defaults.batch ?? TRAIN_DEFAULTS.batch, 0),
-    preset,
-    schedule:
-      (s("schedule") ?? defaults.schedule ?? (preset === "release" ? "stages" : "plateau")) as TrainConfig["schedule"],
-    lr,
-    validEvery: intFlag("valid-every", s("valid-every"), defaults.validEvery ?? TRAIN_DEFAULTS.validEvery, 1),
-    seed: intFlag("seed", s("seed"), defaults.seed ?? 0, 0),
-    workers: intFlag("workers", s("workers"), defaults.workers ?? TRAIN_DEFAULTS.workers, 1, 256),
-  };
-}
 
 async function main(args: string[]): Promise<void> {
   const { values, positionals } = parseFlags(args, {
@@ -97,6 +38,7 @@ async function main(args: string[]): Promise<void> {
     out: values.out,
     resume: values.resume,
     backend: values.backend as string | undefined,
+    log: (m) => console.error(m),
     onRow: (r) => bar.update(r.step, rowSummary(r)),
   });
   console.error(

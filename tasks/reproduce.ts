@@ -22,7 +22,7 @@
  */
 import { join } from "node:path";
 import { selectBackend } from "../lib/compute/backend.ts";
-import { fmtSecs, parseFlags, Progress, runTask } from "../lib/util/cli.ts";
+import { fmtSecs, parseFlags, Progress, progressBars, runTask } from "../lib/util/cli.ts";
 import { DATA_SPECS, inspectDataset, openDataset } from "../lib/data/mod.ts";
 import { createEngine } from "../lib/compute/engine.ts";
 import { UserError } from "../lib/util/errors.ts";
@@ -31,7 +31,7 @@ import { exists, writeFileAtomic } from "../lib/util/fsutil.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { writeTable1 } from "../lib/table1.ts";
 import { pretrain, type TrainConfig } from "../lib/train.ts";
-import { rowSummary, TRAIN_FLAGS, trainConfigFromFlags } from "./pretrain.ts";
+import { rowSummary, TRAIN_FLAGS, trainConfigFromFlags } from "../lib/train_flags.ts";
 
 const PRESETS = ["default", "tiny", "paper", "release"] as const;
 type Preset = typeof PRESETS[number];
@@ -176,7 +176,7 @@ async function main(args: string[]): Promise<void> {
   }
 
   stage(3, "features, linear SVM and the evaluation protocol, with the random-weights and raw-pixel baselines");
-  const results = await evaluateRun(out, { log: (m) => console.error(`  ${m}`) });
+  const results = await evaluateRun(out, { log: (m) => console.error(`  ${m}`), onProgress: progressBars() });
 
   stage(4, "Table 1");
   const paths = await writeTable1(out, [results]);

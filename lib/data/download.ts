@@ -18,7 +18,6 @@ import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { unzipSync } from "fflate";
 import { unpackTar } from "modern-tar/fs";
-import { Progress } from "../util/cli.ts";
 import { UserError } from "../util/errors.ts";
 import { exists, isDir, listDir } from "../util/fsutil.ts";
 
@@ -215,7 +214,7 @@ export async function downloadArchive(
   toDir: string,
   opts: DownloadOptions = {},
 ): Promise<string> {
-  const log = opts.log ?? ((m: string) => console.error(m));
+  const log = opts.log ?? (() => {});
   const target = join(toDir, a.folder);
   if (isDir(target)) {
     log(`${target} already exists; nothing to do`);
@@ -225,14 +224,7 @@ export async function downloadArchive(
   const archive = join(toDir, a.file);
   if (!exists(archive)) {
     log(`downloading ${a.url}`);
-    const bar = new Progress(a.file, 1);
-    await downloadFile(a.url, archive, {
-      ...opts,
-      log,
-      onProgress: opts.onProgress ?? ((done, total) => {
-        if (total) bar.update(done / total, `${(done / 1e6).toFixed(1)}/${(total / 1e6).toFixed(1)} MB`);
-      }),
-    });
+    await downloadFile(a.url, archive, { ...opts, log });
   }
   if (a.md5) {
     log(`verifying MD5 of ${archive}`);

@@ -100,6 +100,19 @@ export class Progress {
   }
 }
 
+/**
+ * A progress callback for tasks: one {@link Progress} line per label (a library function reports `(label, done,
+ * total)`; only tasks draw).
+ */
+export function progressBars(): (label: string, done: number, total: number, extra?: string) => void {
+  const bars = new Map<string, Progress>();
+  return (label, done, total, extra = "") => {
+    let bar = bars.get(label);
+    if (!bar) bars.set(label, bar = new Progress(label, total));
+    bar.update(done, extra);
+  };
+}
+
 /** Seconds as `1h02m`, `3m05s` or `4.2s`. */
 export function fmtSecs(s: number): string {
   if (s >= 3600) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;

@@ -1,0 +1,69 @@
+/**
+ * The pretraining flags that `deno task pretrain` and `deno task reproduce` share, and how they become a
+ * {@link TrainConfig}; a training row as the progress line shows it.
+ *
+ * @module
+ */
+import { intFlag } from "./util/cli.ts";
+import { UserError } from "./util/errors.ts";
+import { type MetricsRow, TRAIN_DEFAULTS, type TrainConfig } from "./train.ts";
+
+/** Flags of pretraining, shared by the tasks that pretrain. */
+export const TRAIN_FLAGS = {
+  data: { type: "string" },
+  net: { type: "string" },
+  classes: { type: "string" },
+  "per-class": { type: "string" },
+  steps: { type: "string" },
+  batch: { type: "string" },
+  backend: { type: "string" },
+  preset: { type: "string" },
+  schedule: { type: "string" },
+  lr: { type: "string" },
+  "valid-every": { type: "string" },
+  seed: { type: "string" },
+  workers: { type: "string" },
+} as const;
+
+/** One training row as a progress-bar text. */
+export function rowSummary(r: MetricsRow): string {
+  return `step ${r.step} loss ${r.loss.toFixed(3)} acc ${(100 * r.accuracy).toFixed(1)}%${
+    r.val_accuracy !== undefined ? ` val ${(100 * r.val_accuracy).toFixed(1)}%` : ""
+  } lr ${r.lr.toPrecision(2)} ${r.samples_per_s.toFixed(0)} samples/s`;
+}
+
+/** Builds a training config from flags over defaults. */
+export function trainConfigFromFlags(
+  v: Record<string, string | boolean | undefined>,
+  defaults: Partial<TrainConfig> = {},
+): TrainConfig {
+  const s = (k: string) => v[k] as string | undefined;
+  const perClassRaw = s("per-class");
+  const perClass = perClassRaw === undefined
+    ? defaults.perClass ?? 100
+    : perClassRaw === "inf"
+    ? "inf"
+    : intFlag("per-class", perClassRaw, 100, 1);
+  const preset = (s("preset") ?? defaults.preset ?? "paper") as TrainConfig["preset"];
+  if (preset !== "paper" && preset !== "release") throw new UserError(`--preset ${preset}: expected paper or release`);
+  const lrRaw = s("lr");
+  const lr = lrRaw === undefined ? defaults.lr ?? TRAIN_DEFAULTS.lr : Number(lrRaw);
+  if (!(lr > 0 && Number.isFinite(lr))) throw new UserError(`--lr ${lrRaw}: expected a positive number`);
+  return {
+    ...TRAIN_DEFAULTS,
+    ...defaults,
+    data: s("data") ?? defaults.data ?? "synthetic",
+    net: s("net") ?? defaults.net ?? "64c5-64c5-128f",
+    classes: intFlag("classes", s("classes"), defaults.classes ?? 1000, 0),
+    perClass,
+    steps: intFlag("steps", s("steps"), defaults.steps ?? 1000, 0),
+    batch: intFlag("batch", s("batch"), defaults.batch ?? TRAIN_DEFAULTS.batch, 0),
+    preset,
+    schedule:
+      (s("schedule") ?? defaults.schedule ?? (preset === "release" ? "stages" : "plateau")) as TrainConfig["schedule"],
+    lr,
+    validEvery: intFlag("valid-every", s("valid-every"), defaults.validEvery ?? TRAIN_DEFAULTS.validEvery, 1),
+    seed: intFlag("seed", s("seed"), defaults.seed ?? 0, 0),
+    workers: intFlag("workers", s("workers"), defaults.workers ?? TRAIN_DEFAULTS.workers, 1, 256),
+  };
+}
