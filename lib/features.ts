@@ -84,7 +84,10 @@ export function convolutionalMaps(net: ExemplarNet, x: tf.Tensor4D): tf.Tensor4D
   const maps: tf.Tensor4D[] = [];
   let h = x;
   let conv = 0, fc = 0, ch = 3;
-  const trainMap = Math.ceil(Math.ceil(net.inputSize / 2) / 2);
+  // The map the first FC layer saw in training: the input halved by each of the (at most two) pooled conv layers.
+  const pooled = Math.min(2, net.layers.filter((l) => l.kind === "conv").length);
+  let trainMap = net.inputSize;
+  for (let i = 0; i < pooled; i++) trainMap = Math.ceil(trainMap / 2);
   for (const l of net.layers) {
     if (l.kind === "conv") {
       h = tf.relu(

@@ -28,16 +28,26 @@ Deno.test("feature sizes: 4 x (sum of channels) with quadrants; 21 x with the py
 });
 
 Deno.test("the FC layer applied convolutionally equals the dense layer on a 32x32 input", () => {
-  const net = new ExemplarNet("8c5-8c5-16f", 5, { variant: "release", seed: 2 });
-  const x = tf.randomNormal([2, 32, 32, 3], 0, 1, "float32", 9) as tf.Tensor4D;
-  const taps: tf.Tensor[] = [];
-  tf.dispose(net.forward(x, { taps }));
-  const maps = convolutionalMaps(net, x);
-  assert.deepEqual(maps.map((m) => m.shape), [[2, 32, 32, 8], [2, 16, 16, 8], [2, 1, 1, 16]]);
-  for (let i = 0; i < 3; i++) {
-    const a = maps[i].dataSync(), b = taps[i].dataSync();
-    for (let j = 0; j < a.length; j++) assert.ok(Math.abs(a[j] - b[j]) < 1e-4, `layer ${i} [${j}]: ${a[j]} vs ${b[j]}`);
+  // Two pooled conv layers before the FC layer (an 8x8 map in training), and one (16x16).
+  for (
+    const [name, shapes] of [
+      ["8c5-8c5-16f", [[2, 32, 32, 8], [2, 16, 16, 8], [2, 1, 1, 16]]],
+      ["8c5-16f", [[2, 32, 32, 8], [2, 1, 1, 16]]],
+    ] as const
+  ) {
+    const net = new ExemplarNet(name, 5, { variant: "release", seed: 2 });
+    const x = tf.randomNormal([2, 32, 32, 3], 0, 1, "float32", 9) as tf.Tensor4D;
+    const taps: tf.Tensor[] = [];
+    tf.dispose(net.forward(x, { taps }));
+    const maps = convolutionalMaps(net, x);
+    assert.deepEqual(maps.map((m) => m.shape), shapes);
+    for (let i = 0; i < shapes.length; i++) {
+      const a = maps[i].dataSync(), b = taps[i].dataSync();
+      for (let j = 0; j < a.length; j++) {
+        assert.ok(Math.abs(a[j] - b[j]) < 1e-4, `${name} layer ${i} [${j}]: ${a[j]} vs ${b[j]}`);
+      }
+    }
+    tf.dispose([x, ...taps, ...maps]);
+    net.dispose();
   }
-  tf.dispose([x, ...taps, ...maps]);
-  net.dispose();
 });
