@@ -86,6 +86,8 @@ export interface SeedOptions {
   limit?: number;
   /** Progress callback: (phase, images done, images total). */
   onProgress?: (phase: string, done: number, total: number) => void;
+  /** The flag that set `n`, as error messages name it (default `--n`; pretraining's is `--classes`). */
+  flag?: string;
 }
 
 /** Grayscale (mean of R, G, B) of an RGB image, as floats in [0, 1]. */
@@ -283,8 +285,8 @@ export async function seedPatches(split: Split, opts: SeedOptions): Promise<Seed
   if (!SEED_PRESETS.includes(preset)) {
     throw new UserError(`unknown seed preset "${preset}" (expected ${SEED_PRESETS.join(" or ")})`);
   }
-  const n = opts.n;
-  if (!Number.isInteger(n) || n < 1) throw new UserError(`--n ${n}: expected a positive integer`);
+  const n = opts.n, flag = opts.flag ?? "--n";
+  if (!Number.isInteger(n) || n < 1) throw new UserError(`${flag} ${n}: expected a positive integer`);
   const count = Math.min(split.length, opts.limit ?? split.length);
   if (count === 0) throw new UserError(`split "${split.name}" has no images to cut seeds from`);
   const size = split.size ?? await split.imageSize(0);
@@ -309,7 +311,7 @@ export async function seedPatches(split: Split, opts: SeedOptions): Promise<Seed
   const available = preset === "release" ? usable : positions;
   if (n > available) {
     throw new UserError(
-      `--n ${n} is larger than the ${available} candidate ${
+      `${flag} ${n} is larger than the ${available} candidate ${
         preset === "release" ? "images (the release takes one seed per image)" : "patches with any gradient"
       } in ${count} images`,
     );
@@ -322,7 +324,7 @@ export async function seedPatches(split: Split, opts: SeedOptions): Promise<Seed
   let total = w.reduce((a, b) => a + b, 0);
   for (let k = 0; k < n; k++) {
     const i = drawIndex(w, total, rng);
-    if (i < 0) throw new UserError(`--n ${n}: not enough images with gradients to draw from`);
+    if (i < 0) throw new UserError(`${flag} ${n}: not enough images with gradients to draw from`);
     const c = (perImage.get(i) ?? 0) + 1;
     perImage.set(i, c);
     if (c >= cap) {
@@ -364,7 +366,7 @@ export async function seedPatches(split: Split, opts: SeedOptions): Promise<Seed
     }
     opts.onProgress?.("crop", ++done, chosen.length);
   }
-  if (origins.length !== n) throw new UserError(`--n ${n}: only ${origins.length} patches could be drawn`);
+  if (origins.length !== n) throw new UserError(`${flag} ${n}: only ${origins.length} patches could be drawn`);
   return { n, context, origins, preset };
 }
 

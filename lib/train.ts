@@ -288,7 +288,12 @@ async function pretrainLocked(cfg: TrainConfig, opts: PretrainOptions): Promise<
     log(
       `drawing N = ${cfg.classes} seed patches (${cfg.preset}) from ${cfg.data} ${split.name} (${split.length} images)`,
     );
-    seeds = await seedPatches(split, { n: cfg.classes, preset: cfg.preset as SeedPreset, seed: cfg.seed });
+    seeds = await seedPatches(split, {
+      n: cfg.classes,
+      preset: cfg.preset as SeedPreset,
+      seed: cfg.seed,
+      flag: "--classes",
+    });
     ds.close();
     await saveSeeds(out, seeds);
   }

@@ -99,6 +99,11 @@ Deno.test("pretrain: bad input is refused, an existing run folder is left intact
     await task("pretrain", [...base, "--classes", "10", "--backend", "tpu", "--out", `${tmp.path}/a`], env),
     /--backend tpu: unknown backend/,
   );
+  // The release takes one seed per image: the message names pretraining's flag for N.
+  oneLineError(
+    await task("pretrain", [...base, "--classes", "50", "--preset", "release", "--out", `${tmp.path}/b`], env),
+    /--classes 50 is larger than the 40 candidate images/,
+  );
   const ok = await task("pretrain", [...base, "--classes", "10", "--out", `${tmp.path}/run`], env);
   assert.equal(ok.code, 0, ok.stderr);
   const snapshot = async () => {
