@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { packTar } from "modern-tar";
+import { downloadFile } from "../lib/data/download.ts";
 import { writeStl10 } from "../lib/data/stl10.ts";
 import { newImage } from "../lib/util/image.ts";
 import { listTree, oneLineError, task, tempDir } from "./helpers.ts";
@@ -110,4 +111,47 @@ Deno.test("download: an unknown data set and a missing --to are refused", async 
   oneLineError(await task("data", ["download", "imagenet", "--to", "/tmp/x"]), /unknown data set "imagenet"/);
   oneLineError(await task("data", ["download", "cifar10"]), /needs --to DIR/);
   oneLineError(await task("data", ["download", "cifar10", "--to", "/tmp/x", "--md5", "xyz"]), /--md5 xyz/);
+});
+
+Deno.test("download: a server that stalls before answering, then in mid-transfer, is retried and resumed", async () => {
+  await using tmp = await tempDir();
+  const body = Uint8Array.from({ length: 200_000 }, (_, i) => (i * 7) & 0xff);
+  const requests: (string | null)[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    const range = req.headers.get("range");
+    requests.push(range);
+    const start = range ? Number(/bytes=(\d+)-/.exec(range)![1]) : 0;
+    const part = body.subarray(start);
+    const headers: Record<string, string> = { "content-length": String(part.length) };
+    if (range) headers["content-range"] = `bytes ${start}-${body.length - 1}/${body.length}`;
+    if (requests.length === 1) {
+      // Accepts the connection, never answers (until the client gives up).
+      await new Promise((r) => req.signal.addEventListener("abort", r));
+      return new Response(null, { status: 503 });
+    }
+    if (requests.length === 2) {
+      // Answers, sends half the bytes, then nothing more.
+      const stream = new ReadableStream<Uint8Array>({ start: (c) => c.enqueue(part.slice(0, part.length >> 1)) });
+      return new Response(stream, { status: range ? 206 : 200, headers });
+    }
+    return new Response(part.slice(), { status: range ? 206 : 200, headers });
+  });
+  try {
+    const logs: string[] = [];
+    const dest = `${tmp.path}/file.bin`;
+    await downloadFile(`http://127.0.0.1:${server.addr.port}/file.bin`, dest, {
+      connectTimeoutMs: 300,
+      idleTimeoutMs: 300,
+      log: (m) => logs.push(m),
+    });
+    assert.deepEqual(await Deno.readFile(dest), body);
+    assert.equal(requests.length, 3, `requests: ${requests}`);
+    assert.equal(requests[0], null);
+    assert.equal(requests[1], null);
+    assert.equal(requests[2], `bytes=${body.length >> 1}-`, "the third request resumes where the stall began");
+    assert.match(logs.join("\n"), /no answer within 0.3 s/);
+    assert.match(logs.join("\n"), /nothing received for 0.3 s/);
+  } finally {
+    await server.shutdown();
+  }
 });

@@ -74,6 +74,10 @@ export interface DownloadOptions {
   onProgress?: (done: number, total: number | null) => void;
   /** Log lines for the user. */
   log?: (msg: string) => void;
+  /** Give up on a request whose answer has not begun after this many milliseconds (default 30 s), and retry. */
+  connectTimeoutMs?: number;
+  /** Give up on a transfer that has received nothing for this many milliseconds (default 60 s), and resume. */
+  idleTimeoutMs?: number;
 }
 
 /**
@@ -84,26 +88,40 @@ export async function downloadFile(url: string, dest: string, opts: DownloadOpti
   const part = `${dest}.part`;
   const retries = opts.retries ?? 5;
   const log = opts.log ?? (() => {});
+  const connectMs = opts.connectTimeoutMs ?? 30_000, idleMs = opts.idleTimeoutMs ?? 60_000;
   for (let attempt = 0;; attempt++) {
     let have = exists(part) ? Deno.statSync(part).size : 0;
     const headers: Record<string, string> = have > 0 ? { Range: `bytes=${have}-` } : {};
+    // A server that accepts the connection and then stalls must not hang the download: the request is aborted when
+    // no answer begins within connectMs, or when the body stops arriving for idleMs.
+    const abort = new AbortController();
+    let timer = setTimeout(() => abort.abort(new Error(`no answer within ${connectMs / 1000} s`)), connectMs);
+    const stalled = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => abort.abort(new Error(`nothing received for ${idleMs / 1000} s`)), idleMs);
+    };
     let res: Response;
     try {
-      res = await fetch(url, { headers });
+      res = await fetch(url, { headers, signal: abort.signal });
     } catch (e) {
+      clearTimeout(timer);
+      const why = abort.signal.aborted ? (abort.signal.reason as Error).message : (e as Error).message;
       if (attempt < retries) {
-        log(`  connection failed (${(e as Error).message}); retrying`);
+        log(`  connection failed (${why}); retrying`);
         await new Promise((r) => setTimeout(r, 500 * (attempt + 1)));
         continue;
       }
-      throw new UserError(`${url}: cannot connect (${(e as Error).message})`);
+      throw new UserError(`${url}: cannot connect (${why}); run the command again to retry`);
     }
+    stalled();
     if (res.status === 416 && have > 0) {
       // The part file already holds everything the server has.
+      clearTimeout(timer);
       await res.body?.cancel();
       break;
     }
     if (!res.ok) {
+      clearTimeout(timer);
       await res.body?.cancel();
       throw new UserError(`${url}: server answered ${res.status} ${res.statusText}`);
     }
@@ -122,14 +140,16 @@ export async function downloadFile(url: string, dest: string, opts: DownloadOpti
     let broken: Error | null = null;
     try {
       for await (const chunk of res.body!) {
+        stalled();
         let off = 0;
         while (off < chunk.length) off += await file.write(chunk.subarray(off));
         have += chunk.length;
         opts.onProgress?.(have, total);
       }
     } catch (e) {
-      broken = e as Error;
+      broken = abort.signal.aborted ? abort.signal.reason as Error : e as Error;
     } finally {
+      clearTimeout(timer);
       file.close();
     }
     if (!broken && (total === null || have >= total)) break;
