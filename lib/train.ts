@@ -199,8 +199,19 @@ function validateConfig(c: TrainConfig): void {
 export async function readMetrics(dir: string, maxStep = Infinity): Promise<MetricsRow[]> {
   const path = join(dir, "metrics.jsonl");
   if (!exists(path)) return [];
-  return (await Deno.readTextFile(path)).split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l) as MetricsRow)
-    .filter((r) => r.step <= maxStep);
+  const lines = (await Deno.readTextFile(path)).split("\n");
+  const rows: MetricsRow[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    if (!lines[i].trim()) continue;
+    try {
+      rows.push(JSON.parse(lines[i]) as MetricsRow);
+    } catch {
+      // A last row cut short (the run was killed while writing it) is dropped; a resumed run writes it again.
+      if (lines.slice(i + 1).every((l) => !l.trim())) break;
+      throw new UserError(`${path}: line ${i + 1} is not a metrics row (the file is damaged)`);
+    }
+  }
+  return rows.filter((r) => r.step <= maxStep);
 }
 
 /** The trained network of a run folder (its checkpoint's weights). */

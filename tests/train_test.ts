@@ -154,3 +154,12 @@ Deno.test("the release schedule: fixed stages scaled to the run's length", () =>
   assert.equal(stageRate(1440, steps), 0.0004);
   assert.equal(stageRate(1559, steps), 0.0001);
 });
+
+Deno.test("metrics.jsonl: a last row cut short is dropped, a damaged one elsewhere is one line", async () => {
+  await using tmp = await tempDir();
+  const row = (step: number) => JSON.stringify({ step, loss: 1, accuracy: 0, lr: 0.01, samples_per_s: 1 });
+  await Deno.writeTextFile(`${tmp.path}/metrics.jsonl`, `${row(10)}\n${row(20)}\n{"step":30,"lo`);
+  assert.deepEqual((await readMetrics(tmp.path)).map((r) => r.step), [10, 20]);
+  await Deno.writeTextFile(`${tmp.path}/metrics.jsonl`, `${row(10)}\n{"step":2\n${row(30)}\n`);
+  await assert.rejects(() => readMetrics(tmp.path), /metrics.jsonl: line 2 is not a metrics row/);
+});
