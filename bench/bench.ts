@@ -24,24 +24,20 @@ import { parseFlags, runTask } from "../lib/util/cli.ts";
 import { openDataset } from "../lib/data/mod.ts";
 import { UserError } from "../lib/util/errors.ts";
 import { PAPER_NETS } from "../lib/nets.ts";
-import { seedPatches } from "../lib/seeds.ts";
-import { SurrogateData, SurrogateLoader } from "../lib/surrogate.ts";
+import { SurrogateData } from "../lib/surrogate.ts";
 import { rawPixelFeatures } from "../lib/features.ts";
 import { accuracy, predictSVM, trainSVM } from "../lib/svm.ts";
 
 import { BATCH, benchNets, timed } from "./nets_bench.ts";
+import { benchSeeds, loaderRate } from "./surrogate_bench.ts";
 
 async function benchSurrogate(seconds: number): Promise<void> {
-  const ds = await openDataset("synthetic");
-  const seeds = await seedPatches(ds.splits.unlabeled, { n: 500, seed: 1 });
-  ds.close();
+  const seeds = await benchSeeds();
   for (const preset of ["paper", "release"] as const) {
     const data = new SurrogateData(seeds, { k: 100, seed: 1, preset });
     let b = 0;
     const oneCore = await timed(() => void data.batch(b++, BATCH), seconds, BATCH);
-    const loader = new SurrogateLoader(data, BATCH, { workers: 2, depth: 8 });
-    const withWorkers = await timed(async () => void await loader.next(), seconds, BATCH);
-    loader.close();
+    const withWorkers = await loaderRate(data, 2, seconds);
     console.log(JSON.stringify({
       bench: "surrogate",
       preset,

@@ -21,13 +21,12 @@ import { requestGpuAdapter, selectBackend } from "../lib/compute/backend.ts";
 import { parseFlags, runTask } from "../lib/util/cli.ts";
 import { UserError } from "../lib/util/errors.ts";
 import { PAPER_NETS } from "../lib/nets.ts";
-import { BATCH, benchNets, timed } from "./nets_bench.ts";
+import { benchNets } from "./nets_bench.ts";
+import { benchSeeds, loaderRate } from "./surrogate_bench.ts";
 import { latency } from "./gpu_latency.ts";
 import { profileStep } from "./gpu_profile.ts";
 import { tf } from "../lib/compute/backend.ts";
-import { openDataset } from "../lib/data/mod.ts";
-import { seedPatches } from "../lib/seeds.ts";
-import { SurrogateData, SurrogateLoader } from "../lib/surrogate.ts";
+import { SurrogateData } from "../lib/surrogate.ts";
 
 async function gpuInfo(): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = { bench: "gpu" };
@@ -57,15 +56,9 @@ async function gpuInfo(): Promise<Record<string, unknown>> {
 
 /** Surrogate patches per second (release preset, K = 100) with each count of generation workers. */
 async function benchSurrogate(workers: number[], seconds: number): Promise<void> {
-  const ds = await openDataset("synthetic");
-  const seeds = await seedPatches(ds.splits.unlabeled, { n: 500, seed: 1 });
-  ds.close();
-  const data = new SurrogateData(seeds, { k: 100, seed: 1, preset: "release" });
+  const data = new SurrogateData(await benchSeeds(), { k: 100, seed: 1, preset: "release" });
   for (const w of workers) {
-    const loader = new SurrogateLoader(data, BATCH, { workers: w, depth: 4 * w });
-    await loader.next();
-    const rate = await timed(async () => void await loader.next(), seconds, BATCH);
-    loader.close();
+    const rate = await loaderRate(data, w, seconds);
     console.log(JSON.stringify({
       bench: "surrogate",
       preset: "release",

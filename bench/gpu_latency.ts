@@ -10,8 +10,7 @@
  */
 import { tf } from "../lib/compute/backend.ts";
 import { DeviceEngine } from "../lib/compute/engine.ts";
-import { Rng } from "../lib/util/rng.ts";
-import { BATCH, CLASSES } from "./nets_bench.ts";
+import { BATCH, CLASSES, randomBatch } from "./nets_bench.ts";
 
 async function perOp(n: number, f: (i: number) => void | Promise<void>, sync: () => Promise<unknown>): Promise<number> {
   await f(-1);
@@ -60,9 +59,7 @@ export async function latency(net = "64c5-64c5-128f"): Promise<Record<string, nu
 
   const engine = await DeviceEngine.create({ net, classes: CLASSES, variant: "release", seed: 1 });
   try {
-    const rng = new Rng(1);
-    const x = Float32Array.from({ length: BATCH * 32 * 32 * 3 }, () => rng.normal());
-    const y = Int32Array.from({ length: BATCH }, (_, i) => i % CLASSES);
+    const { x, y } = randomBatch();
     const hp = { momentum: 0.9, weightDecay: 0.004 };
     out.step_read_every_step_ms = await perOp(20, async (i) => {
       await engine.step(x, y, BATCH, i + 2);

@@ -9,8 +9,7 @@
  */
 import { tf } from "../lib/compute/backend.ts";
 import { DeviceEngine } from "../lib/compute/engine.ts";
-import { Rng } from "../lib/util/rng.ts";
-import { BATCH, CLASSES } from "./nets_bench.ts";
+import { BATCH, CLASSES, randomBatch } from "./nets_bench.ts";
 
 /** One row of a profile: a kernel with its input shapes, how often it ran in the step and its summed time. */
 export interface ProfileRow {
@@ -25,9 +24,7 @@ export async function profileStep(name: string): Promise<{ rows: ProfileRow[]; t
   const engine = await DeviceEngine.create({ net: name, classes: CLASSES, variant: "release", seed: 1 });
   const hp = { momentum: 0.9, weightDecay: 0.004 };
   try {
-    const rng = new Rng(1);
-    const x = Float32Array.from({ length: BATCH * 32 * 32 * 3 }, () => rng.normal());
-    const y = Int32Array.from({ length: BATCH }, (_, i) => (i * 7) % CLASSES);
+    const { x, y } = randomBatch();
     await engine.step(x, y, BATCH, 1);
     engine.update(1e-4, hp);
     const t0 = performance.now();

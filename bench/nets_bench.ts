@@ -1,7 +1,7 @@
 /**
  * Timing one network, shared by `deno task bench` (bench/bench.ts) and the GPU check (bench/gpu.ts): a training
  * step as lib/train.ts runs it and inference, at batch 128 and 1000 classes, and the same network in PyTorch
- * (bench/peers/torch_step.py). It imports only the engine, so that bench/gpu.ts bundles into one file.
+ * (bench/peers/torch_step.py).
  *
  * @module
  */
@@ -12,6 +12,15 @@ import { ExemplarNet } from "../lib/nets.ts";
 import { Rng } from "../lib/util/rng.ts";
 
 export const BATCH = 128, CLASSES = 1000;
+
+/** The batch every network benchmark feeds: BATCH normal-random 32x32x3 inputs (seed 1), labels spread over CLASSES. */
+export function randomBatch(): { x: Float32Array; y: Int32Array } {
+  const rng = new Rng(1);
+  return {
+    x: Float32Array.from({ length: BATCH * 32 * 32 * 3 }, () => rng.normal()),
+    y: Int32Array.from({ length: BATCH }, (_, i) => (i * 7) % CLASSES),
+  };
+}
 
 /**
  * Calls of `f` per second, times `batch`: for at least `seconds` and 2 calls after a first, untimed one. `sync`, when
@@ -48,9 +57,7 @@ export async function benchNet(
 ): Promise<{ train: number; infer: number; flops: number }> {
   const spec = { net: name, classes: CLASSES, variant: "release" as const, seed: 1 };
   const engine = await createEngine(backend, spec, parallel);
-  const rng = new Rng(1);
-  const x = Float32Array.from({ length: BATCH * 32 * 32 * 3 }, () => rng.normal());
-  const y = Int32Array.from({ length: BATCH }, (_, i) => (i * 7) % CLASSES);
+  const { x, y } = randomBatch();
   // As pretraining runs: the loss is read back once every 10 steps (lib/train.ts logs a row every 10 steps).
   let step = 0;
   const train = await timed(

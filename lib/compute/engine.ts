@@ -129,12 +129,25 @@ export function slotsOf(net: ExemplarNet): ParamSlot[] {
   });
 }
 
+/** The length of the flat vector that holds every slot. */
+export function flatSize(slots: ParamSlot[]): number {
+  return slots.reduce((a, s) => a + s.size, 0);
+}
+
+/** Sets a variable to its slot of a flat vector (a copy: the vector may be shared memory, which TensorFlow.js must
+ * not alias). */
+function assignSlot(v: tf.Variable, flat: Float32Array, s: ParamSlot): void {
+  const t = tf.tensor(flat.slice(s.offset, s.offset + s.size), s.shape);
+  v.assign(t);
+  t.dispose(); // the variable holds its own reference to the data
+}
+
 /**
  * A network's parameters as one flat vector, in its parameter order (into `flat` when given). Reads are
  * asynchronous: the WebGPU backend cannot read synchronously in Deno (its synchronous path needs a 2D canvas).
  */
 export async function flatWeights(net: ExemplarNet, slots = slotsOf(net), flat?: Float32Array): Promise<Float32Array> {
-  const out = flat ?? new Float32Array(slots.reduce((a, s) => a + s.size, 0));
+  const out = flat ?? new Float32Array(flatSize(slots));
   for (let i = 0; i < net.params.length; i++) out.set(await net.params[i].v.data() as Float32Array, slots[i].offset);
   return out;
 }
@@ -171,10 +184,7 @@ export class NetRunner {
         wasmHeapView(p.v)!.set(flat.subarray(s.offset, s.offset + s.size));
         return;
       }
-      // A copy: the flat vector may be shared memory, which TensorFlow.js must not alias.
-      const t = tf.tensor(flat.slice(s.offset, s.offset + s.size), s.shape);
-      p.v.assign(t);
-      t.dispose(); // the variable holds its own reference to the data
+      assignSlot(p.v, flat, s);
     });
   }
 
@@ -298,7 +308,7 @@ export class LocalEngine extends HostEngine {
   readonly runner: NetRunner;
 
   private constructor(runner: NetRunner) {
-    super(runner.slots, new Float32Array(runner.slots.reduce((a, s) => a + s.size, 0)));
+    super(runner.slots, new Float32Array(flatSize(runner.slots)));
     this.runner = runner;
   }
 
@@ -349,9 +359,8 @@ export class DeviceEngine implements GradientEngine {
   private constructor(runner: NetRunner) {
     this.runner = runner;
     this.slots = runner.slots;
-    const size = this.slots.reduce((a, s) => a + s.size, 0);
-    this.weights = new Float32Array(size);
-    this.momenta = new Float32Array(size);
+    this.weights = new Float32Array(flatSize(this.slots));
+    this.momenta = new Float32Array(this.weights.length);
     this.#momenta = runner.net.params.map((p) => {
       const zeros = tf.zerosLike(p.v), v = tf.variable(zeros, false);
       zeros.dispose(); // the variable holds its own reference
@@ -455,12 +464,7 @@ export class DeviceEngine implements GradientEngine {
 
   push(): void {
     this.runner.load(this.weights);
-    this.#momenta.forEach((v, i) => {
-      const s = this.slots[i];
-      const t = tf.tensor(this.momenta.slice(s.offset, s.offset + s.size), s.shape);
-      v.assign(t);
-      t.dispose();
-    });
+    this.#momenta.forEach((v, i) => assignSlot(v, this.momenta, this.slots[i]));
   }
 
   evaluate(x: Float32Array, y: Int32Array, n: number): Promise<StepResult> {
@@ -516,8 +520,7 @@ export class ParallelEngine extends HostEngine {
   static async start(spec: NetSpec, workers: number): Promise<ParallelEngine> {
     await selectBackend("wasm");
     const local = new NetRunner(spec);
-    const size = local.slots.reduce((a, s) => a + s.size, 0);
-    const w = new Float32Array(size);
+    const w = new Float32Array(flatSize(local.slots));
     await local.readWeights(w);
     local.net.dispose();
     const eng = new ParallelEngine(local.slots, w, workers);

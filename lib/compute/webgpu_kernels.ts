@@ -253,7 +253,16 @@ interface ConvShape {
   PL: number;
 }
 
-function convShape(info: tf.backend_util.Conv2DInfo): ConvShape {
+/** The geometry of a convolution of input `inShape` with filter `filterShape` ([KH, KW, Ci, Co]) under `attrs`. */
+function convShape(inShape: number[], filterShape: number[], attrs: Attrs): ConvShape {
+  const info = tf.backend_util.computeConv2DInfo(
+    inShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    1,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+  );
   return {
     B: info.batchSize,
     H: info.inHeight,
@@ -419,40 +428,16 @@ function ours(name: typeof NAMES[number]): tf.KernelConfig {
     if (!covered(attrs)) return fallback(args);
     if (name === "Conv2D") {
       const { x, filter } = args.inputs as { x: TensorInfo; filter: TensorInfo };
-      const info = tf.backend_util.computeConv2DInfo(
-        x.shape as [number, number, number, number],
-        filter.shape as [number, number, number, number],
-        1,
-        1,
-        attrs.pad,
-        attrs.dimRoundingMode,
-      );
-      const c = convShape(info);
+      const c = convShape(x.shape, filter.shape, attrs);
       return gemm(backend, convForwardSpec(c), [x, filter], [c.B, c.OH, c.OW, c.Co]);
     }
     if (name === "Conv2DBackpropInput") {
       const { dy, filter } = args.inputs as { dy: TensorInfo; filter: TensorInfo };
-      const info = tf.backend_util.computeConv2DInfo(
-        attrs.inputShape,
-        filter.shape as [number, number, number, number],
-        1,
-        1,
-        attrs.pad,
-        attrs.dimRoundingMode,
-      );
-      const c = convShape(info);
+      const c = convShape(attrs.inputShape, filter.shape, attrs);
       return gemm(backend, convInputGradSpec(c), [dy, filter], [c.B, c.H, c.W, c.Ci]);
     }
     const { x, dy } = args.inputs as { x: TensorInfo; dy: TensorInfo };
-    const info = tf.backend_util.computeConv2DInfo(
-      x.shape as [number, number, number, number],
-      attrs.filterShape,
-      1,
-      1,
-      attrs.pad,
-      attrs.dimRoundingMode,
-    );
-    const c = convShape(info);
+    const c = convShape(x.shape, attrs.filterShape, attrs);
     return gemm(backend, convFilterGradSpec(c), [x, dy], [c.KH, c.KW, c.Ci, c.Co]);
   };
   return { kernelName: name, backendName: "webgpu", kernelFunc };

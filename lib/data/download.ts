@@ -100,62 +100,62 @@ export async function downloadFile(url: string, dest: string, opts: DownloadOpti
       clearTimeout(timer);
       timer = setTimeout(() => abort.abort(new Error(`nothing received for ${idleMs / 1000} s`)), idleMs);
     };
-    let res: Response;
     try {
-      res = await fetch(url, { headers, signal: abort.signal });
-    } catch (e) {
-      clearTimeout(timer);
-      const why = abort.signal.aborted ? (abort.signal.reason as Error).message : (e as Error).message;
-      if (attempt < retries) {
-        log(`  connection failed (${why}); retrying`);
-        await new Promise((r) => setTimeout(r, 500 * (attempt + 1)));
-        continue;
+      let res: Response;
+      try {
+        res = await fetch(url, { headers, signal: abort.signal });
+      } catch (e) {
+        const why = abort.signal.aborted ? (abort.signal.reason as Error).message : (e as Error).message;
+        if (attempt < retries) {
+          log(`  connection failed (${why}); retrying`);
+          await new Promise((r) => setTimeout(r, 500 * (attempt + 1)));
+          continue;
+        }
+        throw new UserError(`${url}: cannot connect (${why}); run the command again to retry`);
       }
-      throw new UserError(`${url}: cannot connect (${why}); run the command again to retry`);
-    }
-    stalled();
-    if (res.status === 416 && have > 0) {
-      // The part file already holds everything the server has.
-      clearTimeout(timer);
-      await res.body?.cancel();
-      break;
-    }
-    if (!res.ok) {
-      clearTimeout(timer);
-      await res.body?.cancel();
-      throw new UserError(`${url}: server answered ${res.status} ${res.statusText}`);
-    }
-    let total: number | null = null;
-    if (res.status === 206) {
-      const m = /\/(\d+)$/.exec(res.headers.get("content-range") ?? "");
-      total = m ? Number(m[1]) : null;
-      if (have > 0) log(`  resuming at ${(have / 1e6).toFixed(1)} MB`);
-    } else {
-      // A plain 200: the server ignored the range (or none was asked); start over.
-      have = 0;
-      const len = res.headers.get("content-length");
-      total = len ? Number(len) : null;
-    }
-    const file = await Deno.open(part, { write: true, create: true, append: have > 0, truncate: have === 0 });
-    let broken: Error | null = null;
-    try {
-      for await (const chunk of res.body!) {
-        stalled();
-        let off = 0;
-        while (off < chunk.length) off += await file.write(chunk.subarray(off));
-        have += chunk.length;
-        opts.onProgress?.(have, total);
+      stalled();
+      if (res.status === 416 && have > 0) {
+        // The part file already holds everything the server has.
+        await res.body?.cancel();
+        break;
       }
-    } catch (e) {
-      broken = abort.signal.aborted ? abort.signal.reason as Error : e as Error;
+      if (!res.ok) {
+        await res.body?.cancel();
+        throw new UserError(`${url}: server answered ${res.status} ${res.statusText}`);
+      }
+      let total: number | null = null;
+      if (res.status === 206) {
+        const m = /\/(\d+)$/.exec(res.headers.get("content-range") ?? "");
+        total = m ? Number(m[1]) : null;
+        if (have > 0) log(`  resuming at ${(have / 1e6).toFixed(1)} MB`);
+      } else {
+        // A plain 200: the server ignored the range (or none was asked); start over.
+        have = 0;
+        const len = res.headers.get("content-length");
+        total = len ? Number(len) : null;
+      }
+      const file = await Deno.open(part, { write: true, create: true, append: have > 0, truncate: have === 0 });
+      let broken: Error | null = null;
+      try {
+        for await (const chunk of res.body!) {
+          stalled();
+          let off = 0;
+          while (off < chunk.length) off += await file.write(chunk.subarray(off));
+          have += chunk.length;
+          opts.onProgress?.(have, total);
+        }
+      } catch (e) {
+        broken = abort.signal.aborted ? abort.signal.reason as Error : e as Error;
+      } finally {
+        file.close();
+      }
+      if (!broken && (total === null || have >= total)) break;
+      const why = broken ? broken.message : `got ${have} of ${total} bytes`;
+      if (attempt >= retries) throw new UserError(`${url}: transfer broken (${why}); run the command again to resume`);
+      log(`  transfer broken at ${(have / 1e6).toFixed(1)} MB (${why}); resuming`);
     } finally {
-      clearTimeout(timer);
-      file.close();
+      clearTimeout(timer); // however the attempt ends
     }
-    if (!broken && (total === null || have >= total)) break;
-    const why = broken ? broken.message : `got ${have} of ${total} bytes`;
-    if (attempt >= retries) throw new UserError(`${url}: transfer broken (${why}); run the command again to resume`);
-    log(`  transfer broken at ${(have / 1e6).toFixed(1)} MB (${why}); resuming`);
   }
   await Deno.rename(part, dest);
   return dest;
