@@ -1,37 +1,109 @@
 /**
- * Exemplar-CNN in TypeScript: the public API.
+ * Exemplar-CNN in TypeScript: the public API, in the order data flows through the paper's method.
  *
  * A companion to Dosovitskiy et al., "Discriminative Unsupervised Feature
- * Learning with Exemplar Convolutional Neural Networks" (NIPS 2014, TPAMI
- * 2016). Each module of `lib/` implements one stage of the paper; notebooks
- * and tasks import them from here.
+ * Learning with Exemplar Convolutional Neural Networks" (arXiv 1406.6909 v2,
+ * TPAMI 2016; NIPS 2014). Notebooks and a user's own scripts import from here;
+ * the compute machinery (backends, kernels, engines) stays behind
+ * {@link selectBackend} and {@link pretrain}.
  *
- * @example
+ * @example Open the embedded data and look at it
  * ```ts
  * import { openDataset } from "./mod.ts";
  * const ds = await openDataset("synthetic");
  * console.log(ds.classNames, ds.splits.train.length);
  * ```
  *
+ * @example The whole method at the smallest scale
+ * ```ts
+ * import { evaluateRun, pretrain, scaleConfig } from "./mod.ts";
+ * const out = await Deno.makeTempDir();
+ * await pretrain(scaleConfig("tiny"), { out });
+ * const results = await evaluateRun(out);
+ * console.log(results.learned.mean, results.random?.mean, results.raw?.mean);
+ * ```
+ *
  * @module
  */
-export * from "./lib/data/mod.ts";
-export * from "./lib/data/download.ts";
-export * from "./lib/util/image.ts";
-export * from "./lib/util/viz.ts";
-export * from "./lib/util/rng.ts";
-export * from "./lib/util/errors.ts";
-export * from "./lib/seeds.ts";
-export * from "./lib/augment.ts";
-export * from "./lib/surrogate.ts";
-export * from "./lib/compute/backend.ts";
-export * from "./lib/compute/blas.ts";
-export * from "./lib/nets.ts";
-export * from "./lib/train.ts";
-export * from "./lib/checkpoint.ts";
-export * from "./lib/compute/engine.ts";
-export * from "./lib/features.ts";
-export * from "./lib/svm.ts";
-export * from "./lib/protocols.ts";
-export * from "./lib/evaluate.ts";
-export * from "./lib/table1.ts";
+
+// Every number of the method (paper and release presets) and the run scales.
+export {
+  type AugmentNumbers,
+  type EvalNumbers,
+  type Method,
+  method,
+  METHOD_NAMES,
+  type MethodName,
+  METHODS,
+  type NetNumbers,
+  RUN_SCALES,
+  type RunScale,
+  SCALE_NAMES,
+  type ScaleName,
+  type SeedNumbers,
+  type Source,
+  SOURCES,
+  type TrainNumbers,
+} from "./lib/presets.ts";
+
+// Data: the official formats, folders of photographs and the embedded synthetic set.
+export { DATA_SPECS, inspectDataset, openDataset } from "./lib/data/mod.ts";
+export { pretrainingSplit } from "./lib/data/dataset.ts";
+export type { Dataset, Split } from "./lib/data/dataset.ts";
+
+// 1. Seed patches (paper section 3).
+export {
+  CONTEXT,
+  gradientEnergy,
+  grayscale,
+  PATCH,
+  type SeedOptions,
+  type SeedOrigin,
+  seedPatch,
+  seedPatches,
+  type Seeds,
+  windowMeans,
+} from "./lib/seeds.ts";
+
+// 2. Transformations and surrogate classes (paper section 3).
+export {
+  type ColorPCA,
+  colorPCA,
+  drawParams,
+  identityParams,
+  patchToImage,
+  sweepParams,
+  type TransformName,
+  type TransformParams,
+  transformPatch,
+  TRANSFORMS,
+} from "./lib/augment.ts";
+export { SurrogateData, type SurrogateOptions } from "./lib/surrogate.ts";
+
+// 3. Networks and pretraining (paper sections 4 and 5.1).
+export { type BackendInfo, BACKENDS, selectBackend } from "./lib/compute/backend.ts";
+export { ExemplarNet, netSummary, PAPER_NETS, type SummaryRow } from "./lib/nets.ts";
+export {
+  pretrain,
+  type PretrainOptions,
+  scaleConfig,
+  TRAIN_DEFAULTS,
+  type TrainConfig,
+  type TrainResult,
+} from "./lib/train.ts";
+export { loadTrainedNet, type MetricsRow, readMetrics } from "./lib/run_folder.ts";
+
+// 4. Features, the linear SVM and the evaluation protocols (paper section 5.1).
+export { extractFeatures, featureLayout, type Pooling, type ResponseMap, responseMaps } from "./lib/features.ts";
+export { type Features, predictSVM, trainSVM } from "./lib/svm.ts";
+export { PROTOCOL_INPUT, type ProtocolName, type ProtocolResult, PROTOCOLS, runProtocol } from "./lib/protocols.ts";
+export { evaluateRun, type EvaluationResults } from "./lib/evaluate.ts";
+
+// 5. Table 1 (paper section 5.2): the paper's numbers beside the measured ones.
+export { loadTable1, table1Figure, table1Markdown, writeTable1 } from "./lib/table1.ts";
+
+// Pictures and charts, in Jupyter and out.
+export { drawRect, heatmap, imageGrid, type RGBImage } from "./lib/util/image.ts";
+export { showImage, showMarkdown, showPlotly } from "./lib/util/viz.ts";
+export { Rng } from "./lib/util/rng.ts";
+export { UserError } from "./lib/util/errors.ts";

@@ -34,13 +34,13 @@ import { benchSeeds, loaderRate } from "./surrogate_bench.ts";
 async function benchSurrogate(seconds: number): Promise<void> {
   const seeds = await benchSeeds();
   for (const preset of ["paper", "release"] as const) {
-    const data = new SurrogateData(seeds, { k: 100, seed: 1, preset });
+    const data = new SurrogateData(seeds, { k: 100, seed: 1, method: preset });
     let b = 0;
     const oneCore = await timed(() => void data.batch(b++, BATCH), seconds, BATCH);
     const withWorkers = await loaderRate(data, 2, seconds);
     console.log(JSON.stringify({
       bench: "surrogate",
-      preset,
+      method: preset,
       patches_per_s_one_core: Math.round(oneCore),
       workers: 2,
       patches_per_s_workers: Math.round(withWorkers),

@@ -56,12 +56,12 @@ async function gpuInfo(): Promise<Record<string, unknown>> {
 
 /** Surrogate patches per second (release preset, K = 100) with each count of generation workers. */
 async function benchSurrogate(workers: number[], seconds: number): Promise<void> {
-  const data = new SurrogateData(await benchSeeds(), { k: 100, seed: 1, preset: "release" });
+  const data = new SurrogateData(await benchSeeds(), { k: 100, seed: 1, method: "release" });
   for (const w of workers) {
     const rate = await loaderRate(data, w, seconds);
     console.log(JSON.stringify({
       bench: "surrogate",
-      preset: "release",
+      method: "release",
       workers: w,
       patches_per_s: Math.round(rate),
       cores: navigator.hardwareConcurrency,

@@ -57,7 +57,7 @@ export async function latency(net = "64c5-64c5-128f"): Promise<Record<string, nu
   uniform.destroy();
   small.dispose();
 
-  const engine = await DeviceEngine.create({ net, classes: CLASSES, variant: "release", seed: 1 });
+  const engine = await DeviceEngine.create({ net, classes: CLASSES, method: "release", seed: 1 });
   try {
     const { x, y } = randomBatch();
     const hp = { momentum: 0.9, weightDecay: 0.004 };

@@ -21,7 +21,7 @@ export interface ProfileRow {
 
 /** Profiles one training step of `name` (after a warm-up step) and returns the rows, slowest first. */
 export async function profileStep(name: string): Promise<{ rows: ProfileRow[]; totalMs: number; wallMs: number }> {
-  const engine = await DeviceEngine.create({ net: name, classes: CLASSES, variant: "release", seed: 1 });
+  const engine = await DeviceEngine.create({ net: name, classes: CLASSES, method: "release", seed: 1 });
   const hp = { momentum: 0.9, weightDecay: 0.004 };
   try {
     const { x, y } = randomBatch();

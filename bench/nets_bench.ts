@@ -55,7 +55,7 @@ export async function benchNet(
   seconds: number,
   parallel: number,
 ): Promise<{ train: number; infer: number; flops: number }> {
-  const spec = { net: name, classes: CLASSES, variant: "release" as const, seed: 1 };
+  const spec = { net: name, classes: CLASSES, method: "release" as const, seed: 1 };
   const engine = await createEngine(backend, spec, parallel);
   const { x, y } = randomBatch();
   // As pretraining runs: the loss is read back once every 10 steps (lib/train.ts logs a row every 10 steps).
@@ -73,7 +73,7 @@ export async function benchNet(
   // Inference: forward passes (no dropout) with the loss and correct count, on the same threads as training.
   const infer = await timed(async () => void await engine.evaluate(x, y, BATCH), seconds / 2, BATCH);
   engine.close();
-  const net = new ExemplarNet(name, CLASSES, { variant: "release", seed: 1 });
+  const net = new ExemplarNet(name, CLASSES, { method: "release", seed: 1 });
   const flops = net.flops().total;
   net.dispose();
   return { train, infer, flops };

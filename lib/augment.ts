@@ -28,13 +28,11 @@
 import { UserError } from "./util/errors.ts";
 import { CONTEXT, PATCH } from "./seeds.ts";
 import type { Rng } from "./util/rng.ts";
+import { type AugmentNumbers, type MethodName, METHODS } from "./presets.ts";
 
 /** The six transformations, by the names used on the command line. */
 export const TRANSFORMS = ["translation", "scaling", "rotation", "contrast1", "contrast2", "color"] as const;
 export type TransformName = typeof TRANSFORMS[number];
-
-export type AugmentPreset = "paper" | "release";
-export const AUGMENT_PRESETS: AugmentPreset[] = ["paper", "release"];
 
 /** One random parameter set: what one transformed copy of a seed is made with. */
 export interface TransformParams {
@@ -76,52 +74,6 @@ export function identityParams(): TransformParams {
   };
 }
 
-/** Parameter ranges of a preset (PAPER.md section 1), as [lo, hi] of each drawn quantity. */
-export interface PresetRanges {
-  /** Maximal |shift| as a fraction of the patch size. */
-  translation: number;
-  scale: [number, number];
-  /** Maximal |angle| in degrees. */
-  rotationDeg: number;
-  pca: [number, number];
-  power: [number, number];
-  factor: [number, number];
-  add: [number, number];
-  hue: [number, number];
-}
-
-export const PRESET_RANGES: Record<AugmentPreset, PresetRanges> = {
-  paper: {
-    translation: 0.2,
-    scale: [0.7, 1.4],
-    rotationDeg: 20,
-    pca: [0.5, 2],
-    power: [0.25, 4],
-    factor: [0.7, 1.4],
-    add: [-0.1, 0.1],
-    hue: [-0.1, 0.1],
-  },
-  release: {
-    translation: 0.25,
-    scale: [Math.SQRT1_2, Math.SQRT2],
-    rotationDeg: 20,
-    // 2^(z s) with z ~ N(0, 1) has no bound; this range is what the tests check (|z| <= 6).
-    pca: [2 ** -6, 2 ** 6],
-    power: [0.25, 4],
-    factor: [2 ** -0.5, 2 ** 0.5],
-    add: [-0.1, 0.1],
-    hue: [-0.1, 0.1],
-  },
-};
-
-/** Parses a preset name. */
-export function augmentPreset(name: string): AugmentPreset {
-  if (!(AUGMENT_PRESETS as string[]).includes(name)) {
-    throw new UserError(`unknown preset "${name}" (expected ${AUGMENT_PRESETS.join(" or ")})`);
-  }
-  return name as AugmentPreset;
-}
-
 /** Parses a comma-separated list of transformation names ("all" for all six). */
 export function parseTransforms(list: string): Set<TransformName> {
   if (list === "all") return new Set(TRANSFORMS);
@@ -145,38 +97,34 @@ const logUniform = (rng: Rng, [lo, hi]: [number, number]) => Math.exp(rng.unifor
  */
 export function drawParams(
   rng: Rng,
-  preset: AugmentPreset = "paper",
+  method: MethodName = "paper",
   enabled: Set<TransformName> = new Set(TRANSFORMS),
 ): TransformParams {
-  const r = PRESET_RANGES[preset];
+  const r: AugmentNumbers = METHODS[method].augment;
   const p = identityParams();
   const tx = rng.uniform(-r.translation, r.translation) * PATCH;
   const ty = rng.uniform(-r.translation, r.translation) * PATCH;
   const scale = logUniform(rng, r.scale);
   const angle = rng.uniform(-r.rotationDeg, r.rotationDeg) * Math.PI / 180;
-  let pca: [number, number, number];
-  let pw: number[], fac: number[], add: number[];
-  if (preset === "release") {
-    const s = [1, 1, 0.5];
-    pca = s.map((si) => 2 ** (Math.max(-6, Math.min(6, rng.normal())) * si)) as [number, number, number];
-    const u = () => rng.uniform(-1, 1);
-    pw = [2 ** (2 * u()), 2 ** (2 * u())];
-    fac = [2 ** (0.5 * u()), 2 ** (0.5 * u())];
-    add = [rng.uniform(-0.1, 0.1), rng.uniform(-0.1, 0.1)];
-  } else {
-    pca = [logUniform(rng, r.pca), logUniform(rng, r.pca), logUniform(rng, r.pca)];
-    pw = [logUniform(rng, r.power), logUniform(rng, r.power)];
-    fac = [logUniform(rng, r.factor), logUniform(rng, r.factor)];
-    add = [rng.uniform(...r.add), rng.uniform(...r.add)];
-  }
+  // contrast1: "multiply the projection of each patch pixel onto the principal components [...] by a factor"; the
+  // release draws the factor as 2^(z s_k), z ~ N(0, 1), the paper's range is drawn log-uniformly.
+  const spread = r.pcaLog2Std;
+  const pca =
+    (spread
+      ? spread.map((s) => 2 ** (Math.max(-r.pcaClip, Math.min(r.pcaClip, rng.normal())) * s))
+      : [logUniform(rng, r.pca), logUniform(rng, r.pca), logUniform(rng, r.pca)]) as [number, number, number];
+  // contrast2: S and V "to a power [...], multiply [...] by a factor [...], add [...] a value" (S, then V).
+  const power = [logUniform(rng, r.power), logUniform(rng, r.power)];
+  const factor = [logUniform(rng, r.factor), logUniform(rng, r.factor)];
+  const add = [rng.uniform(...r.add), rng.uniform(...r.add)];
   const hue = rng.uniform(...r.hue);
   if (enabled.has("translation")) [p.tx, p.ty] = [tx, ty];
   if (enabled.has("scaling")) p.scale = scale;
   if (enabled.has("rotation")) p.angle = angle;
   if (enabled.has("contrast1")) p.pca = pca;
   if (enabled.has("contrast2")) {
-    [p.sPow, p.vPow] = pw;
-    [p.sMul, p.vMul] = fac;
+    [p.sPow, p.vPow] = power;
+    [p.sMul, p.vMul] = factor;
     [p.sAdd, p.vAdd] = add;
   }
   if (enabled.has("color")) p.hue = hue;
@@ -368,8 +316,8 @@ export function patchToImage(x: Float32Array, off = 0): { width: number; height:
  * component, contrast2 raises S and V to the same power; for `release`,
  * contrast1 spans z in [-2, 2] (its factor 2^z has no bound).
  */
-export function sweepParams(name: TransformName, preset: AugmentPreset = "paper", steps = 7): TransformParams[] {
-  const r = PRESET_RANGES[preset];
+export function sweepParams(name: TransformName, method: MethodName = "paper", steps = 7): TransformParams[] {
+  const r = METHODS[method].augment;
   const t = (i: number) => steps === 1 ? 0.5 : i / (steps - 1);
   const lin = (lo: number, hi: number, i: number) => lo + (hi - lo) * t(i);
   const log = ([lo, hi]: [number, number], i: number) => Math.exp(lin(Math.log(lo), Math.log(hi), i));
@@ -386,7 +334,7 @@ export function sweepParams(name: TransformName, preset: AugmentPreset = "paper"
         p.angle = lin(-r.rotationDeg, r.rotationDeg, i) * Math.PI / 180;
         break;
       case "contrast1":
-        p.pca = [preset === "release" ? 2 ** lin(-2, 2, i) : log(r.pca, i), 1, 1];
+        p.pca = [r.pcaLog2Std ? 2 ** lin(-2, 2, i) : log(r.pca, i), 1, 1];
         break;
       case "contrast2":
         p.sPow = p.vPow = log(r.power, i);

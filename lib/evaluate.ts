@@ -22,7 +22,7 @@ import {
 } from "./features.ts";
 import { hash32 } from "./util/rng.ts";
 import { writeFileAtomic } from "./util/fsutil.ts";
-import { ExemplarNet, type NetVariant } from "./nets.ts";
+import { ExemplarNet } from "./nets.ts";
 import { tf } from "./compute/backend.ts";
 import { flatWeights } from "./compute/engine.ts";
 import {
@@ -37,7 +37,8 @@ import {
 } from "./protocols.ts";
 import { UserError } from "./util/errors.ts";
 import { loadSeeds, PATCH, seedMean } from "./seeds.ts";
-import { loadTrainedNet, type TrainConfig } from "./train.ts";
+import { loadTrainedNet } from "./run_folder.ts";
+import type { TrainConfig } from "./train.ts";
 import type { Features } from "./svm.ts";
 
 /** The scale a result was made at, shown beside every measured number. */
@@ -48,7 +49,8 @@ export interface Scale {
   K: number | "inf";
   steps: number;
   samples: number;
-  preset: string;
+  /** Method preset. */
+  method: string;
 }
 
 /** What `results.json` holds. */
@@ -125,7 +127,7 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): P
 
     // Features run in two workers on the wasm backend (each its own thread), else here.
     const workers = tf.getBackend() === "wasm" ? Math.max(1, Math.min(2, navigator.hardwareConcurrency)) : 1;
-    const spec = { net: cfg.net, classes: cfg.classes, variant: cfg.preset as NetVariant, seed: cfg.seed };
+    const spec = { net: cfg.net, classes: cfg.classes, method: cfg.method, seed: cfg.seed };
     const netFeatures = async (which: string, n: ExemplarNet, trained: boolean) => {
       const { blocks } = featureLayout(n, size, pooling);
       const flat = trained ? await flatWeights(n) : null;
@@ -164,7 +166,7 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): P
         K: cfg.perClass,
         steps: step,
         samples: step * cfg.batch,
-        preset: cfg.preset,
+        method: cfg.method,
       },
       protocol,
       evalData,
@@ -172,7 +174,7 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): P
       seconds: 0,
     };
     if (opts.baselines ?? true) {
-      const random = new ExemplarNet(cfg.net, cfg.classes, { variant: cfg.preset as NetVariant, seed: cfg.seed });
+      const random = new ExemplarNet(cfg.net, cfg.classes, { method: cfg.method, seed: cfg.seed });
       try {
         out.random = await runProtocol(protocol, ds, await netFeatures("random", random, false), {
           C: opts.C,

@@ -29,6 +29,7 @@ import { exists, writeFileAtomic } from "./util/fsutil.ts";
 import { resizeBilinear, type RGBImage } from "./util/image.ts";
 import type { ExemplarNet } from "./nets.ts";
 import type { Features } from "./svm.ts";
+import { METHODS } from "./presets.ts";
 
 export type Pooling = "quadrant" | "pyramid";
 
@@ -94,7 +95,7 @@ export function convolutionalMaps(net: ExemplarNet, x: tf.Tensor4D): tf.Tensor4D
         tf.conv2d(h, net.param(`conv${conv + 1}.w`) as tf.Tensor4D, 1, "same").add(net.param(`conv${conv + 1}.b`)),
       );
       maps.push(h);
-      if (conv < 2) h = net.variant === "release" ? tf.maxPool(h, 3, 2, "same") : tf.maxPool(h, 2, 2, "same");
+      if (conv < 2) h = net.pool(h);
       ch = l.units;
       conv++;
     } else {
@@ -159,6 +160,43 @@ export function prepareImage(
   }
 }
 
+/** One layer's response map as plain numbers: `height` x `width` x `channels`, row-major. */
+export interface ResponseMap {
+  layer: string;
+  height: number;
+  width: number;
+  channels: number;
+  data: Float32Array;
+}
+
+/**
+ * The post-ReLU response map of every layer but the softmax for one image, the network applied to the whole image
+ * (resized to `size` x `size`, `mean` colour subtracted): what the pooling of the features sees.
+ */
+export async function responseMaps(
+  net: ExemplarNet,
+  img: RGBImage,
+  size: number,
+  mean: [number, number, number],
+): Promise<ResponseMap[]> {
+  const buf = new Float32Array(size * size * 3);
+  prepareImage(img, size, mean, buf, 0);
+  const x = tf.tensor4d(buf, [1, size, size, 3]);
+  const maps = convolutionalMaps(net, x);
+  try {
+    let conv = 0, fc = 0;
+    const names = net.layers.map((l) =>
+      l.kind === "conv" ? `conv${++conv} ${l.units}c${l.kernel}` : `fc${++fc} ${l.units}f`
+    );
+    return await Promise.all(maps.map(async (m, i) => {
+      const [, height, width, channels] = m.shape;
+      return { layer: names[i], height, width, channels, data: (await m.data()) as Float32Array };
+    }));
+  } finally {
+    tf.dispose([x, ...maps]);
+  }
+}
+
 /** Pooled features of the images `indices` of a split. */
 export async function extractFeatures(
   net: ExemplarNet,
@@ -201,7 +239,11 @@ export async function rawPixelFeatures(
 }
 
 /** The 99.99th percentile of each block over a feature set (the release's per-layer scale). */
-export function blockScales(f: Features, blocks: { offset: number; size: number }[], q = 0.9999): number[] {
+export function blockScales(
+  f: Features,
+  blocks: { offset: number; size: number }[],
+  q: number = METHODS.paper.eval.blockQuantile,
+): number[] {
   return blocks.map((b) => {
     const v = new Float32Array(f.n * b.size);
     for (let i = 0; i < f.n; i++) v.set(f.x.subarray(i * f.dim + b.offset, i * f.dim + b.offset + b.size), i * b.size);

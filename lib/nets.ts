@@ -22,6 +22,7 @@
 import { tf } from "./compute/backend.ts";
 import { UserError } from "./util/errors.ts";
 import { hash32 } from "./util/rng.ts";
+import { method as methodNamed, type MethodName, METHODS, type NetNumbers } from "./presets.ts";
 
 /** The three networks of the paper, by name. */
 export const PAPER_NETS = {
@@ -29,9 +30,6 @@ export const PAPER_NETS = {
   medium: "64c5-128c5-256c5-512f",
   large: "92c5-256c5-512c5-1024f",
 } as const;
-
-export type NetVariant = "paper" | "release";
-export const NET_VARIANTS: NetVariant[] = ["paper", "release"];
 
 /** One layer of a network name. */
 export interface LayerSpec {
@@ -91,75 +89,80 @@ function variableOf(init: tf.Tensor): tf.Variable {
 export class ExemplarNet {
   readonly name: string;
   readonly layers: LayerSpec[];
-  readonly variant: NetVariant;
+  /** The method preset whose initialisation, pooling and multipliers the network has. */
+  readonly method: MethodName;
   readonly classes: number;
   readonly inputSize: number;
   /** Parameters in a fixed order: conv1.w, conv1.b, ..., fc1.w, fc1.b, ..., softmax.w, softmax.b. */
   readonly params: { name: string; v: tf.Variable; lrMult: number; decayMult: number }[] = [];
+  readonly #numbers: NetNumbers;
 
-  constructor(name: string, classes: number, opts: { variant?: NetVariant; seed?: number; inputSize?: number } = {}) {
+  constructor(name: string, classes: number, opts: { method?: MethodName; seed?: number; inputSize?: number } = {}) {
     if (!Number.isInteger(classes) || classes < 2) {
       throw new UserError(`N = ${classes}: the softmax needs at least 2 classes`);
     }
     this.name = name;
     this.layers = parseNetName(name);
-    this.variant = opts.variant ?? "paper";
-    if (!NET_VARIANTS.includes(this.variant)) {
-      throw new UserError(`unknown network variant "${this.variant}" (expected paper or release)`);
-    }
+    this.method = opts.method ?? "paper";
+    const nn = this.#numbers = methodNamed(this.method).net;
     this.classes = classes;
     this.inputSize = opts.inputSize ?? 32;
     const seed = opts.seed ?? 0;
-    const release = this.variant === "release";
-    const convStd = [0.05, 0.02, 0.01];
-    // Release weight-decay multipliers: conv1 0, conv2 0, conv3 0.25, fc 1, softmax 4.
-    const convDecay = [0, 0, 0.25];
+    // Initial weights: He-normal (std sqrt(2 / fan-in)) or the release's fixed Gaussian spreads.
+    const he = (fanIn: number) => Math.sqrt(2 / fanIn);
+    const gaussian = nn.init === "gaussian";
     let ch = 3, size = this.inputSize, conv = 0, fc = 0, k = 0;
     for (const l of this.layers) {
       if (l.kind === "conv") {
-        const fanIn = l.kernel * l.kernel * ch;
-        const std = release ? convStd[Math.min(conv, 2)] : Math.sqrt(2 / fanIn);
-        this.#add(
-          `conv${conv + 1}`,
-          [l.kernel, l.kernel, ch, l.units],
-          std,
-          release ? 0.1 : 0,
-          seed + k++,
-          convDecay[Math.min(conv, 2)],
-        );
+        const depth = Math.min(conv, 2); // conv3 and deeper share conv3's numbers
+        this.#add(`conv${conv + 1}`, [l.kernel, l.kernel, ch, l.units], {
+          std: gaussian ? nn.convStd[depth] : he(l.kernel * l.kernel * ch),
+          bias: nn.bias,
+          seed: seed + k++,
+          decayMult: nn.decayMult.conv[depth],
+        });
         ch = l.units;
         if (conv < 2) size = Math.ceil(size / 2);
         conv++;
       } else {
         const inputs = fc === 0 ? size * size * ch : ch;
-        this.#add(
-          `fc${fc + 1}`,
-          [inputs, l.units],
-          release ? 0.01 : Math.sqrt(2 / inputs),
-          release ? 0.1 : 0,
-          seed + k++,
-          1,
-        );
+        this.#add(`fc${fc + 1}`, [inputs, l.units], {
+          std: gaussian ? nn.fcStd : he(inputs),
+          bias: nn.bias,
+          seed: seed + k++,
+          decayMult: nn.decayMult.fc,
+        });
         ch = l.units;
         fc++;
       }
     }
     const inputs = fc === 0 ? size * size * ch : ch;
-    this.#add("softmax", [inputs, classes], release ? 0.005 : 0.01, 0, seed + k++, 4, 0.25);
+    this.#add("softmax", [inputs, classes], {
+      std: nn.softmaxStd,
+      bias: 0,
+      seed: seed + k++,
+      decayMult: nn.decayMult.softmax,
+      weightLrMult: nn.lrMult.softmaxWeights,
+    });
   }
 
-  #add(name: string, shape: number[], std: number, bias: number, seed: number, decayMult: number, wLr = 1): void {
+  /** Adds a layer's weights (Gaussian, `std`) and biases (constant `bias`, learning-rate multiplier as preset). */
+  #add(
+    name: string,
+    shape: number[],
+    o: { std: number; bias: number; seed: number; decayMult: number; weightLrMult?: number },
+  ): void {
     this.params.push({
       name: `${name}.w`,
       // TensorFlow.js treats a seed of 0 as "no seed": draw a non-zero one from the run seed.
-      v: variableOf(tf.randomNormal(shape, 0, std, "float32", 1 + (hash32(seed, 4001) % 0x7ffffffe))),
-      lrMult: wLr,
-      decayMult,
+      v: variableOf(tf.randomNormal(shape, 0, o.std, "float32", 1 + (hash32(o.seed, 4001) % 0x7ffffffe))),
+      lrMult: o.weightLrMult ?? 1,
+      decayMult: o.decayMult,
     });
     this.params.push({
       name: `${name}.b`,
-      v: variableOf(tf.fill([shape[shape.length - 1]], bias)),
-      lrMult: 2,
+      v: variableOf(tf.fill([shape[shape.length - 1]], o.bias)),
+      lrMult: this.#numbers.lrMult.bias,
       decayMult: 0,
     });
   }
@@ -171,14 +174,16 @@ export class ExemplarNet {
     return p.v;
   }
 
-  #pool(x: tf.Tensor4D): tf.Tensor4D {
-    return this.variant === "release" ? tf.maxPool(x, 3, 2, "same") : tf.maxPool(x, 2, 2, "same");
+  /** Max-pooling after the first two conv layers ("same" padding pads only at the end, as Caffe's ceil mode). */
+  pool(x: tf.Tensor4D): tf.Tensor4D {
+    const { size, stride } = this.#numbers.pool;
+    return tf.maxPool(x, size, stride, "same");
   }
 
   /**
    * Runs the network on x (B x S x S x 3). Returns the logits, and with
-   * `taps` the post-ReLU output of every conv and FC layer. Dropout (0.5) on
-   * FC outputs when `dropoutSeed` is given (training).
+   * `taps` the post-ReLU output of every conv and FC layer. Dropout on FC
+   * outputs when `dropoutSeed` is given (training).
    */
   forward(x: tf.Tensor4D, opts: { dropoutSeed?: number; taps?: tf.Tensor[] } = {}): tf.Tensor2D {
     let h: tf.Tensor = x;
@@ -190,7 +195,7 @@ export class ExemplarNet {
             .add(this.param(`conv${conv + 1}.b`)),
         );
         opts.taps?.push(h);
-        if (conv < 2) h = this.#pool(h as tf.Tensor4D);
+        if (conv < 2) h = this.pool(h as tf.Tensor4D);
         conv++;
       } else {
         if (fc === 0) h = h.reshape([h.shape[0], -1]);
@@ -198,7 +203,7 @@ export class ExemplarNet {
           tf.matMul(h as tf.Tensor2D, this.param(`fc${fc + 1}.w`) as tf.Tensor2D).add(this.param(`fc${fc + 1}.b`)),
         );
         opts.taps?.push(h);
-        if (opts.dropoutSeed !== undefined) h = tf.dropout(h, 0.5, undefined, opts.dropoutSeed + fc);
+        if (opts.dropoutSeed !== undefined) h = tf.dropout(h, this.#numbers.dropout, undefined, opts.dropoutSeed + fc);
         fc++;
       }
     }
@@ -208,7 +213,7 @@ export class ExemplarNet {
 
   /** Layers, output shapes, parameters and forward FLOPs per sample (PAPER.md section 2). */
   summary(): SummaryRow[] {
-    return netSummary(this.name, this.classes, this.variant, this.inputSize);
+    return netSummary(this.name, this.classes, this.method, this.inputSize);
   }
 
   /** Forward FLOPs per 32x32 sample, without (and with) the softmax layer. */
@@ -244,8 +249,9 @@ export class ExemplarNet {
 }
 
 /** Layers, output shapes, parameters and forward FLOPs per sample of a network (PAPER.md section 2). */
-export function netSummary(name: string, classes: number, variant: NetVariant = "paper", inputSize = 32): SummaryRow[] {
+export function netSummary(name: string, classes: number, method: MethodName = "paper", inputSize = 32): SummaryRow[] {
   const layers = parseNetName(name);
+  const pool = METHODS[method].net.pool;
   const rows: SummaryRow[] = [];
   let ch = 3, size = inputSize, conv = 0, fc = 0;
   for (const l of layers) {
@@ -261,7 +267,7 @@ export function netSummary(name: string, classes: number, variant: NetVariant = 
       if (conv < 2) {
         size = Math.ceil(size / 2);
         rows.push({
-          layer: `pool${conv + 1} ${variant === "release" ? "3x3/2" : "2x2/2"}`,
+          layer: `pool${conv + 1} ${pool.size}x${pool.size}/${pool.stride}`,
           output: [size, size, ch],
           params: 0,
           flops: 0,

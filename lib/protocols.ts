@@ -22,7 +22,8 @@
 import type { Dataset } from "./data/dataset.ts";
 import { UserError } from "./util/errors.ts";
 import { Rng } from "./util/rng.ts";
-import { accuracy, C_GRID, chooseC, type Features, meanClassAccuracy, predictSVM, subset, trainSVM } from "./svm.ts";
+import { accuracy, chooseC, type Features, meanClassAccuracy, predictSVM, subset, trainSVM } from "./svm.ts";
+import { type EvalNumbers, type MethodName, METHODS } from "./presets.ts";
 import type { Pooling } from "./features.ts";
 
 export const PROTOCOLS = ["stl10", "cifar10-400", "cifar10", "caltech101", "caltech256"] as const;
@@ -120,130 +121,223 @@ export function checkProtocolFits(p: ProtocolName, ds: Dataset): void {
   }
 }
 
-/** Runs a protocol (see the module documentation). `C` skips the choice of C. */
+/** Options of {@link runProtocol}. */
+export interface ProtocolOptions {
+  seed?: number;
+  /** Runs to average over (subsets, splits or STL-10 folds); default: the method's (10). */
+  runs?: number;
+  /** A fixed C (skips the choice of C). */
+  C?: number;
+  /** The SVM's bias feature; default: the method's. */
+  bias?: number;
+  /** The method preset whose evaluation numbers apply (default `paper`). */
+  method?: MethodName;
+  log?: (m: string) => void;
+}
+
+/**
+ * What a protocol trains and tests on: image indices of one split for the SVM's training sets, one test set per run
+ * (all in `testSplit`), and the training/validation indices C is chosen on.
+ */
+export interface ProtocolPlan {
+  trainSplit: string;
+  testSplit: string;
+  /** One training set per run. */
+  train: number[][];
+  /** One test set per run (the same set for every run where the protocol has a fixed test split). */
+  test: number[][];
+  /** C is chosen by training on `cTrain` and scoring on `cValid` (both in trainSplit). */
+  cTrain: number[];
+  cValid: number[];
+  /** Mean per-class accuracy (Caltech) rather than accuracy. */
+  perClass: boolean;
+}
+
+/** Images of a split grouped by label. */
+function byClass(ds: Dataset, split: string): number[][] {
+  const y = ds.splits[split].labels!;
+  return ds.classNames.map((_, c) => [...Array(y.length).keys()].filter((i) => y[i] === c));
+}
+
+/** STL-10: train on each predefined fold, test on the test split; C chosen on fold 1 against the images outside it. */
+function stl10Plan(ds: Dataset, runs: number): ProtocolPlan {
+  const folds = ds.folds!, n = ds.splits.train.length;
+  const inFold1 = new Set(folds[0]);
+  const test = [...Array(ds.splits.test.length).keys()];
+  const train = folds.slice(0, runs);
+  return {
+    trainSplit: "train",
+    testSplit: "test",
+    train,
+    test: train.map(() => test),
+    cTrain: folds[0],
+    cValid: [...Array(n).keys()].filter((i) => !inFold1.has(i)),
+    perClass: false,
+  };
+}
+
+/** CIFAR-10(400): random subsets of 400 training images per class; C chosen on subset 1 with a fifth held out. */
+function cifar400Plan(ds: Dataset, rng: Rng, runs: number, perClass: number): ProtocolPlan {
+  const classes = byClass(ds, "train");
+  const train = Array.from(
+    { length: runs },
+    () =>
+      classes.flatMap((idx) => Array.from(rng.permutation(idx.length).subarray(0, perClass), (j) => idx[j]))
+        .sort((a, b) => a - b),
+  );
+  const perm = rng.permutation(train[0].length);
+  const cut = Math.floor(train[0].length / 5);
+  const test = [...Array(ds.splits.test.length).keys()];
+  return {
+    trainSplit: "train",
+    testSplit: "test",
+    train,
+    test: train.map(() => test),
+    cValid: Array.from(perm.subarray(0, cut), (j) => train[0][j]),
+    cTrain: Array.from(perm.subarray(cut), (j) => train[0][j]),
+    perClass: false,
+  };
+}
+
+/** CIFAR-10: all training images, one run; C chosen with a tenth held out. */
+function cifarFullPlan(ds: Dataset, rng: Rng): ProtocolPlan {
+  const n = ds.splits.train.length;
+  const perm = rng.permutation(n);
+  const cut = Math.floor(n / 10);
+  return {
+    trainSplit: "train",
+    testSplit: "test",
+    train: [[...Array(n).keys()]],
+    test: [[...Array(ds.splits.test.length).keys()]],
+    cValid: Array.from(perm.subarray(0, cut)),
+    cTrain: Array.from(perm.subarray(cut)),
+    perClass: false,
+  };
+}
+
+/**
+ * Caltech-101/256: per random split, `trainPer` training images per class and the rest (at most `testMax` per
+ * class) for testing; C chosen on split 1, its last 5 training images per class held out.
+ */
+function caltechPlan(ds: Dataset, rng: Rng, runs: number, trainPer: number, testMax: number): ProtocolPlan {
+  const split = ds.splits.all ? "all" : "train";
+  const classes = byClass(ds, split);
+  const splits = Array.from({ length: runs }, () => {
+    const tr: number[] = [], te: number[] = [];
+    for (const idx of classes) {
+      const perm = Array.from(rng.permutation(idx.length), (j) => idx[j]);
+      tr.push(...perm.slice(0, trainPer));
+      te.push(...perm.slice(trainPer, trainPer + testMax));
+    }
+    return { tr, te };
+  });
+  const y = ds.splits[split].labels!;
+  const cTrain: number[] = [], cValid: number[] = [];
+  for (let c = 0; c < ds.classNames.length; c++) {
+    const mine = splits[0].tr.filter((i) => y[i] === c);
+    cTrain.push(...mine.slice(0, trainPer - 5));
+    cValid.push(...mine.slice(trainPer - 5));
+  }
+  return {
+    trainSplit: split,
+    testSplit: split,
+    train: splits.map((s) => s.tr),
+    test: splits.map((s) => s.te),
+    cTrain,
+    cValid,
+    perClass: true,
+  };
+}
+
+/** The plan of a protocol on a data set (random subsets and splits drawn from `rng`). */
+export function protocolPlan(p: ProtocolName, ds: Dataset, rng: Rng, e: EvalNumbers, runs = e.runs): ProtocolPlan {
+  switch (p) {
+    case "stl10":
+      return stl10Plan(ds, runs);
+    case "cifar10-400":
+      return cifar400Plan(ds, rng, runs, e.cifarPerClass);
+    case "cifar10":
+      return cifarFullPlan(ds, rng);
+    default:
+      return caltechPlan(ds, rng, runs, e.caltechTrain, e.caltechTestMax);
+  }
+}
+
+const sortedUnion = (...lists: number[][]) => [...new Set(lists.flat())].sort((a, b) => a - b);
+
+/**
+ * Runs a protocol (see the module documentation): its plan, then the features of every image the plan uses, C
+ * chosen on the plan's validation split (unless given), and one linear SVM per run scored on the run's test set.
+ */
 export async function runProtocol(
   p: ProtocolName,
   ds: Dataset,
   features: FeatureFn,
-  opts: { seed?: number; runs?: number; C?: number; bias?: number; log?: (m: string) => void } = {},
+  opts: ProtocolOptions = {},
 ): Promise<ProtocolResult> {
   checkProtocolFits(p, ds);
   const log = opts.log ?? (() => {});
-  const rng = new Rng(opts.seed ?? 0, 9001);
+  const e = METHODS[opts.method ?? "paper"].eval;
+  const plan = protocolPlan(p, ds, new Rng(opts.seed ?? 0, 9001), e, opts.runs ?? e.runs);
   const K = ds.classNames.length;
-  const bias = opts.bias ?? 1;
-  const grid = opts.C !== undefined ? [opts.C] : C_GRID;
-  const runs: number[] = [];
-  let C = opts.C ?? NaN, cScores: { C: number; accuracy: number }[] = [], trainPerRun = 0, nTest = 0, dim = 0;
+  const bias = opts.bias ?? e.svmBias;
+  const score = (pred: Int32Array, y: Int32Array) => plan.perClass ? meanClassAccuracy(pred, y, K) : accuracy(pred, y);
 
-  if (p === "stl10" || p === "cifar10-400" || p === "cifar10") {
-    const train = ds.splits.train, test = ds.splits.test;
-    const yAll = train.labels!;
-    let trainSets: number[][];
-    let cTrain: number[], cValid: number[];
-    if (p === "stl10") {
-      trainSets = ds.folds!;
-      const inFold1 = new Set(trainSets[0]);
-      cTrain = trainSets[0];
-      cValid = [...Array(train.length).keys()].filter((i) => !inFold1.has(i));
-    } else if (p === "cifar10-400") {
-      const byClass = ds.classNames.map((_, c) => [...Array(train.length).keys()].filter((i) => yAll[i] === c));
-      trainSets = Array.from(
-        { length: opts.runs ?? 10 },
-        () =>
-          byClass.flatMap((idx) => Array.from(rng.permutation(idx.length).subarray(0, 400), (j) => idx[j])).sort((
-            a,
-            b,
-          ) => a - b),
-      );
-      const perm = rng.permutation(trainSets[0].length);
-      const cut = Math.floor(trainSets[0].length / 5);
-      cValid = Array.from(perm.subarray(0, cut), (j) => trainSets[0][j]);
-      cTrain = Array.from(perm.subarray(cut), (j) => trainSets[0][j]);
-    } else {
-      trainSets = [[...Array(train.length).keys()]];
-      const perm = rng.permutation(train.length);
-      const cut = Math.floor(train.length / 10);
-      cValid = Array.from(perm.subarray(0, cut));
-      cTrain = Array.from(perm.subarray(cut));
-    }
-    const union = [...new Set([...trainSets.flat(), ...cValid])].sort((a, b) => a - b);
-    log(`features of ${union.length} training and ${test.length} test images`);
-    const fTrain = await features("train", union);
-    const testIdx = [...Array(test.length).keys()];
-    const fTest = await features("test", testIdx);
-    const yTest = test.labels!;
-    dim = fTrain.dim;
-    nTest = test.length;
-    if (grid.length > 1) {
-      const r = chooseC(
-        subset(fTrain, rowsOf(union, cTrain)),
-        labelsOf(yAll, cTrain),
-        subset(fTrain, rowsOf(union, cValid)),
-        labelsOf(yAll, cValid),
-        K,
-        grid,
-        bias,
-      );
-      C = r.C;
-      cScores = r.scores;
-      log(
-        `C = ${C} (validation accuracy ${r.scores.map((s) => `${s.C}: ${(100 * s.accuracy).toFixed(1)}`).join(", ")})`,
-      );
-    }
-    for (const [k, set] of trainSets.entries()) {
-      const m = trainSVM(subset(fTrain, rowsOf(union, set)), labelsOf(yAll, set), K, { C, bias });
-      runs.push(100 * accuracy(predictSVM(m, fTest), yTest));
-      trainPerRun = set.length;
-      log(`run ${k + 1}/${trainSets.length}: ${runs.at(-1)!.toFixed(2)} %`);
-    }
+  // Features: the training split's images (all runs and the C split), then the test split's; one call where the
+  // protocol draws both from the same split.
+  const trainIdx = sortedUnion(...plan.train, plan.cTrain, plan.cValid);
+  const testIdx = sortedUnion(...plan.test);
+  let fTrain: Features, fTest: Features, trainRows: number[], testRows: number[];
+  if (plan.trainSplit === plan.testSplit) {
+    const all = sortedUnion(trainIdx, testIdx);
+    log(`features of ${all.length} images`);
+    fTrain = fTest = await features(plan.trainSplit, all);
+    trainRows = testRows = all;
   } else {
-    const split = ds.splits.all ? "all" : "train";
-    const s = ds.splits[split];
-    const y = s.labels!;
-    const byClass = ds.classNames.map((_, c) => [...Array(s.length).keys()].filter((i) => y[i] === c));
-    const splits = Array.from({ length: opts.runs ?? 10 }, () => {
-      const tr: number[] = [], te: number[] = [];
-      for (const idx of byClass) {
-        const perm = Array.from(rng.permutation(idx.length), (j) => idx[j]);
-        tr.push(...perm.slice(0, 30));
-        te.push(...perm.slice(30, 80));
-      }
-      return { tr, te };
-    });
-    const union = [...new Set(splits.flatMap((sp) => [...sp.tr, ...sp.te]))].sort((a, b) => a - b);
-    log(`features of ${union.length} images`);
-    const f = await features(split, union);
-    dim = f.dim;
-    if (grid.length > 1) {
-      const tr = splits[0].tr, cTrain: number[] = [], cValid: number[] = [];
-      for (let c = 0; c < K; c++) {
-        const mine = tr.filter((i) => y[i] === c);
-        cTrain.push(...mine.slice(0, 25));
-        cValid.push(...mine.slice(25));
-      }
-      const r = chooseC(
-        subset(f, rowsOf(union, cTrain)),
-        labelsOf(y, cTrain),
-        subset(f, rowsOf(union, cValid)),
-        labelsOf(y, cValid),
-        K,
-        grid,
-        bias,
-        (pr, yy) => meanClassAccuracy(pr, yy, K),
-      );
-      C = r.C;
-      cScores = r.scores;
-      log(`C = ${C}`);
-    }
-    for (const [k, sp] of splits.entries()) {
-      const m = trainSVM(subset(f, rowsOf(union, sp.tr)), labelsOf(y, sp.tr), K, { C, bias });
-      runs.push(100 * meanClassAccuracy(predictSVM(m, subset(f, rowsOf(union, sp.te))), labelsOf(y, sp.te), K));
-      trainPerRun = sp.tr.length;
-      nTest = sp.te.length;
-      log(`split ${k + 1}/${splits.length}: ${runs.at(-1)!.toFixed(2)} %`);
-    }
+    log(`features of ${trainIdx.length} training and ${testIdx.length} test images`);
+    fTrain = await features(plan.trainSplit, trainIdx);
+    fTest = await features(plan.testSplit, testIdx);
+    [trainRows, testRows] = [trainIdx, testIdx];
+  }
+  const yTrain = ds.splits[plan.trainSplit].labels!, yTest = ds.splits[plan.testSplit].labels!;
+  const rowsIn = (rows: number[]) => (idx: number[]) => rowsOf(rows, idx);
+  const [trRows, teRows] = [rowsIn(trainRows), rowsIn(testRows)];
+
+  let C = opts.C ?? NaN, cScores: { C: number; accuracy: number }[] = [];
+  if (opts.C === undefined) {
+    const r = chooseC(
+      subset(fTrain, trRows(plan.cTrain)),
+      labelsOf(yTrain, plan.cTrain),
+      subset(fTrain, trRows(plan.cValid)),
+      labelsOf(yTrain, plan.cValid),
+      K,
+      e.cGrid,
+      bias,
+      score,
+    );
+    C = r.C;
+    cScores = r.scores;
+    log(`C = ${C} (validation ${r.scores.map((s) => `${s.C}: ${(100 * s.accuracy).toFixed(1)}`).join(", ")})`);
+  }
+
+  const runs: number[] = [];
+  for (const [k, tr] of plan.train.entries()) {
+    const te = plan.test[k];
+    const m = trainSVM(subset(fTrain, trRows(tr)), labelsOf(yTrain, tr), K, { C, bias });
+    runs.push(100 * score(predictSVM(m, subset(fTest, teRows(te))), labelsOf(yTest, te)));
+    log(`run ${k + 1}/${plan.train.length}: ${runs.at(-1)!.toFixed(2)} %`);
   }
   const { mean, std } = meanStd(runs);
-  return { protocol: p, metric: PROTOCOL_INPUT[p].metric, mean, std, runs, C, cScores, trainPerRun, test: nTest, dim };
+  return {
+    protocol: p,
+    metric: PROTOCOL_INPUT[p].metric,
+    mean,
+    std,
+    runs,
+    C,
+    cScores,
+    trainPerRun: plan.train.at(-1)!.length,
+    test: plan.test.at(-1)!.length,
+    dim: fTrain.dim,
+  };
 }

@@ -38,6 +38,7 @@ import { writeFileAtomic } from "./util/fsutil.ts";
 import { newImage, resizeBilinear, type RGBImage } from "./util/image.ts";
 import { PATCH } from "./patch.ts";
 import { Rng } from "./util/rng.ts";
+import { method as methodNamed, type MethodName, METHODS } from "./presets.ts";
 import type { Split } from "./data/dataset.ts";
 
 /** Seed patches are 32x32 (PAPER.md section 1). */
@@ -48,11 +49,6 @@ export { PATCH };
  * 1/sqrt 2, rotation 20 degrees need a radius of 37.3 px) plus bilinear margin.
  */
 export const CONTEXT = 80;
-/** Pyramid scales, 0.8^{0,1,2,3} (the release's; the paper says only "varying scales"). */
-export const SCALES = [1, 0.8, 0.64, 0.512];
-
-export type SeedPreset = "paper" | "release";
-export const SEED_PRESETS: SeedPreset[] = ["paper", "release"];
 
 /** Where a seed was cut from. */
 export interface SeedOrigin {
@@ -73,13 +69,15 @@ export interface Seeds {
   /** `n` windows of CONTEXT x CONTEXT RGB (HWC), seed i at `i * CONTEXT * CONTEXT * 3`; the seed is the centre 32x32. */
   context: Uint8Array;
   origins: SeedOrigin[];
-  preset: SeedPreset;
+  /** The method preset that drew them. */
+  method: MethodName;
 }
 
 /** Options of {@link seedPatches}. */
 export interface SeedOptions {
   n: number;
-  preset?: SeedPreset;
+  /** Method preset (default `paper`). */
+  method?: MethodName;
   /** Run seed: the same seed gives the same patches. */
   seed?: number;
   /** Use only the first `limit` images of the split. */
@@ -179,7 +177,7 @@ export interface CandidateMap {
  */
 export function paperCandidates(img: RGBImage): CandidateMap[] {
   const out: CandidateMap[] = [];
-  for (const s of SCALES) {
+  for (const s of METHODS.paper.seeds.pyramid) {
     const w = Math.round(img.width * s), h = Math.round(img.height * s);
     if (w < PATCH || h < PATCH) continue;
     const im = resizeBilinear(img, w, h);
@@ -196,22 +194,23 @@ export function paperCandidates(img: RGBImage): CandidateMap[] {
  * would not fit; each map cell stands for a patch centred in its 4x4 block.
  */
 export function releaseCandidates(img: RGBImage): CandidateMap[] {
+  const { pyramid, subsample: f, highPassSigma: sigma } = METHODS.release.seeds;
   const out: CandidateMap[] = [];
-  for (const s of SCALES) {
+  for (const s of pyramid) {
     const w = Math.round(img.width * s), h = Math.round(img.height * s);
     if (w < PATCH || h < PATCH) continue;
     const im = resizeBilinear(img, w, h);
-    const sw = Math.max(1, Math.floor(w / 4)), sh = Math.max(1, Math.floor(h / 4));
+    const sw = Math.max(1, Math.floor(w / f)), sh = Math.max(1, Math.floor(h / f));
     const g = grayscale(resizeBilinear(im, sw, sh));
-    const low = gaussianBlur(g, sw, sh, 2);
+    const low = gaussianBlur(g, sw, sh, sigma);
     const hp = new Float32Array(g.length);
     for (let i = 0; i < g.length; i++) hp[i] = (g[i] - low[i]) * (g[i] - low[i]);
-    const energy = gaussianBlur(hp, sw, sh, 2);
+    const energy = gaussianBlur(hp, sw, sh, sigma);
     // Zero the border: a 32x32 patch centred on the cell must fit inside the image.
     const half = PATCH / 2;
     for (let y = 0; y < sh; y++) {
       for (let x = 0; x < sw; x++) {
-        const cx = 4 * x + 2, cy = 4 * y + 2;
+        const cx = f * x + f / 2, cy = f * y + f / 2;
         if (cx - half < 0 || cy - half < 0 || cx + half > w || cy + half > h) energy[y * sw + x] = 0;
       }
     }
@@ -219,7 +218,7 @@ export function releaseCandidates(img: RGBImage): CandidateMap[] {
       scale: s,
       image: im,
       weights: energy,
-      positionOf: (j) => [4 * (j % sw) + 2 - half, 4 * Math.floor(j / sw) + 2 - half],
+      positionOf: (j) => [f * (j % sw) + f / 2 - half, f * Math.floor(j / sw) + f / 2 - half],
     });
   }
   return out;
@@ -232,8 +231,8 @@ function sum(a: Float32Array): number {
 }
 
 /** The weight by which an image is drawn. */
-function imageWeight(maps: CandidateMap[], preset: SeedPreset): number {
-  if (preset === "paper") return maps.reduce((a, m) => a + sum(m.weights), 0);
+function imageWeight(maps: CandidateMap[], perImage: "spread" | "one"): number {
+  if (perImage === "spread") return maps.reduce((a, m) => a + sum(m.weights), 0);
   // Release: the image's mean energy (at full scale).
   const m = maps[0];
   return m ? sum(m.weights) / m.weights.length : 0;
@@ -281,10 +280,9 @@ export function seedPatch(seeds: Seeds, i: number): RGBImage {
  * documentation for the two presets). Deterministic from `seed`.
  */
 export async function seedPatches(split: Split, opts: SeedOptions): Promise<Seeds> {
-  const preset = opts.preset ?? "paper";
-  if (!SEED_PRESETS.includes(preset)) {
-    throw new UserError(`unknown seed preset "${preset}" (expected ${SEED_PRESETS.join(" or ")})`);
-  }
+  const method = opts.method ?? "paper";
+  const numbers = methodNamed(method).seeds;
+  const onePerImage = numbers.perImage === "one";
   const n = opts.n, flag = opts.flag ?? "--n";
   if (!Number.isInteger(n) || n < 1) throw new UserError(`${flag} ${n}: expected a positive integer`);
   const count = Math.min(split.length, opts.limit ?? split.length);
@@ -293,7 +291,7 @@ export async function seedPatches(split: Split, opts: SeedOptions): Promise<Seed
   if (split.size && (size.width < PATCH || size.height < PATCH)) {
     throw new UserError(`images of ${size.width}x${size.height} are smaller than the ${PATCH}x${PATCH} patch size`);
   }
-  const candidates = preset === "paper" ? paperCandidates : releaseCandidates;
+  const candidates = numbers.sampler === "gradient" ? paperCandidates : releaseCandidates;
   const rng = new Rng(opts.seed ?? 0, 7001);
 
   // Pass 1: the weight of every image (and how many candidates it has).
@@ -301,24 +299,24 @@ export async function seedPatches(split: Split, opts: SeedOptions): Promise<Seed
   let usable = 0, positions = 0;
   for (let i = 0; i < count; i++) {
     const maps = candidates(await split.image(i));
-    weights[i] = imageWeight(maps, preset);
+    weights[i] = imageWeight(maps, numbers.perImage);
     if (weights[i] > 0) {
       usable++;
       for (const m of maps) for (let j = 0; j < m.weights.length; j++) if (m.weights[j] > 0) positions++;
     }
     opts.onProgress?.("energy", i + 1, count);
   }
-  const available = preset === "release" ? usable : positions;
+  const available = onePerImage ? usable : positions;
   if (n > available) {
     throw new UserError(
       `${flag} ${n} is larger than the ${available} candidate ${
-        preset === "release" ? "images (the release takes one seed per image)" : "patches with any gradient"
+        onePerImage ? "images (the release takes one seed per image)" : "patches with any gradient"
       } in ${count} images`,
     );
   }
 
   // Draw images: without replacement, each at most `cap` times.
-  const cap = preset === "release" ? 1 : Math.ceil(n / Math.max(1, usable));
+  const cap = onePerImage ? 1 : Math.ceil(n / Math.max(1, usable));
   const perImage = new Map<number, number>();
   const w = Float64Array.from(weights);
   let total = w.reduce((a, b) => a + b, 0);
@@ -346,7 +344,7 @@ export async function seedPatches(split: Split, opts: SeedOptions): Promise<Seed
     const totals = all.map((a) => sum(a));
     for (let k = 0; k < perImage.get(i)!; k++) {
       let s: number;
-      if (preset === "release") {
+      if (onePerImage) {
         // A pyramid scale uniformly, then the position proportionally to its map.
         const valid = totals.map((t, j) => t > 0 ? j : -1).filter((j) => j >= 0);
         if (valid.length === 0) break;
@@ -367,7 +365,7 @@ export async function seedPatches(split: Split, opts: SeedOptions): Promise<Seed
     opts.onProgress?.("crop", ++done, chosen.length);
   }
   if (origins.length !== n) throw new UserError(`${flag} ${n}: only ${origins.length} patches could be drawn`);
-  return { n, context, origins, preset };
+  return { n, context, origins, method };
 }
 
 /** The per-pixel mean of the seed patches (RGB in [0, 1], 32x32x3), subtracted from every input. */
@@ -386,14 +384,14 @@ export async function saveSeeds(dir: string, seeds: Seeds): Promise<void> {
   await writeFileAtomic(join(dir, "seeds.bin"), seeds.context);
   await writeFileAtomic(
     join(dir, "seeds.json"),
-    JSON.stringify({ n: seeds.n, preset: seeds.preset, patch: PATCH, context: CONTEXT, origins: seeds.origins }) + "\n",
+    JSON.stringify({ n: seeds.n, method: seeds.method, patch: PATCH, context: CONTEXT, origins: seeds.origins }) + "\n",
   );
 }
 
 /** Reads seeds written by {@link saveSeeds}. */
 export async function loadSeeds(dir: string): Promise<Seeds> {
   const metaPath = join(dir, "seeds.json"), binPath = join(dir, "seeds.bin");
-  let meta: { n: number; preset: SeedPreset; context: number; origins: SeedOrigin[] };
+  let meta: { n: number; method?: MethodName; preset?: MethodName; context: number; origins: SeedOrigin[] };
   try {
     meta = JSON.parse(await Deno.readTextFile(metaPath));
   } catch {
@@ -406,5 +404,6 @@ export async function loadSeeds(dir: string): Promise<Seeds> {
   }
   const context = new Uint8Array(new SharedArrayBuffer(size));
   context.set(bytes);
-  return { n: meta.n, context, origins: meta.origins, preset: meta.preset };
+  // (Seeds written before the presets were called methods name theirs `preset`.)
+  return { n: meta.n, context, origins: meta.origins, method: meta.method ?? meta.preset ?? "paper" };
 }

@@ -21,7 +21,6 @@
  * @module
  */
 import {
-  type AugmentPreset,
   type ColorPCA,
   colorPCA,
   drawParams,
@@ -30,6 +29,7 @@ import {
   transformPatch,
   TRANSFORMS,
 } from "./augment.ts";
+import type { MethodName } from "./presets.ts";
 import { UserError } from "./util/errors.ts";
 import { Rng } from "./util/rng.ts";
 import { CONTEXT, PATCH, seedMean, seedPatch, type Seeds } from "./seeds.ts";
@@ -38,7 +38,7 @@ import { CONTEXT, PATCH, seedMean, seedPatch, type Seeds } from "./seeds.ts";
 export interface SurrogateOptions {
   /** Transformed copies per class (K), or `Infinity` for fresh parameters every epoch. */
   k: number;
-  preset?: AugmentPreset;
+  method?: MethodName;
   /** The transformations in use (default: all six). */
   transforms?: TransformName[];
   /** Run seed. */
@@ -61,7 +61,7 @@ export class SurrogateData {
   readonly seeds: Seeds;
   readonly n: number;
   readonly k: number;
-  readonly preset: AugmentPreset;
+  readonly method: MethodName;
   readonly transforms: Set<TransformName>;
   readonly seed: number;
   readonly validationCopies: number;
@@ -79,7 +79,7 @@ export class SurrogateData {
     this.seeds = seeds;
     this.n = seeds.n;
     this.k = opts.k;
-    this.preset = opts.preset ?? "paper";
+    this.method = opts.method ?? "paper";
     this.transforms = new Set(opts.transforms ?? TRANSFORMS);
     this.seed = opts.seed ?? 0;
     this.validationCopies = opts.validationCopies ?? 1;
@@ -101,12 +101,12 @@ export class SurrogateData {
 
   /** The parameters of training copy k of class i. */
   params(i: number, k: number): TransformParams {
-    return drawParams(new Rng(this.seed, TAG_TRAIN, i, k), this.preset, this.transforms);
+    return drawParams(new Rng(this.seed, TAG_TRAIN, i, k), this.method, this.transforms);
   }
 
   /** The parameters of held-out copy v of class i. */
   validationParams(i: number, v: number): TransformParams {
-    return drawParams(new Rng(this.seed, TAG_VALID, i, v), this.preset, this.transforms);
+    return drawParams(new Rng(this.seed, TAG_VALID, i, v), this.method, this.transforms);
   }
 
   /** Writes seed i transformed by `p`, as RGB in [0, 1] (not normalised), at `out[off..]`. */
@@ -202,7 +202,7 @@ export class SurrogateLoader {
       n: data.n,
       opts: {
         k: data.k,
-        preset: data.preset,
+        method: data.method,
         transforms: [...data.transforms],
         seed: data.seed,
         validationCopies: data.validationCopies,

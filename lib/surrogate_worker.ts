@@ -13,7 +13,7 @@ let data: SurrogateData | null = null;
 self.onmessage = (e: MessageEvent<{ init?: SurrogateWorkerInit; b?: number; size?: number }>) => {
   const m = e.data;
   if (m.init) {
-    const seeds: Seeds = { n: m.init.n, context: m.init.context, origins: [], preset: "paper" };
+    const seeds: Seeds = { n: m.init.n, context: m.init.context, origins: [], method: "paper" };
     data = new SurrogateData(seeds, m.init.opts, { pca: m.init.pca, mean: m.init.mean });
     return;
   }

@@ -16,6 +16,7 @@
  */
 import { UserError } from "./util/errors.ts";
 import { Rng } from "./util/rng.ts";
+import { METHODS } from "./presets.ts";
 
 /** A set of feature vectors: `n` rows of `dim` floats. */
 export interface Features {
@@ -121,7 +122,7 @@ function trainBinary(
 export function trainSVM(f: Features, labels: Int32Array, classes: number, opts: SVMOptions): LinearSVM {
   checkC(opts.C);
   if (labels.length !== f.n) throw new Error(`${labels.length} labels for ${f.n} feature vectors`);
-  const B = opts.bias ?? 1;
+  const B = opts.bias ?? METHODS.paper.eval.svmBias;
   const rng = new Rng(opts.seed ?? 1, 555);
   const w = new Float64Array(classes * (f.dim + 1));
   const sign = new Int8Array(f.n);
@@ -176,9 +177,6 @@ export function subset(f: Features, idx: ArrayLike<number>): Features {
   return { n: idx.length, dim: f.dim, x };
 }
 
-/** The C values tried when choosing C by validation. */
-export const C_GRID = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10];
-
 /** Chooses C by accuracy on a validation set; ties go to the smaller C. */
 export function chooseC(
   train: Features,
@@ -186,8 +184,8 @@ export function chooseC(
   valid: Features,
   yValid: Int32Array,
   classes: number,
-  grid: number[] = C_GRID,
-  bias = 1,
+  grid: number[] = METHODS.paper.eval.cGrid,
+  bias: number = METHODS.paper.eval.svmBias,
   score: (p: Int32Array, y: Int32Array) => number = accuracy,
 ): { C: number; scores: { C: number; accuracy: number }[] } {
   for (const C of grid) checkC(C);

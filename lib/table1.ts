@@ -32,7 +32,9 @@ export async function loadTable1(): Promise<Table1Data> {
 /** The scale label of a result: what the measured numbers were made at. */
 export function scaleLabel(r: EvaluationResults): string {
   const s = r.scale;
-  return `data ${s.data}, ${s.net}, N=${s.N}, K=${s.K}, ${s.steps} steps (${s.samples} samples), preset ${s.preset}; evaluated on ${r.evalData}`;
+  return `data ${s.data}, ${s.net}, N=${s.N}, K=${s.K}, ${s.steps} steps (${s.samples} samples), method ${
+    s.method ?? (s as { preset?: string }).preset
+  }; evaluated on ${r.evalData}`;
 }
 
 const pm = (m: number, s: number) => `${m.toFixed(1)} ± ${s.toFixed(1)}`;

@@ -27,16 +27,36 @@
  * @module
  */
 import { join } from "node:path";
-import { augmentPreset } from "./augment.ts";
-import { type BackendInfo, selectBackend, tf } from "./compute/backend.ts";
-import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import { type BackendInfo, selectBackend } from "./compute/backend.ts";
 import { openDataset, pretrainingSplit } from "./data/mod.ts";
 import { UserError } from "./util/errors.ts";
-import { exists, lockFolder, writeFileAtomic } from "./util/fsutil.ts";
-import { createEngine } from "./compute/engine.ts";
-import { ExemplarNet, netFlops, netSummary, type NetVariant } from "./nets.ts";
+import { exists, lockFolder } from "./util/fsutil.ts";
+import { createEngine, type GradientEngine } from "./compute/engine.ts";
+import { netFlops, netSummary } from "./nets.ts";
+import {
+  keepMetricsUpTo,
+  loadRunCheckpoint,
+  MetricsLog,
+  type MetricsRow,
+  readRunConfig,
+  restoreSlots,
+  RUN_FILES,
+  type RunCheckpoint,
+  type RunState,
+  saveRunCheckpoint,
+  writeRunConfig,
+} from "./run_folder.ts";
+import { plateauStep, stageRate } from "./schedule.ts";
+import {
+  method as methodNamed,
+  type MethodName,
+  METHODS,
+  RUN_SCALES,
+  type RunScale,
+  type ScaleName,
+} from "./presets.ts";
 import { hash32 } from "./util/rng.ts";
-import { loadSeeds, PATCH, saveSeeds, seedPatches, type SeedPreset } from "./seeds.ts";
+import { loadSeeds, PATCH, saveSeeds, seedPatches } from "./seeds.ts";
 import { SurrogateData, SurrogateLoader } from "./surrogate.ts";
 
 /** Everything that defines a pretraining run. */
@@ -49,8 +69,8 @@ export interface TrainConfig {
   perClass: number | "inf";
   steps: number;
   batch: number;
-  /** `paper` or `release`: seed sampling, transformation ranges, network variant and default schedule. */
-  preset: "paper" | "release";
+  /** Method preset (`paper` or `release`, lib/presets.ts): seed sampling, transformation ranges, network and schedule. */
+  method: MethodName;
   schedule: "plateau" | "stages";
   lr: number;
   momentum: number;
@@ -73,21 +93,40 @@ export interface TrainConfig {
   parallel: number;
 }
 
+/** Defaults of a run: the paper preset's numbers (lib/presets.ts) and this project's choices of bookkeeping. */
 export const TRAIN_DEFAULTS: Omit<TrainConfig, "data" | "net" | "classes" | "perClass" | "steps"> = {
-  batch: 128,
-  preset: "paper",
-  schedule: "plateau",
-  lr: 0.01,
-  momentum: 0.9,
-  weightDecay: 0.004,
+  batch: METHODS.paper.train.batch,
+  method: "paper",
+  schedule: METHODS.paper.train.schedule,
+  lr: METHODS.paper.train.lr,
+  momentum: METHODS.paper.train.momentum,
+  weightDecay: METHODS.paper.train.weightDecay,
   seed: 0,
   validEvery: 200,
-  patience: 3,
+  patience: METHODS.paper.train.patience,
   logEvery: 10,
   validationCopies: 1,
   workers: 2,
   parallel: 2,
 };
+
+/** A run scale (lib/presets.ts) as training settings; flags or a caller's own settings go over them. */
+export function scaleSettings(scale: RunScale): Partial<TrainConfig> {
+  const { method, data, net, classes, perClass, steps, batch, validEvery, patience } = scale;
+  const cfg: Partial<TrainConfig> = { method, net, classes, perClass, steps, validEvery };
+  if (data !== undefined) cfg.data = data;
+  if (batch !== undefined) cfg.batch = batch;
+  if (patience !== undefined) cfg.patience = patience;
+  cfg.schedule = METHODS[method].train.schedule;
+  return cfg;
+}
+
+/** The whole training config of a run scale that names its data (`default`, `tiny`). */
+export function scaleConfig(name: ScaleName): TrainConfig {
+  const scale = RUN_SCALES[name];
+  if (scale.data === undefined) throw new UserError(`the ${name} scale needs real data: give its data spec`);
+  return { ...TRAIN_DEFAULTS, ...scaleSettings(scale) } as TrainConfig;
+}
 
 /** The keys a resumed run must share with the run it continues. */
 const IDENTITY_KEYS: (keyof TrainConfig)[] = [
@@ -96,7 +135,7 @@ const IDENTITY_KEYS: (keyof TrainConfig)[] = [
   "classes",
   "perClass",
   "batch",
-  "preset",
+  "method",
   "schedule",
   "lr",
   "momentum",
@@ -108,41 +147,6 @@ const IDENTITY_KEYS: (keyof TrainConfig)[] = [
   "validationCopies",
   "parallel",
 ];
-
-/** The release's fixed stages: [iterations, learning rate], 1.56 M iterations in all. */
-export const RELEASE_STAGES: [number, number][] = [
-  [1_200_000, 0.01],
-  [120_000, 0.004],
-  [120_000, 0.001],
-  [60_000, 0.0004],
-  [60_000, 0.0001],
-];
-const RELEASE_ITERATIONS = RELEASE_STAGES.reduce((a, [n]) => a + n, 0);
-
-/** The learning rate of the `stages` schedule at `step` of `steps` (stage lengths scaled to `steps`). */
-export function stageRate(step: number, steps: number, base = 0.01): number {
-  let end = 0;
-  for (const [n, lr] of RELEASE_STAGES) {
-    end += n;
-    // step / steps < end / RELEASE_ITERATIONS, in integers.
-    if (step * RELEASE_ITERATIONS < end * steps) return base === 0.01 ? lr : lr * base / 0.01;
-  }
-  const last = RELEASE_STAGES[RELEASE_STAGES.length - 1][1];
-  return base === 0.01 ? last : last * base / 0.01;
-}
-
-/** One row of metrics.jsonl. */
-export interface MetricsRow {
-  step: number;
-  loss: number;
-  accuracy: number;
-  lr: number;
-  samples_per_s: number;
-  epoch: number;
-  elapsed_s: number;
-  val_loss?: number;
-  val_accuracy?: number;
-}
 
 /** What {@link pretrain} reports. */
 export interface TrainResult {
@@ -168,16 +172,6 @@ export interface PretrainOptions {
   shouldStop?: () => boolean;
 }
 
-interface RunState {
-  step: number;
-  lr: number;
-  bestValError: number;
-  badValidations: number;
-  elapsed: number;
-  /** Summed loss, correct count and samples of the steps since the last logged row. */
-  window?: { loss: number; correct: number; samples: number };
-}
-
 function validateConfig(c: TrainConfig): void {
   if (!Number.isInteger(c.classes) || c.classes < 2) {
     throw new UserError(`--classes ${c.classes}: N must be an integer >= 2`);
@@ -189,51 +183,10 @@ function validateConfig(c: TrainConfig): void {
     throw new UserError(`--batch ${c.batch}: the batch size must be a positive integer`);
   }
   if (!Number.isInteger(c.steps) || c.steps < 1) throw new UserError(`--steps ${c.steps}: expected a positive integer`);
-  augmentPreset(c.preset);
+  methodNamed(c.method);
   if (c.schedule !== "plateau" && c.schedule !== "stages") {
     throw new UserError(`schedule "${c.schedule}": expected plateau (the paper) or stages (the release)`);
   }
-}
-
-/** Reads metrics.jsonl (rows up to `maxStep`). */
-export async function readMetrics(dir: string, maxStep = Infinity): Promise<MetricsRow[]> {
-  const path = join(dir, "metrics.jsonl");
-  if (!exists(path)) return [];
-  const lines = (await Deno.readTextFile(path)).split("\n");
-  const rows: MetricsRow[] = [];
-  for (let i = 0; i < lines.length; i++) {
-    if (!lines[i].trim()) continue;
-    try {
-      rows.push(JSON.parse(lines[i]) as MetricsRow);
-    } catch {
-      // A last row cut short (the run was killed while writing it) is dropped; a resumed run writes it again.
-      if (lines.slice(i + 1).every((l) => !l.trim())) break;
-      throw new UserError(`${path}: line ${i + 1} is not a metrics row (the file is damaged)`);
-    }
-  }
-  return rows.filter((r) => r.step <= maxStep);
-}
-
-/** The trained network of a run folder (its checkpoint's weights). */
-export async function loadTrainedNet(dir: string): Promise<{ net: ExemplarNet; config: TrainConfig; step: number }> {
-  const cfgPath = join(dir, "config.json");
-  const ckPath = join(dir, "checkpoint.ckpt");
-  if (!exists(cfgPath) || !exists(ckPath)) {
-    throw new UserError(
-      `${dir}: no trained checkpoint (expected config.json and checkpoint.ckpt from deno task pretrain)`,
-    );
-  }
-  const config = JSON.parse(await Deno.readTextFile(cfgPath)).train as TrainConfig;
-  const ck = await loadCheckpoint(ckPath);
-  const net = new ExemplarNet(config.net, config.classes, { variant: config.preset as NetVariant, seed: config.seed });
-  for (const p of net.params) {
-    const a = ck.arrays.find((a) => a.name === p.name);
-    if (!a) throw new UserError(`${ckPath}: parameter ${p.name} is missing`);
-    const t = tf.tensor(a.data, a.shape);
-    p.v.assign(t);
-    t.dispose();
-  }
-  return { net, config, step: (ck.state.run as RunState).step };
 }
 
 /**
@@ -255,215 +208,117 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
 async function pretrainLocked(cfg: TrainConfig, opts: PretrainOptions): Promise<TrainResult> {
   const log = opts.log ?? (() => {});
   const out = opts.out;
-  const cfgPath = join(out, "config.json"), ckPath = join(out, "checkpoint.ckpt");
-  let state: RunState = { step: 0, lr: cfg.lr, bestValError: Infinity, badValidations: 0, elapsed: 0 };
-  let momenta: Map<string, Float32Array> | null = null;
-  let weights: Map<string, Float32Array> | null = null;
+  const numbers = METHODS[cfg.method].train;
 
-  const resuming = exists(ckPath) && exists(cfgPath);
-  if (opts.resume && !resuming && !exists(cfgPath)) {
-    throw new UserError(`--resume ${out}: no run to resume there (config.json and checkpoint.ckpt)`);
-  }
-  if (!resuming && exists(cfgPath)) {
-    log(`${out}: the run there stopped before its first checkpoint; starting it again from step 0`);
-  }
-  if (resuming) {
-    const prev = JSON.parse(await Deno.readTextFile(cfgPath)).train as TrainConfig;
-    for (const k of IDENTITY_KEYS) {
-      if (JSON.stringify(prev[k]) !== JSON.stringify(cfg[k])) {
-        throw new UserError(
-          `${out}: that run was made with ${k} = ${JSON.stringify(prev[k])}, not ${
-            JSON.stringify(cfg[k])
-          }; the run folder is left as it is (another --out starts a new run)`,
-        );
-      }
-    }
-    const ck = await loadCheckpoint(ckPath);
-    state = ck.state.run as RunState;
-    weights = new Map(ck.arrays.filter((a) => !a.name.startsWith("momentum:")).map((a) => [a.name, a.data]));
-    momenta = new Map(ck.arrays.filter((a) => a.name.startsWith("momentum:")).map((a) => [a.name.slice(9), a.data]));
-    if (state.step >= cfg.steps) log(`${out}: already trained for ${state.step} steps (of ${cfg.steps})`);
-  }
+  // The run folder: a checkpoint to continue from, or a new run.
+  const saved = await previousRun(cfg, out, opts.resume ?? false, log);
+  const state: RunState = saved?.state ??
+    { step: 0, lr: cfg.lr, bestValError: Infinity, badValidations: 0, elapsed: 0 };
+  if (state.step >= cfg.steps) log(`${out}: already trained for ${state.step} steps (of ${cfg.steps})`);
 
   const backend = await selectBackend(opts.backend);
-  const spec = { net: cfg.net, classes: cfg.classes, variant: cfg.preset as NetVariant, seed: cfg.seed };
+  const spec = { net: cfg.net, classes: cfg.classes, method: cfg.method, seed: cfg.seed };
   const parallel = backend.name === "wasm" ? Math.max(1, cfg.parallel) : 1;
   log(`backend: ${backend.name} (${backend.detail})${parallel > 1 ? `, ${parallel} gradient workers` : ""}`);
 
-  // Seeds: drawn once, kept in the run folder.
-  let seeds;
-  if (resuming && exists(join(out, "seeds.json"))) seeds = await loadSeeds(out);
-  else {
-    const ds = await openDataset(cfg.data);
-    const split = pretrainingSplit(ds);
-    log(
-      `drawing N = ${cfg.classes} seed patches (${cfg.preset}) from ${cfg.data} ${split.name} (${split.length} images)`,
-    );
-    seeds = await seedPatches(split, {
-      n: cfg.classes,
-      preset: cfg.preset as SeedPreset,
-      seed: cfg.seed,
-      flag: "--classes",
-    });
-    ds.close();
-    await saveSeeds(out, seeds);
-  }
-  const K = cfg.perClass === "inf" ? Infinity : cfg.perClass;
+  // "We sample N patches [...] forming the initial training set" (§3): drawn once, kept in the run folder.
+  const seeds = saved && exists(join(out, "seeds.json")) ? await loadSeeds(out) : await drawSeeds(cfg, out, log);
+  // "[...] we apply a set of transformations [...] K times to each seed": the surrogate classes.
   const data = new SurrogateData(seeds, {
-    k: K,
-    preset: cfg.preset,
+    k: cfg.perClass === "inf" ? Infinity : cfg.perClass,
+    method: cfg.method,
     seed: cfg.seed,
     validationCopies: cfg.validationCopies,
   });
 
   const engine = await createEngine(backend, spec, parallel);
   const W = engine.weights, V = engine.momenta;
-  for (const slot of engine.slots) {
-    const w = weights?.get(slot.name), m = momenta?.get(slot.name);
-    if (weights && (!w || w.length !== slot.size)) {
-      engine.close();
-      throw new UserError(`${ckPath}: parameter ${slot.name} is missing or has another shape`);
+  try {
+    if (saved) {
+      restoreSlots(out, saved, engine.slots, W, V);
+      engine.push();
     }
-    if (w) W.set(w, slot.offset);
-    if (m) V.set(m, slot.offset);
+  } catch (e) {
+    engine.close();
+    throw e;
   }
-  if (weights) engine.push();
-  const summary = netSummary(cfg.net, cfg.classes, spec.variant);
-  if (!resuming) {
-    await writeFileAtomic(
-      cfgPath,
-      JSON.stringify(
-        {
-          train: cfg,
-          backend,
-          gradient_workers: parallel,
-          net: { summary, flops_per_sample: netFlops(summary) },
-          seeds: { n: seeds.n, images: new Set(seeds.origins.map((o) => o.image)).size },
-          created: new Date().toISOString(),
-        },
-        null,
-        2,
-      ) + "\n",
-    );
-    await writeFileAtomic(join(out, "metrics.jsonl"), "");
-  } else {
-    // Drop rows logged after the checkpoint: they will be made again, identically.
-    const rows = await readMetrics(out, state.step);
-    await writeFileAtomic(join(out, "metrics.jsonl"), rows.map((r) => JSON.stringify(r) + "\n").join(""));
+  if (!saved) {
+    const summary = netSummary(cfg.net, cfg.classes, cfg.method);
+    await writeRunConfig(out, {
+      train: cfg,
+      backend,
+      gradient_workers: parallel,
+      net: { summary, flops_per_sample: netFlops(summary) },
+      seeds: { n: seeds.n, images: new Set(seeds.origins.map((o) => o.image)).size },
+      created: new Date().toISOString(),
+    });
   }
+  await keepMetricsUpTo(out, state.step);
 
-  // Validation set: held-out copies, at most 4096 samples.
+  // Validation: the held-out copies of every class, at most 4096 samples.
   const val = data.validation();
   const nVal = Math.min(val.y.length, 4096);
-  const evaluate = async () => {
+  const validate = async () => {
     const r = await engine.evaluate(val.x.subarray(0, nVal * PATCH * PATCH * 3), val.y.subarray(0, nVal), nVal);
     return { loss: r.loss / nVal, accuracy: r.correct / nVal };
   };
 
   const hyper = { momentum: cfg.momentum, weightDecay: cfg.weightDecay };
-
   const loader = new SurrogateLoader(data, cfg.batch, { workers: cfg.workers, start: state.step });
-  const metricsFile = await Deno.open(join(out, "metrics.jsonl"), { append: true });
-  const enc = new TextEncoder();
-  const writeRow = (row: MetricsRow) => {
-    metricsFile.writeSync(enc.encode(JSON.stringify(row) + "\n"));
-    opts.onRow?.(row);
-  };
-  // The loss and correct count of the steps since the last row, read from the engine when a row is logged or a
-  // checkpoint is written (on a GPU each read waits for the device: once per row, not once per step).
-  let window = state.window ?? { loss: 0, correct: 0, samples: 0 }, checked = state.step;
-  const collect = async () => {
-    const s = await engine.stats();
-    if (s.samples > 0 && !Number.isFinite(s.loss)) {
-      throw new UserError(
-        `the loss became ${s.loss} in steps ${checked + 1}-${state.step} at learning rate ${state.lr}: training ` +
-          `diverged (lower the learning rate); the last checkpoint is left as it was`,
-      );
-    }
-    window = { loss: window.loss + s.loss, correct: window.correct + s.correct, samples: window.samples + s.samples };
-    checked = state.step;
-  };
+  const metrics = new MetricsLog(out);
+  const sums = new RowSums(engine, state);
   const save = async () => {
-    await collect(); // never a checkpoint of a run that diverged
-    state.window = window; // a resumed run's first row then averages the same steps as the uninterrupted run's
+    await sums.collect(); // never a checkpoint of a run that diverged
+    state.window = sums.window; // a resumed run's first row then averages the same steps as the uninterrupted run's
     await engine.pull();
-    const arrays = [
-      ...engine.slots.map((s) => ({ name: s.name, shape: s.shape, data: W.slice(s.offset, s.offset + s.size) })),
-      ...engine.slots.map((s) => ({
-        name: `momentum:${s.name}`,
-        shape: s.shape,
-        data: V.slice(s.offset, s.offset + s.size),
-      })),
-    ];
-    await saveCheckpoint(ckPath, { state: { run: state, net: cfg.net, classes: cfg.classes }, arrays });
+    await saveRunCheckpoint(out, { state, net: cfg.net, classes: cfg.classes }, engine.slots, W, V);
   };
-
-  // Ctrl-C (SIGINT) and SIGTERM (a scheduler's or `kill`'s stop) end the run after the current step, with a
-  // checkpoint.
-  let stop = false;
-  const onSignal = () => {
-    stop = true;
-  };
-  const SIGNALS = ["SIGINT", "SIGTERM"] as const;
-  for (const sig of SIGNALS) {
-    try {
-      Deno.addSignalListener(sig, onSignal);
-    } catch { /* not available on every platform */ }
-  }
+  const signals = stopOnSignals();
   const ckEvery = (opts.checkpointMinutes ?? 5) * 60e3;
-  const t0 = performance.now();
-  let lastCk = t0, windowStart = t0, windowSamples = 0;
-  const elapsed0 = state.elapsed, startStep = state.step;
+  const t0 = performance.now(), elapsed0 = state.elapsed, startStep = state.step;
+  let lastCk = t0, rowStart = t0, rowSamples = 0;
   let last: MetricsRow | null = null;
   let interrupted = false;
   try {
     while (state.step < cfg.steps) {
-      if (stop || opts.shouldStop?.()) {
+      if (signals.stopped || opts.shouldStop?.()) {
         interrupted = true;
         break;
       }
-      const step = state.step;
-      if (cfg.schedule === "stages") state.lr = stageRate(step, cfg.steps, cfg.lr);
+      // One SGD step on a batch of surrogate samples: softmax cross-entropy over the N classes.
+      if (cfg.schedule === "stages") state.lr = stageRate(state.step, cfg.steps, cfg.lr, numbers.stages);
       const batch = await loader.next();
-      await engine.accumulate(batch.x, batch.y, cfg.batch, 1 + (hash32(cfg.seed, 31, step) % 0x7ffffff0));
+      await engine.accumulate(batch.x, batch.y, cfg.batch, dropoutSeed(cfg.seed, state.step));
       engine.update(state.lr, hyper);
       state.step++;
-      windowSamples += cfg.batch;
+      rowSamples += cfg.batch;
+
       const doLog = state.step % cfg.logEvery === 0 || state.step === cfg.steps;
       const doVal = state.step % cfg.validEvery === 0 || state.step === cfg.steps;
       if (doLog || doVal) {
-        await collect();
         const now = performance.now();
-        const row: MetricsRow = {
-          step: state.step,
-          loss: window.loss / window.samples,
-          accuracy: window.correct / window.samples,
-          lr: state.lr,
-          samples_per_s: windowSamples / ((now - windowStart) / 1000),
+        const row = await sums.row(state, {
+          samples_per_s: rowSamples / ((now - rowStart) / 1000),
           epoch: (state.step * cfg.batch) / data.epochSize,
           elapsed_s: elapsed0 + (now - t0) / 1000,
-        };
+        });
         if (doVal) {
-          const v = await evaluate();
+          const v = await validate();
           row.val_loss = v.loss;
           row.val_accuracy = v.accuracy;
-          if (cfg.schedule === "plateau") {
-            const err = 1 - v.accuracy;
-            if (err < state.bestValError - 1e-9) {
-              state.bestValError = err;
-              state.badValidations = 0;
-            } else if (++state.badValidations >= cfg.patience) {
-              state.lr /= 3;
-              state.badValidations = 0;
-              log(`\nvalidation error stopped improving: learning rate divided by 3 -> ${state.lr.toPrecision(3)}`);
-            }
+          if (cfg.schedule === "plateau" && plateauStep(state, 1 - v.accuracy, cfg.patience, numbers.divideBy)) {
+            log(
+              `\nvalidation error stopped improving: learning rate divided by ${numbers.divideBy} -> ${
+                state.lr.toPrecision(3)
+              }`,
+            );
           }
         }
-        writeRow(row);
+        metrics.write(row);
+        opts.onRow?.(row);
         last = row;
-        window = { loss: 0, correct: 0, samples: 0 };
-        windowStart = performance.now();
-        windowSamples = 0;
+        rowStart = performance.now();
+        rowSamples = 0;
       }
       state.elapsed = elapsed0 + (performance.now() - t0) / 1000;
       if (performance.now() - lastCk > ckEvery) {
@@ -472,17 +327,128 @@ async function pretrainLocked(cfg: TrainConfig, opts: PretrainOptions): Promise<
       }
     }
     // (A run that was already complete made no step: its checkpoint stays as it is.)
-    if (state.step > startStep || !resuming) await save();
+    if (state.step > startStep || !saved) await save();
   } finally {
     loader.close();
-    metricsFile.close();
-    for (const sig of SIGNALS) {
-      try {
-        Deno.removeSignalListener(sig, onSignal);
-      } catch { /* ignore */ }
-    }
+    metrics.close();
+    signals.remove();
     engine.close();
   }
   if (interrupted) log(`\ninterrupted at step ${state.step}: checkpoint written; the same command continues the run`);
   return { out, steps: state.step, samples: state.step * cfg.batch, backend, interrupted, last };
+}
+
+/** The dropout masks of a step: a function of the run seed and the step, so a resumed run draws the same ones. */
+function dropoutSeed(seed: number, step: number): number {
+  return 1 + (hash32(seed, 31, step) % 0x7ffffff0);
+}
+
+/**
+ * The checkpoint to continue from, or null for a new run. A checkpoint made with other settings is an error (the
+ * folder is left as it is); a folder whose run stopped before its first checkpoint starts again.
+ */
+async function previousRun(
+  cfg: TrainConfig,
+  out: string,
+  resume: boolean,
+  log: (m: string) => void,
+): Promise<RunCheckpoint | null> {
+  const hasConfig = exists(join(out, RUN_FILES.config));
+  if (!hasConfig || !exists(join(out, RUN_FILES.checkpoint))) {
+    if (resume && !hasConfig) {
+      throw new UserError(`--resume ${out}: no run to resume there (config.json and checkpoint.ckpt)`);
+    }
+    if (hasConfig) log(`${out}: the run there stopped before its first checkpoint; starting it again from step 0`);
+    return null;
+  }
+  const prev = (await readRunConfig(out)).train;
+  for (const k of IDENTITY_KEYS) {
+    if (JSON.stringify(prev[k]) !== JSON.stringify(cfg[k])) {
+      throw new UserError(
+        `${out}: that run was made with ${k} = ${JSON.stringify(prev[k])}, not ${
+          JSON.stringify(cfg[k])
+        }; the run folder is left as it is (another --out starts a new run)`,
+      );
+    }
+  }
+  return await loadRunCheckpoint(out);
+}
+
+/** Draws the run's N seed patches from the data's pretraining split and saves them in the run folder. */
+async function drawSeeds(cfg: TrainConfig, out: string, log: (m: string) => void) {
+  const ds = await openDataset(cfg.data);
+  try {
+    const split = pretrainingSplit(ds);
+    log(
+      `drawing N = ${cfg.classes} seed patches (${cfg.method}) from ${cfg.data} ${split.name} (${split.length} images)`,
+    );
+    const seeds = await seedPatches(split, { n: cfg.classes, method: cfg.method, seed: cfg.seed, flag: "--classes" });
+    await saveSeeds(out, seeds);
+    return seeds;
+  } finally {
+    ds.close();
+  }
+}
+
+/**
+ * The loss and correct count of the steps since the last logged row, read from the engine when a row is logged or
+ * a checkpoint is written (on a GPU each read waits for the device: once per row, not once per step).
+ */
+class RowSums {
+  window: { loss: number; correct: number; samples: number };
+  #checked: number;
+  constructor(readonly engine: GradientEngine, readonly state: RunState) {
+    this.window = state.window ?? { loss: 0, correct: 0, samples: 0 };
+    this.#checked = state.step;
+  }
+
+  /** Adds the engine's sums since the last read; a loss that is no longer finite stops the run with one line. */
+  async collect(): Promise<void> {
+    const s = await this.engine.stats();
+    if (s.samples > 0 && !Number.isFinite(s.loss)) {
+      throw new UserError(
+        `the loss became ${s.loss} in steps ${
+          this.#checked + 1
+        }-${this.state.step} at learning rate ${this.state.lr}: ` +
+          `training diverged (lower the learning rate); the last checkpoint is left as it was`,
+      );
+    }
+    const w = this.window;
+    this.window = { loss: w.loss + s.loss, correct: w.correct + s.correct, samples: w.samples + s.samples };
+    this.#checked = this.state.step;
+  }
+
+  /** The metrics row of the steps since the last one (and starts the next). */
+  async row(state: RunState, timing: Pick<MetricsRow, "samples_per_s" | "epoch" | "elapsed_s">): Promise<MetricsRow> {
+    await this.collect();
+    const w = this.window;
+    this.window = { loss: 0, correct: 0, samples: 0 };
+    return { step: state.step, loss: w.loss / w.samples, accuracy: w.correct / w.samples, lr: state.lr, ...timing };
+  }
+}
+
+/** Ctrl-C (SIGINT) and SIGTERM (a scheduler's or `kill`'s stop) end the run after the current step, with a checkpoint. */
+function stopOnSignals(): { readonly stopped: boolean; remove(): void } {
+  const flag = { stopped: false };
+  const onSignal = () => {
+    flag.stopped = true;
+  };
+  const SIGNALS = ["SIGINT", "SIGTERM"] as const;
+  for (const sig of SIGNALS) {
+    try {
+      Deno.addSignalListener(sig, onSignal);
+    } catch { /* not available on every platform */ }
+  }
+  return {
+    get stopped() {
+      return flag.stopped;
+    },
+    remove() {
+      for (const sig of SIGNALS) {
+        try {
+          Deno.removeSignalListener(sig, onSignal);
+        } catch { /* ignore */ }
+      }
+    },
+  };
 }

@@ -6,7 +6,9 @@
  */
 import { intFlag } from "./util/cli.ts";
 import { UserError } from "./util/errors.ts";
-import { type MetricsRow, TRAIN_DEFAULTS, type TrainConfig } from "./train.ts";
+import { METHOD_NAMES, type MethodName, METHODS } from "./presets.ts";
+import type { MetricsRow } from "./run_folder.ts";
+import { TRAIN_DEFAULTS, type TrainConfig } from "./train.ts";
 
 /** Flags of pretraining, shared by the tasks that pretrain. */
 export const TRAIN_FLAGS = {
@@ -17,7 +19,7 @@ export const TRAIN_FLAGS = {
   steps: { type: "string" },
   batch: { type: "string" },
   backend: { type: "string" },
-  preset: { type: "string" },
+  method: { type: "string" },
   schedule: { type: "string" },
   lr: { type: "string" },
   "valid-every": { type: "string" },
@@ -44,8 +46,11 @@ export function trainConfigFromFlags(
     : perClassRaw === "inf"
     ? "inf"
     : intFlag("per-class", perClassRaw, 100, 1);
-  const preset = (s("preset") ?? defaults.preset ?? "paper") as TrainConfig["preset"];
-  if (preset !== "paper" && preset !== "release") throw new UserError(`--preset ${preset}: expected paper or release`);
+  const methodName = s("method") ?? defaults.method ?? "paper";
+  if (!(METHOD_NAMES as readonly string[]).includes(methodName)) {
+    throw new UserError(`--method ${methodName}: expected ${METHOD_NAMES.join(" or ")}`);
+  }
+  const m = METHODS[methodName as MethodName];
   const lrRaw = s("lr");
   const lr = lrRaw === undefined ? defaults.lr ?? TRAIN_DEFAULTS.lr : Number(lrRaw);
   if (!(lr > 0 && Number.isFinite(lr))) throw new UserError(`--lr ${lrRaw}: expected a positive number`);
@@ -58,9 +63,8 @@ export function trainConfigFromFlags(
     perClass,
     steps: intFlag("steps", s("steps"), defaults.steps ?? 1000, 0),
     batch: intFlag("batch", s("batch"), defaults.batch ?? TRAIN_DEFAULTS.batch, 0),
-    preset,
-    schedule:
-      (s("schedule") ?? defaults.schedule ?? (preset === "release" ? "stages" : "plateau")) as TrainConfig["schedule"],
+    method: m.name,
+    schedule: (s("schedule") ?? defaults.schedule ?? m.train.schedule) as TrainConfig["schedule"],
     lr,
     validEvery: intFlag("valid-every", s("valid-every"), defaults.validEvery ?? TRAIN_DEFAULTS.validEvery, 1),
     seed: intFlag("seed", s("seed"), defaults.seed ?? 0, 0),

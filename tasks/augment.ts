@@ -1,9 +1,9 @@
 /**
- * `deno task augment --data SPEC --out DIR [--n 8] [--k 16] [--preset paper|release] [--seed S] [--transforms LIST]`
+ * `deno task augment --data SPEC --out DIR [--n 8] [--k 16] [--method paper|release] [--seed S] [--transforms LIST]`
  *
  * Pictures of the surrogate classes (PAPER.md section 1), written into DIR:
  * - `transforms.png`: one seed under each of the six transformations alone,
- *   at 9 strengths across the preset's range (one row per transformation, in
+ *   at 9 strengths across the method's range (one row per transformation, in
  *   the order translation, scaling, rotation, contrast1, contrast2, color);
  * - `classes.png`: n seeds (first column) and K random copies of each (one
  *   surrogate class per row), with the transformations of `--transforms`.
@@ -11,7 +11,7 @@
  * @module
  */
 import { join } from "node:path";
-import { augmentPreset, parseTransforms, patchToImage, sweepParams, TRANSFORMS } from "../lib/augment.ts";
+import { parseTransforms, patchToImage, sweepParams, TRANSFORMS } from "../lib/augment.ts";
 import { intFlag, parseFlags, runTask } from "../lib/util/cli.ts";
 import { DATA_SPECS, openDataset, pretrainingSplit } from "../lib/data/mod.ts";
 import { UserError } from "../lib/util/errors.ts";
@@ -19,9 +19,10 @@ import { writeFileAtomic } from "../lib/util/fsutil.ts";
 import { encodePng, imageGrid, type RGBImage } from "../lib/util/image.ts";
 import { PATCH, seedPatch, seedPatches } from "../lib/seeds.ts";
 import { SurrogateData } from "../lib/surrogate.ts";
+import { method as methodNamed } from "../lib/presets.ts";
 
 const USAGE =
-  `deno task augment --data SPEC --out DIR [--n 8] [--k 16] [--preset paper|release] [--seed S] [--transforms ${
+  `deno task augment --data SPEC --out DIR [--n 8] [--k 16] [--method paper|release] [--seed S] [--transforms ${
     TRANSFORMS.join(",")
   }|all]   (SPEC: ${DATA_SPECS})`;
 
@@ -31,22 +32,22 @@ async function main(args: string[]): Promise<void> {
     out: { type: "string" },
     n: { type: "string" },
     k: { type: "string" },
-    preset: { type: "string" },
+    method: { type: "string" },
     seed: { type: "string" },
     transforms: { type: "string" },
   }, USAGE);
   if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}" (usage: ${USAGE})`);
   if (!values.out) throw new UserError(`--out DIR is required (usage: ${USAGE})`);
-  const preset = augmentPreset(values.preset ?? "paper");
+  const method = methodNamed(values.method ?? "paper").name;
   const transforms = parseTransforms(values.transforms ?? "all");
   const n = intFlag("n", values.n, 8, 2, 64);
   const k = intFlag("k", values.k, 16, 1, 64);
   const seed = intFlag("seed", values.seed, 0, 0);
   const ds = await openDataset(values.data ?? "synthetic");
   const split = pretrainingSplit(ds);
-  const seeds = await seedPatches(split, { n, preset, seed });
+  const seeds = await seedPatches(split, { n, method, seed });
   ds.close();
-  const data = new SurrogateData(seeds, { k, preset, transforms: [...transforms], seed });
+  const data = new SurrogateData(seeds, { k, method, transforms: [...transforms], seed });
   const buf = new Float32Array(PATCH * PATCH * 3);
   const render = (i: number, p: ReturnType<typeof sweepParams>[number]): RGBImage => {
     data.render(i, p, buf);
@@ -55,7 +56,7 @@ async function main(args: string[]): Promise<void> {
 
   const steps = 9;
   const sweep: RGBImage[] = [];
-  for (const name of TRANSFORMS) for (const p of sweepParams(name, preset, steps)) sweep.push(render(0, p));
+  for (const name of TRANSFORMS) for (const p of sweepParams(name, method, steps)) sweep.push(render(0, p));
   await writeFileAtomic(join(values.out, "transforms.png"), await encodePng(imageGrid(sweep, steps, 64)));
 
   const classes: RGBImage[] = [];
@@ -65,7 +66,7 @@ async function main(args: string[]): Promise<void> {
   }
   await writeFileAtomic(join(values.out, "classes.png"), await encodePng(imageGrid(classes, k + 1, 48)));
   console.error(
-    `${preset} preset, transformations: ${[...transforms].join(", ") || "none"}; pictures in ${values.out}`,
+    `${method} method, transformations: ${[...transforms].join(", ") || "none"}; pictures in ${values.out}`,
   );
   console.log(join(values.out, "transforms.png"));
   console.log(join(values.out, "classes.png"));

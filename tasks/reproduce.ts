@@ -1,19 +1,18 @@
 /**
- * `deno task reproduce [--preset default|tiny|paper|release] [--data SPEC] [--net NAME] [--backend NAME]
- *  [--out DIR] [--steps S] [--classes N] [--per-class K|inf]`
+ * `deno task reproduce [--scale default|tiny|paper|release] [--method paper|release] [--data SPEC] [--net NAME]
+ *  [--backend NAME] [--out DIR] [--steps S] [--classes N] [--per-class K|inf]`
  *
  * The whole pipeline of the paper: images -> seeds -> surrogate data ->
  * pretraining -> features -> SVM -> Table 1, with progress throughout; ends by
  * printing Table 1 beside the paper's numbers and the run folder.
  *
- * - `default`: the embedded synthetic data, 64c5-64c5-128f, N = 400, K = 100,
- *   560 steps of batch 128 (71,680 samples): minutes on two CPU cores.
- * - `tiny`: a seconds-long smoke run (tests, notebooks).
- * - `paper`: N = 16000, K unlimited (fresh transformations every epoch), the
- *   paper's schedule (divide by 3 when validation error stops improving), up
- *   to 1.56 M steps; `release`: N = 16000, K = 150, the release's fixed
- *   stages over 1.56 M steps. Both expect real data (`--data stl10:DIR`) and
- *   print an estimate of their duration, from a measured warm-up, first.
+ * `--scale` says how much of the method to run (the run scales of
+ * lib/presets.ts: `default`, the embedded synthetic data in minutes on two CPU
+ * cores; `tiny`, a seconds-long smoke run; `paper` and `release`, N = 16000 at
+ * the paper's and the release's settings over up to 1.56 M steps, which expect
+ * real data, `--data stl10:DIR`, and first print an estimate of their duration
+ * from a measured warm-up). `--method` picks the method preset (`paper` or
+ * `release`, default: the scale's); the other flags override single settings.
  *
  * An interrupted run continues where it stopped when run again with the same
  * --out.
@@ -30,62 +29,18 @@ import { evaluateRun } from "../lib/evaluate.ts";
 import { exists, writeFileAtomic } from "../lib/util/fsutil.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { writeTable1 } from "../lib/table1.ts";
-import { pretrain, type TrainConfig } from "../lib/train.ts";
+import { pretrain, scaleSettings, type TrainConfig } from "../lib/train.ts";
 import { rowSummary, TRAIN_FLAGS, trainConfigFromFlags } from "../lib/train_flags.ts";
+import { METHOD_NAMES, RUN_SCALES, SCALE_NAMES, type ScaleName } from "../lib/presets.ts";
 
-const PRESETS = ["default", "tiny", "paper", "release"] as const;
-type Preset = typeof PRESETS[number];
-
-const USAGE = `deno task reproduce [--preset ${
-  PRESETS.join("|")
-}] [--data SPEC] [--net NAME] [--backend NAME] [--out DIR] [--steps S] [--classes N] [--per-class K|inf]   (SPEC: ${DATA_SPECS})`;
-
-/** Each preset's training configuration (flags override it). */
-const PRESET_CONFIG: Record<Preset, Partial<TrainConfig>> = {
-  default: {
-    data: "synthetic",
-    net: "64c5-64c5-128f",
-    classes: 400,
-    perClass: 100,
-    steps: 560,
-    validEvery: 100,
-    preset: "paper",
-  },
-  tiny: {
-    data: "synthetic:unlabeled=200,train=200,test=100,fold=100",
-    net: "16c5-16c5-32f",
-    classes: 40,
-    perClass: 10,
-    steps: 30,
-    batch: 32,
-    validEvery: 10,
-    preset: "paper",
-  },
-  paper: {
-    net: "64c5-128c5-256c5-512f",
-    classes: 16000,
-    perClass: "inf",
-    steps: 1_560_000,
-    validEvery: 5000,
-    preset: "paper",
-    schedule: "plateau",
-    patience: 4,
-  },
-  release: {
-    net: "64c5-128c5-256c5-512f",
-    classes: 16000,
-    perClass: 150,
-    steps: 1_560_000,
-    validEvery: 5000,
-    preset: "release",
-    schedule: "stages",
-  },
-};
+const USAGE = `deno task reproduce [--scale ${SCALE_NAMES.join("|")}] [--method ${
+  METHOD_NAMES.join("|")
+}] [--data SPEC] [--net NAME] [--classes N] [--per-class K|inf] [--steps S] [--batch B] [--schedule plateau|stages] [--lr R] [--valid-every S] [--seed S] [--workers W] [--backend NAME] [--out DIR]   (SPEC: ${DATA_SPECS})`;
 
 /** Measures training speed on the chosen backend and prints how long the run will take. */
 async function estimate(cfg: TrainConfig, backend: string | undefined): Promise<void> {
   const info = await selectBackend(backend);
-  const spec = { net: cfg.net, classes: cfg.classes, variant: cfg.preset, seed: cfg.seed };
+  const spec = { net: cfg.net, classes: cfg.classes, method: cfg.method, seed: cfg.seed };
   const parallel = info.name === "wasm" ? cfg.parallel : 1;
   const engine = await createEngine(info, spec, parallel);
   try {
@@ -120,21 +75,24 @@ async function estimate(cfg: TrainConfig, backend: string | undefined): Promise<
 }
 
 async function main(args: string[]): Promise<void> {
-  const { values, positionals } = parseFlags(args, { ...TRAIN_FLAGS, out: { type: "string" } }, USAGE);
+  const { values, positionals } = parseFlags(args, {
+    ...TRAIN_FLAGS,
+    scale: { type: "string" },
+    out: { type: "string" },
+  }, USAGE);
   if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}" (usage: ${USAGE})`);
-  const presetName = (values.preset as string | undefined) ?? "default";
-  if (!(PRESETS as readonly string[]).includes(presetName)) {
-    throw new UserError(`--preset ${presetName}: unknown preset (expected one of: ${PRESETS.join(", ")})`);
+  const scaleName = (values.scale as string | undefined) ?? "default";
+  if (!(SCALE_NAMES as readonly string[]).includes(scaleName)) {
+    throw new UserError(`--scale ${scaleName}: unknown run scale (expected one of: ${SCALE_NAMES.join(", ")})`);
   }
-  const preset = presetName as Preset;
-  const base = PRESET_CONFIG[preset];
-  if ((preset === "paper" || preset === "release") && !values.data) {
+  const scale = RUN_SCALES[scaleName as ScaleName];
+  if (scale.data === undefined && !values.data) {
     throw new UserError(
-      `--preset ${preset} runs at paper scale on real data: give --data stl10:DIR (deno task data download stl10 --to DIR)`,
+      `--scale ${scaleName} runs at paper scale on real data: give --data stl10:DIR (deno task data download stl10 --to DIR)`,
     );
   }
-  const cfg = trainConfigFromFlags({ ...values, preset: undefined }, base);
-  const out = (values.out as string | undefined) ?? join("runs", `reproduce-${preset}`);
+  const cfg = trainConfigFromFlags(values, scaleSettings(scale));
+  const out = (values.out as string | undefined) ?? join("runs", `reproduce-${scaleName}`);
   const t0 = performance.now();
   const stage = (k: number, what: string) =>
     console.error(`\n[${k}/5] ${what} (${fmtSecs((performance.now() - t0) / 1000)} so far)`);
@@ -153,7 +111,7 @@ async function main(args: string[]): Promise<void> {
     } images; ${summary.classes} classes`,
   );
 
-  if (preset === "paper" || preset === "release") await estimate(cfg, values.backend as string | undefined);
+  if (scale.data === undefined) await estimate(cfg, values.backend as string | undefined);
 
   const resume = exists(join(out, "checkpoint.ckpt"));
   stage(

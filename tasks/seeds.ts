@@ -1,5 +1,5 @@
 /**
- * `deno task seeds --data SPEC --n N --out DIR [--preset paper|release] [--seed S] [--split NAME] [--limit M]`
+ * `deno task seeds --data SPEC --n N --out DIR [--method paper|release] [--seed S] [--split NAME] [--limit M]`
  *
  * Draws N seed patches (PAPER.md section 1) from the unlabeled split and
  * writes `seeds.bin`, `seeds.json` (where each seed came from) and
@@ -13,10 +13,11 @@ import { DATA_SPECS, openDataset, pretrainingSplit } from "../lib/data/mod.ts";
 import { UserError } from "../lib/util/errors.ts";
 import { writeFileAtomic } from "../lib/util/fsutil.ts";
 import { encodePng, imageGrid } from "../lib/util/image.ts";
-import { saveSeeds, SEED_PRESETS, seedPatch, seedPatches, type SeedPreset } from "../lib/seeds.ts";
+import { saveSeeds, seedPatch, seedPatches } from "../lib/seeds.ts";
+import { method as methodNamed, METHOD_NAMES } from "../lib/presets.ts";
 
-const USAGE = `deno task seeds --data SPEC --n N --out DIR [--preset ${
-  SEED_PRESETS.join("|")
+const USAGE = `deno task seeds --data SPEC --n N --out DIR [--method ${
+  METHOD_NAMES.join("|")
 }] [--seed S] [--split NAME] [--limit M]   (SPEC: ${DATA_SPECS})`;
 
 async function main(args: string[]): Promise<void> {
@@ -24,17 +25,14 @@ async function main(args: string[]): Promise<void> {
     data: { type: "string" },
     n: { type: "string" },
     out: { type: "string" },
-    preset: { type: "string" },
+    method: { type: "string" },
     seed: { type: "string" },
     split: { type: "string" },
     limit: { type: "string" },
   }, USAGE);
   if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}" (usage: ${USAGE})`);
   if (!values.out) throw new UserError(`--out DIR is required (usage: ${USAGE})`);
-  const preset = values.preset ?? "paper";
-  if (!(SEED_PRESETS as string[]).includes(preset)) {
-    throw new UserError(`--preset ${preset}: unknown preset (expected ${SEED_PRESETS.join(" or ")})`);
-  }
+  const method = methodNamed(values.method ?? "paper").name;
   const n = intFlag("n", values.n, 1000, 1);
   const seed = intFlag("seed", values.seed, 0, 0);
   const ds = await openDataset(values.data ?? "synthetic");
@@ -44,7 +42,7 @@ async function main(args: string[]): Promise<void> {
   const t0 = performance.now();
   const seeds = await seedPatches(split, {
     n,
-    preset: preset as SeedPreset,
+    method,
     seed,
     limit,
     onProgress: (phase, done, total) => (bars[phase] ??= new Progress(`seeds: ${phase}`, total)).update(done),
@@ -56,7 +54,7 @@ async function main(args: string[]): Promise<void> {
   await writeFileAtomic(join(values.out, "seeds.png"), await encodePng(grid));
   const images = new Set(seeds.origins.map((o) => o.image)).size;
   console.error(
-    `${n} seeds (${preset}) from ${images} images in ${
+    `${n} seeds (${method}) from ${images} images in ${
       ((performance.now() - t0) / 1000).toFixed(1)
     } s -> ${values.out}`,
   );

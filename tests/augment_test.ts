@@ -5,12 +5,12 @@ import {
   identityParams,
   NO_PCA,
   parseTransforms,
-  PRESET_RANGES,
   sweepParams,
   transformPatch,
   TRANSFORMS,
 } from "../lib/augment.ts";
 import { Rng } from "../lib/util/rng.ts";
+import { METHODS } from "../lib/presets.ts";
 import { CONTEXT, PATCH } from "../lib/seeds.ts";
 
 /** A random CONTEXT x CONTEXT window of RGB bytes. */
@@ -109,7 +109,7 @@ Deno.test("translation samples the surroundings: no empty borders", () => {
   // The widest geometric transform of either preset stays inside the window:
   // the patch corner (15.5, 15.5) / scale, rotated by 20 degrees, plus the largest shift, along one axis.
   for (const preset of ["paper", "release"] as const) {
-    const r = PRESET_RANGES[preset];
+    const r = METHODS[preset].augment;
     const deg20 = Math.PI / 9;
     const reach = (PATCH / 2 - 0.5) / r.scale[0] * (Math.cos(deg20) + Math.sin(deg20)) + r.translation * PATCH;
     assert.ok(reach + 1 < CONTEXT / 2 - 0.5, `${preset} reaches ${reach}`);
@@ -118,7 +118,7 @@ Deno.test("translation samples the surroundings: no empty borders", () => {
 
 Deno.test("every drawn parameter lies inside its preset's range", () => {
   for (const preset of ["paper", "release"] as const) {
-    const r = PRESET_RANGES[preset];
+    const r = METHODS[preset].augment;
     const rng = new Rng(9);
     const eps = 1e-9;
     const inside = (v: number, [lo, hi]: [number, number]) => v >= lo - eps && v <= hi + eps;

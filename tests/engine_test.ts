@@ -7,7 +7,7 @@ import { Rng } from "../lib/util/rng.ts";
 Deno.test("data parallelism: two workers' averaged gradient equals the one-thread gradient", async () => {
   await selectBackend("wasm");
   // No FC layer, hence no dropout: the gradient is a deterministic function of weights and batch.
-  const spec = { net: "6c5-8c3", classes: 7, variant: "release" as const, seed: 4 };
+  const spec = { net: "6c5-8c3", classes: 7, method: "release" as const, seed: 4 };
   const n = 10, rng = new Rng(1);
   const x = Float32Array.from({ length: n * 32 * 32 * 3 }, () => rng.normal());
   const y = Int32Array.from({ length: n }, (_, i) => i % 7);
@@ -41,7 +41,7 @@ Deno.test("data parallelism: two workers' averaged gradient equals the one-threa
 
 Deno.test("weights loaded between steps are the ones the kernels use (XNNPACK keeps packed filters)", async () => {
   const { blas } = openBlas();
-  const spec = { net: "6c5-8c3-16f", classes: 5, variant: "release" as const, seed: 9 };
+  const spec = { net: "6c5-8c3-16f", classes: 5, method: "release" as const, seed: 9 };
   const n = 6, rng = new Rng(3);
   const x = Float32Array.from({ length: n * 32 * 32 * 3 }, () => rng.normal());
   const y = Int32Array.from({ length: n }, (_, i) => i % 5);
@@ -82,7 +82,7 @@ Deno.test("sgdUpdate: Caffe's SGD with each slot's learning-rate and decay multi
 
 Deno.test("DeviceEngine (weights and update on the backend) trains as LocalEngine does; pull and push round-trip", async () => {
   await selectBackend("cpu");
-  const spec = { net: "6c5-8c3-16f", classes: 5, variant: "release" as const, seed: 2 };
+  const spec = { net: "6c5-8c3-16f", classes: 5, method: "release" as const, seed: 2 };
   const n = 6, rng = new Rng(7);
   const x = Float32Array.from({ length: n * 32 * 32 * 3 }, () => rng.normal());
   const y = Int32Array.from({ length: n }, (_, i) => i % 5);
@@ -127,7 +127,7 @@ Deno.test("DeviceEngine (weights and update on the backend) trains as LocalEngin
 
 Deno.test("accumulate and stats: the steps' summed losses, read once, on LocalEngine and DeviceEngine", async () => {
   await selectBackend("cpu");
-  const spec = { net: "6c5-8c3", classes: 4, variant: "release" as const, seed: 8 };
+  const spec = { net: "6c5-8c3", classes: 4, method: "release" as const, seed: 8 };
   const n = 5, rng = new Rng(9);
   const x = Float32Array.from({ length: n * 32 * 32 * 3 }, () => rng.normal());
   const y = Int32Array.from({ length: n }, (_, i) => i % 4);

@@ -35,7 +35,7 @@ Deno.test("the FC layer applied convolutionally equals the dense layer on a 32x3
       ["8c5-16f", [[2, 32, 32, 8], [2, 1, 1, 16]]],
     ] as const
   ) {
-    const net = new ExemplarNet(name, 5, { variant: "release", seed: 2 });
+    const net = new ExemplarNet(name, 5, { method: "release", seed: 2 });
     const x = tf.randomNormal([2, 32, 32, 3], 0, 1, "float32", 9) as tf.Tensor4D;
     const taps: tf.Tensor[] = [];
     tf.dispose(net.forward(x, { taps }));

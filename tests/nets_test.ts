@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { selectBackend, tf } from "../lib/compute/backend.ts";
 import { ExemplarNet, PAPER_NETS, parseNetName } from "../lib/nets.ts";
-import { readMetrics } from "../lib/train.ts";
+import { readMetrics } from "../lib/run_folder.ts";
 import { listTree, oneLineError, task, tempDir } from "./helpers.ts";
 
 await selectBackend("wasm");
@@ -9,7 +9,7 @@ await selectBackend("wasm");
 Deno.test("the paper's networks: forward FLOPs per sample match PAPER.md", () => {
   const expected = { small: 63.3, medium: 236.3, large: 802.1 };
   for (const [k, name] of Object.entries(PAPER_NETS)) {
-    const net = new ExemplarNet(name, 1000, { variant: "release" });
+    const net = new ExemplarNet(name, 1000, { method: "release" });
     const f = net.flops();
     assert.equal((f.withoutSoftmax / 1e6).toFixed(1), expected[k as keyof typeof expected].toFixed(1), name);
     const fc = parseNetName(name).filter((l) => l.kind === "fc").at(-1)!.units;
@@ -20,7 +20,7 @@ Deno.test("the paper's networks: forward FLOPs per sample match PAPER.md", () =>
 
 Deno.test("network summary: shapes 32 -> 16 -> 8 in both variants, parameter counts", () => {
   for (const variant of ["paper", "release"] as const) {
-    const net = new ExemplarNet("64c5-128c5-256c5-512f", 50, { variant });
+    const net = new ExemplarNet("64c5-128c5-256c5-512f", 50, { method: variant });
     const rows = net.summary();
     assert.deepEqual(rows.map((r) => r.output), [[32, 32, 64], [16, 16, 64], [16, 16, 128], [8, 8, 128], [8, 8, 256], [
       512,
@@ -40,7 +40,7 @@ Deno.test("network summary: shapes 32 -> 16 -> 8 in both variants, parameter cou
 });
 
 Deno.test("release initialisation: per-layer standard deviations and biases", () => {
-  const net = new ExemplarNet("64c5-128c5-256c5-512f", 200, { variant: "release", seed: 3 });
+  const net = new ExemplarNet("64c5-128c5-256c5-512f", 200, { method: "release", seed: 3 });
   const std = (name: string) => {
     const d = Array.from(net.param(name).dataSync() as Float32Array);
     const m = d.reduce((a, b) => a + b, 0) / d.length;
@@ -101,7 +101,7 @@ Deno.test("pretrain: bad input is refused, an existing run folder is left intact
   );
   // The release takes one seed per image: the message names pretraining's flag for N.
   oneLineError(
-    await task("pretrain", [...base, "--classes", "50", "--preset", "release", "--out", `${tmp.path}/b`], env),
+    await task("pretrain", [...base, "--classes", "50", "--method", "release", "--out", `${tmp.path}/b`], env),
     /--classes 50 is larger than the 40 candidate images/,
   );
   const ok = await task("pretrain", [...base, "--classes", "10", "--out", `${tmp.path}/run`], env);

@@ -73,7 +73,7 @@ Deno.test("evaluate: a run folder without a checkpoint, a bad C and a protocol t
   oneLineError(await task("evaluate", ["--run", tmp.path, "--C", "0"]), /--C 0: C must lie in \(0, inf\)/);
   oneLineError(await task("evaluate", ["--run", tmp.path, "--C", "inf"]), /--C inf/);
   const env = { EXEMPLAR_CACHE: `${tmp.path}/cache` };
-  const r = await task("reproduce", ["--preset", "tiny", "--out", `${tmp.path}/run`], env);
+  const r = await task("reproduce", ["--scale", "tiny", "--out", `${tmp.path}/run`], env);
   assert.equal(r.code, 0, r.stderr);
   oneLineError(
     await task("evaluate", [

@@ -31,7 +31,7 @@ function quadrantImage(seed: number): RGBImage {
 
 Deno.test("paper seeds come from where the gradients are", async () => {
   const split = memorySplit([0, 1, 2, 3].map(quadrantImage));
-  const seeds = await seedPatches(split, { n: 200, preset: "paper", seed: 1 });
+  const seeds = await seedPatches(split, { n: 200, method: "paper", seed: 1 });
   // A seed comes from the textured quadrant when its window, mapped back to the original image, overlaps it
   // (within 2 px: the quadrant's own edge has gradient too). Uniform sampling would give about 56 % here.
   const fromQuadrant = seeds.origins.filter((o) => o.x / o.scale < 50 && o.y / o.scale < 50);
@@ -45,12 +45,12 @@ Deno.test("paper seeds come from where the gradients are", async () => {
 
 Deno.test("release seeds: one per image, also from the textured quadrant", async () => {
   const split = memorySplit(Array.from({ length: 60 }, (_, i) => quadrantImage(i)));
-  const seeds = await seedPatches(split, { n: 50, preset: "release", seed: 2 });
+  const seeds = await seedPatches(split, { n: 50, method: "release", seed: 2 });
   assert.equal(new Set(seeds.origins.map((o) => o.image)).size, 50);
   const fromQuadrant = seeds.origins.filter((o) => o.x / o.scale < 50 && o.y / o.scale < 50);
   assert.ok(fromQuadrant.length >= 0.95 * 50, `${fromQuadrant.length} of 50`);
   await assert.rejects(
-    () => seedPatches(split, { n: 61, preset: "release" }),
+    () => seedPatches(split, { n: 61, method: "release" }),
     /--n 61 is larger than the 60 candidate images/,
   );
 });
@@ -82,18 +82,18 @@ Deno.test("seeds: bad input is refused", async () => {
   const env = { EXEMPLAR_CACHE: `${tmp.path}/cache` };
   const spec = "synthetic:unlabeled=20,train=10,test=10,fold=10";
   oneLineError(
-    await task("seeds", ["--data", spec, "--n", "10", "--out", tmp.path, "--preset", "fancy"], env),
-    /--preset fancy/,
+    await task("seeds", ["--data", spec, "--n", "10", "--out", tmp.path, "--method", "fancy"], env),
+    /unknown method "fancy"/,
   );
   oneLineError(
-    await task("seeds", ["--data", spec, "--n", "21", "--out", tmp.path, "--preset", "release"], env),
+    await task("seeds", ["--data", spec, "--n", "21", "--out", tmp.path, "--method", "release"], env),
     /--n 21 is larger/,
   );
   oneLineError(
     await task("augment", ["--data", spec, "--out", tmp.path, "--transforms", "blur"], env),
     /unknown transformation "blur"/,
   );
-  oneLineError(await task("augment", ["--data", spec, "--out", tmp.path, "--preset", "x"], env), /unknown preset "x"/);
+  oneLineError(await task("augment", ["--data", spec, "--out", tmp.path, "--method", "x"], env), /unknown method "x"/);
 });
 
 Deno.test("seeds and augment tasks write their pictures", async () => {
@@ -113,7 +113,7 @@ Deno.test("seeds and augment tasks write their pictures", async () => {
     "3",
     "--k",
     "5",
-    "--preset",
+    "--method",
     "release",
   ], env);
   assert.equal(a.code, 0, a.stderr);

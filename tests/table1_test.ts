@@ -17,7 +17,7 @@ Deno.test("Table 1: the paper's numbers come from the data file, with their sour
 Deno.test("reproduce (tiny) writes Table 1, and its chart really draws in headless Chromium", async () => {
   await using tmp = await tempDir();
   const out = `${tmp.path}/run`;
-  const r = await task("reproduce", ["--preset", "tiny", "--out", out], { EXEMPLAR_CACHE: `${tmp.path}/cache` });
+  const r = await task("reproduce", ["--scale", "tiny", "--out", out], { EXEMPLAR_CACHE: `${tmp.path}/cache` });
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /\*\*Exemplar-CNN \(16c5-16c5-32f\), measured\*\* \| \d+\.\d ± \d+\.\d \|/);
   assert.match(r.stdout, /N=40, K=10, 30 steps \(960 samples\)/);

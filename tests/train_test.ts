@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { type MetricsRow, pretrain, readMetrics, stageRate, TRAIN_DEFAULTS, type TrainConfig } from "../lib/train.ts";
+import { pretrain, TRAIN_DEFAULTS, type TrainConfig } from "../lib/train.ts";
+import { type MetricsRow, readMetrics } from "../lib/run_folder.ts";
+import { stageRate } from "../lib/schedule.ts";
 import { listTree, oneLineError, ROOT, task, tempDir } from "./helpers.ts";
 
 const quiet = () => {};

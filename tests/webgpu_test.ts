@@ -9,7 +9,7 @@ const adapter = await requestGpuAdapter();
 
 Deno.test("WebGPU: a training step and an evaluation equal the wasm backend's", { ignore: !adapter }, async () => {
   // With an FC layer and dropout: the dropout mask comes from the same seed on every backend.
-  const spec = { net: "8c5-8c5-16f", classes: 10, variant: "release" as const, seed: 3 };
+  const spec = { net: "8c5-8c5-16f", classes: 10, method: "release" as const, seed: 3 };
   const n = 8, rng = new Rng(2);
   const x = Float32Array.from({ length: n * 32 * 32 * 3 }, () => rng.normal());
   const y = Int32Array.from({ length: n }, (_, i) => i % 10);
@@ -57,7 +57,7 @@ Deno.test(
   "WebGPU: DeviceEngine (in-place WGSL update) trains as LocalEngine on wasm does",
   { ignore: !adapter },
   async () => {
-    const spec = { net: "8c5-8c5-16f", classes: 10, variant: "release" as const, seed: 5 };
+    const spec = { net: "8c5-8c5-16f", classes: 10, method: "release" as const, seed: 5 };
     const n = 8, rng = new Rng(4);
     const x = Float32Array.from({ length: n * 32 * 32 * 3 }, () => rng.normal());
     const y = Int32Array.from({ length: n }, (_, i) => i % 10);

@@ -22,7 +22,8 @@
  */
 import { type BackendInfo, selectBackend, tf, wasmHeapView, weightsInPlace } from "./backend.ts";
 import { DeviceSgd } from "./webgpu_sgd.ts";
-import { ExemplarNet, type NetVariant } from "../nets.ts";
+import { ExemplarNet } from "../nets.ts";
+import type { MethodName } from "../presets.ts";
 import { PATCH } from "../patch.ts";
 
 /** A parameter's place in the flat weight vector. */
@@ -45,7 +46,8 @@ export interface StepResult {
 export interface NetSpec {
   net: string;
   classes: number;
-  variant: NetVariant;
+  /** Method preset (initialisation, pooling). */
+  method: MethodName;
   seed: number;
 }
 
@@ -163,7 +165,7 @@ export class NetRunner {
   readonly slots: ParamSlot[];
 
   constructor(spec: NetSpec) {
-    this.net = new ExemplarNet(spec.net, spec.classes, { variant: spec.variant, seed: spec.seed });
+    this.net = new ExemplarNet(spec.net, spec.classes, { method: spec.method, seed: spec.seed });
     this.slots = slotsOf(this.net);
   }
 

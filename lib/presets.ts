@@ -1,0 +1,504 @@
+/**
+ * Every number of the method, in one place.
+ *
+ * Two method presets implement Exemplar-CNN:
+ * - `paper`: what the paper's text says (arXiv 1406.6909 v2, sections 3-5);
+ * - `release`: what the authors' released MATLAB/Caffe code does (public
+ *   mirror `ethanhe42/Exemplar-CNN`, folders `code/make_data`, `code/training`,
+ *   `code/testing`).
+ *
+ * {@link METHODS} holds the numbers, {@link SOURCES} where each comes from (the
+ * paper's sentence with its section, or the release's file), keyed by the
+ * number's path (`augment.translation`); a test keeps the two in step.
+ *
+ * The run scales ({@link RUN_SCALES}: `tiny`, `default`, `paper`, `release`)
+ * say how much of the method a run does (N, K, steps); they stand beside the
+ * method presets and name the preset they use.
+ *
+ * @module
+ */
+import { UserError } from "./util/errors.ts";
+
+/** The two method presets. */
+export type MethodName = "paper" | "release";
+/** The method presets, `paper` first (the default). */
+export const METHOD_NAMES: readonly MethodName[] = ["paper", "release"];
+
+/** Seed sampling (paper section 3). */
+export interface SeedNumbers {
+  /** Side of a seed patch, in pixels. */
+  patch: number;
+  /** Scales of the image pyramid the seeds are cut from. */
+  pyramid: number[];
+  /** Sampling map: mean squared gradient (`gradient`) or the release's high-pass energy (`highpass`). */
+  sampler: "gradient" | "highpass";
+  /** Seeds per image: spread over images (`spread`) or one per image (`one`). */
+  perImage: "spread" | "one";
+  /** High-pass sampler: sigma of its Gaussian low-pass, in pixels of the subsampled image. */
+  highPassSigma: number;
+  /** High-pass sampler: subsampling factor of the image before filtering. */
+  subsample: number;
+}
+
+/** Transformation ranges (paper section 3): each the [lo, hi] of a drawn quantity. */
+export interface AugmentNumbers {
+  /** Maximal |shift| as a fraction of the patch size. */
+  translation: number;
+  /** Scale factor range (drawn log-uniformly). */
+  scale: [number, number];
+  /** Maximal |angle| in degrees. */
+  rotationDeg: number;
+  /** contrast1 factor range (drawn log-uniformly, unless `pcaLog2Std` is set). */
+  pca: [number, number];
+  /** contrast1 as the release draws it: factor 2^(z s_k), z ~ N(0, 1) clipped to +-`pcaClip`; null: log-uniform. */
+  pcaLog2Std: [number, number, number] | null;
+  /** Bound of |z| in the release's contrast1 draw. */
+  pcaClip: number;
+  /** contrast2: power applied to S and V. */
+  power: [number, number];
+  /** contrast2: factor multiplying S and V. */
+  factor: [number, number];
+  /** contrast2: value added to S and V. */
+  add: [number, number];
+  /** color: value added to the hue (hue in [0, 1)). */
+  hue: [number, number];
+}
+
+/** Network details beyond the layer sizes (paper section 5.1). */
+export interface NetNumbers {
+  /** Max-pooling after the first two conv layers: window side and stride. */
+  pool: { size: number; stride: number };
+  /** Weight initialisation: He-normal (`he`) or Gaussians with the spreads below (`gaussian`). */
+  init: "he" | "gaussian";
+  /** `gaussian` init: std of conv1, conv2, conv3 (and deeper) weights. */
+  convStd: [number, number, number];
+  /** `gaussian` init: std of fully connected weights. */
+  fcStd: number;
+  /** Std of the softmax layer's weights. */
+  softmaxStd: number;
+  /** Initial bias of conv and FC layers (the softmax bias starts at 0). */
+  bias: number;
+  /** Weight-decay multipliers: conv1, conv2, conv3 (and deeper), FC layers, softmax. */
+  decayMult: { conv: [number, number, number]; fc: number; softmax: number };
+  /** Learning-rate multipliers: biases, softmax weights (others 1). */
+  lrMult: { bias: number; softmaxWeights: number };
+  /** Dropout rate on the FC layers' outputs. */
+  dropout: number;
+}
+
+/** Pretraining (paper section 5.1). */
+export interface TrainNumbers {
+  batch: number;
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  /** `plateau`: divide by `divideBy` when validation error stops improving; `stages`: the release's fixed stages. */
+  schedule: "plateau" | "stages";
+  divideBy: number;
+  /** Plateau: validations without improvement before the rate is divided. */
+  patience: number;
+  /** `stages`: [iterations, learning rate], scaled to the run's steps. */
+  stages: [number, number][];
+}
+
+/** Feature extraction and the linear SVM (paper section 5.1). */
+export interface EvalNumbers {
+  /** Quantile of each layer's training features that its block is divided by (0.9999: the 99.99th percentile). */
+  blockQuantile: number;
+  /** The SVM's constant bias feature (liblinear's -B). */
+  svmBias: number;
+  /** The values of C tried. */
+  cGrid: number[];
+  /** Runs (subsets or splits) a protocol averages over. */
+  runs: number;
+  /** CIFAR-10(400): training images per class. */
+  cifarPerClass: number;
+  /** Caltech: training images per class, and at most this many test images per class. */
+  caltechTrain: number;
+  caltechTestMax: number;
+}
+
+/** Every number of one method preset. */
+export interface Method {
+  name: MethodName;
+  seeds: SeedNumbers;
+  augment: AugmentNumbers;
+  net: NetNumbers;
+  train: TrainNumbers;
+  eval: EvalNumbers;
+}
+
+const COMMON_EVAL: EvalNumbers = {
+  blockQuantile: 0.9999,
+  svmBias: 1,
+  cGrid: [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10],
+  runs: 10,
+  cifarPerClass: 400,
+  caltechTrain: 30,
+  caltechTestMax: 50,
+};
+
+const RELEASE_STAGES: [number, number][] = [[1_200_000, 0.01], [120_000, 0.004], [120_000, 0.001], [
+  60_000,
+  0.0004,
+], [60_000, 0.0001]];
+
+/** The two method presets. */
+export const METHODS: Readonly<Record<MethodName, Method>> = {
+  paper: {
+    name: "paper",
+    seeds: {
+      patch: 32,
+      pyramid: [1, 0.8, 0.64, 0.512],
+      sampler: "gradient",
+      perImage: "spread",
+      highPassSigma: 2,
+      subsample: 4,
+    },
+    augment: {
+      translation: 0.2,
+      scale: [0.7, 1.4],
+      rotationDeg: 20,
+      pca: [0.5, 2],
+      pcaLog2Std: null,
+      pcaClip: 6,
+      power: [0.25, 4],
+      factor: [0.7, 1.4],
+      add: [-0.1, 0.1],
+      hue: [-0.1, 0.1],
+    },
+    net: {
+      pool: { size: 2, stride: 2 },
+      init: "he",
+      convStd: [0.05, 0.02, 0.01],
+      fcStd: 0.01,
+      softmaxStd: 0.01,
+      bias: 0,
+      decayMult: { conv: [0, 0, 0.25], fc: 1, softmax: 4 },
+      lrMult: { bias: 2, softmaxWeights: 0.25 },
+      dropout: 0.5,
+    },
+    train: {
+      batch: 128,
+      lr: 0.01,
+      momentum: 0.9,
+      weightDecay: 0.004,
+      schedule: "plateau",
+      divideBy: 3,
+      patience: 3,
+      stages: RELEASE_STAGES,
+    },
+    eval: COMMON_EVAL,
+  },
+  release: {
+    name: "release",
+    seeds: {
+      patch: 32,
+      pyramid: [1, 0.8, 0.64, 0.512],
+      sampler: "highpass",
+      perImage: "one",
+      highPassSigma: 2,
+      subsample: 4,
+    },
+    augment: {
+      translation: 0.25,
+      scale: [Math.SQRT1_2, Math.SQRT2],
+      rotationDeg: 20,
+      // 2^(z s) with z ~ N(0, 1) clipped to |z| <= 6: these are its bounds.
+      pca: [2 ** -6, 2 ** 6],
+      pcaLog2Std: [1, 1, 0.5],
+      pcaClip: 6,
+      power: [0.25, 4],
+      factor: [Math.SQRT1_2, Math.SQRT2],
+      add: [-0.1, 0.1],
+      hue: [-0.1, 0.1],
+    },
+    net: {
+      pool: { size: 3, stride: 2 },
+      init: "gaussian",
+      convStd: [0.05, 0.02, 0.01],
+      fcStd: 0.01,
+      softmaxStd: 0.005,
+      bias: 0.1,
+      decayMult: { conv: [0, 0, 0.25], fc: 1, softmax: 4 },
+      lrMult: { bias: 2, softmaxWeights: 0.25 },
+      dropout: 0.5,
+    },
+    train: {
+      batch: 128,
+      lr: 0.01,
+      momentum: 0.9,
+      weightDecay: 0.004,
+      schedule: "stages",
+      divideBy: 3,
+      patience: 3,
+      stages: RELEASE_STAGES,
+    },
+    eval: COMMON_EVAL,
+  },
+};
+
+/** A method preset by name, with a one-line error for an unknown name. */
+export function method(name: string): Method {
+  if (!(METHOD_NAMES as readonly string[]).includes(name)) {
+    throw new UserError(`unknown method "${name}" (expected ${METHOD_NAMES.join(" or ")})`);
+  }
+  return METHODS[name as MethodName];
+}
+
+/** Where one number comes from: the paper's words (with their section) and the release's file. */
+export interface Source {
+  paper: string;
+  release: string;
+}
+
+/**
+ * The source of every number in {@link METHODS}, keyed by its path. "(not in the paper)" marks a choice this
+ * project made where the paper is silent; the choice is then the same in both presets unless said.
+ */
+export const SOURCES: Readonly<Record<string, Source>> = {
+  "seeds.patch": {
+    paper: '§3: "we sample N patches of size 32x32 pixels from different images"',
+    release: "make_data/sample_patches_multiscale.m: 32x32 patches",
+  },
+  "seeds.pyramid": {
+    paper: '§3: "at varying positions and scales" (no scales given: the release\'s are used)',
+    release: "make_data/sample_patches_multiscale.m: pyramid scales 0.8^{0,1,2,3}",
+  },
+  "seeds.sampler": {
+    paper: '§3: "we sample only from regions containing considerable gradients" (mean squared gradient)',
+    release:
+      "make_data/sample_patches_multiscale.m, lowpassfilter.m: high-pass energy map (image minus Gaussian low-pass, squared, low-passed)",
+  },
+  "seeds.perImage": {
+    paper: '§3: "from different images"',
+    release: "make_data/sample_patches_multiscale.m: one patch per image",
+  },
+  "seeds.highPassSigma": {
+    paper: "(paper preset does not use it)",
+    release: "make_data/sample_patches_multiscale.m: Gaussian low-pass sigma 2",
+  },
+  "seeds.subsample": {
+    paper: "(paper preset does not use it)",
+    release: "make_data/sample_patches_multiscale.m: energy computed on the image subsampled 4x",
+  },
+  "augment.translation": {
+    paper: '§3: "vertical or horizontal translation by a distance within 0.2 of the patch size"',
+    release: "make_data/augment_patches_distr.m: translation within 0.25 of the patch size",
+  },
+  "augment.scale": {
+    paper: '§3: "multiplication of the patch scale by a factor between 0.7 and 1.4"',
+    release: "make_data/augment_patches_distr.m: scale in [1/sqrt 2, sqrt 2]",
+  },
+  "augment.rotationDeg": {
+    paper: '§3: "rotation of the image by an angle up to 20 degrees"',
+    release: "make_data/augment_patches_distr.m: angle up to 20 degrees",
+  },
+  "augment.pca": {
+    paper:
+      '§3: "multiply the projection of each patch pixel onto the principal components [...] by a factor between 0.5 and 2"',
+    release: "make_data/augment_patches_distr.m: factor 2^(z s), z ~ N(0, 1) (bounds of the clipped draw)",
+  },
+  "augment.pcaLog2Std": {
+    paper: '§3: "factors are independent for each principal component" (log-uniform draw)',
+    release: "make_data/augment_patches_distr.m: s = (1, 1, 0.5)",
+  },
+  "augment.pcaClip": {
+    paper: "(paper preset does not use it)",
+    release: "(not in the release: |z| <= 6 keeps the factor finite)",
+  },
+  "augment.power": {
+    paper: '§3: "raise saturation and value [...] of all pixels to a power between 0.25 and 4"',
+    release: "make_data/augment_patches_distr.m: power 2^(2u), u ~ U(-1, 1)",
+  },
+  "augment.factor": {
+    paper: '§3: "multiply these values by a factor between 0.7 and 1.4"',
+    release: "make_data/augment_patches_distr.m: factor 2^(0.5u), u ~ U(-1, 1)",
+  },
+  "augment.add": {
+    paper: '§3: "add to them a value between -0.1 and 0.1"',
+    release: "make_data/augment_patches_distr.m: the same",
+  },
+  "augment.hue": {
+    paper: '§3: "add a value between -0.1 and 0.1 to the hue"',
+    release: "make_data/augment_patches_distr.m: the same",
+  },
+  "net.pool": {
+    paper: '§5.1: "2x2 max-pooling" after the first two conv layers',
+    release: "nets_config/64c5-128c5-256c5-512f/template/train.prototxt: 3x3 max-pooling, stride 2",
+  },
+  "net.init": {
+    paper: "(not in the paper: He-normal)",
+    release: "nets_config/64c5-128c5-256c5-512f/template/train.prototxt: Gaussian weight fillers",
+  },
+  "net.convStd": {
+    paper: "(paper preset does not use it)",
+    release: "nets_config/64c5-128c5-256c5-512f/template/train.prototxt: std 0.05, 0.02, 0.01 for conv1..3",
+  },
+  "net.fcStd": {
+    paper: "(paper preset does not use it)",
+    release: "nets_config/64c5-128c5-256c5-512f/template/train.prototxt: std 0.01 for the FC layer",
+  },
+  "net.softmaxStd": {
+    paper: "(not in the paper: 0.01)",
+    release: "nets_config/64c5-128c5-256c5-512f/template/train.prototxt: std 0.005 for the softmax layer",
+  },
+  "net.bias": {
+    paper: "(not in the paper: 0)",
+    release: "nets_config/64c5-128c5-256c5-512f/template/train.prototxt: bias filler 0.1 (softmax 0)",
+  },
+  "net.decayMult": {
+    paper: "(not in the paper: the release's multipliers)",
+    release:
+      "nets_config/64c5-128c5-256c5-512f/template/train.prototxt: weight_decay 0, 0, 0.25 (conv1..3), 1 (fc), 4 (softmax)",
+  },
+  "net.lrMult": {
+    paper: "(not in the paper: the release's multipliers)",
+    release:
+      "nets_config/64c5-128c5-256c5-512f/template/train.prototxt: blobs_lr 2 for biases, 0.25 for softmax weights",
+  },
+  "net.dropout": {
+    paper: '§5.1: "dropout [...] applied to the fully connected layers"',
+    release: "nets_config/64c5-128c5-256c5-512f/template/train.prototxt: dropout_ratio 0.5",
+  },
+  "train.batch": {
+    paper: '§5.1: "batch size 128"',
+    release: "nets_config/64c5-128c5-256c5-512f/result/solver0-4.prototxt: batch 128",
+  },
+  "train.lr": {
+    paper: '§5.1: "starting with a learning rate of 0.01"',
+    release: "nets_config/64c5-128c5-256c5-512f/result/solver0-4.prototxt: base_lr 0.01",
+  },
+  "train.momentum": {
+    paper: '§5.1: "momentum 0.9"',
+    release: "nets_config/64c5-128c5-256c5-512f/result/solver0-4.prototxt: momentum 0.9",
+  },
+  "train.weightDecay": {
+    paper: "(not in the paper: the release's 0.004)",
+    release: "nets_config/64c5-128c5-256c5-512f/result/solver0-4.prototxt: weight_decay 0.004",
+  },
+  "train.schedule": {
+    paper: '§5.1: "gradually decreasing the learning rate [...] when the validation error stops decreasing"',
+    release: "nets_config/64c5-128c5-256c5-512f/result/solver0-4.prototxt: fixed stages",
+  },
+  "train.divideBy": {
+    paper: "§5.1: the rate is divided by 3",
+    release: "(the release uses fixed stages)",
+  },
+  "train.patience": {
+    paper: "(not in the paper: 3 validations without improvement)",
+    release: "(the release uses fixed stages)",
+  },
+  "train.stages": {
+    paper: "(paper preset does not use it)",
+    release:
+      "nets_config/64c5-128c5-256c5-512f/result/solver0-4.prototxt: lr 0.01 / 0.004 / 0.001 / 0.0004 / 0.0001 for 1.2 M / 120 k / 120 k / 60 k / 60 k iterations",
+  },
+  "eval.blockQuantile": {
+    paper: "(not in the paper: the release's per-layer scaling)",
+    release: "testing/make_features_from_maps_f1.m: each layer divided by its 99.99th percentile",
+  },
+  "eval.svmBias": {
+    paper: "(not in the paper: 1)",
+    release: "testing/run_net_on_STL_matcaffe_distr.m: liblinear -B (5 for STL-10)",
+  },
+  "eval.cGrid": {
+    paper: '§5.1: "C [...] chosen by cross-validation" (this grid)',
+    release: "testing/svm_params_search.m: C searched on a held-out part",
+  },
+  "eval.runs": {
+    paper: '§5.2: "mean and standard deviation over 10 [folds/splits]"',
+    release: "testing/run_net_on_CIFAR_matcaffe_distr.m, run_net_on_Caltech_matcaffe_distr.m: 10 splits",
+  },
+  "eval.cifarPerClass": {
+    paper: '§5.1: "CIFAR-10(400) [...] 400 training images per class"',
+    release: "testing/all_cifar_splits.mat: 400 per class",
+  },
+  "eval.caltechTrain": {
+    paper: '§5.1: "30 training images per class"',
+    release: "testing/caltech101_no_back_splits.mat: 30 per class",
+  },
+  "eval.caltechTestMax": {
+    paper: "§5.1: the rest of the images (at most 50 per class) for testing",
+    release: "testing/caltech101_no_back_splits.mat",
+  },
+};
+
+/** The paths of every number of a method preset (`augment.translation`, ...), for {@link SOURCES}. */
+export function numberPaths(m: Method = METHODS.paper): string[] {
+  const out: string[] = [];
+  for (const [group, numbers] of Object.entries(m)) {
+    if (typeof numbers !== "object") continue;
+    for (const key of Object.keys(numbers)) out.push(`${group}.${key}`);
+  }
+  return out;
+}
+
+/** A run scale: how much of the method one run does. */
+export interface RunScale {
+  /** What it is for, in a sentence. */
+  about: string;
+  /** The method preset it runs. */
+  method: MethodName;
+  /** Data spec (omitted: the user must give real data). */
+  data?: string;
+  net: string;
+  /** N: surrogate classes. */
+  classes: number;
+  /** K: transformed copies per class, or `inf` (fresh copies every epoch). */
+  perClass: number | "inf";
+  steps: number;
+  batch?: number;
+  validEvery: number;
+  /** Plateau patience (validations without improvement). */
+  patience?: number;
+}
+
+/** The run scales of `deno task reproduce --scale`. */
+export type ScaleName = "default" | "tiny" | "paper" | "release";
+/** The run scales, `default` first. */
+export const SCALE_NAMES: readonly ScaleName[] = ["default", "tiny", "paper", "release"];
+
+/** The run scales. */
+export const RUN_SCALES: Readonly<Record<ScaleName, RunScale>> = {
+  default: {
+    about: "the embedded synthetic data: minutes on two CPU cores",
+    method: "paper",
+    data: "synthetic",
+    net: "64c5-64c5-128f",
+    classes: 400,
+    perClass: 100,
+    steps: 560,
+    validEvery: 100,
+  },
+  tiny: {
+    about: "a seconds-long smoke run (tests, notebooks)",
+    method: "paper",
+    data: "synthetic:unlabeled=200,train=200,test=100,fold=100",
+    net: "16c5-16c5-32f",
+    classes: 40,
+    perClass: 10,
+    steps: 30,
+    batch: 32,
+    validEvery: 10,
+  },
+  paper: {
+    about: "the paper's scale: N = 16000, K unlimited, up to 1.56 M steps (real data, a GPU)",
+    method: "paper",
+    net: "64c5-128c5-256c5-512f",
+    classes: 16000,
+    perClass: "inf",
+    steps: 1_560_000,
+    validEvery: 5000,
+    patience: 4,
+  },
+  release: {
+    about: "the release's scale: N = 16000, K = 150, its fixed stages over 1.56 M steps (real data, a GPU)",
+    method: "release",
+    net: "64c5-128c5-256c5-512f",
+    classes: 16000,
+    perClass: 150,
+    steps: 1_560_000,
+    validEvery: 5000,
+  },
+};

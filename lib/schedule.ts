@@ -1,0 +1,58 @@
+/**
+ * Learning-rate schedules of pretraining (paper section 5.1).
+ *
+ * - `plateau` (the paper): "the learning rate [...] is divided by 3 whenever
+ *   the validation error stops improving": {@link plateauStep}, called after
+ *   every validation.
+ * - `stages` (the release): fixed rates for fixed numbers of iterations, their
+ *   lengths scaled to the run's steps: {@link stageRate}.
+ *
+ * @module
+ */
+import { METHODS } from "./presets.ts";
+
+/**
+ * The learning rate of the `stages` schedule at `step` of `steps`: the release's fixed stages
+ * ([iterations, rate], lib/presets.ts), their lengths scaled to `steps` and their rates to `base`.
+ */
+export function stageRate(
+  step: number,
+  steps: number,
+  base: number = METHODS.release.train.lr,
+  stages: [number, number][] = METHODS.release.train.stages,
+): number {
+  const iterations = stages.reduce((a, [n]) => a + n, 0), releaseBase = stages[0][1];
+  const scaled = (lr: number) => base === releaseBase ? lr : lr * base / releaseBase;
+  let end = 0;
+  for (const [n, lr] of stages) {
+    end += n;
+    // step / steps < end / iterations, in integers.
+    if (step * iterations < end * steps) return scaled(lr);
+  }
+  return scaled(stages[stages.length - 1][1]);
+}
+
+/** What the plateau schedule remembers between validations (saved in checkpoints). */
+export interface PlateauState {
+  lr: number;
+  /** The lowest validation error so far (Infinity before the first validation). */
+  bestValError: number;
+  /** Validations since the last improvement. */
+  badValidations: number;
+}
+
+/**
+ * The plateau schedule after one validation with error `valError`: an improvement resets the count; `patience`
+ * validations without one divide the rate by `divideBy`. Changes `s`; returns whether the rate was divided.
+ */
+export function plateauStep(s: PlateauState, valError: number, patience: number, divideBy: number): boolean {
+  if (valError < s.bestValError - 1e-9) {
+    s.bestValError = valError;
+    s.badValidations = 0;
+    return false;
+  }
+  if (++s.badValidations < patience) return false;
+  s.lr /= divideBy;
+  s.badValidations = 0;
+  return true;
+}
