@@ -28,6 +28,8 @@ import type { Split } from "./data/dataset.ts";
 import { exists, writeFileAtomic } from "./util/fsutil.ts";
 import { resizeBilinear, type RGBImage } from "./util/image.ts";
 import type { ExemplarNet } from "./nets.ts";
+import type { NetSpec } from "./compute/engine.ts";
+import { WorkerPool } from "./compute/pool.ts";
 import type { Features } from "./svm.ts";
 import { METHODS } from "./presets.ts";
 
@@ -277,6 +279,19 @@ export async function cachedFeatures(dir: string, name: string, compute: () => P
   return f;
 }
 
+/** A request to a feature worker (lib/features_worker.ts). */
+export interface FeatureJob {
+  spec: NetSpec;
+  /** Flat weights in the network's parameter order; null keeps the seeded initialisation. */
+  weights: Float32Array | null;
+  data: string;
+  split: string;
+  indices: number[];
+  size: number;
+  pooling: Pooling;
+  mean: [number, number, number];
+}
+
 /**
  * {@link extractFeatures} split over `workers` Deno workers (each with its own
  * wasm backend and data reader): the images are divided into contiguous
@@ -284,7 +299,7 @@ export async function cachedFeatures(dir: string, name: string, compute: () => P
  * as in one thread.
  */
 export async function extractFeaturesParallel(
-  job: Omit<import("./features_worker.ts").FeatureJob, "indices">,
+  job: Omit<FeatureJob, "indices">,
   indices: number[],
   workers: number,
   onProgress?: (done: number, total: number) => void,
@@ -294,28 +309,24 @@ export async function extractFeaturesParallel(
     s.length
   );
   const done = shares.map(() => 0);
-  const parts = await Promise.all(shares.map((share, w) =>
-    new Promise<Features>((resolve, reject) => {
-      const worker = new Worker(new URL("./features_worker.ts", import.meta.url), { type: "module" });
-      worker.onmessage = (e) => {
-        const m = e.data;
-        if (m.progress !== undefined) {
-          done[w] = m.progress;
+  const pool = new WorkerPool<FeatureJob, Features>(
+    new URL("./features_worker.ts", import.meta.url),
+    shares.length,
+    "feature",
+  );
+  let parts: Features[];
+  try {
+    parts = await Promise.all(shares.map((share, w) =>
+      pool.call(w, { ...job, indices: share }, {
+        onEvent: (d) => {
+          done[w] = d as number;
           onProgress?.(done.reduce((a, b) => a + b, 0), indices.length);
-        } else {
-          worker.terminate();
-          if (m.error) reject(new Error(`feature worker: ${m.error}`));
-          else resolve({ n: m.n, dim: m.dim, x: m.x });
-        }
-      };
-      worker.onerror = (e) => {
-        e.preventDefault();
-        worker.terminate();
-        reject(new Error(`feature worker: ${e.message}`));
-      };
-      worker.postMessage({ ...job, indices: share });
-    })
-  ));
+        },
+      })
+    ));
+  } finally {
+    pool.close();
+  }
   const dim = parts[0].dim, x = new Float32Array(indices.length * dim);
   let off = 0;
   for (const p of parts) {

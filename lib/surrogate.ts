@@ -32,6 +32,7 @@ import {
 import type { MethodName } from "./presets.ts";
 import { UserError } from "./util/errors.ts";
 import { Rng } from "./util/rng.ts";
+import { WorkerPool } from "./compute/pool.ts";
 import { CONTEXT, PATCH, seedMean, seedPatch, type Seeds } from "./seeds.ts";
 
 /** Options of the surrogate data set. */
@@ -175,12 +176,16 @@ export interface SurrogateWorkerInit {
  * loader.close();
  * ```
  */
+/** A request to a surrogate worker (lib/surrogate_worker.ts). */
+export type SurrogateRequest =
+  | { kind: "init"; init: SurrogateWorkerInit }
+  | { kind: "batch"; b: number; size: number };
+
 export class SurrogateLoader {
   readonly data: SurrogateData;
   readonly batchSize: number;
-  #workers: Worker[];
+  #pool: WorkerPool<SurrogateRequest, Batch | null>;
   #pending = new Map<number, Promise<Batch>>();
-  #resolvers = new Map<number, (b: Batch) => void>();
   #next: number;
   #depth: number;
 
@@ -210,23 +215,17 @@ export class SurrogateLoader {
       pca: data.pca,
       mean: data.mean,
     };
-    this.#workers = Array.from({ length: nWorkers }, () => {
-      const w = new Worker(new URL("./surrogate_worker.ts", import.meta.url), { type: "module" });
-      w.onmessage = (e: MessageEvent<{ b: number; x: Float32Array; y: Int32Array }>) => {
-        const r = this.#resolvers.get(e.data.b);
-        this.#resolvers.delete(e.data.b);
-        r?.({ x: e.data.x, y: e.data.y });
-      };
-      w.postMessage({ init });
-      return w;
-    });
+    this.#pool = new WorkerPool(new URL("./surrogate_worker.ts", import.meta.url), nWorkers, "surrogate-data");
+    // (A failed init fails the batches after it, which are awaited.)
+    for (let w = 0; w < nWorkers; w++) this.#pool.call(w, { kind: "init", init }).catch(() => {});
     for (let b = this.#next; b < this.#next + this.#depth; b++) this.#request(b);
   }
 
   #request(b: number): void {
     if (this.#pending.has(b)) return;
-    this.#pending.set(b, new Promise<Batch>((resolve) => this.#resolvers.set(b, resolve)));
-    this.#workers[b % this.#workers.length].postMessage({ b, size: this.batchSize });
+    const p = this.#pool.call(b, { kind: "batch", b, size: this.batchSize }) as Promise<Batch>;
+    p.catch(() => {}); // batches asked for ahead: their errors surface when next() awaits them
+    this.#pending.set(b, p);
   }
 
   /** The index of the batch {@link next} returns next. */
@@ -234,19 +233,20 @@ export class SurrogateLoader {
     return this.#next;
   }
 
-  /** The next training batch. */
+  /** The next training batch; rejects with the worker's error if the worker that makes it failed. */
   async next(): Promise<Batch> {
     const b = this.#next++;
     this.#request(b);
     this.#request(b + this.#depth - 1);
-    const batch = await this.#pending.get(b)!;
-    this.#pending.delete(b);
-    return batch;
+    try {
+      return await this.#pending.get(b)!;
+    } finally {
+      this.#pending.delete(b);
+    }
   }
 
   /** Stops the workers. */
   close(): void {
-    for (const w of this.#workers) w.terminate();
-    this.#workers = [];
+    this.#pool.close();
   }
 }

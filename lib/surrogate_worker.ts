@@ -4,19 +4,17 @@
  *
  * @module
  */
-/// <reference lib="deno.worker" />
-import { SurrogateData, type SurrogateWorkerInit } from "./surrogate.ts";
+import { serveRequests } from "./compute/pool.ts";
+import { type Batch, SurrogateData, type SurrogateRequest } from "./surrogate.ts";
 import type { Seeds } from "./seeds.ts";
 
 let data: SurrogateData | null = null;
 
-self.onmessage = (e: MessageEvent<{ init?: SurrogateWorkerInit; b?: number; size?: number }>) => {
-  const m = e.data;
-  if (m.init) {
+serveRequests<SurrogateRequest, Batch | null>((m) => {
+  if (m.kind === "init") {
     const seeds: Seeds = { n: m.init.n, context: m.init.context, origins: [], method: "paper" };
     data = new SurrogateData(seeds, m.init.opts, { pca: m.init.pca, mean: m.init.mean });
-    return;
+    return null;
   }
-  const { x, y } = data!.batch(m.b!, m.size!);
-  self.postMessage({ b: m.b, x, y }, { transfer: [x.buffer as ArrayBuffer, y.buffer as ArrayBuffer] });
-};
+  return data!.batch(m.b, m.size);
+}, (batch) => batch ? [batch.x.buffer as ArrayBuffer, batch.y.buffer as ArrayBuffer] : []);

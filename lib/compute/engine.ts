@@ -24,6 +24,7 @@ import { type BackendInfo, selectBackend, tf, wasmHeapView, weightsInPlace } fro
 import { DeviceSgd } from "./webgpu_sgd.ts";
 import { ExemplarNet } from "../nets.ts";
 import type { MethodName } from "../presets.ts";
+import { WorkerPool } from "./pool.ts";
 import { PATCH } from "../patch.ts";
 
 /** A parameter's place in the flat weight vector. */
@@ -493,10 +494,11 @@ export async function createEngine(backend: BackendInfo, spec: NetSpec, parallel
 }
 
 /** Messages to a gradient worker. */
+/** A request to a gradient worker (lib/compute/engine_worker.ts). */
 export type WorkerRequest =
   | { kind: "init"; spec: NetSpec; weights: Float32Array; grads: Float32Array }
-  | { kind: "step"; id: number; x: Float32Array; y: Int32Array; n: number; dropoutSeed: number }
-  | { kind: "evaluate"; id: number; x: Float32Array; y: Int32Array; n: number };
+  | { kind: "step"; x: Float32Array; y: Int32Array; n: number; dropoutSeed: number }
+  | { kind: "evaluate"; x: Float32Array; y: Int32Array; n: number };
 
 function sumResults(done: { r: StepResult }[]): StepResult {
   return { loss: done.reduce((a, { r }) => a + r.loss, 0), correct: done.reduce((a, { r }) => a + r.correct, 0) };
@@ -505,17 +507,14 @@ function sumResults(done: { r: StepResult }[]): StepResult {
 /** Data parallelism over `workers` module workers (see the module documentation). */
 export class ParallelEngine extends HostEngine {
   readonly #workerGrads: Float32Array[];
-  readonly #workers: Worker[];
-  #pending = new Map<number, (r: StepResult) => void>();
-  #failed: Error | null = null;
-  #id = 0;
+  readonly #pool: WorkerPool<WorkerRequest, StepResult | null>;
 
   private constructor(slots: ParamSlot[], weights: Float32Array, workers: number) {
     const size = weights.length;
     super(slots, new Float32Array(new SharedArrayBuffer(size * 4)));
     this.weights.set(weights);
     this.#workerGrads = Array.from({ length: workers }, () => new Float32Array(new SharedArrayBuffer(size * 4)));
-    this.#workers = [];
+    this.#pool = new WorkerPool(new URL("./engine_worker.ts", import.meta.url), workers, "gradient");
   }
 
   /** Starts the workers; the initial weights are those `spec` gives in this thread. */
@@ -526,34 +525,15 @@ export class ParallelEngine extends HostEngine {
     await local.readWeights(w);
     local.net.dispose();
     const eng = new ParallelEngine(local.slots, w, workers);
-    await Promise.all(eng.#workerGrads.map((g, i) =>
-      new Promise<void>((resolve, reject) => {
-        const worker = new Worker(new URL("./engine_worker.ts", import.meta.url), { type: "module" });
-        eng.#workers.push(worker);
-        worker.onerror = (e) => {
-          e.preventDefault();
-          eng.#failed = new Error(`gradient worker ${i}: ${e.message}`);
-          reject(eng.#failed);
-          for (const r of eng.#pending.values()) r({ loss: NaN, correct: NaN });
-        };
-        worker.onmessage = (m: MessageEvent<{ id: number; loss: number; correct: number; ready?: boolean }>) => {
-          if (m.data.ready) return resolve();
-          const r = eng.#pending.get(m.data.id);
-          eng.#pending.delete(m.data.id);
-          r?.({ loss: m.data.loss, correct: m.data.correct });
-        };
-        worker.postMessage({ kind: "init", spec, weights: eng.weights, grads: g } satisfies WorkerRequest);
-      })
-    ));
+    try {
+      await Promise.all(
+        eng.#workerGrads.map((grads, i) => eng.#pool.call(i, { kind: "init", spec, weights: eng.weights, grads })),
+      );
+    } catch (e) {
+      eng.close();
+      throw e;
+    }
     return eng;
-  }
-
-  #ask(w: number, req: WorkerRequest & { id: number }): Promise<StepResult> {
-    if (this.#failed) throw this.#failed;
-    return new Promise((resolve) => {
-      this.#pending.set(req.id, resolve);
-      this.#workers[w].postMessage(req);
-    });
   }
 
   /** Sends each worker a contiguous share of the n samples; answers in worker order. */
@@ -564,20 +544,18 @@ export class ParallelEngine extends HostEngine {
     n: number,
     dropoutSeed = 0,
   ): Promise<{ w: number; r: StepResult }[]> {
-    const W = this.#workers.length, per = Math.ceil(n / W), D = PATCH * PATCH * 3;
+    const W = this.#pool.size, per = Math.ceil(n / W), D = PATCH * PATCH * 3;
     const parts = [];
     for (let w = 0; w < W; w++) {
       const a = Math.min(n, w * per), b = Math.min(n, a + per);
       if (b <= a) continue;
-      const share = { id: ++this.#id, x: x.slice(a * D, b * D), y: y.slice(a, b), n: b - a };
-      const req: WorkerRequest & { id: number } = kind === "step"
+      const share = { x: x.slice(a * D, b * D), y: y.slice(a, b), n: b - a };
+      const req: WorkerRequest = kind === "step"
         ? { kind, ...share, dropoutSeed: dropoutSeed + 7919 * w }
         : { kind, ...share };
-      parts.push(this.#ask(w, req).then((r) => ({ w, r })));
+      parts.push(this.#pool.call(w, req).then((r) => ({ w, r: r! })));
     }
-    const done = await Promise.all(parts);
-    if (this.#failed) throw this.#failed;
-    return done;
+    return await Promise.all(parts);
   }
 
   async step(x: Float32Array, y: Int32Array, n: number, dropoutSeed: number): Promise<StepResult> {
@@ -604,6 +582,6 @@ export class ParallelEngine extends HostEngine {
   }
 
   close(): void {
-    for (const w of this.#workers) w.terminate();
+    this.#pool.close();
   }
 }

@@ -5,26 +5,24 @@
  *
  * @module
  */
-/// <reference lib="deno.worker" />
 import { selectBackend } from "./backend.ts";
-import { NetRunner, type WorkerRequest } from "./engine.ts";
+import { NetRunner, type StepResult, type WorkerRequest } from "./engine.ts";
+import { serveRequests } from "./pool.ts";
 
 let runner: NetRunner | null = null;
 let weights: Float32Array, grads: Float32Array;
 
-self.onmessage = async (e: MessageEvent<WorkerRequest>) => {
-  const m = e.data;
+serveRequests<WorkerRequest, StepResult | null>(async (m) => {
   if (m.kind === "init") {
     await selectBackend("wasm");
     runner = new NetRunner(m.spec);
     weights = m.weights;
     grads = m.grads;
-    self.postMessage({ ready: true });
-    return;
+    return null;
   }
   runner!.load(weights);
   const r = m.kind === "step"
     ? await runner!.step(m.x, m.y, m.n, m.dropoutSeed, grads)
     : await runner!.evaluate(m.x, m.y, m.n);
-  self.postMessage({ id: m.id, loss: r.loss, correct: r.correct });
-};
+  return { loss: r.loss, correct: r.correct };
+});
