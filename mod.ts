@@ -48,8 +48,7 @@ export {
 
 // Data: the official formats, folders of photographs and the embedded synthetic set.
 export { DATA_SPECS, inspectDataset, openDataset } from "./lib/data/mod.ts";
-export { pretrainingSplit } from "./lib/data/dataset.ts";
-export type { Dataset, Split } from "./lib/data/dataset.ts";
+export { type Dataset, pretrainingSplit, type Skipped, type Split } from "./lib/data/dataset.ts";
 
 // 1. Seed patches (paper section 3).
 export {
@@ -78,11 +77,17 @@ export {
   transformPatch,
   TRANSFORMS,
 } from "./lib/augment.ts";
-export { SurrogateData, type SurrogateOptions } from "./lib/surrogate.ts";
+export { type Batch, SurrogateData, type SurrogateOptions } from "./lib/surrogate.ts";
 
 // 3. Networks and pretraining (paper sections 4 and 5.1).
-export { type BackendInfo, BACKENDS, selectBackend } from "./lib/compute/backend.ts";
-export { ExemplarNet, netSummary, PAPER_NETS, type SummaryRow } from "./lib/nets.ts";
+export {
+  type BackendInfo,
+  type BackendName,
+  BACKENDS,
+  selectBackend,
+  type SelectOptions,
+} from "./lib/compute/backend.ts";
+export { ExemplarNet, type LayerSpec, netSummary, PAPER_NETS, type SummaryRow } from "./lib/nets.ts";
 export {
   pretrain,
   type PretrainOptions,
@@ -94,16 +99,39 @@ export {
 export { loadTrainedNet, type MetricsRow, readMetrics } from "./lib/run_folder.ts";
 
 // 4. Features, the linear SVM and the evaluation protocols (paper section 5.1).
-export { extractFeatures, featureLayout, type Pooling, type ResponseMap, responseMaps } from "./lib/features.ts";
-export { type Features, predictSVM, trainSVM } from "./lib/svm.ts";
-export { PROTOCOL_INPUT, type ProtocolName, type ProtocolResult, PROTOCOLS, runProtocol } from "./lib/protocols.ts";
-export { evaluateRun, type EvaluationResults } from "./lib/evaluate.ts";
+export {
+  extractFeatures,
+  type ExtractOptions,
+  type FeatureBlock,
+  featureLayout,
+  type Pooling,
+  type ResponseMap,
+  responseMaps,
+} from "./lib/features.ts";
+export { type Features, type LinearSVM, predictSVM, type SVMOptions, trainSVM } from "./lib/svm.ts";
+export {
+  type FeatureFn,
+  PROTOCOL_INPUT,
+  type ProtocolName,
+  type ProtocolOptions,
+  type ProtocolResult,
+  PROTOCOLS,
+  runProtocol,
+} from "./lib/protocols.ts";
+export { type EvaluateOptions, evaluateRun, type EvaluationResults, type Scale } from "./lib/evaluate.ts";
 
 // 5. Table 1 (paper section 5.2): the paper's numbers beside the measured ones.
-export { loadTable1, table1Figure, table1Markdown, writeTable1 } from "./lib/table1.ts";
+export { loadTable1, type Table1Data, table1Figure, table1Markdown, writeTable1 } from "./lib/table1.ts";
 
 // Pictures and charts, in Jupyter and out.
 export { drawRect, heatmap, imageGrid, type RGBImage } from "./lib/util/image.ts";
-export { showImage, showMarkdown, showPlotly } from "./lib/util/viz.ts";
+export {
+  type Displayable,
+  type MimeBundle,
+  type PlotlyFigure,
+  showImage,
+  showMarkdown,
+  showPlotly,
+} from "./lib/util/viz.ts";
 export { Rng } from "./lib/util/rng.ts";
 export { UserError } from "./lib/util/errors.ts";

@@ -32,12 +32,14 @@ import { type AugmentNumbers, type MethodName, METHODS } from "./presets.ts";
 
 /** The six transformations, by the names used on the command line. */
 export const TRANSFORMS = ["translation", "scaling", "rotation", "contrast1", "contrast2", "color"] as const;
+/** The name of one transformation. */
 export type TransformName = typeof TRANSFORMS[number];
 
 /** One random parameter set: what one transformed copy of a seed is made with. */
 export interface TransformParams {
   /** Shift of the patch centre, in pixels (x right, y down). */
   tx: number;
+  /** Vertical shift of the patch centre, in pixels. */
   ty: number;
   /** Scale factor: > 1 magnifies (the patch covers a smaller area of the image). */
   scale: number;
@@ -47,10 +49,15 @@ export interface TransformParams {
   pca: [number, number, number];
   /** contrast2: S' = S^sPow * sMul + sAdd, V' = V^vPow * vMul + vAdd (then clipped to [0, 1]). */
   sPow: number;
+  /** contrast2: factor multiplying the saturation. */
   sMul: number;
+  /** contrast2: value added to the saturation. */
   sAdd: number;
+  /** contrast2: power the value (V) is raised to. */
   vPow: number;
+  /** contrast2: factor multiplying the value. */
   vMul: number;
+  /** contrast2: value added to the value. */
   vAdd: number;
   /** color: added to the hue (hue in [0, 1), taken mod 1). */
   hue: number;
@@ -133,9 +140,11 @@ export function drawParams(
 
 /** Principal components of pixel colours: mean, and eigenvectors as rows (RGB in [0, 1]). */
 export interface ColorPCA {
+  /** Mean colour (RGB in [0, 1]). */
   mean: [number, number, number];
   /** Row k is the k-th principal direction (unit length), by decreasing variance. */
   vectors: [number, number, number][];
+  /** Variance along each principal direction, largest first. */
   variances: [number, number, number];
 }
 

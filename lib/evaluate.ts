@@ -43,11 +43,17 @@ import type { Features } from "./svm.ts";
 
 /** The scale a result was made at, shown beside every measured number. */
 export interface Scale {
+  /** Data spec the network was pretrained on. */
   data: string;
+  /** The network. */
   net: string;
+  /** N: surrogate classes. */
   N: number;
+  /** K: copies per class. */
   K: number | "inf";
+  /** Pretraining steps. */
   steps: number;
+  /** Pretraining samples (steps x batch). */
   samples: number;
   /** Method preset. */
   method: string;
@@ -55,12 +61,19 @@ export interface Scale {
 
 /** What `results.json` holds. */
 export interface EvaluationResults {
+  /** The scale the network was pretrained at. */
   scale: Scale;
+  /** The evaluation protocol. */
   protocol: ProtocolName;
+  /** The data spec evaluated on. */
   evalData: string;
+  /** The learned features' result. */
   learned: ProtocolResult;
+  /** The same network with random weights (baseline). */
   random?: ProtocolResult;
+  /** Raw pixels (baseline). */
   raw?: ProtocolResult;
+  /** Seconds the evaluation took. */
   seconds: number;
 }
 
@@ -68,6 +81,7 @@ export interface EvaluationResults {
 export interface EvaluateOptions {
   /** Data to evaluate on (default: the data the run was pretrained on). */
   data?: string;
+  /** Protocol name (default: the one that fits the data). */
   protocol?: string;
   /** Also compute the random-weights and raw-pixel baselines (default true). */
   baselines?: boolean;

@@ -33,15 +33,20 @@ import { WorkerPool } from "./compute/pool.ts";
 import type { Features } from "./svm.ts";
 import { METHODS } from "./presets.ts";
 
+/** How response maps are pooled: over the four quadrants, or a 1 + 4 + 16 cell spatial pyramid. */
 export type Pooling = "quadrant" | "pyramid";
 
 /** One layer's block in the feature vector. */
 export interface FeatureBlock {
+  /** The layer. */
   layer: string;
+  /** Its channels. */
   channels: number;
   /** Its map's side for the protocol's image size. */
   map: number;
+  /** Where the block starts in the feature vector. */
   offset: number;
+  /** Side the images are resized to. */
   size: number;
 }
 
@@ -138,11 +143,15 @@ export function featureLayout(
 
 /** Options of {@link extractFeatures}. */
 export interface ExtractOptions {
+  /** Side the images are resized to. */
   size: number;
+  /** How each layer's map is pooled. */
   pooling: Pooling;
   /** Mean colour (RGB in [0, 1]) subtracted from every pixel. */
   mean: [number, number, number];
+  /** Images per batch through the network. */
   batch?: number;
+  /** Progress: images done of the total. */
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -164,10 +173,15 @@ export function prepareImage(
 
 /** One layer's response map as plain numbers: `height` x `width` x `channels`, row-major. */
 export interface ResponseMap {
+  /** The layer, as `conv1 64c5` or `fc3 128f`. */
   layer: string;
+  /** Map height. */
   height: number;
+  /** Map width. */
   width: number;
+  /** Channels (the layer's units). */
   channels: number;
+  /** The values, row-major (height x width x channels). */
   data: Float32Array;
 }
 

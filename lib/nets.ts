@@ -33,7 +33,9 @@ export const PAPER_NETS = {
 
 /** One layer of a network name. */
 export interface LayerSpec {
+  /** Convolution or fully connected. */
   kind: "conv" | "fc";
+  /** Filters or units. */
   units: number;
   /** Kernel size (conv only). */
   kernel: number;
@@ -71,8 +73,11 @@ export function parseNetName(name: string): LayerSpec[] {
 
 /** One row of a network summary. */
 export interface SummaryRow {
+  /** The layer and its size (`conv1 64c5`). */
   layer: string;
+  /** Output shape per sample. */
   output: number[];
+  /** Trainable parameters. */
   params: number;
   /** Forward multiply-adds x 2 per sample. */
   flops: number;
@@ -86,17 +91,28 @@ function variableOf(init: tf.Tensor): tf.Variable {
   return v;
 }
 
+/** A network of the paper, built from its name (`64c5-64c5-128f`), with the initialisation, pooling and multipliers of a method preset. */
 export class ExemplarNet {
+  /** The network's name, as given. */
   readonly name: string;
+  /** Its conv and FC layers, in order. */
   readonly layers: LayerSpec[];
   /** The method preset whose initialisation, pooling and multipliers the network has. */
   readonly method: MethodName;
+  /** N: the softmax's surrogate classes. */
   readonly classes: number;
+  /** Side of the training input (32). */
   readonly inputSize: number;
-  /** Parameters in a fixed order: conv1.w, conv1.b, ..., fc1.w, fc1.b, ..., softmax.w, softmax.b. */
+  /**
+   * Parameters in a fixed order: conv1.w, conv1.b, ..., fc1.w, fc1.b, ..., softmax.w, softmax.b (TensorFlow.js
+   * variables).
+   *
+   * @internal
+   */
   readonly params: { name: string; v: tf.Variable; lrMult: number; decayMult: number }[] = [];
   readonly #numbers: NetNumbers;
 
+  /** Builds the network `name` with a softmax over `classes`; `seed` fixes the initial weights. */
   constructor(name: string, classes: number, opts: { method?: MethodName; seed?: number; inputSize?: number } = {}) {
     if (!Number.isInteger(classes) || classes < 2) {
       throw new UserError(`N = ${classes}: the softmax needs at least 2 classes`);
@@ -167,14 +183,22 @@ export class ExemplarNet {
     });
   }
 
-  /** The parameter called `name`. */
+  /**
+   * The parameter called `name`.
+   *
+   * @internal
+   */
   param(name: string): tf.Variable {
     const p = this.params.find((p) => p.name === name);
     if (!p) throw new Error(`no parameter ${name}`);
     return p.v;
   }
 
-  /** Max-pooling after the first two conv layers ("same" padding pads only at the end, as Caffe's ceil mode). */
+  /**
+   * Max-pooling after the first two conv layers ("same" padding pads only at the end, as Caffe's ceil mode).
+   *
+   * @internal
+   */
   pool(x: tf.Tensor4D): tf.Tensor4D {
     const { size, stride } = this.#numbers.pool;
     return tf.maxPool(x, size, stride, "same");
@@ -184,6 +208,8 @@ export class ExemplarNet {
    * Runs the network on x (B x S x S x 3). Returns the logits, and with
    * `taps` the post-ReLU output of every conv and FC layer. Dropout on FC
    * outputs when `dropoutSeed` is given (training).
+   *
+   * @internal
    */
   forward(x: tf.Tensor4D, opts: { dropoutSeed?: number; taps?: tf.Tensor[] } = {}): tf.Tensor2D {
     let h: tf.Tensor = x;

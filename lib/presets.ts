@@ -88,12 +88,17 @@ export interface NetNumbers {
 
 /** Pretraining (paper section 5.1). */
 export interface TrainNumbers {
+  /** Samples per SGD step. */
   batch: number;
+  /** Initial learning rate. */
   lr: number;
+  /** SGD momentum. */
   momentum: number;
+  /** L2 weight decay (times each layer's multiplier). */
   weightDecay: number;
   /** `plateau`: divide by `divideBy` when validation error stops improving; `stages`: the release's fixed stages. */
   schedule: "plateau" | "stages";
+  /** Plateau: the factor the rate is divided by. */
   divideBy: number;
   /** Plateau: validations without improvement before the rate is divided. */
   patience: number;
@@ -115,16 +120,23 @@ export interface EvalNumbers {
   cifarPerClass: number;
   /** Caltech: training images per class, and at most this many test images per class. */
   caltechTrain: number;
+  /** Caltech: at most this many test images per class. */
   caltechTestMax: number;
 }
 
 /** Every number of one method preset. */
 export interface Method {
+  /** The preset's name. */
   name: MethodName;
+  /** Seed sampling. */
   seeds: SeedNumbers;
+  /** Transformation ranges. */
   augment: AugmentNumbers;
+  /** Network details. */
   net: NetNumbers;
+  /** Pretraining. */
   train: TrainNumbers;
+  /** Features and the SVM. */
   eval: EvalNumbers;
 }
 
@@ -248,7 +260,9 @@ export function method(name: string): Method {
 
 /** Where one number comes from: the paper's words (with their section) and the release's file. */
 export interface Source {
+  /** The paper's words, with their section (arXiv 1406.6909 v2). */
   paper: string;
+  /** The release's file and value. */
   release: string;
 }
 
@@ -442,13 +456,17 @@ export interface RunScale {
   method: MethodName;
   /** Data spec (omitted: the user must give real data). */
   data?: string;
+  /** The network. */
   net: string;
   /** N: surrogate classes. */
   classes: number;
   /** K: transformed copies per class, or `inf` (fresh copies every epoch). */
   perClass: number | "inf";
+  /** SGD steps. */
   steps: number;
+  /** Batch size (default: the method's). */
   batch?: number;
+  /** Validate every this many steps. */
   validEvery: number;
   /** Plateau patience (validations without improvement). */
   patience?: number;

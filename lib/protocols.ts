@@ -26,7 +26,9 @@ import { accuracy, chooseC, type Features, meanClassAccuracy, predictSVM, subset
 import { type EvalNumbers, type MethodName, METHODS } from "./presets.ts";
 import type { Pooling } from "./features.ts";
 
+/** The evaluation protocols of Table 1. */
 export const PROTOCOLS = ["stl10", "cifar10-400", "cifar10", "caltech101", "caltech256"] as const;
+/** The name of a protocol. */
 export type ProtocolName = typeof PROTOCOLS[number];
 
 /** How each protocol sees the images. */
@@ -61,16 +63,25 @@ export function defaultProtocol(ds: Dataset): ProtocolName {
 
 /** The result of a protocol. */
 export interface ProtocolResult {
+  /** The protocol. */
   protocol: ProtocolName;
+  /** What is measured (accuracy, mean per-class accuracy). */
   metric: string;
   /** In percent. */
   mean: number;
+  /** Standard deviation over the runs, in percent. */
   std: number;
+  /** Each run's figure, in percent. */
   runs: number[];
+  /** The SVM's C. */
   C: number;
+  /** Validation score of each C tried. */
   cScores: { C: number; accuracy: number }[];
+  /** Training images per run. */
   trainPerRun: number;
+  /** Test images per run. */
   test: number;
+  /** Feature dimension. */
   dim: number;
 }
 
@@ -123,6 +134,7 @@ export function checkProtocolFits(p: ProtocolName, ds: Dataset): void {
 
 /** Options of {@link runProtocol}. */
 export interface ProtocolOptions {
+  /** Seed of the random subsets and splits. */
   seed?: number;
   /** Runs to average over (subsets, splits or STL-10 folds); default: the method's (10). */
   runs?: number;
@@ -132,6 +144,7 @@ export interface ProtocolOptions {
   bias?: number;
   /** The method preset whose evaluation numbers apply (default `paper`). */
   method?: MethodName;
+  /** Messages (C chosen, each run's figure). */
   log?: (m: string) => void;
 }
 

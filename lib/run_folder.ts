@@ -24,14 +24,23 @@ export const RUN_FILES = { config: "config.json", metrics: "metrics.jsonl", chec
 
 /** One row of metrics.jsonl. */
 export interface MetricsRow {
+  /** Steps made. */
   step: number;
+  /** Mean training loss since the last row. */
   loss: number;
+  /** Surrogate-task accuracy since the last row (0..1). */
   accuracy: number;
+  /** Learning rate. */
   lr: number;
+  /** Training speed since the last row. */
   samples_per_s: number;
+  /** Epochs of surrogate data seen. */
   epoch: number;
+  /** Seconds of training so far. */
   elapsed_s: number;
+  /** Loss on the held-out copies (validation rows). */
   val_loss?: number;
+  /** Accuracy on the held-out copies (validation rows). */
   val_accuracy?: number;
 }
 

@@ -58,6 +58,7 @@ export interface SeedOrigin {
   scale: number;
   /** Top-left corner of the 32x32 patch in the scaled image. */
   x: number;
+  /** Top edge of the patch in the scaled image. */
   y: number;
   /** The candidate's sampling weight (mean energy in the window). */
   energy: number;
@@ -65,9 +66,11 @@ export interface SeedOrigin {
 
 /** N seed patches with their surroundings. */
 export interface Seeds {
+  /** N: the number of seeds. */
   n: number;
   /** `n` windows of CONTEXT x CONTEXT RGB (HWC), seed i at `i * CONTEXT * CONTEXT * 3`; the seed is the centre 32x32. */
   context: Uint8Array;
+  /** Where each seed was cut from. */
   origins: SeedOrigin[];
   /** The method preset that drew them. */
   method: MethodName;
@@ -75,6 +78,7 @@ export interface Seeds {
 
 /** Options of {@link seedPatches}. */
 export interface SeedOptions {
+  /** N: the number of seeds. */
   n: number;
   /** Method preset (default `paper`). */
   method?: MethodName;

@@ -39,6 +39,7 @@ import { CONTEXT, PATCH, seedMean, seedPatch, type Seeds } from "./seeds.ts";
 export interface SurrogateOptions {
   /** Transformed copies per class (K), or `Infinity` for fresh parameters every epoch. */
   k: number;
+  /** Method preset whose transformation ranges apply (default `paper`). */
   method?: MethodName;
   /** The transformations in use (default: all six). */
   transforms?: TransformName[];
@@ -50,7 +51,9 @@ export interface SurrogateOptions {
 
 /** A batch: `x` is B x 32 x 32 x 3 (NHWC, mean subtracted), `y` the surrogate class of each. */
 export interface Batch {
+  /** Samples, 32 x 32 x 3 floats each (mean patch subtracted). */
   x: Float32Array;
+  /** Their surrogate classes. */
   y: Int32Array;
 }
 
@@ -59,12 +62,19 @@ const TAG_TRAIN = 11, TAG_VALID = 12, TAG_EPOCH = 21;
 
 /** The N x K surrogate data set, generated on demand. */
 export class SurrogateData {
+  /** The seed patches. */
   readonly seeds: Seeds;
+  /** N: surrogate classes. */
   readonly n: number;
+  /** K: copies per class (Infinity: fresh copies every epoch). */
   readonly k: number;
+  /** The method preset. */
   readonly method: MethodName;
+  /** The transformations applied. */
   readonly transforms: Set<TransformName>;
+  /** Run seed: the same seed gives the same samples. */
   readonly seed: number;
+  /** Held-out copies per class, for validation. */
   readonly validationCopies: number;
   /** Principal components of the seeds' pixel colours (for contrast1). */
   readonly pca: ColorPCA;
@@ -72,6 +82,7 @@ export class SurrogateData {
   readonly mean: Float32Array;
   #epochPerm: { e: number; perm: Int32Array } | null = null;
 
+  /** The surrogate data of `seeds`; `stats` (colour PCA and mean patch) are computed from the seeds unless given. */
   constructor(seeds: Seeds, opts: SurrogateOptions, stats?: { pca: ColorPCA; mean: Float32Array }) {
     if (seeds.n < 2) throw new UserError(`surrogate classes need N >= 2 seeds, got ${seeds.n}`);
     if (!(opts.k === Infinity || (Number.isInteger(opts.k) && opts.k >= 1))) {

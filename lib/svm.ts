@@ -20,28 +20,39 @@ import { METHODS } from "./presets.ts";
 
 /** A set of feature vectors: `n` rows of `dim` floats. */
 export interface Features {
+  /** Rows. */
   n: number;
+  /** Floats per row. */
   dim: number;
+  /** The rows, one after another. */
   x: Float32Array;
 }
 
 /** A trained one-vs-rest linear SVM. */
 export interface LinearSVM {
+  /** Classes (one binary problem each). */
   classes: number;
+  /** Feature dimension. */
   dim: number;
   /** classes x (dim + 1): weights, then the bias weight (multiplying B). */
   w: Float64Array;
+  /** The bias feature B. */
   bias: number;
+  /** The C it was trained with. */
   C: number;
 }
 
 /** Options of {@link trainSVM}. */
 export interface SVMOptions {
+  /** The cost of a margin violation. */
   C: number;
   /** The constant bias feature (liblinear's -B). */
   bias?: number;
+  /** Stopping tolerance (liblinear's eps, 0.1). */
   tol?: number;
+  /** At most this many passes over the data. */
   maxIter?: number;
+  /** Seed of the coordinate order. */
   seed?: number;
 }
 

@@ -19,8 +19,11 @@ import type { PlotlyFigure } from "./util/viz.ts";
 
 /** The paper's table. */
 export interface Table1Data {
+  /** Where the numbers come from. */
   source: string;
+  /** The data-set columns. */
   columns: string[];
+  /** One row per method: its cells as printed in the paper (null: not reported). */
   rows: { method: string; net?: string; cells: (string | null)[] }[];
 }
 

@@ -61,20 +61,29 @@ import { SurrogateData, SurrogateLoader } from "./surrogate.ts";
 
 /** Everything that defines a pretraining run. */
 export interface TrainConfig {
+  /** Data spec of the unlabeled images (`synthetic`, `stl10:DIR`, ...). */
   data: string;
+  /** The network (`64c5-64c5-128f`, or small, medium, large). */
   net: string;
   /** N: surrogate classes (seed patches). */
   classes: number;
   /** K: copies per class, or "inf". */
   perClass: number | "inf";
+  /** SGD steps. */
   steps: number;
+  /** Samples per step. */
   batch: number;
   /** Method preset (`paper` or `release`, lib/presets.ts): seed sampling, transformation ranges, network and schedule. */
   method: MethodName;
+  /** Learning-rate schedule: `plateau` (the paper) or `stages` (the release). */
   schedule: "plateau" | "stages";
+  /** Initial learning rate. */
   lr: number;
+  /** SGD momentum. */
   momentum: number;
+  /** L2 weight decay. */
   weightDecay: number;
+  /** Run seed: seeds, transformations, initial weights and dropout follow from it. */
   seed: number;
   /** Validate every this many steps (and log a validation row). */
   validEvery: number;
@@ -150,23 +159,33 @@ const IDENTITY_KEYS: (keyof TrainConfig)[] = [
 
 /** What {@link pretrain} reports. */
 export interface TrainResult {
+  /** The run folder. */
   out: string;
+  /** SGD steps. */
   steps: number;
+  /** Samples seen (steps x batch). */
   samples: number;
+  /** The backend it ran on. */
   backend: BackendInfo;
+  /** Whether it stopped early (Ctrl-C, SIGTERM), with a checkpoint. */
   interrupted: boolean;
+  /** The last logged row. */
   last: MetricsRow | null;
 }
 
 /** Options of {@link pretrain}. */
 export interface PretrainOptions {
+  /** The run folder. */
   out: string;
+  /** Insist on continuing a run (an error if there is none). */
   resume?: boolean;
   /** Backend name (default: the selection chain). */
   backend?: string;
   /** Minutes between checkpoints. */
   checkpointMinutes?: number;
+  /** Messages for the user (default: none). */
   log?: (msg: string) => void;
+  /** Each logged metrics row, as it is made. */
   onRow?: (row: MetricsRow) => void;
   /** Stop (with a checkpoint) when this returns true; checked every step. */
   shouldStop?: () => boolean;

@@ -34,13 +34,16 @@ type Attrs = any;
 
 /** Backend names accepted by `--backend`. */
 export const BACKENDS = ["tensorflow-gpu", "tensorflow", "webgpu", "wasm", "cpu"] as const;
+/** The name of a backend. */
 export type BackendName = typeof BACKENDS[number];
 
 /** What was chosen, for every run's config. */
 export interface BackendInfo {
+  /** The backend in use. */
   name: BackendName;
   /** TensorFlow.js's own name for it. */
   tfBackend: string;
+  /** What it runs on (threads, SIMD, adapter), in words. */
   detail: string;
   /** Why better backends were skipped. */
   skipped: string[];

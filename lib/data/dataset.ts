@@ -10,6 +10,7 @@ import { UserError } from "../util/errors.ts";
 
 /** One split of a data set ("unlabeled", "train", "test" or "all"). */
 export interface Split {
+  /** The split's name (`train`, `test`, `unlabeled`, `all`). */
   readonly name: string;
   /** Number of images. */
   readonly length: number;
@@ -47,6 +48,7 @@ export interface Dataset {
   readonly splits: Record<string, Split>;
   /** STL-10's 10 predefined training folds (0-based indices into "train"), else null. */
   readonly folds: number[][] | null;
+  /** Files that were skipped while opening the data set (not images), with the reason. */
   readonly skipped: Skipped;
   /** Releases open files. */
   close(): void;

@@ -10,6 +10,7 @@
 
 /** Bad input: a message naming the file or flag and what was expected. */
 export class UserError extends Error {
+  /** An error in what the user asked for, shown as one line. */
   constructor(message: string) {
     super(message);
     this.name = "UserError";

@@ -14,7 +14,9 @@ const imagescript = () => import("imagescript");
 
 /** An 8-bit RGB image, row-major, channels interleaved (HWC). */
 export interface RGBImage {
+  /** Width in pixels. */
   width: number;
+  /** Height in pixels. */
   height: number;
   /** `height * width * 3` bytes: R, G, B of pixel (y, x) at `3 * (y * width + x)`. */
   data: Uint8Array;

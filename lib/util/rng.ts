@@ -35,6 +35,7 @@ export class Rng {
   #d: number;
   #spare: number | null = null;
 
+  /** A stream determined by `seed` (several numbers are hashed into one). */
   constructor(...seed: number[]) {
     this.#a = hash32(1, ...seed);
     this.#b = hash32(2, ...seed);

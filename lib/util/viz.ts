@@ -16,6 +16,7 @@ export const JUPYTER_DISPLAY: unique symbol = Symbol.for("Jupyter.display") as n
 
 /** Something a notebook cell can show. */
 export interface Displayable {
+  /** @internal */
   [JUPYTER_DISPLAY](): MimeBundle;
   /** The bundle itself, for reports and tests. */
   bundle: MimeBundle;
@@ -39,7 +40,9 @@ export async function showImage(img: RGBImage, zoom = 1): Promise<Displayable> {
 
 /** A Plotly figure: `data` traces and a `layout`, as in plotly.js. */
 export interface PlotlyFigure {
+  /** Plotly traces. */
   data: Record<string, unknown>[];
+  /** Plotly layout. */
   layout?: Record<string, unknown>;
 }
 
