@@ -73,28 +73,29 @@ function kernel(name: string, backend: string) {
   return k.kernelFunc;
 }
 
-/** Registers the convolution gradients of the module documentation on `backendName` (default wasm). */
-export function registerWasmConvGradients(backendName = "wasm"): void {
-  const conv = kernel("Conv2D", backendName);
-  const transpose = kernel("Transpose", backendName);
-  const reverse = kernel("Reverse", backendName);
-  const call = (f: tf.KernelFunc, inputs: Record<string, TensorInfo>, attrs: Attrs, backend: tf.KernelBackend) =>
-    f({ inputs, attrs, backend }) as TensorInfo;
+/** Runs a kernel function on tensor infos. */
+function callKernel(f: tf.KernelFunc, inputs: Record<string, TensorInfo>, attrs: Attrs, backend: tf.KernelBackend) {
+  return f({ inputs, attrs, backend }) as TensorInfo;
+}
 
-  const stride1 = (attrs: Attrs, what: string) => {
-    const s = pair(attrs.strides, 1), d = pair(attrs.dilations, 1);
-    if (s[0] !== 1 || s[1] !== 1 || d[0] !== 1 || d[1] !== 1 || attrs.dataFormat === "NCHW") {
-      throw new Error(`${what} on ${backendName}: only stride 1, dilation 1, NHWC convolutions are supported`);
-    }
-  };
+/** The convolution gradients below handle stride 1, dilation 1, NHWC (the paper's networks). */
+function checkStride1(attrs: Attrs, what: string, backendName: string): void {
+  const s = pair(attrs.strides, 1), d = pair(attrs.dilations, 1);
+  if (s[0] !== 1 || s[1] !== 1 || d[0] !== 1 || d[1] !== 1 || attrs.dataFormat === "NCHW") {
+    throw new Error(`${what} on ${backendName}: only stride 1, dilation 1, NHWC convolutions are supported`);
+  }
+}
 
-  const filterGrad: tf.KernelConfig = {
+/** The filter gradient of a convolution as one forward convolution of transposed operands (wasm has none fast). */
+function conv2DFilterGradKernel(backendName: string): tf.KernelConfig {
+  const conv = kernel("Conv2D", backendName), transpose = kernel("Transpose", backendName);
+  return {
     kernelName: "Conv2DBackpropFilter",
     backendName,
     kernelFunc: (args) => {
       const inputs = args.inputs, attrs = args.attrs as Attrs, backend = args.backend as tf.KernelBackend;
       const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
-      stride1(attrs, "Conv2DBackpropFilter");
+      checkStride1(attrs, "Conv2DBackpropFilter", backendName);
       const info = tf.backend_util.computeConv2DInfo(
         x.shape as [number, number, number, number],
         attrs.filterShape,
@@ -104,27 +105,32 @@ export function registerWasmConvGradients(backendName = "wasm"): void {
         attrs.dimRoundingMode,
       );
       const p = info.padInfo;
-      const xt = call(transpose, { x }, { perm: [3, 1, 2, 0] }, backend); // [ci, H, W, n]
-      const dyt = call(transpose, { x: dy }, { perm: [1, 2, 0, 3] }, backend); // [oh, ow, n, co]
-      const g = call(conv, { x: xt, filter: dyt }, {
+      const xt = callKernel(transpose, { x }, { perm: [3, 1, 2, 0] }, backend); // [ci, H, W, n]
+      const dyt = callKernel(transpose, { x: dy }, { perm: [1, 2, 0, 3] }, backend); // [oh, ow, n, co]
+      const g = callKernel(conv, { x: xt, filter: dyt }, {
         strides: 1,
         pad: [[0, 0], [p.top, p.bottom], [p.left, p.right], [0, 0]],
         dataFormat: "NHWC",
         dilations: 1,
       }, backend); // [ci, kh, kw, co]
-      const out = call(transpose, { x: g }, { perm: [1, 2, 0, 3] }, backend);
+      const out = callKernel(transpose, { x: g }, { perm: [1, 2, 0, 3] }, backend);
       for (const t of [xt, dyt, g]) backend.disposeData(t.dataId);
       return out;
     },
   };
+}
 
-  const inputGrad: tf.KernelConfig = {
+/** The input gradient of a convolution: a forward convolution with the flipped, transposed filter. */
+function conv2DInputGradKernel(backendName: string): tf.KernelConfig {
+  const conv = kernel("Conv2D", backendName), transpose = kernel("Transpose", backendName);
+  const reverse = kernel("Reverse", backendName);
+  return {
     kernelName: "Conv2DBackpropInput",
     backendName,
     kernelFunc: (args) => {
       const inputs = args.inputs, attrs = args.attrs as Attrs, backend = args.backend as tf.KernelBackend;
       const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
-      stride1(attrs, "Conv2DBackpropInput");
+      checkStride1(attrs, "Conv2DBackpropInput", backendName);
       const [kh, kw] = filter.shape;
       const info = tf.backend_util.computeConv2DInfo(
         attrs.inputShape,
@@ -135,9 +141,9 @@ export function registerWasmConvGradients(backendName = "wasm"): void {
         attrs.dimRoundingMode,
       );
       const p = info.padInfo;
-      const flipped = call(reverse, { x: filter }, { dims: [0, 1] }, backend);
-      const wt = call(transpose, { x: flipped }, { perm: [0, 1, 3, 2] }, backend); // [kh, kw, co, ci]
-      const out = call(conv, { x: dy, filter: wt }, {
+      const flipped = callKernel(reverse, { x: filter }, { dims: [0, 1] }, backend);
+      const wt = callKernel(transpose, { x: flipped }, { perm: [0, 1, 3, 2] }, backend); // [kh, kw, co, ci]
+      const out = callKernel(conv, { x: dy, filter: wt }, {
         strides: 1,
         pad: [[0, 0], [kh - 1 - p.top, kh - 1 - p.bottom], [kw - 1 - p.left, kw - 1 - p.right], [0, 0]],
         dataFormat: "NHWC",
@@ -147,10 +153,11 @@ export function registerWasmConvGradients(backendName = "wasm"): void {
       return out;
     },
   };
+}
 
-  // MaxPoolGrad: the backend's plain loop is slow; this one finds each window's first maximum
-  // from the forward output (see maxPoolBackward).
-  const poolGrad: tf.KernelConfig = {
+/** MaxPoolGrad: the backend's plain loop is slow; this one finds each window's first maximum from the forward output. */
+function maxPoolGradKernel(backendName: string): tf.KernelConfig {
+  return {
     kernelName: "MaxPoolGrad",
     backendName,
     kernelFunc: (args) => {
@@ -170,36 +177,42 @@ export function registerWasmConvGradients(backendName = "wasm"): void {
       return out;
     },
   };
+}
 
-  // BatchMatMul with a transposed operand runs a slow path on wasm; transposing first is cheaper.
-  const matmul = kernel("BatchMatMul", backendName);
-  const matmulT: tf.KernelConfig = {
+/** BatchMatMul with a transposed operand runs a slow path on wasm; transposing first is cheaper. */
+function batchMatMulKernel(backendName: string): tf.KernelConfig {
+  const matmul = kernel("BatchMatMul", backendName), transpose = kernel("Transpose", backendName);
+  return {
     kernelName: "BatchMatMul",
     backendName,
     kernelFunc: (args) => {
       const attrs = args.attrs as Attrs, backend = args.backend as tf.KernelBackend;
       let { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
-      if (!attrs.transposeA && !attrs.transposeB) return call(matmul, { a, b }, attrs, backend);
+      if (!attrs.transposeA && !attrs.transposeB) return callKernel(matmul, { a, b }, attrs, backend);
       const temps: TensorInfo[] = [];
       const swapLast = (t: TensorInfo) => {
         const perm = t.shape.map((_, i) => i);
         [perm[perm.length - 2], perm[perm.length - 1]] = [perm[perm.length - 1], perm[perm.length - 2]];
-        const r = call(transpose, { x: t }, { perm }, backend);
+        const r = callKernel(transpose, { x: t }, { perm }, backend);
         temps.push(r);
         return r;
       };
       if (attrs.transposeA) a = swapLast(a);
       if (attrs.transposeB) b = swapLast(b);
-      const out = call(matmul, { a, b }, { ...attrs, transposeA: false, transposeB: false }, backend);
+      const out = callKernel(matmul, { a, b }, { ...attrs, transposeA: false, transposeB: false }, backend);
       for (const t of temps) backend.disposeData(t.dataId);
       return out;
     },
   };
+}
 
-  // Sum over all axes but the last (every bias gradient of a conv layer): one pass over the rows, where the
-  // backend transposes first.
+/**
+ * Sum over all axes but the last (every bias gradient of a conv layer): one pass over the rows, where the backend
+ * transposes first.
+ */
+function sumRowsKernel(backendName: string): tf.KernelConfig {
   const sum = kernel("Sum", backendName);
-  const sumRows: tf.KernelConfig = {
+  return {
     kernelName: "Sum",
     backendName,
     kernelFunc: (args) => {
@@ -208,7 +221,7 @@ export function registerWasmConvGradients(backendName = "wasm"): void {
       const rank = x.shape.length;
       const axes = (Array.isArray(attrs.axis) ? attrs.axis : [attrs.axis]).map((a: number) => (a + rank) % rank).sort();
       const leading = rank >= 2 && axes.length === rank - 1 && axes.every((a: number, i: number) => a === i);
-      if (!leading || attrs.keepDims || x.dtype !== "float32") return call(sum, { x }, attrs, backend);
+      if (!leading || attrs.keepDims || x.dtype !== "float32") return callKernel(sum, { x }, attrs, backend);
       const C = x.shape[rank - 1], M = x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
       const out = backend.makeOutput([C], "float32") as TensorInfo;
       // Views after makeOutput: allocating may have moved the heap.
@@ -219,89 +232,93 @@ export function registerWasmConvGradients(backendName = "wasm"): void {
       return out;
     },
   };
+}
 
-  for (const k of [filterGrad, inputGrad, poolGrad, matmulT, sumRows]) {
+/** Registers the convolution gradients of the module documentation on `backendName` (default wasm). */
+export function registerWasmConvGradients(backendName = "wasm"): void {
+  const kernels = [
+    conv2DFilterGradKernel(backendName),
+    conv2DInputGradKernel(backendName),
+    maxPoolGradKernel(backendName),
+    batchMatMulKernel(backendName),
+    sumRowsKernel(backendName),
+  ];
+  for (const k of kernels) {
     if (tf.getKernel(k.kernelName, backendName)) tf.unregisterKernel(k.kernelName, backendName);
     tf.registerKernel(k);
   }
 }
 
-/**
- * Registers OpenBLAS convolutions on `backendName` (wasm): `Conv2D`, `Conv2DBackpropFilter` and
- * `Conv2DBackpropInput` as im2col + sgemm on the wasm heap (lib/compute/blas.ts). What they do not cover
- * (dilation, NCHW, a strided input gradient) goes to the kernels registered before.
- */
-export function registerBlasConvolutions(blas: Blas, backendName = "wasm"): void {
-  const before = {
-    Conv2D: kernel("Conv2D", backendName),
-    Conv2DBackpropFilter: kernel("Conv2DBackpropFilter", backendName),
-    Conv2DBackpropInput: kernel("Conv2DBackpropInput", backendName),
-    BatchMatMul: kernel("BatchMatMul", backendName),
-  };
-  const plain = (attrs: Attrs) => {
-    const d = pair(attrs.dilations, 1);
-    return d[0] === 1 && d[1] === 1 && attrs.dataFormat !== "NCHW";
-  };
-  const geometry = (xShape: number[], fShape: number[], attrs: Attrs): ConvGeometry => {
-    const s = pair(attrs.strides, 1);
-    const info = tf.backend_util.computeConv2DInfo(
-      xShape as [number, number, number, number],
-      fShape as [number, number, number, number],
-      s as [number, number],
-      1,
-      attrs.pad,
-      attrs.dimRoundingMode,
-    );
-    return {
-      batch: info.batchSize,
-      inH: info.inHeight,
-      inW: info.inWidth,
-      inC: info.inChannels,
-      outH: info.outHeight,
-      outW: info.outWidth,
-      outC: info.outChannels,
-      kh: info.filterHeight,
-      kw: info.filterWidth,
-      strideH: info.strideHeight,
-      strideW: info.strideWidth,
-      padTop: info.padInfo.top,
-      padLeft: info.padInfo.left,
-    };
-  };
-  const f32 = (...ts: TensorInfo[]) => ts.every((t) => t.dtype === "float32");
-  // A kernel that hands what it does not cover (its body answers null) to the one registered before.
-  const withFallback = (
-    kernelName: keyof typeof before,
-    body: (inputs: Record<string, TensorInfo>, attrs: Attrs, backend: WasmBackend) => TensorInfo | null,
-  ): tf.KernelConfig => ({
-    kernelName,
-    backendName,
-    kernelFunc: (args) =>
-      body(args.inputs as Record<string, TensorInfo>, args.attrs as Attrs, args.backend) ??
-        before[kernelName](args) as TensorInfo,
-  });
-  // In each body, heap views are taken after makeOutput: allocating may move the heap.
+/** A kernel's body: its output, or null for what it does not cover (the kernel registered before handles it). */
+type KernelBody = (inputs: Record<string, TensorInfo>, attrs: Attrs, backend: WasmBackend) => TensorInfo | null;
 
-  const forward = withFallback("Conv2D", ({ x, filter }, attrs, backend) => {
-    if (!plain(attrs) || !f32(x, filter)) return null;
-    const g = geometry(x.shape, filter.shape, attrs);
+/** Whether a convolution is one the BLAS kernels cover: no dilation, NHWC. */
+function plainConv(attrs: Attrs): boolean {
+  const d = pair(attrs.dilations, 1);
+  return d[0] === 1 && d[1] === 1 && attrs.dataFormat !== "NCHW";
+}
+
+/** All float32. */
+function allFloat32(...ts: TensorInfo[]): boolean {
+  return ts.every((t) => t.dtype === "float32");
+}
+
+/** The geometry of a convolution, as TensorFlow.js computes it. */
+function convGeometry(xShape: number[], fShape: number[], attrs: Attrs): ConvGeometry {
+  const s = pair(attrs.strides, 1);
+  const info = tf.backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number],
+    fShape as [number, number, number, number],
+    s as [number, number],
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+  );
+  return {
+    batch: info.batchSize,
+    inH: info.inHeight,
+    inW: info.inWidth,
+    inC: info.inChannels,
+    outH: info.outHeight,
+    outW: info.outWidth,
+    outC: info.outChannels,
+    kh: info.filterHeight,
+    kw: info.filterWidth,
+    strideH: info.strideHeight,
+    strideW: info.strideWidth,
+    padTop: info.padInfo.top,
+    padLeft: info.padInfo.left,
+  };
+}
+
+/** Conv2D as im2col and one sgemm per image (lib/compute/blas.ts). */
+function blasConv2D(blas: Blas): KernelBody {
+  return ({ x, filter }, attrs, backend) => {
+    if (!plainConv(attrs) || !allFloat32(x, filter)) return null;
+    const g = convGeometry(x.shape, filter.shape, attrs);
     const out = backend.makeOutput([g.batch, g.outH, g.outW, g.outC], "float32") as TensorInfo;
     convForward(blas, heap(backend, x), heap(backend, filter), heap(backend, out), g);
     return out;
-  });
+  };
+}
 
-  const filterGrad = withFallback("Conv2DBackpropFilter", ({ x, dy }, attrs, backend) => {
-    if (!plain(attrs) || !f32(x, dy)) return null;
-    const g = geometry(x.shape, attrs.filterShape, attrs);
+/** The filter gradient as im2col and sgemm. */
+function blasConv2DFilterGrad(blas: Blas): KernelBody {
+  return ({ x, dy }, attrs, backend) => {
+    if (!plainConv(attrs) || !allFloat32(x, dy)) return null;
+    const g = convGeometry(x.shape, attrs.filterShape, attrs);
     const out = backend.makeOutput(attrs.filterShape, "float32") as TensorInfo;
     convFilterGrad(blas, heap(backend, x), heap(backend, dy), heap(backend, out), g);
     return out;
-  });
+  };
+}
 
-  const inputGrad = withFallback("Conv2DBackpropInput", ({ dy, filter }, attrs, backend) => {
+/** The input gradient (stride 1) as a forward convolution with the flipped filter. */
+function blasConv2DInputGrad(blas: Blas): KernelBody {
+  return ({ dy, filter }, attrs, backend) => {
     const s = pair(attrs.strides, 1);
-    if (!plain(attrs) || s[0] !== 1 || s[1] !== 1 || !f32(dy, filter)) return null;
-    const fwd = geometry(attrs.inputShape, filter.shape, attrs);
+    if (!plainConv(attrs) || s[0] !== 1 || s[1] !== 1 || !allFloat32(dy, filter)) return null;
+    const fwd = convGeometry(attrs.inputShape, filter.shape, attrs);
     const [kh, kw, ci, co] = filter.shape;
     // dx is the stride-1 convolution of dy, padded by (k - 1 - pad), with the flipped, channel-swapped filter.
     const g: ConvGeometry = {
@@ -323,14 +340,16 @@ export function registerBlasConvolutions(blas: Blas, backendName = "wasm"): void
     const wf = flipFilter(heap(backend, filter), kh, kw, ci, co);
     convForward(blas, heap(backend, dy), wf, heap(backend, out), g);
     return out;
-  });
+  };
+}
 
-  // Matrix products (the dense layers), either operand transposed, as sgemm's own transposes.
-  const matmul = withFallback("BatchMatMul", ({ a, b }, attrs, backend) => {
+/** Matrix products (the dense layers), either operand transposed, as sgemm's own transposes. */
+function blasBatchMatMul(blas: Blas): KernelBody {
+  return ({ a, b }, attrs, backend) => {
     const ra = a.shape.length, rb = b.shape.length;
     const batchA = a.shape.slice(0, -2), batchB = b.shape.slice(0, -2);
     const sameBatch = ra === rb && batchA.every((d, i) => d === batchB[i]);
-    if (!sameBatch || ra < 2 || !f32(a, b)) return null;
+    if (!sameBatch || ra < 2 || !allFloat32(a, b)) return null;
     const ta = !!attrs.transposeA, tb = !!attrs.transposeB;
     const [a0, a1] = a.shape.slice(-2), [b0, b1] = b.shape.slice(-2);
     const M = ta ? a1 : a0, K = ta ? a0 : a1, N = tb ? b0 : b1;
@@ -343,11 +362,33 @@ export function registerBlasConvolutions(blas: Blas, backendName = "wasm"): void
       blas.sgemm(ta, tb, M, N, K, 1, Ai, a1, Bi, b1, 0, C.subarray(i * M * N, (i + 1) * M * N), N);
     }
     return out;
-  });
+  };
+}
 
-  for (const k of [forward, filterGrad, inputGrad, matmul]) {
-    tf.unregisterKernel(k.kernelName, backendName);
-    tf.registerKernel(k);
+/**
+ * Registers OpenBLAS convolutions on `backendName` (wasm): `Conv2D`, `Conv2DBackpropFilter` and
+ * `Conv2DBackpropInput` as im2col + sgemm on the wasm heap (lib/compute/blas.ts). What they do not cover
+ * (dilation, NCHW, a strided input gradient) goes to the kernels registered before.
+ */
+export function registerBlasConvolutions(blas: Blas, backendName = "wasm"): void {
+  const bodies: Record<string, KernelBody> = {
+    Conv2D: blasConv2D(blas),
+    Conv2DBackpropFilter: blasConv2DFilterGrad(blas),
+    Conv2DBackpropInput: blasConv2DInputGrad(blas),
+    BatchMatMul: blasBatchMatMul(blas),
+  };
+  // Each kernel hands what it does not cover to the one registered before it. (In each body, heap views are
+  // taken after makeOutput: allocating may move the heap.)
+  for (const [kernelName, body] of Object.entries(bodies)) {
+    const before = kernel(kernelName, backendName);
+    tf.unregisterKernel(kernelName, backendName);
+    tf.registerKernel({
+      kernelName,
+      backendName,
+      kernelFunc: (args) =>
+        body(args.inputs as Record<string, TensorInfo>, args.attrs as Attrs, args.backend as WasmBackend) ??
+          before(args) as TensorInfo,
+    });
   }
 }
 
