@@ -222,10 +222,12 @@ export function transformPatch(
   out: Float32Array,
   outOff = 0,
 ): void {
-  // Geometry: output pixel (u, v), centred, maps to source c + t + R(angle) (u, v) / scale.
-  const c = CONTEXT / 2 - 0.5, h = PATCH / 2 - 0.5;
+  // Geometry: "translation [...], scaling [...], rotation": output pixel (u, v), centred, reads the source at
+  // centre + shift + R(angle) (u, v) / scale, one affine map for the three.
+  const centre = CONTEXT / 2 - 0.5, half = PATCH / 2 - 0.5;
   const cos = Math.cos(p.angle) / p.scale, sin = Math.sin(p.angle) / p.scale;
-  // contrast1 as one 3x3 matrix M = V^T diag(f) V around the colour mean.
+  // contrast1: "multiply the projection of each patch pixel onto the principal components [...] by a factor", as
+  // one 3x3 matrix M = V^T diag(f) V applied around the colour mean.
   const V = pca.vectors, f = p.pca;
   const M = new Float64Array(9);
   for (let a = 0; a < 3; a++) {
@@ -235,12 +237,13 @@ export function transformPatch(
   }
   const [m0, m1, m2] = pca.mean;
   const inv = 1 / 255;
+  // One fused pass per pixel: the transforms run for every training sample (`deno task bench` measures them).
   for (let v = 0; v < PATCH; v++) {
     for (let u = 0; u < PATCH; u++) {
-      // Source offset = R (du, dv) / scale; with y pointing down, a positive angle turns the content clockwise.
-      const du = u - h, dv = v - h;
-      let sx = c + p.tx + cos * du + sin * dv;
-      let sy = c + p.ty - sin * du + cos * dv;
+      // Source position; with y pointing down, a positive angle turns the content clockwise. Bilinear sampling.
+      const du = u - half, dv = v - half;
+      let sx = centre + p.tx + cos * du + sin * dv;
+      let sy = centre + p.ty - sin * du + cos * dv;
       sx = sx < 0 ? 0 : sx > CONTEXT - 1 ? CONTEXT - 1 : sx;
       sy = sy < 0 ? 0 : sy > CONTEXT - 1 ? CONTEXT - 1 : sy;
       const x0 = Math.min(Math.floor(sx), CONTEXT - 2), y0 = Math.min(Math.floor(sy), CONTEXT - 2);
@@ -250,7 +253,7 @@ export function transformPatch(
       let r = (src[i00] * w00 + src[i10] * w10 + src[i01] * w01 + src[i11] * w11) * inv;
       let g = (src[i00 + 1] * w00 + src[i10 + 1] * w10 + src[i01 + 1] * w01 + src[i11 + 1] * w11) * inv;
       let b = (src[i00 + 2] * w00 + src[i10 + 2] * w10 + src[i01 + 2] * w01 + src[i11 + 2] * w11) * inv;
-      { // contrast1: projections onto the principal components, each multiplied by its factor
+      { // contrast1: the projections onto the principal components, each multiplied by its factor
         const d0 = r - m0, d1 = g - m1, d2 = b - m2;
         r = m0 + M[0] * d0 + M[1] * d1 + M[2] * d2;
         g = m1 + M[3] * d0 + M[4] * d1 + M[5] * d2;
@@ -260,47 +263,49 @@ export function transformPatch(
         b = b < 0 ? 0 : b > 1 ? 1 : b;
       }
       { // contrast2 and color, in HSV
-        // RGB -> HSV
+        // RGB -> HSV: hue in [0, 1), saturation, value.
         const max = r > g ? (r > b ? r : b) : (g > b ? g : b);
         const min = r < g ? (r < b ? r : b) : (g < b ? g : b);
-        const d = max - min;
-        let hh = 0;
-        if (d > 0) {
-          if (max === r) hh = ((g - b) / d) / 6;
-          else if (max === g) hh = ((b - r) / d + 2) / 6;
-          else hh = ((r - g) / d + 4) / 6;
-          if (hh < 0) hh += 1;
+        const chroma = max - min;
+        let hue = 0;
+        if (chroma > 0) {
+          if (max === r) hue = ((g - b) / chroma) / 6;
+          else if (max === g) hue = ((b - r) / chroma + 2) / 6;
+          else hue = ((r - g) / chroma + 4) / 6;
+          if (hue < 0) hue += 1;
         }
-        let s = max > 0 ? d / max : 0;
+        let sat = max > 0 ? chroma / max : 0;
         let val = max;
-        // contrast2 and color
-        s = Math.pow(s, p.sPow) * p.sMul + p.sAdd;
+        // contrast2: "raise saturation and value [...] to a power [...], multiply these values by a factor [...],
+        // add to them a value"
+        sat = Math.pow(sat, p.sPow) * p.sMul + p.sAdd;
         val = Math.pow(val, p.vPow) * p.vMul + p.vAdd;
-        s = s < 0 ? 0 : s > 1 ? 1 : s;
+        sat = sat < 0 ? 0 : sat > 1 ? 1 : sat;
         val = val < 0 ? 0 : val > 1 ? 1 : val;
-        hh = (hh + p.hue) % 1;
-        if (hh < 0) hh += 1;
-        // HSV -> RGB
-        const h6 = hh * 6, k = Math.floor(h6), fr = h6 - k;
-        const pp = val * (1 - s), qq = val * (1 - fr * s), tt = val * (1 - (1 - fr) * s);
-        switch (k % 6) {
+        // color: "add a value [...] to the hue", which is circular
+        hue = (hue + p.hue) % 1;
+        if (hue < 0) hue += 1;
+        // HSV -> RGB: in the sector of the hue, one channel is the value, one the floor, one rises or falls.
+        const h6 = hue * 6, sector = Math.floor(h6), frac = h6 - sector;
+        const floor = val * (1 - sat), falling = val * (1 - frac * sat), rising = val * (1 - (1 - frac) * sat);
+        switch (sector % 6) {
           case 0:
-            r = val, g = tt, b = pp;
+            r = val, g = rising, b = floor;
             break;
           case 1:
-            r = qq, g = val, b = pp;
+            r = falling, g = val, b = floor;
             break;
           case 2:
-            r = pp, g = val, b = tt;
+            r = floor, g = val, b = rising;
             break;
           case 3:
-            r = pp, g = qq, b = val;
+            r = floor, g = falling, b = val;
             break;
           case 4:
-            r = tt, g = pp, b = val;
+            r = rising, g = floor, b = val;
             break;
           default:
-            r = val, g = pp, b = qq;
+            r = val, g = floor, b = falling;
         }
       }
       const o = outOff + 3 * (v * PATCH + u);
