@@ -50,7 +50,7 @@ export {
 export { DATA_SPECS, inspectDataset, openDataset } from "./lib/data/mod.ts";
 export { type Dataset, pretrainingSplit, type Skipped, type Split } from "./lib/data/dataset.ts";
 
-// 1. Seed patches (paper section 3).
+// 1. Seed patches (paper §3).
 export {
   CONTEXT,
   gradientEnergy,
@@ -64,7 +64,7 @@ export {
   windowMeans,
 } from "./lib/seeds.ts";
 
-// 2. Transformations and surrogate classes (paper section 3).
+// 2. Transformations and surrogate classes (paper §3).
 export {
   type ColorPCA,
   colorPCA,
@@ -79,7 +79,7 @@ export {
 } from "./lib/augment.ts";
 export { type Batch, SurrogateData, type SurrogateOptions } from "./lib/surrogate.ts";
 
-// 3. Networks and pretraining (paper sections 4 and 5.1).
+// 3. Networks and pretraining (paper §4 and §5.1).
 export {
   type BackendInfo,
   type BackendName,
@@ -98,7 +98,7 @@ export {
 } from "./lib/train.ts";
 export { loadTrainedNet, type MetricsRow, readMetrics } from "./lib/run_folder.ts";
 
-// 4. Features, the linear SVM and the evaluation protocols (paper section 5.1).
+// 4. Features, the linear SVM and the evaluation protocols (paper §5.1).
 export {
   extractFeatures,
   type ExtractOptions,
@@ -120,7 +120,7 @@ export {
 } from "./lib/protocols.ts";
 export { type EvaluateOptions, evaluateRun, type EvaluationResults, type Scale } from "./lib/evaluate.ts";
 
-// 5. Table 1 (paper section 5.2): the paper's numbers beside the measured ones.
+// 5. Table 1 (paper §5.2): the paper's numbers beside the measured ones.
 export { loadTable1, type Table1Data, table1Figure, table1Markdown, writeTable1 } from "./lib/table1.ts";
 
 // Pictures and charts, in Jupyter and out.

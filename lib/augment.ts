@@ -1,6 +1,6 @@
 /**
  * The six transformations that turn a seed patch into a surrogate class
- * (PAPER.md section 1). "We apply a set of transformations T to each seed
+ * (paper §3; PAPER.md "Surrogate data"). "We apply a set of transformations T to each seed
  * patch [...] one random parameter set per sample, the same for every pixel of
  * the patch":
  *

@@ -1,6 +1,6 @@
 /**
  * Evaluating a pretrained run: its features, the linear SVM and a protocol
- * (PAPER.md section 4), beside two baselines computed on the same protocol -
+ * (paper §5.1; PAPER.md "Evaluation"), beside two baselines computed on the same protocol -
  * the same network with random (untrained) weights, and raw pixels - so that
  * a reader sees what the pretext task buys.
  *
@@ -125,7 +125,7 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): P
   const cfg = config as TrainConfig;
   try {
     const evalData = opts.data ?? cfg.data;
-    const ds = await openDataset(evalData);
+    const ds = await openDataset(evalData, { log });
     if (opts.protocol !== undefined && !(PROTOCOLS as readonly string[]).includes(opts.protocol)) {
       throw new UserError(`--protocol ${opts.protocol}: unknown protocol (expected one of: ${PROTOCOLS.join(", ")})`);
     }

@@ -1,5 +1,5 @@
 /**
- * Features for the downstream task (PAPER.md section 4).
+ * Features for the downstream task (paper §5.1; PAPER.md "Evaluation").
  *
  * "We apply the network to the whole image convolutionally, [...] take the
  * responses of all layers but the softmax and pool them": every layer but

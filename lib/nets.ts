@@ -1,5 +1,5 @@
 /**
- * The paper's networks (PAPER.md section 2), built from their names.
+ * The paper's networks (paper §5.1; PAPER.md "Networks"), built from their names.
  *
  * Notation: `64c5` is a convolution with 64 filters of 5x5, `128f` a fully
  * connected layer with 128 units. Every conv and FC layer has a ReLU;
@@ -237,7 +237,7 @@ export class ExemplarNet {
     return tf.matMul(h as tf.Tensor2D, this.param("softmax.w") as tf.Tensor2D).add(this.param("softmax.b"));
   }
 
-  /** Layers, output shapes, parameters and forward FLOPs per sample (PAPER.md section 2). */
+  /** Layers, output shapes, parameters and forward FLOPs per sample (paper §5.1; PAPER.md "Networks"). */
   summary(): SummaryRow[] {
     return netSummary(this.name, this.classes, this.method, this.inputSize);
   }
@@ -274,7 +274,7 @@ export class ExemplarNet {
   }
 }
 
-/** Layers, output shapes, parameters and forward FLOPs per sample of a network (PAPER.md section 2). */
+/** Layers, output shapes, parameters and forward FLOPs per sample of a network (paper §5.1; PAPER.md "Networks"). */
 export function netSummary(name: string, classes: number, method: MethodName = "paper", inputSize = 32): SummaryRow[] {
   const layers = parseNetName(name);
   const pool = METHODS[method].net.pool;

@@ -24,7 +24,7 @@ export type MethodName = "paper" | "release";
 /** The method presets, `paper` first (the default). */
 export const METHOD_NAMES: readonly MethodName[] = ["paper", "release"];
 
-/** Seed sampling (paper section 3). */
+/** Seed sampling (paper §3). */
 export interface SeedNumbers {
   /** Side of a seed patch, in pixels. */
   patch: number;
@@ -40,7 +40,7 @@ export interface SeedNumbers {
   subsample: number;
 }
 
-/** Transformation ranges (paper section 3): each the [lo, hi] of a drawn quantity. */
+/** Transformation ranges (paper §3): each the [lo, hi] of a drawn quantity. */
 export interface AugmentNumbers {
   /** Maximal |shift| as a fraction of the patch size. */
   translation: number;
@@ -64,7 +64,7 @@ export interface AugmentNumbers {
   hue: [number, number];
 }
 
-/** Network details beyond the layer sizes (paper section 5.1). */
+/** Network details beyond the layer sizes (paper §5.1). */
 export interface NetNumbers {
   /** Max-pooling after the first two conv layers: window side and stride. */
   pool: { size: number; stride: number };
@@ -86,7 +86,7 @@ export interface NetNumbers {
   dropout: number;
 }
 
-/** Pretraining (paper section 5.1). */
+/** Pretraining (paper §5.1). */
 export interface TrainNumbers {
   /** Samples per SGD step. */
   batch: number;
@@ -106,7 +106,7 @@ export interface TrainNumbers {
   stages: [number, number][];
 }
 
-/** Feature extraction and the linear SVM (paper section 5.1). */
+/** Feature extraction and the linear SVM (paper §5.1). */
 export interface EvalNumbers {
   /** Quantile of each layer's training features that its block is divided by (0.9999: the 99.99th percentile). */
   blockQuantile: number;

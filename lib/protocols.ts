@@ -1,5 +1,5 @@
 /**
- * The evaluation protocols of Table 1 (PAPER.md section 4).
+ * The evaluation protocols of Table 1 (paper §5.1; PAPER.md "Evaluation").
  *
  * - `stl10`: train on each of the 10 predefined folds, test on the test
  *   split; C chosen on fold 1 against the training images outside it.

@@ -1,5 +1,5 @@
 /**
- * Learning-rate schedules of pretraining (paper section 5.1).
+ * Learning-rate schedules of pretraining (paper §5.1).
  *
  * - `plateau` (the paper): "the learning rate [...] is divided by 3 whenever
  *   the validation error stops improving": {@link plateauStep}, called after

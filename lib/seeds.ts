@@ -1,5 +1,5 @@
 /**
- * Seed patches (PAPER.md section 1): the N exemplars that become the
+ * Seed patches (paper §3; PAPER.md "Surrogate data"): the N exemplars that become the
  * surrogate classes.
  *
  * Paper (preset `paper`): "we sample N patches of size 32x32 pixels from
@@ -41,7 +41,7 @@ import { Rng } from "./util/rng.ts";
 import { method as methodNamed, type MethodName, METHODS } from "./presets.ts";
 import type { Split } from "./data/dataset.ts";
 
-/** Seed patches are 32x32 (PAPER.md section 1). */
+/** Seed patches are 32x32 (paper §3; PAPER.md "Surrogate data"). */
 export { PATCH };
 /**
  * Side of the window stored around each seed: large enough for the widest

@@ -1,5 +1,5 @@
 /**
- * Surrogate classes (PAPER.md section 1): "each seed patch is a class".
+ * Surrogate classes (paper §3; PAPER.md "Surrogate data"): "each seed patch is a class".
  * Class i is seed i; its K members are the seed transformed by K random
  * parameter sets. Copy k of class i is made with parameters drawn from the
  * generator seeded by (run seed, i, k), so the N x K data set is exact and

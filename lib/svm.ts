@@ -1,5 +1,5 @@
 /**
- * The linear SVM of the evaluation (PAPER.md section 4): one-vs-rest,
+ * The linear SVM of the evaluation (paper §5.1; PAPER.md "Evaluation"): one-vs-rest,
  * L2-regularised, squared hinge loss, with a bias term, trained by dual
  * coordinate descent - the algorithm of liblinear (Hsieh et al., ICML 2008;
  * liblinear's solver 1, `L2R_L2LOSS_SVC_DUAL`, which is also the default of

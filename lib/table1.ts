@@ -1,5 +1,5 @@
 /**
- * Table 1 of the paper (PAPER.md section 5) beside what this project
+ * Table 1 of the paper (paper §5.2; PAPER.md "Table 1") beside what this project
  * measures. The paper's numbers live in one data file, `data/table1.json`,
  * with their source; every measured cell is labelled with the scale it was
  * made at (data, network, N, K, steps, samples), because a run on two CPU

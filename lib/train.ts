@@ -1,5 +1,5 @@
 /**
- * Pretraining on the surrogate task (PAPER.md section 3).
+ * Pretraining on the surrogate task (paper §4 and §5.1; PAPER.md "Training").
  *
  * "We train the network [...] with stochastic gradient descent with momentum
  * 0.9, batch size 128 [...] the learning rate starts at 0.01 and is divided by
@@ -395,7 +395,7 @@ async function previousRun(
 
 /** Draws the run's N seed patches from the data's pretraining split and saves them in the run folder. */
 async function drawSeeds(cfg: TrainConfig, out: string, log: (m: string) => void) {
-  const ds = await openDataset(cfg.data);
+  const ds = await openDataset(cfg.data, { log });
   try {
     const split = pretrainingSplit(ds);
     log(

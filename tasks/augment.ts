@@ -1,7 +1,7 @@
 /**
  * `deno task augment --data SPEC --out DIR [--n 8] [--k 16] [--method paper|release] [--seed S] [--transforms LIST]`
  *
- * Pictures of the surrogate classes (PAPER.md section 1), written into DIR:
+ * Pictures of the surrogate classes (paper §3; PAPER.md "Surrogate data"), written into DIR:
  * - `transforms.png`: one seed under each of the six transformations alone,
  *   at 9 strengths across the method's range (one row per transformation, in
  *   the order translation, scaling, rotation, contrast1, contrast2, color);
@@ -43,7 +43,7 @@ async function main(args: string[]): Promise<void> {
   const n = intFlag("n", values.n, 8, 2, 64);
   const k = intFlag("k", values.k, 16, 1, 64);
   const seed = intFlag("seed", values.seed, 0, 0);
-  const ds = await openDataset(values.data ?? "synthetic");
+  const ds = await openDataset(values.data ?? "synthetic", { log: (m) => console.error(m) });
   const split = pretrainingSplit(ds);
   const seeds = await seedPatches(split, { n, method, seed });
   ds.close();

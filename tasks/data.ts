@@ -21,7 +21,7 @@ async function main(args: string[]): Promise<void> {
   if (cmd === "inspect") {
     const { positionals } = parseFlags(rest, {}, USAGE);
     if (positionals.length !== 1) throw new UserError(`inspect takes one data spec (usage: ${USAGE})`);
-    const ds = await openDataset(positionals[0]);
+    const ds = await openDataset(positionals[0], { log: (m) => console.error(m) });
     try {
       console.log(JSON.stringify(await inspectDataset(ds), null, 2));
     } finally {
@@ -38,7 +38,7 @@ async function main(args: string[]): Promise<void> {
     if (!values.out.toLowerCase().endsWith(".png")) {
       throw new UserError(`--out ${values.out}: expected a .png file name`);
     }
-    const ds = await openDataset(positionals[0]);
+    const ds = await openDataset(positionals[0], { log: (m) => console.error(m) });
     try {
       const split = getSplit(ds, values.split ?? Object.keys(ds.splits)[0]);
       const i = intFlag("index", values.index, 0, 0, split.length - 1);

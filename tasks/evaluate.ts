@@ -2,7 +2,7 @@
  * `deno task evaluate --run DIR [--data SPEC] [--protocol NAME] [--C VALUE] [--runs R] [--no-baselines]`
  *
  * Features of the run's trained network, a linear SVM and an evaluation
- * protocol (PAPER.md section 4), beside the random-weights and raw-pixel
+ * protocol (paper §5.1; PAPER.md "Evaluation"), beside the random-weights and raw-pixel
  * baselines; writes `results.json` into the run folder.
  *
  * @module

@@ -4,7 +4,7 @@
  *
  * `--workers W`: surrogate-generation workers (default 2; a GPU consumes batches faster than two cores make them).
  *
- * Trains a network on the surrogate task (PAPER.md sections 2-3) with a
+ * Trains a network on the surrogate task (paper §4-5.1; PAPER.md "Networks", "Training") with a
  * progress bar; writes config.json, metrics.jsonl and checkpoint.ckpt into
  * the run folder. Ctrl-C or SIGTERM writes a checkpoint and stops; the same command again continues the run (`--resume`
  * says so explicitly, and fails where there is nothing to continue); the folder is locked while a run writes it.

@@ -98,7 +98,7 @@ async function main(args: string[]): Promise<void> {
     console.error(`\n[${k}/5] ${what} (${fmtSecs((performance.now() - t0) / 1000)} so far)`);
 
   stage(1, `data: ${cfg.data}`);
-  const ds = await openDataset(cfg.data);
+  const ds = await openDataset(cfg.data, { log: (m) => console.error(m) });
   const summary = await inspectDataset(ds);
   ds.close();
   await Deno.mkdir(out, { recursive: true });

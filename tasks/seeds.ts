@@ -1,7 +1,7 @@
 /**
  * `deno task seeds --data SPEC --n N --out DIR [--method paper|release] [--seed S] [--split NAME] [--limit M]`
  *
- * Draws N seed patches (PAPER.md section 1) from the unlabeled split and
+ * Draws N seed patches (paper §3; PAPER.md "Surrogate data") from the unlabeled split and
  * writes `seeds.bin`, `seeds.json` (where each seed came from) and
  * `seeds.png` (a grid of the first ones) into DIR.
  *
@@ -35,7 +35,7 @@ async function main(args: string[]): Promise<void> {
   const method = methodNamed(values.method ?? "paper").name;
   const n = intFlag("n", values.n, 1000, 1);
   const seed = intFlag("seed", values.seed, 0, 0);
-  const ds = await openDataset(values.data ?? "synthetic");
+  const ds = await openDataset(values.data ?? "synthetic", { log: (m) => console.error(m) });
   const split = pretrainingSplit(ds, values.split);
   const limit = values.limit === undefined ? undefined : intFlag("limit", values.limit, 0, 1);
   const bars: Record<string, Progress> = {};

@@ -1,5 +1,5 @@
 /**
- * CIFAR-10, binary version (`cifar-10-batches-bin/`), PAPER.md section 6.
+ * CIFAR-10, binary version (`cifar-10-batches-bin/`), PAPER.md "Data sets".
  *
  * `data_batch_1..5.bin` (train, 50000) and `test_batch.bin` (10000); each
  * record is 1 label byte (0..9) and 3072 pixel bytes: 1024 R, 1024 G, 1024 B,

@@ -1,6 +1,6 @@
 /**
  * The one shape every data set takes, whatever its official format
- * (PAPER.md section 6): named splits of RGB images with labels, class names,
+ * (PAPER.md "Data sets"): named splits of RGB images with labels, class names,
  * and STL-10's predefined training folds.
  *
  * @module

@@ -1,5 +1,5 @@
 /**
- * Downloads of the official archives (PAPER.md section 6), with a progress
+ * Downloads of the official archives (PAPER.md "Data sets"), with a progress
  * bar, resume of an interrupted transfer (HTTP Range), MD5 verification where
  * the official checksum is known, and extraction (modern-tar for tar and
  * tar.gz, fflate for zip).

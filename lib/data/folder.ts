@@ -1,6 +1,6 @@
 /**
  * Folders of image files: Caltech-101, Caltech-256 and the common
- * `<class>/<image>` layout (PAPER.md section 6).
+ * `<class>/<image>` layout (PAPER.md "Data sets").
  *
  * - `caltech101:DIR`: `101_ObjectCategories/<class>/image_NNNN.jpg`. The
  *   protocol excludes `BACKGROUND_Google`: the reader does not make it a class

@@ -1,5 +1,5 @@
 /**
- * Data sets: one reader per official format (PAPER.md section 6) behind one
+ * Data sets: one reader per official format (PAPER.md "Data sets") behind one
  * {@link Dataset} shape, the embedded synthetic default, and downloads.
  *
  * A data spec names a format and a folder: `synthetic` (the default),
@@ -38,12 +38,15 @@ const OPENERS: Record<string, (dir: string) => Dataset> = {
 export const DATA_SPECS =
   "synthetic[:unlabeled=N,train=N,test=N,fold=N,seed=N], stl10:DIR, cifar10:DIR, caltech101:DIR, caltech256:DIR, folder:DIR";
 
-/** Opens a data set from its spec. */
-export async function openDataset(spec: string): Promise<Dataset> {
+/**
+ * Opens a data set from its spec. `log` hears about long work (generating the synthetic set on first use); by
+ * default nothing is printed.
+ */
+export async function openDataset(spec: string, opts: { log?: (msg: string) => void } = {}): Promise<Dataset> {
   const colon = spec.indexOf(":");
   const kind = colon < 0 ? spec : spec.slice(0, colon);
   const rest = colon < 0 ? "" : spec.slice(colon + 1);
-  if (kind === "synthetic") return await openSynthetic(parseSyntheticSpec(rest));
+  if (kind === "synthetic") return await openSynthetic(parseSyntheticSpec(rest), opts.log);
   const open = OPENERS[kind];
   if (!open) throw new UserError(`unknown data spec "${spec}" (expected one of: ${DATA_SPECS})`);
   if (!rest) throw new UserError(`data spec "${spec}" needs a folder: ${kind}:DIR`);

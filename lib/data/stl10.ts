@@ -1,5 +1,5 @@
 /**
- * STL-10, binary version (`stl10_binary/`), PAPER.md section 6.
+ * STL-10, binary version (`stl10_binary/`), PAPER.md "Data sets".
  *
  * Each image is 3x96x96 uint8, channel-major, and **column-major within a
  * channel**: the byte of channel c, row y, column x is at

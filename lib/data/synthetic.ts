@@ -271,7 +271,7 @@ function balancedLabels(n: number, rng: Rng): Int32Array {
 /** The folder where the synthetic data set with these options lives (generating it on first use). */
 export async function ensureSynthetic(
   opts: SyntheticOptions = SYNTHETIC_DEFAULTS,
-  log: (msg: string) => void = (m) => console.error(m),
+  log: (msg: string) => void = () => {},
 ): Promise<string> {
   const key = `v4-u${opts.unlabeled}-tr${opts.train}-te${opts.test}-f${opts.fold}-s${opts.seed}`;
   const dir = join(cacheDir(), "synthetic", key);
@@ -311,6 +311,9 @@ export async function ensureSynthetic(
 }
 
 /** Opens the synthetic data set (generated and cached on first use). */
-export async function openSynthetic(opts: SyntheticOptions = SYNTHETIC_DEFAULTS): Promise<Dataset> {
-  return openStl10(await ensureSynthetic(opts));
+export async function openSynthetic(
+  opts: SyntheticOptions = SYNTHETIC_DEFAULTS,
+  log: (msg: string) => void = () => {},
+): Promise<Dataset> {
+  return openStl10(await ensureSynthetic(opts, log));
 }
