@@ -6,7 +6,7 @@
 #   gpu.jsonl           bench/gpu.ts with the default kernels: adapter, throughput beside PyTorch (fp32, TF32),
 #                       the kernel profile of a training step, what a step costs outside the kernels (--latency)
 #   gpu_variants.jsonl  the same throughput with TensorFlow.js's own kernels only, and with all four of ours
-#   pretrain.log        two pretraining runs on the GPU and reproduce's duration estimate for --preset release
+#   pretrain.log        two pretraining runs on the GPU and reproduce's duration estimate for --scale release
 #   run-default.tar     the first run's folder: the default scale of `deno task reproduce` (N 400, K 100, 560 steps)
 #   run-long.tar        the second run's folder (without seeds.bin, which is drawn again where it is evaluated)
 # Settings (environment): SECONDS_PER_BENCH (3), NETS (small,medium,large), SURROGATE_WORKERS (none),
@@ -72,8 +72,8 @@ pretrain() { # name, time limit, flags...
     pretrain run-default 120 --classes 400 --per-class 100 --steps 560 --valid-every 100
     pretrain run-long "${LONG_LIMIT:-75}" --classes 2000 --per-class inf --steps 100000 --valid-every 500
   fi
-  echo "== reproduce --preset release: the duration estimate"
-  timeout -s INT 40 "$DENO" run -A --no-config --no-lock .gpu/reproduce.js --preset release --data synthetic \
+  echo "== reproduce --scale release: the duration estimate"
+  timeout -s INT 40 "$DENO" run -A --no-config --no-lock .gpu/reproduce.js --scale release --data synthetic \
     --backend webgpu --out /tmp/release ${small:+--net 8c5-8c5-16f --classes 50} 2>&1 | tr '\r' '\n' |
     grep -v '^$' | head -20
 } 2>&1 | tee "$OUT/pretrain.log"
