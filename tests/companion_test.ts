@@ -1,35 +1,11 @@
 import assert from "node:assert/strict";
 import { numberPaths, SOURCES } from "../lib/presets.ts";
-import { ROOT, task, tempDir } from "./helpers.ts";
+import { renderedDom, ROOT, task, tempDir } from "./helpers.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const jupyter = (await new Deno.Command("/usr/bin/python3", {
   args: ["-c", "import nbformat, jupyter_client"],
   stderr: "null",
 }).output().catch(() => null))?.success ?? false;
-
-/** The page's DOM after its scripts ran, from headless Chromium. */
-async function renderedBody(file: string, profile: string): Promise<string> {
-  const dom = await new Deno.Command(CHROMIUM, {
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-      `--user-data-dir=${profile}`,
-      "--virtual-time-budget=10000",
-      "--dump-dom",
-      `file://${file}`,
-    ],
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  const html = new TextDecoder().decode(dom.stdout);
-  return /<body[^>]*>/.exec(html)?.[0] ?? "";
-}
 
 const attr = (body: string, name: string) => Number(new RegExp(`${name}="(\\d+)"`).exec(body)?.[1] ?? NaN);
 
@@ -68,7 +44,8 @@ Deno.test({
     assert.match(surrogate, /<code>augment\.translation<\/code><\/td><td>0\.2<\/td>/);
     assert.match(surrogate, /export function transformPatch/);
     // The notebook page, as a browser shows it: every picture loaded, every chart drawn.
-    const body = await renderedBody(`${out}/notebook-04_table1.html`, `${tmp.path}/chromium`);
+    const dom = await renderedDom(`${out}/notebook-04_table1.html`, `${tmp.path}/chromium`);
+    const body = /<body[^>]*>/.exec(dom)?.[0] ?? "";
     assert.ok(attr(body, "data-images") >= 1, body);
     assert.equal(attr(body, "data-images-loaded"), attr(body, "data-images"), body);
     assert.ok(attr(body, "data-charts") >= 1, body);

@@ -51,3 +51,25 @@ export function listTree(dir: string, prefix = ""): string[] {
   }
   return out.sort();
 }
+
+/** A page's DOM after its scripts ran (up to 10 s of virtual time), as headless Chromium renders it. */
+export async function renderedDom(file: string, profile: string): Promise<string> {
+  const dom = await new Deno.Command("/usr/bin/chromium", {
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+      `--user-data-dir=${profile}`,
+      "--virtual-time-budget=10000",
+      "--dump-dom",
+      `file://${file}`,
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return new TextDecoder().decode(dom.stdout);
+}

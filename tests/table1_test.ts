@@ -1,8 +1,6 @@
 import assert from "node:assert/strict";
 import { loadTable1, table1Markdown } from "../lib/table1.ts";
-import { task, tempDir } from "./helpers.ts";
-
-const CHROMIUM = "/usr/bin/chromium";
+import { renderedDom, task, tempDir } from "./helpers.ts";
 
 Deno.test("Table 1: the paper's numbers come from the data file, with their source", async () => {
   const t = await loadTable1();
@@ -25,24 +23,7 @@ Deno.test("reproduce (tiny) writes Table 1, and its chart really draws in headle
   const results = JSON.parse(await Deno.readTextFile(`${out}/results.json`));
   assert.equal(results.learned.runs.length, 10);
   assert.ok(results.random && results.raw);
-  const dom = await new Deno.Command(CHROMIUM, {
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-      `--user-data-dir=${tmp.path}/chromium`,
-      "--virtual-time-budget=10000",
-      "--dump-dom",
-      `file://${out}/table1.html`,
-    ],
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  const html = new TextDecoder().decode(dom.stdout);
+  const html = await renderedDom(`${out}/table1.html`, `${tmp.path}/chromium`);
   assert.match(html, /data-chart="drawn"/, "Plotly.newPlot resolved");
   assert.match(html, /class="main-svg"/, "the chart's SVG is in the page");
   assert.ok((html.match(/class="point"/g) ?? []).length >= 3, "bars were drawn");
