@@ -108,6 +108,11 @@ export interface TrainNumbers {
 
 /** Feature extraction and the linear SVM (paper §5.1). */
 export interface EvalNumbers {
+  /** Each protocol's image side (images are resized to it) and the pooling of every layer's responses. */
+  input: Record<"stl10" | "cifar10-400" | "cifar10" | "caltech101" | "caltech256", {
+    size: number;
+    pooling: "quadrant" | "pyramid";
+  }>;
   /** Quantile of each layer's training features that its block is divided by (0.9999: the 99.99th percentile). */
   blockQuantile: number;
   /** The SVM's constant bias feature (liblinear's -B). */
@@ -141,6 +146,13 @@ export interface Method {
 }
 
 const COMMON_EVAL: EvalNumbers = {
+  input: {
+    stl10: { size: 96, pooling: "quadrant" },
+    "cifar10-400": { size: 64, pooling: "quadrant" },
+    cifar10: { size: 64, pooling: "quadrant" },
+    caltech101: { size: 150, pooling: "pyramid" },
+    caltech256: { size: 256, pooling: "pyramid" },
+  },
   blockQuantile: 0.9999,
   svmBias: 1,
   cGrid: [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10],
@@ -154,6 +166,26 @@ const RELEASE_STAGES: [number, number][] = [[1_200_000, 0.01], [120_000, 0.004],
   60_000,
   0.0004,
 ], [60_000, 0.0001]];
+
+/** The release's layer numbers (spreads, multipliers, dropout); the paper preset shares all but the spreads' use. */
+const CAFFE_LAYERS = {
+  convStd: [0.05, 0.02, 0.01] as [number, number, number],
+  fcStd: 0.01,
+  decayMult: { conv: [0, 0, 0.25] as [number, number, number], fc: 1, softmax: 4 },
+  lrMult: { bias: 2, softmaxWeights: 0.25 },
+  dropout: 0.5,
+};
+
+/** SGD as both presets run it; they differ in the schedule. */
+const SGD = {
+  batch: 128,
+  lr: 0.01,
+  momentum: 0.9,
+  weightDecay: 0.004,
+  divideBy: 3,
+  patience: 3,
+  stages: RELEASE_STAGES,
+};
 
 /** The two method presets. */
 export const METHODS: Readonly<Record<MethodName, Method>> = {
@@ -179,27 +211,8 @@ export const METHODS: Readonly<Record<MethodName, Method>> = {
       add: [-0.1, 0.1],
       hue: [-0.1, 0.1],
     },
-    net: {
-      pool: { size: 2, stride: 2 },
-      init: "he",
-      convStd: [0.05, 0.02, 0.01],
-      fcStd: 0.01,
-      softmaxStd: 0.01,
-      bias: 0,
-      decayMult: { conv: [0, 0, 0.25], fc: 1, softmax: 4 },
-      lrMult: { bias: 2, softmaxWeights: 0.25 },
-      dropout: 0.5,
-    },
-    train: {
-      batch: 128,
-      lr: 0.01,
-      momentum: 0.9,
-      weightDecay: 0.004,
-      schedule: "plateau",
-      divideBy: 3,
-      patience: 3,
-      stages: RELEASE_STAGES,
-    },
+    net: { ...CAFFE_LAYERS, pool: { size: 2, stride: 2 }, init: "he", softmaxStd: 0.01, bias: 0 },
+    train: { ...SGD, schedule: "plateau" },
     eval: COMMON_EVAL,
   },
   release: {
@@ -225,27 +238,8 @@ export const METHODS: Readonly<Record<MethodName, Method>> = {
       add: [-0.1, 0.1],
       hue: [-0.1, 0.1],
     },
-    net: {
-      pool: { size: 3, stride: 2 },
-      init: "gaussian",
-      convStd: [0.05, 0.02, 0.01],
-      fcStd: 0.01,
-      softmaxStd: 0.005,
-      bias: 0.1,
-      decayMult: { conv: [0, 0, 0.25], fc: 1, softmax: 4 },
-      lrMult: { bias: 2, softmaxWeights: 0.25 },
-      dropout: 0.5,
-    },
-    train: {
-      batch: 128,
-      lr: 0.01,
-      momentum: 0.9,
-      weightDecay: 0.004,
-      schedule: "stages",
-      divideBy: 3,
-      patience: 3,
-      stages: RELEASE_STAGES,
-    },
+    net: { ...CAFFE_LAYERS, pool: { size: 3, stride: 2 }, init: "gaussian", softmaxStd: 0.005, bias: 0.1 },
+    train: { ...SGD, schedule: "stages" },
     eval: COMMON_EVAL,
   },
 };
@@ -407,6 +401,11 @@ export const SOURCES: Readonly<Record<string, Source>> = {
     paper: "(paper preset does not use it)",
     release:
       "nets_config/64c5-128c5-256c5-512f/result/solver0-4.prototxt: lr 0.01 / 0.004 / 0.001 / 0.0004 / 0.0001 for 1.2 M / 120 k / 120 k / 60 k / 60 k iterations",
+  },
+  "eval.input": {
+    paper:
+      "§5.1: responses pooled over the four quadrants (STL-10, CIFAR-10) or a 3-level spatial pyramid (Caltech); images at 96 (STL-10), CIFAR-10 upsampled to 64, Caltech-101 150, Caltech-256 256",
+    release: "testing/run_net_on_*_matcaffe_distr.m, make_features_from_maps_f1.m: the same sizes and poolings",
   },
   "eval.blockQuantile": {
     paper: "(not in the paper: the release's per-layer scaling)",

@@ -33,11 +33,11 @@ export type ProtocolName = typeof PROTOCOLS[number];
 
 /** How each protocol sees the images. */
 export const PROTOCOL_INPUT: Record<ProtocolName, { size: number; pooling: Pooling; metric: string }> = {
-  stl10: { size: 96, pooling: "quadrant", metric: "accuracy" },
-  "cifar10-400": { size: 64, pooling: "quadrant", metric: "accuracy" },
-  cifar10: { size: 64, pooling: "quadrant", metric: "accuracy" },
-  caltech101: { size: 150, pooling: "pyramid", metric: "mean per-class accuracy" },
-  caltech256: { size: 256, pooling: "pyramid", metric: "mean per-class accuracy" },
+  stl10: { ...METHODS.paper.eval.input.stl10, metric: "accuracy" },
+  "cifar10-400": { ...METHODS.paper.eval.input["cifar10-400"], metric: "accuracy" },
+  cifar10: { ...METHODS.paper.eval.input.cifar10, metric: "accuracy" },
+  caltech101: { ...METHODS.paper.eval.input.caltech101, metric: "mean per-class accuracy" },
+  caltech256: { ...METHODS.paper.eval.input.caltech256, metric: "mean per-class accuracy" },
 };
 
 /** The Table 1 column of each protocol. */
