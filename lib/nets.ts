@@ -8,14 +8,17 @@
  * Convolutions are padded to keep the map size ("same", padding 2 for 5x5), so
  * maps go 32 -> 16 -> 8; the first FC layer sees the whole last map.
  *
- * Variants:
+ * Method presets (lib/presets.ts):
  * - `paper`: 2x2 max-pooling with stride 2, as the text says; He-normal
  *   initialisation (the text gives none), zero biases.
- * - `release`: the authors' Caffe definition: 3x3 max-pooling with stride 2
+ * - `release`: the authors' Caffe definitions: 3x3 max-pooling with stride 2
  *   (Caffe's ceil mode; here "same" pooling, which pads only at the end, as
- *   ceil mode does); Gaussian initialisation with std 0.05 / 0.02 / 0.01 for
- *   conv1..3 (0.01 beyond), 0.01 for FC layers and 0.005 for the softmax layer;
+ *   ceil mode does); Gaussian initial weights with the spreads of each
+ *   released network (medium: 0.05 / 0.02 / 0.01 for conv1..3, 0.01 for the FC
+ *   layer, 0.005 for the softmax; small: 0.0001 / 0.01, 0.005, 0.01; the large
+ *   network, which the release does not define, takes the medium one's);
  *   biases 0.1, softmax bias 0.
+ * Both use the release's learning-rate and weight-decay multipliers.
  *
  * @module
  */
@@ -127,12 +130,16 @@ export class ExemplarNet {
     // Initial weights: He-normal (std sqrt(2 / fan-in)) or the release's fixed Gaussian spreads.
     const he = (fanIn: number) => Math.sqrt(2 / fanIn);
     const gaussian = nn.init === "gaussian";
+    const spread = nn.spreads[
+      parseNetName(name).map((l) => l.kind === "conv" ? `${l.units}c${l.kernel}` : `${l.units}f`)
+        .join("-")
+    ] ?? nn.spreads.default;
     let ch = 3, size = this.inputSize, conv = 0, fc = 0, k = 0;
     for (const l of this.layers) {
       if (l.kind === "conv") {
         const depth = Math.min(conv, 2); // conv3 and deeper share conv3's numbers
         this.#add(`conv${conv + 1}`, [l.kernel, l.kernel, ch, l.units], {
-          std: gaussian ? nn.convStd[depth] : he(l.kernel * l.kernel * ch),
+          std: gaussian ? spread.conv[Math.min(conv, spread.conv.length - 1)] : he(l.kernel * l.kernel * ch),
           bias: nn.bias,
           seed: seed + k++,
           decayMult: nn.decayMult.conv[depth],
@@ -143,7 +150,7 @@ export class ExemplarNet {
       } else {
         const inputs = fc === 0 ? size * size * ch : ch;
         this.#add(`fc${fc + 1}`, [inputs, l.units], {
-          std: gaussian ? nn.fcStd : he(inputs),
+          std: gaussian ? spread.fc : he(inputs),
           bias: nn.bias,
           seed: seed + k++,
           decayMult: nn.decayMult.fc,
@@ -154,7 +161,7 @@ export class ExemplarNet {
     }
     const inputs = fc === 0 ? size * size * ch : ch;
     this.#add("softmax", [inputs, classes], {
-      std: nn.softmaxStd,
+      std: gaussian ? spread.softmax : nn.softmaxStd,
       bias: 0,
       seed: seed + k++,
       decayMult: nn.decayMult.softmax,

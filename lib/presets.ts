@@ -50,7 +50,10 @@ export interface AugmentNumbers {
   rotationDeg: number;
   /** contrast1 factor range (drawn log-uniformly, unless `pcaLog2Std` is set). */
   pca: [number, number];
-  /** contrast1 as the release draws it: factor 2^(z s_k), z ~ N(0, 1) clipped to +-`pcaClip`; null: log-uniform. */
+  /**
+   * contrast1 as the release draws it: factor 2^(z s_k), z ~ N(0, 1) clipped to +-`pcaClip`, with s_k listed for
+   * the principal components largest variance first; null: log-uniform.
+   */
   pcaLog2Std: [number, number, number] | null;
   /** Bound of |z| in the release's contrast1 draw. */
   pcaClip: number;
@@ -70,11 +73,12 @@ export interface NetNumbers {
   pool: { size: number; stride: number };
   /** Weight initialisation: He-normal (`he`) or Gaussians with the spreads below (`gaussian`). */
   init: "he" | "gaussian";
-  /** `gaussian` init: std of conv1, conv2, conv3 (and deeper) weights. */
-  convStd: [number, number, number];
-  /** `gaussian` init: std of fully connected weights. */
-  fcStd: number;
-  /** Std of the softmax layer's weights. */
+  /**
+   * `gaussian` init: std of the weights of conv1, conv2, conv3 (and deeper), the FC layers and the softmax layer,
+   * by network; a network the release does not define takes `default` (the medium network's).
+   */
+  spreads: Record<string, { conv: number[]; fc: number; softmax: number }>;
+  /** `he` init: std of the softmax layer's weights (the conv and FC layers get sqrt(2 / fan-in)). */
   softmaxStd: number;
   /** Initial bias of conv and FC layers (the softmax bias starts at 0). */
   bias: number;
@@ -169,8 +173,10 @@ const RELEASE_STAGES: [number, number][] = [[1_200_000, 0.01], [120_000, 0.004],
 
 /** The release's layer numbers (spreads, multipliers, dropout); the paper preset shares all but the spreads' use. */
 const CAFFE_LAYERS = {
-  convStd: [0.05, 0.02, 0.01] as [number, number, number],
-  fcStd: 0.01,
+  spreads: {
+    default: { conv: [0.05, 0.02, 0.01], fc: 0.01, softmax: 0.005 },
+    "64c5-64c5-128f": { conv: [0.0001, 0.01], fc: 0.005, softmax: 0.01 },
+  },
   decayMult: { conv: [0, 0, 0.25] as [number, number, number], fc: 1, softmax: 4 },
   lrMult: { bias: 2, softmaxWeights: 0.25 },
   dropout: 0.5,
@@ -231,14 +237,16 @@ export const METHODS: Readonly<Record<MethodName, Method>> = {
       rotationDeg: 20,
       // 2^(z s) with z ~ N(0, 1) clipped to |z| <= 6: these are its bounds.
       pca: [2 ** -6, 2 ** 6],
-      pcaLog2Std: [1, 1, 0.5],
+      // The release lists (1, 1, 0.5) in the order of MATLAB's eig, smallest eigenvalue first: the 0.5 belongs to
+      // the largest-variance (luminance-like) component, which this project lists first.
+      pcaLog2Std: [0.5, 1, 1],
       pcaClip: 6,
       power: [0.25, 4],
       factor: [Math.SQRT1_2, Math.SQRT2],
       add: [-0.1, 0.1],
       hue: [-0.1, 0.1],
     },
-    net: { ...CAFFE_LAYERS, pool: { size: 3, stride: 2 }, init: "gaussian", softmaxStd: 0.005, bias: 0.1 },
+    net: { ...CAFFE_LAYERS, pool: { size: 3, stride: 2 }, init: "gaussian", softmaxStd: 0.01, bias: 0.1 },
     train: { ...SGD, schedule: "stages" },
     eval: COMMON_EVAL,
   },
@@ -309,7 +317,8 @@ export const SOURCES: Readonly<Record<string, Source>> = {
   },
   "augment.pcaLog2Std": {
     paper: '§3: "factors are independent for each principal component" (log-uniform draw)',
-    release: "make_data/augment_patches_distr.m: s = (1, 1, 0.5)",
+    release:
+      "make_data/augment_patches_distr.m: s = (1, 1, 0.5) in eig's ascending order (adjust_color.m), so 0.5 for the largest-variance component",
   },
   "augment.pcaClip": {
     paper: "(paper preset does not use it)",
@@ -339,17 +348,14 @@ export const SOURCES: Readonly<Record<string, Source>> = {
     paper: "(not in the paper: He-normal)",
     release: "nets_config/64c5-128c5-256c5-512f/template/train.prototxt: Gaussian weight fillers",
   },
-  "net.convStd": {
+  "net.spreads": {
     paper: "(paper preset does not use it)",
-    release: "nets_config/64c5-128c5-256c5-512f/template/train.prototxt: std 0.05, 0.02, 0.01 for conv1..3",
-  },
-  "net.fcStd": {
-    paper: "(paper preset does not use it)",
-    release: "nets_config/64c5-128c5-256c5-512f/template/train.prototxt: std 0.01 for the FC layer",
+    release:
+      "nets_config/64c5-128c5-256c5-512f/template/train.prototxt: std 0.05, 0.02, 0.01 (conv1..3), 0.01 (fc), 0.005 (softmax); nets_config/64c5-64c5-128f/template_old_format/train.prototxt: 0.0001, 0.01, 0.005, 0.01; the large network is not in the release: it takes the medium one's",
   },
   "net.softmaxStd": {
-    paper: "(not in the paper: 0.01)",
-    release: "nets_config/64c5-128c5-256c5-512f/template/train.prototxt: std 0.005 for the softmax layer",
+    paper: "(not in the paper: 0.01; He-normal for the other layers)",
+    release: "(the release preset uses `spreads`)",
   },
   "net.bias": {
     paper: "(not in the paper: 0)",

@@ -150,3 +150,19 @@ Deno.test("each transformation can be switched off on its own", () => {
   assert.throws(() => parseTransforms("rotation,blur"), /unknown transformation "blur"/);
   for (const t of TRANSFORMS) assert.equal(sweepParams(t, "paper", 5).length, 5);
 });
+
+Deno.test("release contrast1: log2 factors spread 0.5 on the largest-variance component, 1 on the others", () => {
+  const rng = new Rng(21);
+  const n = 20000, sum = [0, 0, 0], sq = [0, 0, 0];
+  for (let i = 0; i < n; i++) {
+    const p = drawParams(rng, "release");
+    for (let k = 0; k < 3; k++) {
+      const l = Math.log2(p.pca[k]);
+      sum[k] += l;
+      sq[k] += l * l;
+    }
+  }
+  const std = sq.map((s, k) => Math.sqrt(s / n - (sum[k] / n) ** 2));
+  // The components are listed largest variance first (colorPCA); N(0, s^2) has std s, within 3 % at this n.
+  [0.5, 1, 1].forEach((s, k) => assert.ok(Math.abs(std[k] - s) < 0.03 * s, `component ${k}: std ${std[k]}`));
+});

@@ -168,3 +168,28 @@ Deno.test("pretrain: a run stopped before its first checkpoint starts again; a f
   assert.equal(after.code, 0, after.stderr);
   assert.ok(!listTree(run).includes(".lock"));
 });
+
+Deno.test("release initialisation: each released network's own weight spreads (small differs from medium)", async () => {
+  const std = async (v: { data(): Promise<Float32Array | Int32Array | Uint8Array> }) => {
+    const d = await v.data();
+    let s = 0;
+    for (const x of d) s += x * x;
+    return Math.sqrt(s / d.length);
+  };
+  const near = (a: number, b: number) => Math.abs(a - b) < 0.05 * b;
+  const small = new ExemplarNet("small", 100, { method: "release", seed: 1 });
+  const medium = new ExemplarNet("medium", 100, { method: "release", seed: 1 });
+  try {
+    // nets_config/64c5-64c5-128f/template_old_format/train.prototxt and 64c5-128c5-256c5-512f/template/train.prototxt
+    for (
+      const [net, spreads] of [[small, [0.0001, 0.01, 0.005, 0.01]], [medium, [0.05, 0.02, 0.01, 0.01, 0.005]]] as const
+    ) {
+      const weights = net.params.filter((p) => p.name.endsWith(".w"));
+      assert.equal(weights.length, spreads.length);
+      for (const [i, p] of weights.entries()) assert.ok(near(await std(p.v), spreads[i]), `${net.name} ${p.name}`);
+    }
+  } finally {
+    small.dispose();
+    medium.dispose();
+  }
+});
