@@ -111,7 +111,7 @@ export function drawParams(
   const p = identityParams();
   const tx = rng.uniform(-r.translation, r.translation) * PATCH;
   const ty = rng.uniform(-r.translation, r.translation) * PATCH;
-  const scale = logUniform(rng, r.scale);
+  const scale = r.scaleDraw === "uniform" ? rng.uniform(...r.scale) : logUniform(rng, r.scale);
   const angle = rng.uniform(-r.rotationDeg, r.rotationDeg) * Math.PI / 180;
   // contrast1: "multiply the projection of each patch pixel onto the principal components [...] by a factor"; the
   // release draws the factor as 2^(z s_k), z ~ N(0, 1), the paper's range is drawn log-uniformly.
@@ -125,8 +125,10 @@ export function drawParams(
   const factor = [logUniform(rng, r.factor), logUniform(rng, r.factor)];
   const add = [rng.uniform(...r.add), rng.uniform(...r.add)];
   const hue = rng.uniform(...r.hue);
-  if (enabled.has("translation")) [p.tx, p.ty] = [tx, ty];
   if (enabled.has("scaling")) p.scale = scale;
+  // The release shifts by a fraction of the scaled window (the patch covers PATCH / scale source pixels).
+  const window = r.translationOf === "scaledPatch" ? 1 / p.scale : 1;
+  if (enabled.has("translation")) [p.tx, p.ty] = [tx * window, ty * window];
   if (enabled.has("rotation")) p.angle = angle;
   if (enabled.has("contrast1")) p.pca = pca;
   if (enabled.has("contrast2")) {
@@ -209,10 +211,96 @@ export const NO_PCA: ColorPCA = {
 };
 
 /**
+ * contrast1 and contrast2 as the release computes them (make_data/adjust_color.m, power_transform.m), from the
+ * statistics of the seed pixels: see {@link releaseColour}.
+ */
+export interface ReleaseColour {
+  /** The data's min and max (RGB in [0, 1]): pixels are centred and divided by hi - lo. */
+  lo: number;
+  hi: number;
+  /** The range of the centred, scaled data: contrast1's result is clipped to it. */
+  clip: [number, number];
+  /** Stretch each patch to [0, 1] before contrast2. */
+  stretch: boolean;
+}
+
+/** The release's colour statistics of some pixels (bytes, interleaved RGB) and their mean colour. */
+export function releaseColour(pixels: Uint8Array, mean: [number, number, number], stretch: boolean): ReleaseColour {
+  let lo = 255, hi = 0;
+  for (let i = 0; i < pixels.length; i++) {
+    if (pixels[i] < lo) lo = pixels[i];
+    if (pixels[i] > hi) hi = pixels[i];
+  }
+  const [l, h] = [lo / 255, hi / 255], range = h - l || 1;
+  let cmin = Infinity, cmax = -Infinity;
+  for (let i = 0; i < pixels.length; i++) {
+    const c = (pixels[i] / 255 - mean[i % 3] - l) / range;
+    if (c < cmin) cmin = c;
+    if (c > cmax) cmax = c;
+  }
+  return { lo: l, hi: h, clip: [cmin, cmax], stretch };
+}
+
+/** contrast2 and color on one pixel, in HSV; writes its RGB to `out[o..o+2]`. */
+function contrast2AndColor(r: number, g: number, b: number, p: TransformParams, out: Float32Array, o: number): void {
+  // RGB -> HSV: hue in [0, 1), saturation, value.
+  const max = r > g ? (r > b ? r : b) : (g > b ? g : b);
+  const min = r < g ? (r < b ? r : b) : (g < b ? g : b);
+  const chroma = max - min;
+  let hue = 0;
+  if (chroma > 0) {
+    if (max === r) hue = ((g - b) / chroma) / 6;
+    else if (max === g) hue = ((b - r) / chroma + 2) / 6;
+    else hue = ((r - g) / chroma + 4) / 6;
+    if (hue < 0) hue += 1;
+  }
+  let sat = max > 0 ? chroma / max : 0;
+  let val = max;
+  // contrast2: "raise saturation and value [...] to a power [...], multiply these values by a factor [...], add to
+  // them a value"
+  sat = Math.pow(sat, p.sPow) * p.sMul + p.sAdd;
+  val = Math.pow(val, p.vPow) * p.vMul + p.vAdd;
+  sat = sat < 0 ? 0 : sat > 1 ? 1 : sat;
+  val = val < 0 ? 0 : val > 1 ? 1 : val;
+  // color: "add a value [...] to the hue", which is circular
+  hue = (hue + p.hue) % 1;
+  if (hue < 0) hue += 1;
+  // HSV -> RGB: in the sector of the hue, one channel is the value, one the floor, one rises or falls.
+  const h6 = hue * 6, sector = Math.floor(h6), frac = h6 - sector;
+  const floor = val * (1 - sat), falling = val * (1 - frac * sat), rising = val * (1 - (1 - frac) * sat);
+  switch (sector % 6) {
+    case 0:
+      r = val, g = rising, b = floor;
+      break;
+    case 1:
+      r = falling, g = val, b = floor;
+      break;
+    case 2:
+      r = floor, g = val, b = rising;
+      break;
+    case 3:
+      r = floor, g = falling, b = val;
+      break;
+    case 4:
+      r = rising, g = floor, b = val;
+      break;
+    default:
+      r = val, g = floor, b = falling;
+  }
+  out[o] = r;
+  out[o + 1] = g;
+  out[o + 2] = b;
+}
+
+/** The release's patch after contrast1, kept until its min and max are known (one patch at a time). */
+const stretchScratch = new Float64Array(PATCH * PATCH * 3);
+
+/**
  * Applies one parameter set to a seed: samples the 32x32 patch from the seed's
  * CONTEXT x CONTEXT window (bytes at `src[srcOff..]`) through the geometric
  * transform, then applies contrast1, contrast2 and color. Writes 32x32x3 RGB
- * values in [0, 1] to `out[outOff..]` (HWC).
+ * values in [0, 1] to `out[outOff..]` (HWC). `release` switches contrast1 and
+ * contrast2 to the release's arithmetic (see {@link ReleaseColour}).
  */
 export function transformPatch(
   src: Uint8Array,
@@ -221,6 +309,7 @@ export function transformPatch(
   pca: ColorPCA,
   out: Float32Array,
   outOff = 0,
+  release: ReleaseColour | null = null,
 ): void {
   // Geometry: "translation [...], scaling [...], rotation": output pixel (u, v), centred, reads the source at
   // centre + shift + R(angle) (u, v) / scale, one affine map for the three.
@@ -237,6 +326,11 @@ export function transformPatch(
   }
   const [m0, m1, m2] = pca.mean;
   const inv = 1 / 255;
+  // The release's contrast1: centred by mean + lo, divided by the data's range, clipped to the centred data's range.
+  const lo = release?.lo ?? 0, scale = release ? 1 / (release.hi - release.lo || 1) : 1;
+  const [cLo, cHi] = release?.clip ?? [-Infinity, Infinity];
+  const [b0, b1, b2] = [(m0 - lo) * scale, (m1 - lo) * scale, (m2 - lo) * scale];
+  let pMin = Infinity, pMax = -Infinity;
   // One fused pass per pixel: the transforms run for every training sample (`deno task bench` measures them).
   for (let v = 0; v < PATCH; v++) {
     for (let u = 0; u < PATCH; u++) {
@@ -253,7 +347,9 @@ export function transformPatch(
       let r = (src[i00] * w00 + src[i10] * w10 + src[i01] * w01 + src[i11] * w11) * inv;
       let g = (src[i00 + 1] * w00 + src[i10 + 1] * w10 + src[i01 + 1] * w01 + src[i11 + 1] * w11) * inv;
       let b = (src[i00 + 2] * w00 + src[i10 + 2] * w10 + src[i01 + 2] * w01 + src[i11 + 2] * w11) * inv;
-      { // contrast1: the projections onto the principal components, each multiplied by its factor
+      const o = 3 * (v * PATCH + u);
+      if (!release) {
+        // contrast1: the projections onto the principal components, each multiplied by its factor
         const d0 = r - m0, d1 = g - m1, d2 = b - m2;
         r = m0 + M[0] * d0 + M[1] * d1 + M[2] * d2;
         g = m1 + M[3] * d0 + M[4] * d1 + M[5] * d2;
@@ -261,58 +357,32 @@ export function transformPatch(
         r = r < 0 ? 0 : r > 1 ? 1 : r;
         g = g < 0 ? 0 : g > 1 ? 1 : g;
         b = b < 0 ? 0 : b > 1 ? 1 : b;
+        contrast2AndColor(r, g, b, p, out, outOff + o);
+        continue;
       }
-      { // contrast2 and color, in HSV
-        // RGB -> HSV: hue in [0, 1), saturation, value.
-        const max = r > g ? (r > b ? r : b) : (g > b ? g : b);
-        const min = r < g ? (r < b ? r : b) : (g < b ? g : b);
-        const chroma = max - min;
-        let hue = 0;
-        if (chroma > 0) {
-          if (max === r) hue = ((g - b) / chroma) / 6;
-          else if (max === g) hue = ((b - r) / chroma + 2) / 6;
-          else hue = ((r - g) / chroma + 4) / 6;
-          if (hue < 0) hue += 1;
-        }
-        let sat = max > 0 ? chroma / max : 0;
-        let val = max;
-        // contrast2: "raise saturation and value [...] to a power [...], multiply these values by a factor [...],
-        // add to them a value"
-        sat = Math.pow(sat, p.sPow) * p.sMul + p.sAdd;
-        val = Math.pow(val, p.vPow) * p.vMul + p.vAdd;
-        sat = sat < 0 ? 0 : sat > 1 ? 1 : sat;
-        val = val < 0 ? 0 : val > 1 ? 1 : val;
-        // color: "add a value [...] to the hue", which is circular
-        hue = (hue + p.hue) % 1;
-        if (hue < 0) hue += 1;
-        // HSV -> RGB: in the sector of the hue, one channel is the value, one the floor, one rises or falls.
-        const h6 = hue * 6, sector = Math.floor(h6), frac = h6 - sector;
-        const floor = val * (1 - sat), falling = val * (1 - frac * sat), rising = val * (1 - (1 - frac) * sat);
-        switch (sector % 6) {
-          case 0:
-            r = val, g = rising, b = floor;
-            break;
-          case 1:
-            r = falling, g = val, b = floor;
-            break;
-          case 2:
-            r = floor, g = val, b = rising;
-            break;
-          case 3:
-            r = floor, g = falling, b = val;
-            break;
-          case 4:
-            r = rising, g = floor, b = val;
-            break;
-          default:
-            r = val, g = floor, b = falling;
-        }
+      // The release's contrast1 (adjust_color.m), its result kept for the stretch.
+      const d0 = (r - m0 - lo) * scale, d1 = (g - m1 - lo) * scale, d2 = (b - m2 - lo) * scale;
+      const c = [
+        M[0] * d0 + M[1] * d1 + M[2] * d2,
+        M[3] * d0 + M[4] * d1 + M[5] * d2,
+        M[6] * d0 + M[7] * d1 + M[8] * d2,
+      ];
+      const base = [b0, b1, b2];
+      for (let k = 0; k < 3; k++) {
+        const x = (c[k] < cLo ? cLo : c[k] > cHi ? cHi : c[k]) + base[k];
+        const y = x < 0 ? 0 : x > 1 ? 1 : x;
+        stretchScratch[o + k] = y;
+        if (y < pMin) pMin = y;
+        if (y > pMax) pMax = y;
       }
-      const o = outOff + 3 * (v * PATCH + u);
-      out[o] = r;
-      out[o + 1] = g;
-      out[o + 2] = b;
     }
+  }
+  if (!release) return;
+  // The release's power_transform.m: each patch stretched to [0, 1] on its own, then contrast2 and color.
+  const s = release.stretch ? 1 / Math.max(pMax - pMin, 1e-3 / 255) : 1, m = release.stretch ? pMin : 0;
+  for (let o = 0; o < PATCH * PATCH * 3; o += 3) {
+    const r = (stretchScratch[o] - m) * s, g = (stretchScratch[o + 1] - m) * s, b = (stretchScratch[o + 2] - m) * s;
+    contrast2AndColor(r, g, b, p, out, outOff + o);
   }
 }
 
@@ -348,7 +418,7 @@ export function sweepParams(name: TransformName, method: MethodName = "paper", s
         p.angle = lin(-r.rotationDeg, r.rotationDeg, i) * Math.PI / 180;
         break;
       case "contrast1":
-        p.pca = [r.pcaLog2Std ? 2 ** lin(-2, 2, i) : log(r.pca, i), 1, 1];
+        p.pca = [r.pcaLog2Std ? 2 ** (lin(-2, 2, i) * r.pcaLog2Std[0]) : log(r.pca, i), 1, 1];
         break;
       case "contrast2":
         p.sPow = p.vPow = log(r.power, i);

@@ -44,8 +44,14 @@ export interface SeedNumbers {
 export interface AugmentNumbers {
   /** Maximal |shift| as a fraction of the patch size. */
   translation: number;
-  /** Scale factor range (drawn log-uniformly). */
+  /** Scale factor range. */
   scale: [number, number];
+  /** How the scale is drawn: log-uniformly (symmetric for a factor) or uniformly (the release). */
+  scaleDraw: "logUniform" | "uniform";
+  /** Translation as a fraction of the patch (`patch`) or of the scaled patch's window (`scaledPatch`, the release). */
+  translationOf: "patch" | "scaledPatch";
+  /** Redraw a sample whose window leaves the seed's image (the release keeps only windows inside the image). */
+  insideImage: boolean;
   /** Maximal |angle| in degrees. */
   rotationDeg: number;
   /** contrast1 factor range (drawn log-uniformly, unless `pcaLog2Std` is set). */
@@ -57,6 +63,13 @@ export interface AugmentNumbers {
   pcaLog2Std: [number, number, number] | null;
   /** Bound of |z| in the release's contrast1 draw. */
   pcaClip: number;
+  /**
+   * contrast1 as the release does it: pixels centred and scaled by the data's range (its min and max), the result
+   * clipped to the range of the centred data before the mean is added back; false: centred, clipped to [0, 1].
+   */
+  contrast1DataRange: boolean;
+  /** Before contrast2, stretch each patch on its own to [0, 1] (the release's power_transform.m). */
+  stretchBeforeContrast2: boolean;
   /** contrast2: power applied to S and V. */
   power: [number, number];
   /** contrast2: factor multiplying S and V. */
@@ -207,11 +220,16 @@ export const METHODS: Readonly<Record<MethodName, Method>> = {
     },
     augment: {
       translation: 0.2,
+      translationOf: "patch",
       scale: [0.7, 1.4],
+      scaleDraw: "logUniform",
+      insideImage: false,
       rotationDeg: 20,
       pca: [0.5, 2],
       pcaLog2Std: null,
       pcaClip: 6,
+      contrast1DataRange: false,
+      stretchBeforeContrast2: false,
       power: [0.25, 4],
       factor: [0.7, 1.4],
       add: [-0.1, 0.1],
@@ -233,7 +251,10 @@ export const METHODS: Readonly<Record<MethodName, Method>> = {
     },
     augment: {
       translation: 0.25,
+      translationOf: "scaledPatch",
       scale: [Math.SQRT1_2, Math.SQRT2],
+      scaleDraw: "uniform",
+      insideImage: true,
       rotationDeg: 20,
       // 2^(z s) with z ~ N(0, 1) clipped to |z| <= 6: these are its bounds.
       pca: [2 ** -6, 2 ** 6],
@@ -241,6 +262,8 @@ export const METHODS: Readonly<Record<MethodName, Method>> = {
       // the largest-variance (luminance-like) component, which this project lists first.
       pcaLog2Std: [0.5, 1, 1],
       pcaClip: 6,
+      contrast1DataRange: true,
+      stretchBeforeContrast2: true,
       power: [0.25, 4],
       factor: [Math.SQRT1_2, Math.SQRT2],
       add: [-0.1, 0.1],
@@ -305,6 +328,29 @@ export const SOURCES: Readonly<Record<string, Source>> = {
   "augment.scale": {
     paper: '§3: "multiplication of the patch scale by a factor between 0.7 and 1.4"',
     release: "make_data/augment_patches_distr.m: scale in [1/sqrt 2, sqrt 2]",
+  },
+  "augment.translationOf": {
+    paper: '§3: "within 0.2 of the patch size"',
+    release:
+      "make_data/augment_position_scale_color.m: xc += xc_deform .* patchsize after patchsize ./= scale_deform (the scaled window)",
+  },
+  "augment.scaleDraw": {
+    paper: "§3 gives a range, not a distribution (log-uniform: symmetric for a factor)",
+    release: "make_data/augment_position_scale_color.m: rand .* (hi - lo) + lo (uniform)",
+  },
+  "augment.insideImage": {
+    paper: "(not in the paper: the window reads the seed's surroundings, edges replicated)",
+    release:
+      "make_data/get_patches_rotations.m: a sample whose rotated window leaves the image is dropped (here: redrawn, so every class keeps K copies)",
+  },
+  "augment.contrast1DataRange": {
+    paper: "(not in the paper: centred on the mean colour, clipped to [0, 1])",
+    release:
+      "make_data/adjust_color.m: (x - mean - min) / (max - min), projected, scaled, clipped to the batch's range, mean added, clipped to [0, 1]",
+  },
+  "augment.stretchBeforeContrast2": {
+    paper: "(not in the paper: no stretch)",
+    release: "make_data/power_transform.m: each patch minus its min, divided by its max, before RGB -> HSV",
   },
   "augment.rotationDeg": {
     paper: '§3: "rotation of the image by an angle up to 20 degrees"',

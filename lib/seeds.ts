@@ -45,10 +45,11 @@ import type { Split } from "./data/dataset.ts";
 export { PATCH };
 /**
  * Side of the window stored around each seed: large enough for the widest
- * geometric transformation of either preset (translation 0.25 x 32, scale
- * 1/sqrt 2, rotation 20 degrees need a radius of 37.3 px) plus bilinear margin.
+ * geometric transformation of either preset (the release's: translation 0.25
+ * of the scaled window 32 sqrt 2, scale 1/sqrt 2, rotation 20 degrees need a
+ * radius of 39.4 px) plus bilinear margin.
  */
-export const CONTEXT = 80;
+export const CONTEXT = 84;
 
 /** Where a seed was cut from. */
 export interface SeedOrigin {
@@ -62,6 +63,9 @@ export interface SeedOrigin {
   y: number;
   /** The candidate's sampling weight (mean energy in the window). */
   energy: number;
+  /** Size of the scaled image it was cut from (absent in seeds saved by older versions). */
+  width?: number;
+  height?: number;
 }
 
 /** N seed patches with their surroundings. */
@@ -361,7 +365,15 @@ export async function seedPatches(split: Split, opts: SeedOptions): Promise<Seed
       if (j < 0) break;
       const [x, y] = maps[s].positionOf(j);
       cropContext(maps[s].image, x, y, context, origins.length * CONTEXT * CONTEXT * 3);
-      origins.push({ image: i, scale: maps[s].scale, x, y, energy: all[s][j] });
+      origins.push({
+        image: i,
+        scale: maps[s].scale,
+        x,
+        y,
+        energy: all[s][j],
+        width: maps[s].image.width,
+        height: maps[s].image.height,
+      });
       // Without replacement within the image.
       totals[s] -= all[s][j];
       all[s][j] = 0;
@@ -402,12 +414,45 @@ export async function loadSeeds(dir: string): Promise<Seeds> {
     throw new UserError(`${metaPath}: not found or not JSON (expected seeds written by deno task seeds)`);
   }
   const bytes = await Deno.readFile(binPath).catch(() => null);
-  const size = meta.n * CONTEXT * CONTEXT * 3;
-  if (!bytes || meta.context !== CONTEXT || bytes.length !== size) {
-    throw new UserError(`${binPath}: expected ${size} bytes of ${meta.n} seed windows of ${CONTEXT}x${CONTEXT}`);
+  const stored = meta.context, size = meta.n * CONTEXT * CONTEXT * 3;
+  if (!bytes || !(stored >= PATCH && stored <= CONTEXT) || bytes.length !== meta.n * stored * stored * 3) {
+    throw new UserError(
+      `${binPath}: expected ${meta.n} seed windows of ${stored}x${stored} (${meta.n * stored * stored * 3} bytes)`,
+    );
   }
   const context = new Uint8Array(new SharedArrayBuffer(size));
-  context.set(bytes);
+  if (stored === CONTEXT) context.set(bytes);
+  else {
+    // Seeds saved with a smaller window (older versions): centred in today's, their edges replicated, as a crop
+    // at the image's edge is; the seeds and everything the paper preset samples stay the same.
+    const m = (CONTEXT - stored) / 2;
+    for (let i = 0; i < meta.n; i++) {
+      const from = i * stored * stored * 3, to = i * CONTEXT * CONTEXT * 3;
+      for (let y = 0; y < CONTEXT; y++) {
+        const sy = Math.min(stored - 1, Math.max(0, y - m));
+        for (let x = 0; x < CONTEXT; x++) {
+          const sx = Math.min(stored - 1, Math.max(0, x - m));
+          const q = from + 3 * (sy * stored + sx), o = to + 3 * (y * CONTEXT + x);
+          context[o] = bytes[q];
+          context[o + 1] = bytes[q + 1];
+          context[o + 2] = bytes[q + 2];
+        }
+      }
+    }
+  }
   // (Seeds written before the presets were called methods name theirs `preset`.)
   return { n: meta.n, context, origins: meta.origins, method: meta.method ?? meta.preset ?? "paper" };
+}
+
+/**
+ * Where each seed's image lies in its context window: [left, top, right, bottom] (pixel centres, inclusive) per
+ * seed, or null when the seeds do not record their image sizes.
+ */
+export function imageBounds(seeds: Seeds): Float32Array | null {
+  if (seeds.origins.length !== seeds.n || seeds.origins.some((o) => o.width === undefined)) return null;
+  const b = new Float32Array(4 * seeds.n), m = CONTEXT / 2 - PATCH / 2;
+  seeds.origins.forEach((o, i) => {
+    b.set([m - o.x, m - o.y, m - o.x + o.width! - 1, m - o.y + o.height! - 1], 4 * i);
+  });
+  return b;
 }

@@ -24,16 +24,18 @@ import {
   type ColorPCA,
   colorPCA,
   drawParams,
+  type ReleaseColour,
+  releaseColour,
   type TransformName,
   type TransformParams,
   transformPatch,
   TRANSFORMS,
 } from "./augment.ts";
-import type { MethodName } from "./presets.ts";
+import { type MethodName, METHODS } from "./presets.ts";
 import { UserError } from "./util/errors.ts";
 import { Rng } from "./util/rng.ts";
 import { WorkerPool } from "./compute/pool.ts";
-import { CONTEXT, PATCH, seedMean, seedPatch, type Seeds } from "./seeds.ts";
+import { CONTEXT, imageBounds, PATCH, seedMean, seedPatch, type Seeds } from "./seeds.ts";
 
 /** Options of the surrogate data set. */
 export interface SurrogateOptions {
@@ -80,10 +82,14 @@ export class SurrogateData {
   readonly pca: ColorPCA;
   /** Per-pixel mean of the seed patches, subtracted from every input. */
   readonly mean: Float32Array;
+  /** The release's colour arithmetic (its statistics of the seed pixels), or null. */
+  readonly colour: ReleaseColour | null;
+  /** Where each seed's image lies in its window, when samples must stay inside the image; else null. */
+  readonly bounds: Float32Array | null;
   #epochPerm: { e: number; perm: Int32Array } | null = null;
 
   /** The surrogate data of `seeds`; `stats` (colour PCA and mean patch) are computed from the seeds unless given. */
-  constructor(seeds: Seeds, opts: SurrogateOptions, stats?: { pca: ColorPCA; mean: Float32Array }) {
+  constructor(seeds: Seeds, opts: SurrogateOptions, stats?: SurrogateStats) {
     if (seeds.n < 2) throw new UserError(`surrogate classes need N >= 2 seeds, got ${seeds.n}`);
     if (!(opts.k === Infinity || (Number.isInteger(opts.k) && opts.k >= 1))) {
       throw new UserError(`K = ${opts.k}: expected a positive integer or inf`);
@@ -95,15 +101,26 @@ export class SurrogateData {
     this.transforms = new Set(opts.transforms ?? TRANSFORMS);
     this.seed = opts.seed ?? 0;
     this.validationCopies = opts.validationCopies ?? 1;
+    const a = METHODS[this.method].augment;
     if (stats) {
-      this.pca = stats.pca;
-      this.mean = stats.mean;
+      ({ pca: this.pca, mean: this.mean, colour: this.colour, bounds: this.bounds } = stats);
     } else {
       const pixels = new Uint8Array(this.n * PATCH_SIZE);
       for (let i = 0; i < this.n; i++) pixels.set(seedPatch(seeds, i).data, i * PATCH_SIZE);
       this.pca = colorPCA(pixels);
       this.mean = seedMean(seeds);
+      this.colour = !a.contrast1DataRange && !a.stretchBeforeContrast2
+        ? null
+        : a.contrast1DataRange
+        ? releaseColour(pixels, this.pca.mean, a.stretchBeforeContrast2)
+        : { lo: 0, hi: 1, clip: [-Infinity, Infinity], stretch: true };
+      this.bounds = a.insideImage ? imageBounds(seeds) : null;
     }
+  }
+
+  /** What a worker needs, besides the seeds, to make the same samples. */
+  get stats(): SurrogateStats {
+    return { pca: this.pca, mean: this.mean, colour: this.colour, bounds: this.bounds };
   }
 
   /** Samples in one epoch: every (class, copy) pair once; N for unlimited K. */
@@ -113,17 +130,25 @@ export class SurrogateData {
 
   /** The parameters of training copy k of class i. */
   params(i: number, k: number): TransformParams {
-    return drawParams(new Rng(this.seed, TAG_TRAIN, i, k), this.method, this.transforms);
+    return this.#draw(new Rng(this.seed, TAG_TRAIN, i, k), i);
   }
 
   /** The parameters of held-out copy v of class i. */
   validationParams(i: number, v: number): TransformParams {
-    return drawParams(new Rng(this.seed, TAG_VALID, i, v), this.method, this.transforms);
+    return this.#draw(new Rng(this.seed, TAG_VALID, i, v), i);
+  }
+
+  /** One parameter set for seed i; where samples must stay inside the image, drawn again until they do. */
+  #draw(rng: Rng, i: number): TransformParams {
+    for (let tries = 1;; tries++) {
+      const p = drawParams(rng, this.method, this.transforms);
+      if (!this.bounds || tries >= MAX_DRAWS || windowInside(p, this.bounds, i)) return p;
+    }
   }
 
   /** Writes seed i transformed by `p`, as RGB in [0, 1] (not normalised), at `out[off..]`. */
   render(i: number, p: TransformParams, out: Float32Array, off = 0): void {
-    transformPatch(this.seeds.context, i * CONTEXT * CONTEXT * 3, p, this.pca, out, off);
+    transformPatch(this.seeds.context, i * CONTEXT * CONTEXT * 3, p, this.pca, out, off, this.colour);
   }
 
   /** The (class, copy) of sample j of the training stream. */
@@ -167,14 +192,43 @@ export class SurrogateData {
   }
 }
 
+/** The statistics of the seeds a {@link SurrogateData} computes once (and hands to its workers). */
+export interface SurrogateStats {
+  pca: ColorPCA;
+  mean: Float32Array;
+  colour: ReleaseColour | null;
+  bounds: Float32Array | null;
+}
+
 /** What a worker needs to rebuild the same {@link SurrogateData}. */
 export interface SurrogateWorkerInit {
   context: Uint8Array;
   n: number;
   opts: SurrogateOptions;
-  pca: ColorPCA;
-  mean: Float32Array;
+  stats: SurrogateStats;
 }
+
+/** A window that keeps leaving the image after this many draws is taken as it is (edges replicated). */
+const MAX_DRAWS = 50;
+
+/** Whether the four corners of the sampled window lie inside seed i's image (bounds from {@link imageBounds}). */
+export function windowInside(p: TransformParams, bounds: Float32Array, i: number): boolean {
+  const c = CONTEXT / 2 - 0.5, h = PATCH / 2 - 0.5;
+  const cos = Math.cos(p.angle) / p.scale, sin = Math.sin(p.angle) / p.scale;
+  const [left, top, right, bottom] = bounds.subarray(4 * i, 4 * i + 4);
+  for (const du of [-h, h]) {
+    for (const dv of [-h, h]) {
+      const sx = c + p.tx + cos * du + sin * dv, sy = c + p.ty - sin * du + cos * dv;
+      if (sx < left || sx > right || sy < top || sy > bottom) return false;
+    }
+  }
+  return true;
+}
+
+/** A request to a surrogate worker (lib/surrogate_worker.ts). */
+export type SurrogateRequest =
+  | { kind: "init"; init: SurrogateWorkerInit }
+  | { kind: "batch"; b: number; size: number };
 
 /**
  * Generates training batches in Deno workers, in order, `depth` batches ahead.
@@ -187,11 +241,6 @@ export interface SurrogateWorkerInit {
  * loader.close();
  * ```
  */
-/** A request to a surrogate worker (lib/surrogate_worker.ts). */
-export type SurrogateRequest =
-  | { kind: "init"; init: SurrogateWorkerInit }
-  | { kind: "batch"; b: number; size: number };
-
 export class SurrogateLoader {
   readonly data: SurrogateData;
   readonly batchSize: number;
@@ -223,8 +272,7 @@ export class SurrogateLoader {
         seed: data.seed,
         validationCopies: data.validationCopies,
       },
-      pca: data.pca,
-      mean: data.mean,
+      stats: data.stats,
     };
     this.#pool = new WorkerPool(new URL("./surrogate_worker.ts", import.meta.url), nWorkers, "surrogate-data");
     // (A failed init fails the batches after it, which are awaited.)

@@ -13,7 +13,7 @@ let data: SurrogateData | null = null;
 serveRequests<SurrogateRequest, Batch | null>((m) => {
   if (m.kind === "init") {
     const seeds: Seeds = { n: m.init.n, context: m.init.context, origins: [], method: "paper" };
-    data = new SurrogateData(seeds, m.init.opts, { pca: m.init.pca, mean: m.init.mean });
+    data = new SurrogateData(seeds, m.init.opts, m.init.stats);
     return null;
   }
   return data!.batch(m.b, m.size);

@@ -111,7 +111,8 @@ Deno.test("translation samples the surroundings: no empty borders", () => {
   for (const preset of ["paper", "release"] as const) {
     const r = METHODS[preset].augment;
     const deg20 = Math.PI / 9;
-    const reach = (PATCH / 2 - 0.5) / r.scale[0] * (Math.cos(deg20) + Math.sin(deg20)) + r.translation * PATCH;
+    const shift = r.translation * PATCH / (r.translationOf === "scaledPatch" ? r.scale[0] : 1);
+    const reach = (PATCH / 2 - 0.5) / r.scale[0] * (Math.cos(deg20) + Math.sin(deg20)) + shift;
     assert.ok(reach + 1 < CONTEXT / 2 - 0.5, `${preset} reaches ${reach}`);
   }
 });
@@ -124,7 +125,8 @@ Deno.test("every drawn parameter lies inside its preset's range", () => {
     const inside = (v: number, [lo, hi]: [number, number]) => v >= lo - eps && v <= hi + eps;
     for (let i = 0; i < 3000; i++) {
       const p = drawParams(rng, preset);
-      assert.ok(Math.abs(p.tx) <= r.translation * PATCH && Math.abs(p.ty) <= r.translation * PATCH);
+      const limit = r.translation * PATCH / (r.translationOf === "scaledPatch" ? p.scale : 1) + eps;
+      assert.ok(Math.abs(p.tx) <= limit && Math.abs(p.ty) <= limit);
       assert.ok(inside(p.scale, r.scale), `scale ${p.scale}`);
       assert.ok(Math.abs(p.angle) <= r.rotationDeg * Math.PI / 180 + eps);
       for (const f of p.pca) assert.ok(inside(f, r.pca), `pca ${f}`);

@@ -2,10 +2,12 @@ import assert from "node:assert/strict";
 import { newImage } from "../lib/util/image.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { seedPatches } from "../lib/seeds.ts";
-import { SurrogateData, SurrogateLoader } from "../lib/surrogate.ts";
+import { SurrogateData, SurrogateLoader, windowInside } from "../lib/surrogate.ts";
+import { drawParams, identityParams, releaseColour, transformPatch } from "../lib/augment.ts";
+import { CONTEXT, imageBounds, PATCH } from "../lib/seeds.ts";
 import type { Split } from "../lib/data/dataset.ts";
 
-async function someSeeds(n: number) {
+async function someSeeds(n: number, method: "paper" | "release" = "paper") {
   const images = Array.from({ length: n }, (_, s) => {
     const img = newImage(96, 96);
     const rng = new Rng(s);
@@ -21,7 +23,7 @@ async function someSeeds(n: number) {
     imageSize: () => Promise.resolve({ width: 96, height: 96 }),
     source: (i) => `#${i}`,
   };
-  return await seedPatches(split, { n, seed: 1 });
+  return await seedPatches(split, { n, seed: 1, method });
 }
 
 Deno.test("surrogate classes: exact and reproducible from (run seed, class, copy)", async () => {
@@ -73,4 +75,46 @@ Deno.test("the worker loader yields exactly the batches the data set defines, in
   } finally {
     loader.close();
   }
+});
+
+Deno.test("release: every sample's window stays inside its seed's image (redrawn where the first draw leaves it)", async () => {
+  const seeds = await someSeeds(6, "release");
+  const bounds = imageBounds(seeds)!;
+  assert.ok(bounds, "seeds record their image sizes");
+  const data = new SurrogateData(seeds, { k: 200, method: "release", seed: 3 });
+  let redrawn = 0;
+  for (let i = 0; i < seeds.n; i++) {
+    for (let k = 0; k < 200; k++) {
+      assert.ok(windowInside(data.params(i, k), bounds, i), `class ${i} copy ${k}`);
+      // The first draw of the same stream, without the check: how often a redraw was needed.
+      if (!windowInside(drawParams(new Rng(3, 11, i, k), "release"), bounds, i)) redrawn++;
+    }
+  }
+  assert.ok(redrawn > 0, "96x96 images leave some windows outside: the check did something");
+  // The paper preset reads the replicated surroundings instead.
+  assert.equal(new SurrogateData(seeds, { k: 5, method: "paper" }).bounds, null);
+});
+
+Deno.test("release colour: statistics of the data, and each patch stretched to [0, 1] before contrast2", () => {
+  const px = Uint8Array.from([10, 20, 30, 110, 120, 130]);
+  const c = releaseColour(px, [60 / 255, 70 / 255, 80 / 255], true);
+  assert.deepEqual([c.lo * 255, c.hi * 255].map(Math.round), [10, 130]);
+  // Centred and scaled: (10 - 60 - 10) / 120 = -0.5 ... (130 - 80 - 10) / 120 = 1/3.
+  assert.ok(Math.abs(c.clip[0] + 0.5) < 1e-9 && Math.abs(c.clip[1] - 1 / 3) < 1e-9, `${c.clip}`);
+  // A dim, low-contrast window comes out spanning [0, 1] (the identity transform otherwise).
+  const w = new Uint8Array(CONTEXT * CONTEXT * 3);
+  for (let i = 0; i < w.length; i++) w[i] = 100 + (i % 7);
+  const out = new Float32Array(PATCH * PATCH * 3);
+  const pca = {
+    mean: [0.4, 0.4, 0.4] as [number, number, number],
+    vectors: [[1, 0, 0], [0, 1, 0], [0, 0, 1]] as [number, number, number][],
+    variances: [1, 1, 1] as [number, number, number],
+  };
+  transformPatch(w, 0, identityParams(), pca, out, 0, { lo: 0, hi: 1, clip: [-Infinity, Infinity], stretch: true });
+  assert.ok(
+    Math.abs(Math.min(...out)) < 1e-6 && Math.abs(Math.max(...out) - 1) < 1e-6,
+    `${Math.min(...out)} ${Math.max(...out)}`,
+  );
+  transformPatch(w, 0, identityParams(), pca, out);
+  assert.ok(Math.max(...out) < 0.43, "without the stretch the patch stays dim");
 });
