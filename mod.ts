@@ -71,13 +71,14 @@ export {
   drawParams,
   identityParams,
   patchToImage,
+  type ReleaseColour,
   sweepParams,
   type TransformName,
   type TransformParams,
   transformPatch,
   TRANSFORMS,
 } from "./lib/augment.ts";
-export { type Batch, SurrogateData, type SurrogateOptions } from "./lib/surrogate.ts";
+export { type Batch, SurrogateData, type SurrogateOptions, type SurrogateStats } from "./lib/surrogate.ts";
 
 // 3. Networks and pretraining (paper §4 and §5.1).
 export {

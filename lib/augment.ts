@@ -215,8 +215,9 @@ export const NO_PCA: ColorPCA = {
  * statistics of the seed pixels: see {@link releaseColour}.
  */
 export interface ReleaseColour {
-  /** The data's min and max (RGB in [0, 1]): pixels are centred and divided by hi - lo. */
+  /** The data's min (RGB in [0, 1]): pixels are centred and divided by hi - lo. */
   lo: number;
+  /** The data's max. */
   hi: number;
   /** The range of the centred, scaled data: contrast1's result is clipped to it. */
   clip: [number, number];

@@ -63,8 +63,9 @@ export interface SeedOrigin {
   y: number;
   /** The candidate's sampling weight (mean energy in the window). */
   energy: number;
-  /** Size of the scaled image it was cut from (absent in seeds saved by older versions). */
+  /** Width of the scaled image it was cut from (absent in seeds saved by older versions). */
   width?: number;
+  /** Its height. */
   height?: number;
 }
 

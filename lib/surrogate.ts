@@ -194,9 +194,13 @@ export class SurrogateData {
 
 /** The statistics of the seeds a {@link SurrogateData} computes once (and hands to its workers). */
 export interface SurrogateStats {
+  /** Principal components of the seed pixels' colours. */
   pca: ColorPCA;
+  /** Per-pixel mean patch. */
   mean: Float32Array;
+  /** The release's colour arithmetic, or null. */
   colour: ReleaseColour | null;
+  /** Where each seed's image lies in its window, or null. */
   bounds: Float32Array | null;
 }
 
