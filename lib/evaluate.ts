@@ -38,6 +38,7 @@ import {
 import { UserError } from "./util/errors.ts";
 import { loadSeeds, PATCH, seedMean } from "./seeds.ts";
 import { loadTrainedNet } from "./run_folder.ts";
+import { METHODS } from "./presets.ts";
 import type { TrainConfig } from "./train.ts";
 import type { Features } from "./svm.ts";
 
@@ -132,12 +133,16 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): P
     const protocol = (opts.protocol as ProtocolName | undefined) ?? defaultProtocol(ds);
     checkProtocolFits(protocol, ds);
     const { size, pooling } = PROTOCOL_INPUT[protocol];
+    const levelWeights = METHODS[cfg.method].eval.levelWeights;
     // Mean colour of the pretraining inputs (the seeds' mean), subtracted as in pretraining.
     const m = seedMean(await loadSeeds(runDir));
     const mean: [number, number, number] = [0, 0, 0];
     for (let i = 0; i < PATCH * PATCH; i++) for (let c = 0; c < 3; c++) mean[c] += m[3 * i + c] / (PATCH * PATCH);
     const cache = join(runDir, "features");
-    const dataTag = `${protocol}-${hash32(...[...evalData].map((ch) => ch.charCodeAt(0))).toString(16)}`;
+    // (v2: images resized with antialiasing, pooling levels weighted by the method.)
+    const dataTag = `v2-${cfg.method}-${protocol}-${
+      hash32(...[...evalData].map((ch) => ch.charCodeAt(0))).toString(16)
+    }`;
 
     // Features run in two workers on the wasm backend (each its own thread), else here.
     const workers = tf.getBackend() === "wasm" ? Math.max(1, Math.min(2, navigator.hardwareConcurrency)) : 1;
@@ -149,7 +154,7 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): P
         const progress = (d: number) => opts.onProgress?.(`features (${which}, ${split})`, d, idx.length);
         if (workers > 1) {
           return await extractFeaturesParallel(
-            { spec, weights: flat, data: evalData, split, size, pooling, mean },
+            { spec, weights: flat, data: evalData, split, size, pooling, mean, levelWeights },
             idx,
             workers,
             progress,
@@ -159,6 +164,7 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): P
           size,
           pooling,
           mean,
+          levelWeights,
           onProgress: progress,
         });
       }, blocks);
@@ -169,6 +175,7 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): P
     const learned = await runProtocol(protocol, ds, await netFeatures("learned", net, true), {
       C: opts.C,
       runs: opts.runs,
+      method: cfg.method,
       log,
     });
     log(`learned features: ${learned.mean.toFixed(2)} +- ${learned.std.toFixed(2)} %`);
@@ -193,6 +200,7 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): P
         out.random = await runProtocol(protocol, ds, await netFeatures("random", random, false), {
           C: opts.C,
           runs: opts.runs,
+          method: cfg.method,
           log: () => {},
         });
       } finally {
@@ -205,7 +213,7 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): P
         (split, idx) => rawPixelFeatures(getSplit(ds, split), idx, 32, mean),
         null,
       );
-      out.raw = await runProtocol(protocol, ds, raw, { C: opts.C, runs: opts.runs, log: () => {} });
+      out.raw = await runProtocol(protocol, ds, raw, { C: opts.C, runs: opts.runs, method: cfg.method, log: () => {} });
       log(`raw pixels:       ${out.raw.mean.toFixed(2)} +- ${out.raw.std.toFixed(2)} %`);
     }
     ds.close();

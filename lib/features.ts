@@ -26,7 +26,7 @@ import { join } from "node:path";
 import { tf } from "./compute/backend.ts";
 import type { Split } from "./data/dataset.ts";
 import { exists, writeFileAtomic } from "./util/fsutil.ts";
-import { resizeBilinear, type RGBImage } from "./util/image.ts";
+import { resizeAntialiased, type RGBImage } from "./util/image.ts";
 import type { ExemplarNet } from "./nets.ts";
 import type { NetSpec } from "./compute/engine.ts";
 import { WorkerPool } from "./compute/pool.ts";
@@ -55,7 +55,10 @@ export function poolingGrids(p: Pooling): number[] {
   return p === "quadrant" ? [2] : [1, 2, 4];
 }
 
-/** Max-pools a map (H x W x C, row-major) over the cells of the grids, appending to `out` at `off`. */
+/**
+ * Max-pools a map (H x W x C, row-major) over the cells of the grids, appending to `out` at `off`; the cells of
+ * grid g are multiplied by `weights[g's index]` (the release weights pyramid levels 1, 1/2, 1/4).
+ */
 export function poolMap(
   map: Float32Array,
   H: number,
@@ -64,8 +67,10 @@ export function poolMap(
   grids: number[],
   out: Float32Array,
   off: number,
+  weights?: number[],
 ): number {
-  for (const g of grids) {
+  for (const [level, g] of grids.entries()) {
+    const weight = weights?.[level] ?? 1;
     for (let gy = 0; gy < g; gy++) {
       const y0 = Math.floor((gy * H) / g), y1 = Math.max(y0 + 1, Math.floor(((gy + 1) * H) / g));
       for (let gx = 0; gx < g; gx++) {
@@ -77,6 +82,7 @@ export function poolMap(
             for (let c = 0; c < C; c++) if (map[o + c] > out[off + c]) out[off + c] = map[o + c];
           }
         }
+        if (weight !== 1) { for (let c = 0; c < C; c++) out[off + c] *= weight; }
         off += C;
       }
     }
@@ -149,6 +155,8 @@ export interface ExtractOptions {
   pooling: Pooling;
   /** Mean colour (RGB in [0, 1]) subtracted from every pixel. */
   mean: [number, number, number];
+  /** Weights of the pooling levels (default 1 each). */
+  levelWeights?: number[];
   /** Images per batch through the network. */
   batch?: number;
   /** Progress: images done of the total. */
@@ -163,7 +171,7 @@ export function prepareImage(
   out: Float32Array,
   off: number,
 ): void {
-  const r = resizeBilinear(img, size, size).data;
+  const r = resizeAntialiased(img, size, size).data;
   for (let i = 0; i < size * size; i++) {
     out[off + 3 * i] = r[3 * i] / 255 - mean[0];
     out[off + 3 * i + 1] = r[3 * i + 1] / 255 - mean[1];
@@ -234,7 +242,16 @@ export async function extractFeatures(
     for (let j = 0; j < m; j++) {
       blocks.forEach((b, k) => {
         const per = b.map * b.map * b.channels;
-        poolMap(data[k].subarray(j * per, (j + 1) * per), b.map, b.map, b.channels, grids, x, (s + j) * dim + b.offset);
+        poolMap(
+          data[k].subarray(j * per, (j + 1) * per),
+          b.map,
+          b.map,
+          b.channels,
+          grids,
+          x,
+          (s + j) * dim + b.offset,
+          opts.levelWeights,
+        );
       });
     }
     opts.onProgress?.(s + m, n);
@@ -304,6 +321,8 @@ export interface FeatureJob {
   size: number;
   pooling: Pooling;
   mean: [number, number, number];
+  /** Weights of the pooling levels. */
+  levelWeights?: number[];
 }
 
 /**

@@ -23,6 +23,7 @@ serveRequests<FeatureJob, Features>(async (job, ctx) => {
       size: job.size,
       pooling: job.pooling,
       mean: job.mean,
+      levelWeights: job.levelWeights,
       onProgress: (done) => ctx.emit(done),
     });
   } finally {

@@ -132,10 +132,27 @@ export interface EvalNumbers {
   }>;
   /** Quantile of each layer's training features that its block is divided by (0.9999: the 99.99th percentile). */
   blockQuantile: number;
-  /** The SVM's constant bias feature (liblinear's -B). */
-  svmBias: number;
-  /** The values of C tried. */
+  /** Weights of the pooling levels, coarsest first (the pyramid's 1x1, 2x2, 4x4; quadrants use the first). */
+  levelWeights: number[];
+  /** The SVM's constant bias feature (liblinear's -B), by protocol. */
+  svmBias: Record<"stl10" | "cifar10-400" | "cifar10" | "caltech101" | "caltech256", number>;
+  /** How C is chosen: on a grid, or by random log-uniform draws in a range per protocol (the release). */
+  cSearch: "grid" | "logRandom";
+  /** `grid`: the values of C tried. */
   cGrid: number[];
+  /** `logRandom`: [lo, hi] and the number of draws, by protocol. */
+  cRandom: Record<"stl10" | "cifar10-400" | "cifar10" | "caltech101" | "caltech256", {
+    range: [number, number];
+    draws: number;
+  }>;
+  /**
+   * What C is validated on: a held-out part of the first run's training set (`holdOut`), or the release's choice
+   * (STL-10: fold 1 against the rest; CIFAR-10(400), Caltech: run 1's training set against run 2's images not in it;
+   * CIFAR-10: 2-fold cross-validation).
+   */
+  cValidation: "holdOut" | "release";
+  /** Standard deviation over runs: sample (n - 1) or population (n, the release). */
+  std: "sample" | "population";
   /** Runs (subsets or splits) a protocol averages over. */
   runs: number;
   /** CIFAR-10(400): training images per class. */
@@ -162,7 +179,7 @@ export interface Method {
   eval: EvalNumbers;
 }
 
-const COMMON_EVAL: EvalNumbers = {
+const PAPER_EVAL: EvalNumbers = {
   input: {
     stl10: { size: 96, pooling: "quadrant" },
     "cifar10-400": { size: 64, pooling: "quadrant" },
@@ -171,12 +188,32 @@ const COMMON_EVAL: EvalNumbers = {
     caltech256: { size: 256, pooling: "pyramid" },
   },
   blockQuantile: 0.9999,
-  svmBias: 1,
+  levelWeights: [1, 1, 1],
+  svmBias: { stl10: 1, "cifar10-400": 1, cifar10: 1, caltech101: 1, caltech256: 1 },
+  cSearch: "grid",
   cGrid: [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10],
+  cRandom: {
+    stl10: { range: [2e-4, 2e-1], draws: 50 },
+    "cifar10-400": { range: [1e-3, 1], draws: 50 },
+    cifar10: { range: [1e-3, 1], draws: 30 },
+    caltech101: { range: [2e-3, 1], draws: 30 },
+    caltech256: { range: [2e-3, 1], draws: 30 },
+  },
+  cValidation: "holdOut",
+  std: "sample",
   runs: 10,
   cifarPerClass: 400,
   caltechTrain: 30,
   caltechTestMax: 50,
+};
+
+const RELEASE_EVAL: EvalNumbers = {
+  ...PAPER_EVAL,
+  levelWeights: [1, 0.5, 0.25],
+  svmBias: { stl10: 5, "cifar10-400": 1, cifar10: 1, caltech101: 1, caltech256: 1 },
+  cSearch: "logRandom",
+  cValidation: "release",
+  std: "population",
 };
 
 const RELEASE_STAGES: [number, number][] = [[1_200_000, 0.01], [120_000, 0.004], [120_000, 0.001], [
@@ -237,7 +274,7 @@ export const METHODS: Readonly<Record<MethodName, Method>> = {
     },
     net: { ...CAFFE_LAYERS, pool: { size: 2, stride: 2 }, init: "he", softmaxStd: 0.01, bias: 0 },
     train: { ...SGD, schedule: "plateau" },
-    eval: COMMON_EVAL,
+    eval: PAPER_EVAL,
   },
   release: {
     name: "release",
@@ -271,7 +308,7 @@ export const METHODS: Readonly<Record<MethodName, Method>> = {
     },
     net: { ...CAFFE_LAYERS, pool: { size: 3, stride: 2 }, init: "gaussian", softmaxStd: 0.01, bias: 0.1 },
     train: { ...SGD, schedule: "stages" },
-    eval: COMMON_EVAL,
+    eval: RELEASE_EVAL,
   },
 };
 
@@ -463,13 +500,36 @@ export const SOURCES: Readonly<Record<string, Source>> = {
     paper: "(not in the paper: the release's per-layer scaling)",
     release: "testing/make_features_from_maps_f1.m: each layer divided by its 99.99th percentile",
   },
+  "eval.levelWeights": {
+    paper: "(not in the paper: levels alike)",
+    release: "testing/make_features_from_maps_f1.m: each level times pool size / largest pool size: 1, 1/2, 1/4",
+  },
   "eval.svmBias": {
     paper: "(not in the paper: 1)",
-    release: "testing/run_net_on_STL_matcaffe_distr.m: liblinear -B (5 for STL-10)",
+    release:
+      "testing/run_net_on_STL_matcaffe_distr.m: B = 5; run_net_on_CIFAR_matcaffe_distr.m, run_net_on_Caltech_matcaffe_distr.m: B = 1",
+  },
+  "eval.cSearch": {
+    paper: '§5.1: C "chosen by cross-validation" (a grid)',
+    release: 'testing/svm_params_search.m: "logrand": C = exp(uniform(log lo, log hi)), the best of the draws',
   },
   "eval.cGrid": {
-    paper: '§5.1: "C [...] chosen by cross-validation" (this grid)',
-    release: "testing/svm_params_search.m: C searched on a held-out part",
+    paper: "(not in the paper: 0.001 ... 10 in steps of about 3)",
+    release: "(the release preset draws C at random)",
+  },
+  "eval.cRandom": {
+    paper: "(paper preset does not use it)",
+    release:
+      "testing/run_net_on_STL_matcaffe_distr.m: [2e-4, 2e-1], 50 draws; run_net_on_CIFAR_matcaffe_distr.m: [1e-3, 1], 50 (reduced) and 30 (full); run_net_on_Caltech_matcaffe_distr.m: [2e-3, 1], 30",
+  },
+  "eval.cValidation": {
+    paper: "(not in the paper: a held-out part of the first run's training set)",
+    release:
+      "testing/run_net_on_*_matcaffe_distr.m: STL-10 fold 1 against the rest; CIFAR-10(400) and Caltech split 1 against split 2's images not in split 1; CIFAR-10 2-fold cross-validation (-v 2)",
+  },
+  "eval.std": {
+    paper: '§5.2: "mean and standard deviation" (sample standard deviation)',
+    release: "testing/run_STL_folds.m, run_net_on_Caltech_matcaffe_distr.m: sqrt(mean((a - mean(a))^2)) (population)",
   },
   "eval.runs": {
     paper: '§5.2: "mean and standard deviation over 10 [folds/splits]"',

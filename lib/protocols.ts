@@ -88,9 +88,11 @@ export interface ProtocolResult {
 /** Computes features for images of a split. */
 export type FeatureFn = (split: string, indices: number[]) => Promise<Features>;
 
-function meanStd(v: number[]): { mean: number; std: number } {
+/** Mean and standard deviation: the sample's (divided by n - 1) or the population's (by n, as the release). */
+function meanStd(v: number[], kind: "sample" | "population" = "sample"): { mean: number; std: number } {
   const mean = v.reduce((a, b) => a + b, 0) / v.length;
-  const std = v.length > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1)) : 0;
+  const dof = kind === "sample" ? v.length - 1 : v.length;
+  const std = dof > 0 ? Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / dof) : 0;
   return { mean, std };
 }
 
@@ -162,6 +164,8 @@ export interface ProtocolPlan {
   /** C is chosen by training on `cTrain` and scoring on `cValid` (both in trainSplit). */
   cTrain: number[];
   cValid: number[];
+  /** With two or more folds, C's score is the mean over them (cross-validation); else cTrain/cValid. */
+  cFolds?: { train: number[]; valid: number[] }[];
   /** Mean per-class accuracy (Caltech) rather than accuracy. */
   perClass: boolean;
 }
@@ -264,16 +268,29 @@ function caltechPlan(ds: Dataset, rng: Rng, runs: number, trainPer: number, test
 
 /** The plan of a protocol on a data set (random subsets and splits drawn from `rng`). */
 export function protocolPlan(p: ProtocolName, ds: Dataset, rng: Rng, e: EvalNumbers, runs = e.runs): ProtocolPlan {
-  switch (p) {
-    case "stl10":
-      return stl10Plan(ds, runs);
-    case "cifar10-400":
-      return cifar400Plan(ds, rng, runs, e.cifarPerClass);
-    case "cifar10":
-      return cifarFullPlan(ds, rng);
-    default:
-      return caltechPlan(ds, rng, runs, e.caltechTrain, e.caltechTestMax);
+  const plan = p === "stl10"
+    ? stl10Plan(ds, runs)
+    : p === "cifar10-400"
+    ? cifar400Plan(ds, rng, runs, e.cifarPerClass)
+    : p === "cifar10"
+    ? cifarFullPlan(ds, rng)
+    : caltechPlan(ds, rng, runs, e.caltechTrain, e.caltechTestMax);
+  return e.cValidation === "release" ? releaseValidation(p, plan) : plan;
+}
+
+/**
+ * Where the release validates C: STL-10 fold 1 against the rest (as the held-out plan); CIFAR-10(400) and Caltech
+ * run 1's training set against run 2's training images not in it; CIFAR-10 two-fold cross-validation.
+ */
+function releaseValidation(p: ProtocolName, plan: ProtocolPlan): ProtocolPlan {
+  if (p === "cifar10") {
+    const all = plan.train[0], half = [...plan.cValid, ...plan.cTrain]; // a random order of all training images
+    const a = half.slice(0, Math.floor(all.length / 2)), b = half.slice(Math.floor(all.length / 2));
+    return { ...plan, cTrain: a, cValid: b, cFolds: [{ train: a, valid: b }, { train: b, valid: a }] };
   }
+  if (p === "stl10" || plan.train.length < 2) return plan;
+  const first = new Set(plan.train[0]);
+  return { ...plan, cTrain: plan.train[0], cValid: plan.train[1].filter((i) => !first.has(i)) };
 }
 
 const sortedUnion = (...lists: number[][]) => [...new Set(lists.flat())].sort((a, b) => a - b);
@@ -293,7 +310,7 @@ export async function runProtocol(
   const e = METHODS[opts.method ?? "paper"].eval;
   const plan = protocolPlan(p, ds, new Rng(opts.seed ?? 0, 9001), e, opts.runs ?? e.runs);
   const K = ds.classNames.length;
-  const bias = opts.bias ?? e.svmBias;
+  const bias = opts.bias ?? e.svmBias[p];
   const score = (pred: Int32Array, y: Int32Array) => plan.perClass ? meanClassAccuracy(pred, y, K) : accuracy(pred, y);
 
   // Features: the training split's images (all runs and the C split), then the test split's; one call where the
@@ -318,19 +335,36 @@ export async function runProtocol(
 
   let C = opts.C ?? NaN, cScores: { C: number; accuracy: number }[] = [];
   if (opts.C === undefined) {
-    const r = chooseC(
-      subset(fTrain, trRows(plan.cTrain)),
-      labelsOf(yTrain, plan.cTrain),
-      subset(fTrain, trRows(plan.cValid)),
-      labelsOf(yTrain, plan.cValid),
-      K,
-      e.cGrid,
-      bias,
-      score,
+    // The values tried: the grid, or the release's random log-uniform draws in the protocol's range.
+    const { range: [lo, hi], draws } = e.cRandom[p], cRng = new Rng(opts.seed ?? 0, 9002);
+    const candidates = e.cSearch === "grid"
+      ? e.cGrid
+      : Array.from({ length: draws }, () => Math.exp(cRng.uniform(Math.log(lo), Math.log(hi))));
+    const folds = plan.cFolds ?? [{ train: plan.cTrain, valid: plan.cValid }];
+    const perFold = folds.map((f) =>
+      chooseC(
+        subset(fTrain, trRows(f.train)),
+        labelsOf(yTrain, f.train),
+        subset(fTrain, trRows(f.valid)),
+        labelsOf(yTrain, f.valid),
+        K,
+        candidates,
+        bias,
+        score,
+      ).scores
     );
-    C = r.C;
-    cScores = r.scores;
-    log(`C = ${C} (validation ${r.scores.map((s) => `${s.C}: ${(100 * s.accuracy).toFixed(1)}`).join(", ")})`);
+    // The score of a C: its mean over the folds; ties go to the first tried (the smaller C on the grid).
+    cScores = candidates.map((c, i) => ({
+      C: c,
+      accuracy: perFold.reduce((a, s) => a + s[i].accuracy, 0) / folds.length,
+    }));
+    const best = cScores.reduce((b, s) => s.accuracy > b.accuracy + 1e-12 ? s : b);
+    C = best.C;
+    log(
+      `C = ${C.toPrecision(3)} (validation ${
+        cScores.map((s) => `${s.C.toPrecision(2)}: ${(100 * s.accuracy).toFixed(1)}`).join(", ")
+      })`,
+    );
   }
 
   const runs: number[] = [];
@@ -340,7 +374,7 @@ export async function runProtocol(
     runs.push(100 * score(predictSVM(m, subset(fTest, teRows(te))), labelsOf(yTest, te)));
     log(`run ${k + 1}/${plan.train.length}: ${runs.at(-1)!.toFixed(2)} %`);
   }
-  const { mean, std } = meanStd(runs);
+  const { mean, std } = meanStd(runs, e.std);
   return {
     protocol: p,
     metric: PROTOCOL_INPUT[p].metric,

@@ -133,7 +133,7 @@ function trainBinary(
 export function trainSVM(f: Features, labels: Int32Array, classes: number, opts: SVMOptions): LinearSVM {
   checkC(opts.C);
   if (labels.length !== f.n) throw new Error(`${labels.length} labels for ${f.n} feature vectors`);
-  const B = opts.bias ?? METHODS.paper.eval.svmBias;
+  const B = opts.bias ?? METHODS.paper.eval.svmBias.stl10;
   const rng = new Rng(opts.seed ?? 1, 555);
   const w = new Float64Array(classes * (f.dim + 1));
   const sign = new Int8Array(f.n);
@@ -196,7 +196,7 @@ export function chooseC(
   yValid: Int32Array,
   classes: number,
   grid: number[] = METHODS.paper.eval.cGrid,
-  bias: number = METHODS.paper.eval.svmBias,
+  bias: number = METHODS.paper.eval.svmBias.stl10,
   score: (p: Int32Array, y: Int32Array) => number = accuracy,
 ): { C: number; scores: { C: number; accuracy: number }[] } {
   for (const C of grid) checkC(C);

@@ -51,3 +51,30 @@ Deno.test("the FC layer applied convolutionally equals the dense layer on a 32x3
     net.dispose();
   }
 });
+
+Deno.test("antialiased resize: a fine checkerboard shrunk averages to gray (bilinear aliases it)", async () => {
+  const { newImage, resizeAntialiased, resizeBilinear } = await import("../lib/util/image.ts");
+  const img = newImage(300, 300);
+  for (let y = 0; y < 300; y++) {
+    for (let x = 0; x < 300; x++) img.data.fill((x + y) % 2 ? 255 : 0, 3 * (y * 300 + x), 3 * (y * 300 + x) + 3);
+  }
+  const spread = (d: Uint8Array) => Math.max(...d) - Math.min(...d);
+  const aa = resizeAntialiased(img, 100, 100), bl = resizeBilinear(img, 100, 100);
+  assert.ok(spread(aa.data) < 10, `antialiased spread ${spread(aa.data)}`);
+  assert.ok(spread(bl.data) > 100, `bilinear spread ${spread(bl.data)}`);
+  // Growing an image is the bilinear resize.
+  const small = newImage(4, 4);
+  small.data.forEach((_, i) => (small.data[i] = (i * 37) % 256));
+  assert.deepEqual(resizeAntialiased(small, 8, 8).data, resizeBilinear(small, 8, 8).data);
+});
+
+Deno.test("pyramid levels weighted 1, 1/2, 1/4 (the release) multiply each level's cells", async () => {
+  const { poolMap } = await import("../lib/features.ts");
+  const map = Float32Array.from({ length: 16 }, (_, i) => i + 1); // 4 x 4 x 1
+  const plain = new Float32Array(21), weighted = new Float32Array(21);
+  poolMap(map, 4, 4, 1, [1, 2, 4], plain, 0);
+  poolMap(map, 4, 4, 1, [1, 2, 4], weighted, 0, [1, 0.5, 0.25]);
+  assert.equal(weighted[0], plain[0]);
+  for (let i = 1; i < 5; i++) assert.equal(weighted[i], plain[i] / 2);
+  for (let i = 5; i < 21; i++) assert.equal(weighted[i], plain[i] / 4);
+});

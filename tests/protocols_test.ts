@@ -87,3 +87,26 @@ Deno.test("evaluate: a run folder without a checkpoint, a bad C and a protocol t
     /the stl10 protocol does not fit folder:/,
   );
 });
+
+Deno.test("release evaluation: random log-uniform C in the protocol's range, validated as the release does", async () => {
+  await using tmp = await tempDir();
+  Deno.env.set("EXEMPLAR_CACHE", `${tmp.path}/cache`);
+  const stl = await openDataset("synthetic:unlabeled=0,train=100,test=50,fold=50");
+  Deno.env.delete("EXEMPLAR_CACHE");
+  const features = (split: string, idx: number[]) => rawPixelFeatures(stl.splits[split], idx, 8, GRAY);
+  const release = await runProtocol("stl10", stl, features, { method: "release", runs: 3 });
+  // testing/run_net_on_STL_matcaffe_distr.m: 50 draws of C in [2e-4, 2e-1] (log-uniform), B = 5.
+  assert.equal(release.cScores.length, 50);
+  assert.ok(release.cScores.every((s) => s.C >= 2e-4 && s.C <= 2e-1));
+  const logs = release.cScores.map((s) => Math.log10(s.C));
+  assert.ok(Math.min(...logs) < -3 && Math.max(...logs) > -1.3, "spread over the decades of the range");
+  assert.equal(release.runs.length, 3, "--runs is honoured by the STL-10 protocol");
+  // The population standard deviation (the release's), not the sample's.
+  const m = release.runs.reduce((a, b) => a + b, 0) / 3;
+  const pop = Math.sqrt(release.runs.reduce((a, b) => a + (b - m) ** 2, 0) / 3);
+  assert.ok(Math.abs(release.std - pop) < 1e-9, `${release.std} vs ${pop}`);
+  const paper = await runProtocol("stl10", stl, features, { runs: 3 });
+  assert.deepEqual(paper.cScores.map((s) => s.C), [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10]);
+  const sample = Math.sqrt(paper.runs.reduce((a, b, _, v) => a + (b - paper.mean) ** 2, 0) / 2);
+  assert.ok(Math.abs(paper.std - sample) < 1e-9);
+});

@@ -143,6 +143,50 @@ export function resizeBilinear(img: RGBImage, width: number, height: number): RG
 }
 
 /**
+ * Resizes with antialiasing: where an axis shrinks, each output pixel averages the input under a triangle filter
+ * widened by the shrink factor (as MATLAB's imresize with antialiasing and PIL's bilinear resize do), so detail
+ * finer than the output grid is averaged out instead of aliased; where an axis grows or keeps its size it is
+ * {@link resizeBilinear}.
+ */
+export function resizeAntialiased(img: RGBImage, width: number, height: number): RGBImage {
+  if (width >= img.width && height >= img.height) return resizeBilinear(img, width, height);
+  const rows = resampleAxis(Float32Array.from(img.data), img.width, img.height, width, true);
+  const both = resampleAxis(rows, width, img.height, height, false);
+  const out = newImage(width, height);
+  for (let i = 0; i < both.length; i++) out.data[i] = Math.max(0, Math.min(255, Math.round(both[i])));
+  return out;
+}
+
+/** One axis of {@link resizeAntialiased}: `data` is W x H x 3; resamples x (`alongX`) or y to `n` samples. */
+function resampleAxis(data: Float32Array, W: number, H: number, n: number, alongX: boolean): Float32Array {
+  const len = alongX ? W : H, other = alongX ? H : W;
+  const scale = len / n, support = Math.max(1, scale); // the triangle's half-width, in input pixels
+  const out = new Float32Array(alongX ? n * H * 3 : W * n * 3);
+  for (let i = 0; i < n; i++) {
+    const centre = (i + 0.5) * scale - 0.5;
+    const lo = Math.max(0, Math.ceil(centre - support)), hi = Math.min(len - 1, Math.floor(centre + support));
+    const weights: number[] = [];
+    let total = 0;
+    for (let j = lo; j <= hi; j++) {
+      const w = Math.max(0, 1 - Math.abs(j - centre) / support);
+      weights.push(w);
+      total += w;
+    }
+    for (let k = 0; k < other; k++) {
+      for (let c = 0; c < 3; c++) {
+        let acc = 0;
+        for (let j = lo; j <= hi; j++) {
+          const src = alongX ? 3 * (k * W + j) + c : 3 * (j * W + k) + c;
+          acc += data[src] * weights[j - lo];
+        }
+        out[alongX ? 3 * (k * n + i) + c : 3 * (i * W + k) + c] = total > 0 ? acc / total : 0;
+      }
+    }
+  }
+  return out;
+}
+
+/**
  * Tiles images (scaled to `cell` px, nearest neighbour) into one grid image,
  * `cols` per row, separated by `pad` px of a light gray.
  */
