@@ -52,3 +52,25 @@ Deno.test({
     assert.equal(attr(body, "data-charts-drawn"), attr(body, "data-charts"), body);
   },
 });
+
+Deno.test("FIDELITY.md is the table the presets make; every number has its code and an existing test", async () => {
+  const { fidelityMarkdown, IMPLEMENTATIONS } = await import("../lib/fidelity.ts");
+  assert.deepEqual(Object.keys(IMPLEMENTATIONS).sort(), numberPaths().sort());
+  const tests = new Map<string, string>();
+  for (const e of Deno.readDirSync(`${ROOT}/tests`)) {
+    if (e.name.endsWith(".ts")) tests.set(`tests/${e.name}`, await Deno.readTextFile(`${ROOT}/tests/${e.name}`));
+  }
+  for (const [path, { code, test }] of Object.entries(IMPLEMENTATIONS)) {
+    const [file, name] = test.split(": ", 2) as [string, string];
+    const source = tests.get(file) ?? "";
+    // The test names are written literally, or (for the signal tests) with a template.
+    assert.ok(source.includes(JSON.stringify(name)) || source.includes(name), `${path}: no test "${name}" in ${file}`);
+    for (const part of code.split("; ")) {
+      const [module, ...symbols] = part.split(/[ ,]+/).filter(Boolean);
+      const text = await Deno.readTextFile(`${ROOT}/${module}`);
+      for (const s of symbols) assert.ok(text.includes(s.split(".").at(-1)!), `${path}: ${s} not in ${module}`);
+    }
+  }
+  const committed = await Deno.readTextFile(`${ROOT}/FIDELITY.md`);
+  assert.equal(committed, fidelityMarkdown(), "FIDELITY.md differs from the presets: run deno task fidelity");
+});
