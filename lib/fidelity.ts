@@ -40,6 +40,10 @@ export const IMPLEMENTATIONS: Readonly<Record<string, Implementation>> = {
   "seeds.perImage": { code: SEEDS, test: releaseSeeds },
   "seeds.highPassSigma": { code: "lib/seeds.ts releaseCandidates", test: releaseSeeds },
   "seeds.subsample": { code: "lib/seeds.ts releaseCandidates", test: releaseSeeds },
+  "seeds.frameTolerance": {
+    code: "lib/seeds.ts frameBox, withoutFrame",
+    test: "tests/seeds_test.ts: a flat frame around a photograph is not the picture: seeds are cut inside it",
+  },
   "augment.translation": { code: AUG, test: ranges },
   "augment.translationOf": { code: AUG, test: ranges },
   "augment.scale": { code: AUG, test: ranges },

@@ -38,6 +38,8 @@ export interface SeedNumbers {
   highPassSigma: number;
   /** High-pass sampler: subsampling factor of the image before filtering. */
   subsample: number;
+  /** A flat frame (edge rows and columns varying by at most this, in 0..255) is not part of the picture. */
+  frameTolerance: number;
 }
 
 /** Transformation ranges (paper §3): each the [lo, hi] of a drawn quantity. */
@@ -254,6 +256,7 @@ export const METHODS: Readonly<Record<MethodName, Method>> = {
       perImage: "spread",
       highPassSigma: 2,
       subsample: 4,
+      frameTolerance: 10,
     },
     augment: {
       translation: 0.2,
@@ -285,6 +288,7 @@ export const METHODS: Readonly<Record<MethodName, Method>> = {
       perImage: "one",
       highPassSigma: 2,
       subsample: 4,
+      frameTolerance: 10,
     },
     augment: {
       translation: 0.25,
@@ -357,6 +361,11 @@ export const SOURCES: Readonly<Record<string, Source>> = {
   "seeds.subsample": {
     paper: "(paper preset does not use it)",
     release: "make_data/sample_patches_multiscale.m: energy computed on the image subsampled 4x",
+  },
+  "seeds.frameTolerance": {
+    paper:
+      '§3: "patches containing objects or parts of objects" (not in the paper: a flat frame around a photograph is not the picture)',
+    release: "(not in the release: it samples the whole image)",
   },
   "augment.translation": {
     paper: '§3: "vertical or horizontal translation by a distance within 0.2 of the patch size"',

@@ -67,6 +67,10 @@ export interface SeedOrigin {
   width?: number;
   /** Its height. */
   height?: number;
+  /** Where that picture (the image inside its frame, {@link frameBox}) begins in the scaled image, when not at 0. */
+  left?: number;
+  /** Its top edge. */
+  top?: number;
 }
 
 /** N seed patches with their surroundings. */
@@ -247,6 +251,48 @@ function imageWeight(maps: CandidateMap[], perImage: "spread" | "one"): number {
   return m ? sum(m.weights) / m.weights.length : 0;
 }
 
+/**
+ * The picture inside a uniform frame: many photographs (Caltech-101's among them) have flat black or white borders,
+ * whose edge against the picture has strong gradients, so seeds would be cut from windows that are mostly frame.
+ * Rows and columns at the edges whose every channel varies by at most `tolerance` (JPEG noise on a flat border) are
+ * frame, up to a quarter of each side. Returns the picture's box: [left, top, width, height].
+ */
+export function frameBox(
+  img: RGBImage,
+  tolerance: number = METHODS.paper.seeds.frameTolerance,
+): [number, number, number, number] {
+  const flat = (x0: number, y0: number, dx: number, dy: number, n: number) => {
+    const lo = [255, 255, 255], hi = [0, 0, 0];
+    for (let k = 0, x = x0, y = y0; k < n; k++, x += dx, y += dy) {
+      const p = 3 * (y * img.width + x);
+      for (let c = 0; c < 3; c++) {
+        if (img.data[p + c] < lo[c]) lo[c] = img.data[p + c];
+        if (img.data[p + c] > hi[c]) hi[c] = img.data[p + c];
+      }
+    }
+    return hi.every((h, c) => h - lo[c] <= tolerance);
+  };
+  const W = img.width, H = img.height, maxX = Math.floor(W / 4), maxY = Math.floor(H / 4);
+  let left = 0, right = 0, top = 0, bottom = 0;
+  while (top < maxY && flat(0, top, 1, 0, W)) top++;
+  while (bottom < maxY && flat(0, H - 1 - bottom, 1, 0, W)) bottom++;
+  while (left < maxX && flat(left, top, 0, 1, H - top - bottom)) left++;
+  while (right < maxX && flat(W - 1 - right, top, 0, 1, H - top - bottom)) right++;
+  return [left, top, W - left - right, H - top - bottom];
+}
+
+/** The picture inside its frame (the image itself when it has none), and where it lies in the image. */
+export function withoutFrame(img: RGBImage): { picture: RGBImage; left: number; top: number } {
+  const [left, top, width, height] = frameBox(img);
+  if (left === 0 && top === 0 && width === img.width && height === img.height) return { picture: img, left, top };
+  const picture = newImage(width, height);
+  for (let y = 0; y < height; y++) {
+    const from = 3 * ((y + top) * img.width + left);
+    picture.data.set(img.data.subarray(from, from + 3 * width), 3 * y * width);
+  }
+  return { picture, left, top };
+}
+
 /** Draws index j with probability weights[j] / sum(weights). */
 function drawIndex(weights: Float32Array | Float64Array, total: number, rng: Rng): number {
   let u = rng.next() * total;
@@ -307,7 +353,7 @@ export async function seedPatches(split: Split, opts: SeedOptions): Promise<Seed
   const weights = new Float64Array(count);
   let usable = 0, positions = 0;
   for (let i = 0; i < count; i++) {
-    const maps = candidates(await split.image(i));
+    const maps = candidates(withoutFrame(await split.image(i)).picture);
     weights[i] = imageWeight(maps, numbers.perImage);
     if (weights[i] > 0) {
       usable++;
@@ -347,7 +393,8 @@ export async function seedPatches(split: Split, opts: SeedOptions): Promise<Seed
   const origins: SeedOrigin[] = [];
   let done = 0;
   for (const i of chosen) {
-    const maps = candidates(await split.image(i));
+    const { picture, left, top } = withoutFrame(await split.image(i));
+    const maps = candidates(picture);
     const imgRng = new Rng(opts.seed ?? 0, 7002, i);
     const all = maps.map((m) => Float32Array.from(m.weights));
     const totals = all.map((a) => sum(a));
@@ -366,14 +413,16 @@ export async function seedPatches(split: Split, opts: SeedOptions): Promise<Seed
       if (j < 0) break;
       const [x, y] = maps[s].positionOf(j);
       cropContext(maps[s].image, x, y, context, origins.length * CONTEXT * CONTEXT * 3);
+      const scale = maps[s].scale;
       origins.push({
         image: i,
-        scale: maps[s].scale,
-        x,
-        y,
+        scale,
+        x: x + left * scale,
+        y: y + top * scale,
         energy: all[s][j],
         width: maps[s].image.width,
         height: maps[s].image.height,
+        ...(left || top ? { left: left * scale, top: top * scale } : {}),
       });
       // Without replacement within the image.
       totals[s] -= all[s][j];
@@ -453,7 +502,8 @@ export function imageBounds(seeds: Seeds): Float32Array | null {
   if (seeds.origins.length !== seeds.n || seeds.origins.some((o) => o.width === undefined)) return null;
   const b = new Float32Array(4 * seeds.n), m = CONTEXT / 2 - PATCH / 2;
   seeds.origins.forEach((o, i) => {
-    b.set([m - o.x, m - o.y, m - o.x + o.width! - 1, m - o.y + o.height! - 1], 4 * i);
+    const x = o.x - (o.left ?? 0), y = o.y - (o.top ?? 0); // in the picture the window was cut from
+    b.set([m - x, m - y, m - x + o.width! - 1, m - y + o.height! - 1], 4 * i);
   });
   return b;
 }

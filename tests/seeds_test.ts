@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { Split } from "../lib/data/dataset.ts";
 import { newImage, type RGBImage } from "../lib/util/image.ts";
 import { Rng } from "../lib/util/rng.ts";
-import { loadSeeds, PATCH, saveSeeds, seedPatch, seedPatches } from "../lib/seeds.ts";
+import { frameBox, loadSeeds, PATCH, saveSeeds, seedPatch, seedPatches, withoutFrame } from "../lib/seeds.ts";
 import { oneLineError, task, tempDir } from "./helpers.ts";
 
 /** A split over images made in memory. */
@@ -118,4 +118,37 @@ Deno.test("seeds and augment tasks write their pictures", async () => {
   ], env);
   assert.equal(a.code, 0, a.stderr);
   for (const f of ["transforms.png", "classes.png"]) assert.ok((await Deno.stat(`${tmp.path}/a/${f}`)).size > 1000);
+});
+
+Deno.test("a flat frame around a photograph is not the picture: seeds are cut inside it", async () => {
+  const rng = new Rng(5);
+  const img = newImage(120, 90);
+  for (let y = 0; y < 90; y++) {
+    for (let x = 0; x < 120; x++) {
+      const inside = x >= 12 && x < 110 && y >= 6 && y < 90;
+      // A black frame (JPEG-like noise of a few levels) around a textured picture; no frame at the bottom.
+      const v = inside ? 40 + rng.int(180) : rng.int(6);
+      img.data.fill(v, 3 * (y * 120 + x), 3 * (y * 120 + x) + 3);
+    }
+  }
+  assert.deepEqual(frameBox(img), [12, 6, 98, 84]);
+  const { picture, left, top } = withoutFrame(img);
+  assert.deepEqual([picture.width, picture.height, left, top], [98, 84, 12, 6]);
+  // A picture without a frame is itself.
+  assert.equal(withoutFrame(picture).picture, picture);
+  // The seed windows lie inside the picture, and the origins say where in the image.
+  const split: Split = {
+    name: "unlabeled",
+    length: 1,
+    labels: null,
+    size: { width: 120, height: 90 },
+    image: () => Promise.resolve(img),
+    imageSize: () => Promise.resolve({ width: 120, height: 90 }),
+    source: () => "#0",
+  };
+  const seeds = await seedPatches(split, { n: 20, seed: 2 });
+  for (const o of seeds.origins) {
+    assert.ok(o.x / o.scale >= 12 - 1e-9 && o.y / o.scale >= 6 - 1e-9, JSON.stringify(o));
+    assert.ok((o.x + PATCH) / o.scale <= 110 + 1 && (o.y + PATCH) / o.scale <= 90 + 1, JSON.stringify(o));
+  }
 });
