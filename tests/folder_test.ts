@@ -2,34 +2,33 @@ import assert from "node:assert/strict";
 import { copyFileSync } from "node:fs";
 import { openCaltech101, openCaltech256, openFolder } from "../lib/data/folder.ts";
 import { decodeImage } from "../lib/util/image.ts";
-import { CALTECH_MINI, oneLineError, ROOT, task, tempDir } from "./helpers.ts";
+import { CALTECH_TINY, oneLineError, ROOT, task, tempDir } from "./helpers.ts";
 
 const FIX = `${ROOT}/tests/fixtures`;
 
-Deno.test("Caltech-101 mini: 10 classes, background excluded and listed as skipped", async () => {
-  const ds = openCaltech101(CALTECH_MINI);
-  assert.equal(ds.classNames.length, 10);
-  assert.ok(!ds.classNames.includes("BACKGROUND_Google"));
-  assert.equal(ds.splits.all.length, 600);
-  assert.deepEqual(ds.skipped.excludedClasses, { BACKGROUND_Google: 15 });
+Deno.test("Caltech-101 layout on real photographs: 3 classes, background excluded and listed as skipped", async () => {
+  const ds = openCaltech101(CALTECH_TINY);
+  assert.deepEqual(ds.classNames, ["car_side", "ketch", "laptop"]);
+  assert.equal(ds.splits.all.length, 120);
+  assert.deepEqual(ds.skipped.excludedClasses, { BACKGROUND_Google: 3 });
   const img = await ds.splits.all.image(0);
   assert.equal(img.data.length, img.width * img.height * 3);
   assert.deepEqual(await ds.splits.all.imageSize(0), { width: img.width, height: img.height });
 });
 
-Deno.test("data inspect and preview on Caltech-101 mini", async () => {
+Deno.test("data inspect and preview on real photographs", async () => {
   await using tmp = await tempDir();
-  const r = await task("data", ["inspect", `caltech101:${CALTECH_MINI}`]);
+  const r = await task("data", ["inspect", `caltech101:${CALTECH_TINY}`]);
   assert.equal(r.code, 0, r.stderr);
   const info = JSON.parse(r.stdout);
-  assert.equal(info.classes, 10);
-  assert.equal(info.splits.all.images, 600);
-  assert.equal(info.skipped.files, 15);
-  assert.deepEqual(info.skipped.excluded_classes, { BACKGROUND_Google: 15 });
+  assert.equal(info.classes, 3);
+  assert.equal(info.splits.all.images, 120);
+  assert.equal(info.skipped.files, 3);
+  assert.deepEqual(info.skipped.excluded_classes, { BACKGROUND_Google: 3 });
   assert.equal(info.splits.all.shape.channels, 3);
   assert.ok(info.splits.all.shape.width[1] <= 300 && info.splits.all.shape.width[0] > 50);
   const out = `${tmp.path}/x.png`;
-  const p = await task("data", ["preview", `caltech101:${CALTECH_MINI}`, "--index", "130", "--out", out]);
+  const p = await task("data", ["preview", `caltech101:${CALTECH_TINY}`, "--index", "30", "--out", out]);
   assert.equal(p.code, 0, p.stderr);
   assert.match(p.stderr, /car_side/);
   assert.ok((await decodeImage(await Deno.readFile(out))).width > 100);

@@ -2,7 +2,8 @@
 import { fileURLToPath } from "node:url";
 
 export const ROOT = fileURLToPath(new URL("../", import.meta.url)).replace(/\/$/, "");
-export const CALTECH_MINI = `${ROOT}/../shared/data/caltech101-mini`;
+/** Real photographs in Caltech-101's layout, inside the repository (tests/fixtures/caltech101-tiny/README.md). */
+export const CALTECH_TINY = `${ROOT}/tests/fixtures/caltech101-tiny`;
 
 /** Runs `deno run -A tasks/NAME.ts ARGS...` and returns its exit code and output. */
 export async function task(
