@@ -99,10 +99,10 @@ async function main(args: string[]): Promise<void> {
   const usage =
     "deno task bench [--nets small,medium,large] [--backend NAME] [--seconds S] [--skip surrogate,svm,nets,peer]";
   const { values } = parseFlags(args, {
-    nets: { type: "string" },
-    backend: { type: "string" },
-    seconds: { type: "string" },
-    skip: { type: "string" },
+    nets: { type: "string", help: "comma-separated networks (default: small, medium, large)" },
+    backend: { type: "string", help: "the backend to time (default: the first that works)" },
+    seconds: { type: "string", help: "seconds per measurement" },
+    skip: { type: "string", help: "comma-separated parts to skip: surrogate, svm, nets, peer" },
   }, usage);
   const seconds = Number(values.seconds ?? 6);
   if (!(seconds > 0)) throw new UserError(`--seconds ${values.seconds}: expected a positive number`);

@@ -12,19 +12,25 @@ import { TRAIN_DEFAULTS, type TrainConfig } from "./train.ts";
 
 /** Flags of pretraining, shared by the tasks that pretrain. */
 export const TRAIN_FLAGS = {
-  data: { type: "string" },
-  net: { type: "string" },
-  classes: { type: "string" },
-  "per-class": { type: "string" },
-  steps: { type: "string" },
-  batch: { type: "string" },
-  backend: { type: "string" },
-  method: { type: "string" },
-  schedule: { type: "string" },
-  lr: { type: "string" },
-  "valid-every": { type: "string" },
-  seed: { type: "string" },
-  workers: { type: "string" },
+  data: {
+    type: "string",
+    help: `unlabeled images to draw seeds from (default: synthetic; ${"stl10:DIR, folder:DIR, ..."})`,
+  },
+  net: {
+    type: "string",
+    help: "the network: small, medium, large or a name like 64c5-64c5-128f (default: the scale's)",
+  },
+  classes: { type: "string", help: "N, surrogate classes (seed patches)" },
+  "per-class": { type: "string", help: "K, transformed copies per class, or inf for fresh copies every epoch" },
+  steps: { type: "string", help: "SGD steps" },
+  batch: { type: "string", help: "samples per step (default 128)" },
+  backend: { type: "string", help: "wasm, webgpu, cpu, tensorflow, tensorflow-gpu (default: the first that works)" },
+  method: { type: "string", help: "method preset: paper (the text, default) or release (the authors' code)" },
+  schedule: { type: "string", help: "plateau (the paper) or stages (the release); default: the method's" },
+  lr: { type: "string", help: "initial learning rate (default 0.01)" },
+  "valid-every": { type: "string", help: "validate on held-out copies every this many steps" },
+  seed: { type: "string", help: "run seed: seeds, transformations, weights and dropout follow from it (default 0)" },
+  workers: { type: "string", help: "workers generating surrogate batches (default 2)" },
 } as const;
 
 /** One training row as a progress-bar text. */

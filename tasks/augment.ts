@@ -28,13 +28,13 @@ const USAGE =
 
 async function main(args: string[]): Promise<void> {
   const { values, positionals } = parseFlags(args, {
-    data: { type: "string" },
-    out: { type: "string" },
-    n: { type: "string" },
-    k: { type: "string" },
-    method: { type: "string" },
-    seed: { type: "string" },
-    transforms: { type: "string" },
+    data: { type: "string", help: "images to draw seeds from (default: synthetic)" },
+    out: { type: "string", help: "folder for transforms.png and classes.png (required)" },
+    n: { type: "string", help: "seeds shown, 2..64 (default 8)" },
+    k: { type: "string", help: "copies shown per seed, 1..64 (default 16)" },
+    method: { type: "string", help: "paper (default) or release" },
+    seed: { type: "string", help: "run seed (default 0)" },
+    transforms: { type: "string", help: "comma-separated transformations applied, or all (default all)" },
   }, USAGE);
   if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}" (usage: ${USAGE})`);
   if (!values.out) throw new UserError(`--out DIR is required (usage: ${USAGE})`);

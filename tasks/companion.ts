@@ -203,9 +203,9 @@ async function executeNotebooks(paths: string[], dir: string): Promise<void> {
 
 async function main(args: string[]): Promise<void> {
   const { values, positionals } = parseFlags(args, {
-    out: { type: "string" },
-    notebooks: { type: "string" },
-    executed: { type: "string" },
+    out: { type: "string", help: "folder the site is written into (required)" },
+    notebooks: { type: "string", help: "comma-separated notebooks to execute and include (default: all)" },
+    executed: { type: "string", help: "a folder of notebooks executed before (skips executing them)" },
   }, USAGE);
   if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}" (usage: ${USAGE})`);
   if (!values.out) throw new UserError(`--out DIR is required (usage: ${USAGE})`);

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { intFlag, parseFlags, progressBars, runTask } from "../lib/util/cli.ts";
+import { HelpRequested, intFlag, parseFlags, progressBars, runTask } from "../lib/util/cli.ts";
 import { ARCHIVES, downloadArchive } from "../lib/data/download.ts";
 import { DATA_SPECS, getSplit, inspectDataset, openDataset } from "../lib/data/mod.ts";
 import { UserError } from "../lib/util/errors.ts";
@@ -18,6 +18,11 @@ const USAGE = `deno task data inspect SPEC | preview SPEC --split NAME --index I
 
 async function main(args: string[]): Promise<void> {
   const [cmd, ...rest] = args;
+  if (cmd === "--help" || cmd === "-h") {
+    throw new HelpRequested(
+      `usage: ${USAGE}\n\ncommands:\n  inspect SPEC    JSON: splits, sizes, classes, skipped files\n  preview SPEC    one image as a PNG (--help after it lists its flags)\n  download NAME   an official archive, resumed and checked (--help after it lists its flags)`,
+    );
+  }
   if (cmd === "inspect") {
     const { positionals } = parseFlags(rest, {}, USAGE);
     if (positionals.length !== 1) throw new UserError(`inspect takes one data spec (usage: ${USAGE})`);
@@ -29,9 +34,9 @@ async function main(args: string[]): Promise<void> {
     }
   } else if (cmd === "preview") {
     const { values, positionals } = parseFlags(rest, {
-      split: { type: "string" },
-      index: { type: "string" },
-      out: { type: "string" },
+      split: { type: "string", help: "split to show (default: the first)" },
+      index: { type: "string", help: "image index (default 0)" },
+      out: { type: "string", help: "PNG file to write (required)" },
     }, USAGE);
     if (positionals.length !== 1) throw new UserError(`preview takes one data spec (usage: ${USAGE})`);
     if (!values.out) throw new UserError(`preview needs --out FILE.png`);
@@ -51,9 +56,9 @@ async function main(args: string[]): Promise<void> {
     }
   } else if (cmd === "download") {
     const { values, positionals } = parseFlags(rest, {
-      to: { type: "string" },
-      url: { type: "string" },
-      md5: { type: "string" },
+      to: { type: "string", help: "folder to download and extract into (required)" },
+      url: { type: "string", help: "another address for the archive (a mirror)" },
+      md5: { type: "string", help: "the archive's MD5, when the mirror's differs" },
     }, USAGE);
     if (positionals.length !== 1) throw new UserError(`download takes one data set name (usage: ${USAGE})`);
     const a = ARCHIVES[positionals[0]];

@@ -20,13 +20,13 @@ const USAGE = `deno task evaluate --run DIR [--data SPEC] [--protocol ${
 
 async function main(args: string[]): Promise<void> {
   const { values, positionals } = parseFlags(args, {
-    run: { type: "string" },
-    data: { type: "string" },
-    protocol: { type: "string" },
-    C: { type: "string" },
-    runs: { type: "string" },
-    backend: { type: "string" },
-    "no-baselines": { type: "boolean" },
+    run: { type: "string", help: "a pretraining run folder (required)" },
+    data: { type: "string", help: "labelled images to evaluate on (default: the run's data)" },
+    protocol: { type: "string", help: "stl10, cifar10-400, cifar10, caltech101, caltech256 (default: the data's)" },
+    C: { type: "string", help: "a fixed C for the SVM (default: chosen by validation)" },
+    runs: { type: "string", help: "folds, subsets or splits averaged (default 10)" },
+    backend: { type: "string", help: "wasm, webgpu, cpu, ... (default: the first that works)" },
+    "no-baselines": { type: "boolean", help: "skip the random-weights and raw-pixel baselines" },
   }, USAGE);
   if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}" (usage: ${USAGE})`);
   if (!values.run) throw new UserError(`--run DIR is required (usage: ${USAGE})`);

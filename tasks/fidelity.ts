@@ -5,12 +5,13 @@
  * @module
  */
 import { fidelityMarkdown } from "../lib/fidelity.ts";
-import { runTask } from "../lib/util/cli.ts";
+import { parseFlags, runTask } from "../lib/util/cli.ts";
 import { UserError } from "../lib/util/errors.ts";
 import { writeFileAtomic } from "../lib/util/fsutil.ts";
 
 async function main(args: string[]): Promise<void> {
-  if (args.length) throw new UserError(`unexpected argument "${args[0]}" (usage: deno task fidelity)`);
+  const { positionals } = parseFlags(args, {}, "deno task fidelity", "Writes FIDELITY.md from lib/presets.ts.");
+  if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}" (usage: deno task fidelity)`);
   const path = new URL("../FIDELITY.md", import.meta.url).pathname;
   await writeFileAtomic(path, fidelityMarkdown());
   console.log(`written: ${path}`);

@@ -27,8 +27,8 @@ const USAGE =
 async function main(args: string[]): Promise<void> {
   const { values, positionals } = parseFlags(args, {
     ...TRAIN_FLAGS,
-    out: { type: "string" },
-    resume: { type: "boolean" },
+    out: { type: "string", help: "the run folder (required); the same command again continues the run" },
+    resume: { type: "boolean", help: "insist on continuing a run (an error if there is none)" },
   }, USAGE);
   if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}" (usage: ${USAGE})`);
   if (!values.out) throw new UserError(`--out DIR is required (usage: ${USAGE})`);

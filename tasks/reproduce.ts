@@ -77,8 +77,11 @@ async function estimate(cfg: TrainConfig, backend: string | undefined): Promise<
 async function main(args: string[]): Promise<void> {
   const { values, positionals } = parseFlags(args, {
     ...TRAIN_FLAGS,
-    scale: { type: "string" },
-    out: { type: "string" },
+    scale: {
+      type: "string",
+      help: "run scale: default (synthetic data, minutes), tiny (seconds), paper or release (real data, a GPU)",
+    },
+    out: { type: "string", help: "the run folder (default runs/reproduce-SCALE); the same command again continues" },
   }, USAGE);
   if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}" (usage: ${USAGE})`);
   const scaleName = (values.scale as string | undefined) ?? "default";

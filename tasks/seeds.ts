@@ -22,13 +22,13 @@ const USAGE = `deno task seeds --data SPEC --n N --out DIR [--method ${
 
 async function main(args: string[]): Promise<void> {
   const { values, positionals } = parseFlags(args, {
-    data: { type: "string" },
-    n: { type: "string" },
-    out: { type: "string" },
-    method: { type: "string" },
-    seed: { type: "string" },
-    split: { type: "string" },
-    limit: { type: "string" },
+    data: { type: "string", help: "images to draw seeds from (default: synthetic)" },
+    n: { type: "string", help: "N, seed patches to draw (default 1000)" },
+    out: { type: "string", help: "folder for seeds.bin, seeds.json and seeds.png (required)" },
+    method: { type: "string", help: "paper (default) or release" },
+    seed: { type: "string", help: "run seed (default 0)" },
+    split: { type: "string", help: "split to draw from (default: unlabeled, else train)" },
+    limit: { type: "string", help: "use only the first M images" },
   }, USAGE);
   if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}" (usage: ${USAGE})`);
   if (!values.out) throw new UserError(`--out DIR is required (usage: ${USAGE})`);

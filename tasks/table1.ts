@@ -20,7 +20,10 @@ const USAGE = "deno task table1 [--run DIR ...] [--out DIR]";
 async function main(args: string[]): Promise<void> {
   const { values, positionals } = parseFlags(
     args,
-    { out: { type: "string" }, run: { type: "string", multiple: true } },
+    {
+      out: { type: "string", help: "folder for table1.md and table1.html (default: the run folder, or runs/table1)" },
+      run: { type: "string", multiple: true, help: "a run folder with results.json (repeatable)" },
+    },
     USAGE,
   );
   if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}" (usage: ${USAGE})`);

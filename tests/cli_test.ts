@@ -24,3 +24,29 @@ Deno.test("preview: bad index and bad output name are refused, nothing is writte
   );
   assert.deepEqual(listTree(out), []);
 });
+
+Deno.test("--help on every task: usage and every flag with its meaning, exit 0", async () => {
+  const tasks = ["reproduce", "pretrain", "seeds", "augment", "evaluate", "table1", "data", "companion", "fidelity"];
+  const results = await Promise.all(tasks.map((t) => task(t, ["--help"])));
+  for (const [i, r] of results.entries()) {
+    assert.equal(r.code, 0, `${tasks[i]}: ${r.stderr}`);
+    assert.match(r.stdout, new RegExp(`^usage: deno task ${tasks[i]}`), tasks[i]);
+    // Every flag line says what the flag does.
+    for (const line of r.stdout.split("\n").filter((l) => /^\s+--/.test(l))) {
+      assert.match(line, /^\s+--\S+( VALUE)?\s{2,}\S/, `${tasks[i]}: "${line}"`);
+    }
+  }
+  const pretrain = results[1].stdout;
+  for (const flag of ["--out", "--classes", "--per-class", "--method", "--resume", "--lr"]) {
+    assert.match(pretrain, new RegExp(`\\n  ${flag}\\b`), flag);
+  }
+  assert.equal((await task("seeds", ["-h"])).code, 0);
+});
+
+Deno.test("a negative number after a flag is its value, answered as a bad value (not an ambiguous flag)", async () => {
+  oneLineError(
+    await task("pretrain", ["--out", "/nonexistent/x", "--lr", "-0.5"]),
+    /--lr -0\.5: expected a positive number/,
+  );
+  oneLineError(await task("seeds", ["--out", "/nonexistent/x", "--n", "-3"]), /--n -3: expected an integer/);
+});

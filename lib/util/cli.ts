@@ -8,29 +8,68 @@
 import { parseArgs as nodeParseArgs } from "node:util";
 import { UserError } from "./errors.ts";
 
-/** Flag definitions in `node:util` parseArgs' shape. */
+/**
+ * Flag definitions in `node:util` parseArgs' shape, each with its `help`: what it means and its default, as
+ * `--help` prints it.
+ */
 export type FlagSpec = Record<
   string,
-  { type: "string" | "boolean"; short?: string; default?: string | boolean; multiple?: boolean }
+  { type: "string" | "boolean"; short?: string; default?: string | boolean; multiple?: boolean; help?: string }
 >;
 
-/** Parses `args` strictly: an unknown flag or a missing value is a {@link UserError}. */
+/** Thrown when a task is asked for `--help`: {@link runTask} prints the text and exits 0. */
+export class HelpRequested extends Error {
+  constructor(readonly text: string) {
+    super("help requested");
+  }
+}
+
+/** The `--help` text of a task: its usage, then every flag with its meaning and default. */
+export function helpText(usage: string, flags: FlagSpec, about = ""): string {
+  const names = Object.entries(flags).map(([name, f]) => [`--${name}${f.type === "string" ? " VALUE" : ""}`, f]);
+  const width = Math.max(...names.map(([n]) => (n as string).length), 6);
+  const lines = names.map(([n, f]) => `  ${(n as string).padEnd(width)}  ${(f as { help?: string }).help ?? ""}`);
+  return [
+    `usage: ${usage}`,
+    ...(about ? ["", about] : []),
+    "",
+    "flags:",
+    ...lines,
+    `  ${"--help".padEnd(width)}  this text`,
+  ]
+    .join("\n");
+}
+
+/**
+ * Parses `args` strictly: an unknown flag or a missing value is a {@link UserError}; `--help` or `-h` throws
+ * {@link HelpRequested}. A negative number after a flag that takes a value is that value (`--lr -1`), not a flag.
+ */
 export function parseFlags<T extends FlagSpec>(
   args: string[],
   flags: T,
   usage: string,
+  about = "",
 ): {
   values: { [K in keyof T]: T[K]["type"] extends "boolean" ? boolean : string | undefined };
   positionals: string[];
 } {
+  if (args.includes("--help") || args.includes("-h")) throw new HelpRequested(helpText(usage, flags, about));
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const name = args[i].startsWith("--") && !args[i].includes("=") ? args[i].slice(2) : null;
+    if (name && flags[name]?.type === "string" && /^-\d|^-\.\d|^-inf/i.test(args[i + 1] ?? "")) {
+      joined.push(`${args[i]}=${args[++i]}`);
+    } else joined.push(args[i]);
+  }
+  const options = Object.fromEntries(Object.entries(flags).map(([k, { help: _, ...o }]) => [k, o]));
   try {
     // deno-lint-ignore no-explicit-any
-    const r = nodeParseArgs({ args, options: flags as any, allowPositionals: true, strict: true });
+    const r = nodeParseArgs({ args: joined, options: options as any, allowPositionals: true, strict: true });
     // deno-lint-ignore no-explicit-any
     return r as any;
   } catch (e) {
     const msg = (e as Error).message.split("\n")[0].replace(/\. To specify.*$/, "");
-    throw new UserError(`${msg} (usage: ${usage})`);
+    throw new UserError(`${msg} (usage: ${usage}; --help lists every flag)`);
   }
 }
 
@@ -60,6 +99,10 @@ export async function runTask(main: (args: string[]) => Promise<void>): Promise<
   try {
     await main(Deno.args);
   } catch (e) {
+    if (e instanceof HelpRequested) {
+      console.log(e.text);
+      Deno.exit(0);
+    }
     if (e instanceof UserError) {
       console.error(`error: ${e.message}`);
       Deno.exit(2);
