@@ -110,6 +110,7 @@ export {
   responseMaps,
 } from "./lib/features.ts";
 export { type Features, type LinearSVM, predictSVM, type SVMOptions, trainSVM } from "./lib/svm.ts";
+export { KNN_DEFAULTS, type KnnOptions, knnPredict } from "./lib/knn.ts";
 export {
   type FeatureFn,
   PROTOCOL_INPUT,

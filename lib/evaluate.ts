@@ -39,6 +39,7 @@ import { UserError } from "./util/errors.ts";
 import { loadSeeds, PATCH, seedMean } from "./seeds.ts";
 import { loadTrainedNet } from "./run_folder.ts";
 import { METHODS } from "./presets.ts";
+import type { KnnOptions } from "./knn.ts";
 import type { TrainConfig } from "./train.ts";
 import type { Features } from "./svm.ts";
 
@@ -90,6 +91,8 @@ export interface EvaluateOptions {
   C?: number;
   /** Runs of the protocol (default: its own, 10). */
   runs?: number;
+  /** Weighted kNN beside the SVM (default k 20, temperature 0.07); false skips it. */
+  knn?: KnnOptions | false;
   /** Messages (default: none). */
   log?: (m: string) => void;
   /** Progress of feature extraction: (what, images done, images in all). */
@@ -176,6 +179,7 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): P
       C: opts.C,
       runs: opts.runs,
       method: cfg.method,
+      knn: opts.knn,
       log,
     });
     log(`learned features: ${learned.mean.toFixed(2)} +- ${learned.std.toFixed(2)} %`);
@@ -201,6 +205,7 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): P
           C: opts.C,
           runs: opts.runs,
           method: cfg.method,
+          knn: opts.knn,
           log: () => {},
         });
       } finally {
@@ -213,7 +218,13 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): P
         (split, idx) => rawPixelFeatures(getSplit(ds, split), idx, 32, mean),
         null,
       );
-      out.raw = await runProtocol(protocol, ds, raw, { C: opts.C, runs: opts.runs, method: cfg.method, log: () => {} });
+      out.raw = await runProtocol(protocol, ds, raw, {
+        C: opts.C,
+        runs: opts.runs,
+        method: cfg.method,
+        knn: opts.knn,
+        log: () => {},
+      });
       log(`raw pixels:       ${out.raw.mean.toFixed(2)} +- ${out.raw.std.toFixed(2)} %`);
     }
     ds.close();

@@ -24,6 +24,7 @@ import { UserError } from "./util/errors.ts";
 import { Rng } from "./util/rng.ts";
 import { accuracy, chooseC, type Features, meanClassAccuracy, predictSVM, subset, trainSVM } from "./svm.ts";
 import { type EvalNumbers, type MethodName, METHODS } from "./presets.ts";
+import { KNN_DEFAULTS, type KnnOptions, knnPredict } from "./knn.ts";
 import type { Pooling } from "./features.ts";
 
 /** The evaluation protocols of Table 1. */
@@ -79,6 +80,8 @@ export interface ProtocolResult {
   cScores: { C: number; accuracy: number }[];
   /** Training images per run. */
   trainPerRun: number;
+  /** Weighted kNN on the same training and test sets (L2-normalised features), beside the SVM. */
+  knn?: { k: number; temperature: number; mean: number; std: number; runs: number[] };
   /** Test images per run. */
   test: number;
   /** Feature dimension. */
@@ -146,6 +149,8 @@ export interface ProtocolOptions {
   bias?: number;
   /** The method preset whose evaluation numbers apply (default `paper`). */
   method?: MethodName;
+  /** Weighted kNN beside the SVM (default: k 20, temperature 0.07); false skips it. */
+  knn?: KnnOptions | false;
   /** Messages (C chosen, each run's figure). */
   log?: (m: string) => void;
 }
@@ -367,14 +372,24 @@ export async function runProtocol(
     );
   }
 
-  const runs: number[] = [];
+  const runs: number[] = [], knnRuns: number[] = [];
+  const knn = opts.knn === false ? null : opts.knn ?? KNN_DEFAULTS;
   for (const [k, tr] of plan.train.entries()) {
     const te = plan.test[k];
-    const m = trainSVM(subset(fTrain, trRows(tr)), labelsOf(yTrain, tr), K, { C, bias });
-    runs.push(100 * score(predictSVM(m, subset(fTest, teRows(te))), labelsOf(yTest, te)));
-    log(`run ${k + 1}/${plan.train.length}: ${runs.at(-1)!.toFixed(2)} %`);
+    const train = subset(fTrain, trRows(tr)), test = subset(fTest, teRows(te)), y = labelsOf(yTrain, tr);
+    const m = trainSVM(train, y, K, { C, bias });
+    runs.push(100 * score(predictSVM(m, test), labelsOf(yTest, te)));
+    if (knn) knnRuns.push(100 * score(knnPredict(train, y, K, test, knn), labelsOf(yTest, te)));
+    log(
+      `run ${k + 1}/${plan.train.length}: ${runs.at(-1)!.toFixed(2)} %${
+        knn ? ` (kNN ${knnRuns.at(-1)!.toFixed(2)} %)` : ""
+      }`,
+    );
   }
   const { mean, std } = meanStd(runs, e.std);
+  const knnResult = knn
+    ? { k: knn.k, temperature: knn.temperature, ...meanStd(knnRuns, e.std), runs: knnRuns }
+    : undefined;
   return {
     protocol: p,
     metric: PROTOCOL_INPUT[p].metric,
@@ -384,6 +399,7 @@ export async function runProtocol(
     C,
     cScores,
     trainPerRun: plan.train.at(-1)!.length,
+    ...(knnResult ? { knn: knnResult } : {}),
     test: plan.test.at(-1)!.length,
     dim: fTrain.dim,
   };

@@ -152,6 +152,16 @@ async function main(args: string[]): Promise<void> {
       results.raw?.mean.toFixed(2)
     } %, after ${results.scale.samples} pretraining samples; ${fmtSecs((performance.now() - t0) / 1000)} in all`,
   );
+  const knn = results.learned.knn;
+  if (knn) {
+    console.log(
+      `weighted kNN (k = ${knn.k}, T = ${knn.temperature}) on the same features: learned ${
+        knn.mean.toFixed(2)
+      } % vs random weights ${results.random?.knn?.mean.toFixed(2)} % vs raw pixels ${
+        results.raw?.knn?.mean.toFixed(2)
+      } %`,
+    );
+  }
   console.log(`run folder: ${out}  (table1.md, table1.html, results.json, metrics.jsonl, config.json)`);
 }
 

@@ -23,6 +23,13 @@ Deno.test("reproduce (tiny) writes Table 1, and its chart really draws in headle
   const results = JSON.parse(await Deno.readTextFile(`${out}/results.json`));
   assert.equal(results.learned.runs.length, 10);
   assert.ok(results.random && results.raw);
+  // Weighted kNN beside the SVM, on the same runs, for the learned features and both baselines.
+  for (const p of [results.learned, results.random, results.raw]) {
+    assert.equal(p.knn.k, 20);
+    assert.equal(p.knn.runs.length, 10);
+  }
+  assert.match(r.stdout, /Exemplar-CNN \(16c5-16c5-32f\), measured, kNN \(k = 20\)\*\* \| \d+\.\d ± \d+\.\d \|/);
+  assert.match(r.stdout, /weighted kNN \(k = 20, T = 0\.07\) on the same features: learned \d+\.\d+ %/);
   const html = await renderedDom(`${out}/table1.html`, `${tmp.path}/chromium`);
   assert.match(html, /data-chart="drawn"/, "Plotly.newPlot resolved");
   assert.match(html, /class="main-svg"/, "the chart's SVG is in the page");
