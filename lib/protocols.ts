@@ -28,7 +28,7 @@ import { KNN_DEFAULTS, type KnnOptions, knnPredict } from "./knn.ts";
 import type { Pooling } from "./features.ts";
 
 /** The evaluation protocols of Table 1. */
-export const PROTOCOLS = ["stl10", "cifar10-400", "cifar10", "caltech101", "caltech256"] as const;
+export const PROTOCOLS = ["stl10", "cifar10-400", "cifar10", "caltech101", "caltech256", "folder"] as const;
 /** The name of a protocol. */
 export type ProtocolName = typeof PROTOCOLS[number];
 
@@ -39,6 +39,7 @@ export const PROTOCOL_INPUT: Record<ProtocolName, { size: number; pooling: Pooli
   cifar10: { ...METHODS.paper.eval.input.cifar10, metric: "accuracy" },
   caltech101: { ...METHODS.paper.eval.input.caltech101, metric: "mean per-class accuracy" },
   caltech256: { ...METHODS.paper.eval.input.caltech256, metric: "mean per-class accuracy" },
+  folder: { ...METHODS.paper.eval.input.folder, metric: "mean per-class accuracy" },
 };
 
 /** The Table 1 column of each protocol. */
@@ -48,11 +49,18 @@ export const PROTOCOL_COLUMN: Record<ProtocolName, string> = {
   cifar10: "CIFAR-10",
   caltech101: "Caltech-101",
   caltech256: "Caltech-256(30)",
+  folder: "your photographs",
 };
 
 /** The protocol that fits a data set's format by default. */
 export function defaultProtocol(ds: Dataset): ProtocolName {
-  return ({ stl10: "stl10", cifar10: "cifar10-400", caltech101: "caltech101", caltech256: "caltech256" } as Record<
+  return ({
+    stl10: "stl10",
+    cifar10: "cifar10-400",
+    caltech101: "caltech101",
+    caltech256: "caltech256",
+    folder: "folder",
+  } as Record<
     string,
     ProtocolName
   >)[
@@ -124,6 +132,17 @@ export function checkProtocolFits(p: ProtocolName, ds: Dataset): void {
       need(
         Math.min(...counts) >= 400,
         `it needs 400 training images per class (the smallest class has ${Math.min(...counts)})`,
+      );
+    }
+  } else if (p === "folder") {
+    const given = ds.splits.train && ds.splits.test;
+    for (const name of given ? ["train", "test"] : ["all"]) {
+      const s = ds.splits[name];
+      need(s?.labels, `it needs labelled images (${given ? "train/ and test/ with" : ""} <class>/<image> folders)`);
+      const counts = ds.classNames.map((_, c) => s.labels!.filter((y) => y === c).length);
+      need(
+        Math.min(...counts) >= (given ? 1 : 2),
+        `every class needs ${given ? "an image in each split" : "2 images"} (the smallest has ${Math.min(...counts)})`,
       );
     }
   } else {
@@ -271,6 +290,45 @@ function caltechPlan(ds: Dataset, rng: Rng, runs: number, trainPer: number, test
   };
 }
 
+/**
+ * A folder of the user's own photographs: its train/ and test/ folders when it has them (one run; C chosen with a
+ * fifth of train/ held out), otherwise `runs` stratified random splits, a quarter of each class (at least one image)
+ * for testing (C chosen on split 1, a fifth of its training images held out).
+ */
+function folderPlan(ds: Dataset, rng: Rng, runs: number): ProtocolPlan {
+  const holdOut = (train: number[]) => {
+    const perm = rng.permutation(train.length), cut = Math.max(1, Math.floor(train.length / 5));
+    return {
+      cValid: Array.from(perm.subarray(0, cut), (j) => train[j]),
+      cTrain: Array.from(perm.subarray(cut), (j) => train[j]),
+    };
+  };
+  if (ds.splits.train && ds.splits.test) {
+    const train = [...Array(ds.splits.train.length).keys()];
+    const test = [...Array(ds.splits.test.length).keys()];
+    return { trainSplit: "train", testSplit: "test", train: [train], test: [test], ...holdOut(train), perClass: true };
+  }
+  const classes = byClass(ds, "all");
+  const splits = Array.from({ length: runs }, () => {
+    const tr: number[] = [], te: number[] = [];
+    for (const idx of classes) {
+      const perm = Array.from(rng.permutation(idx.length), (j) => idx[j]);
+      const nTest = Math.max(1, Math.round(idx.length / 4));
+      te.push(...perm.slice(0, nTest));
+      tr.push(...perm.slice(nTest));
+    }
+    return { tr: tr.sort((a, b) => a - b), te: te.sort((a, b) => a - b) };
+  });
+  return {
+    trainSplit: "all",
+    testSplit: "all",
+    train: splits.map((s) => s.tr),
+    test: splits.map((s) => s.te),
+    ...holdOut(splits[0].tr),
+    perClass: true,
+  };
+}
+
 /** The plan of a protocol on a data set (random subsets and splits drawn from `rng`). */
 export function protocolPlan(p: ProtocolName, ds: Dataset, rng: Rng, e: EvalNumbers, runs = e.runs): ProtocolPlan {
   const plan = p === "stl10"
@@ -279,6 +337,8 @@ export function protocolPlan(p: ProtocolName, ds: Dataset, rng: Rng, e: EvalNumb
     ? cifar400Plan(ds, rng, runs, e.cifarPerClass)
     : p === "cifar10"
     ? cifarFullPlan(ds, rng)
+    : p === "folder"
+    ? folderPlan(ds, rng, runs)
     : caltechPlan(ds, rng, runs, e.caltechTrain, e.caltechTestMax);
   return e.cValidation === "release" ? releaseValidation(p, plan) : plan;
 }

@@ -3,7 +3,7 @@ import { imageToCifar10 } from "../lib/data/cifar10.ts";
 import { openDataset } from "../lib/data/mod.ts";
 import { rawPixelFeatures } from "../lib/features.ts";
 import { newImage } from "../lib/util/image.ts";
-import { runProtocol } from "../lib/protocols.ts";
+import { defaultProtocol, runProtocol } from "../lib/protocols.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { CALTECH_TINY, oneLineError, task, tempDir } from "./helpers.ts";
 
@@ -109,4 +109,39 @@ Deno.test("release evaluation: random log-uniform C in the protocol's range, val
   assert.deepEqual(paper.cScores.map((s) => s.C), [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10]);
   const sample = Math.sqrt(paper.runs.reduce((a, b, _, v) => a + (b - paper.mean) ** 2, 0) / 2);
   assert.ok(Math.abs(paper.std - sample) < 1e-9);
+});
+
+Deno.test("folder protocol: your own photographs, stratified splits or your train/test folders", async () => {
+  await using tmp = await tempDir();
+  // The real photographs as a plain <class>/<image> folder (three classes, 40 each).
+  const root = `${tmp.path}/photos`;
+  for (const c of ["car_side", "ketch", "laptop"]) {
+    await Deno.mkdir(`${root}/${c}`, { recursive: true });
+    for (const e of Deno.readDirSync(`${CALTECH_TINY}/101_ObjectCategories/${c}`)) {
+      await Deno.copyFile(`${CALTECH_TINY}/101_ObjectCategories/${c}/${e.name}`, `${root}/${c}/${e.name}`);
+    }
+  }
+  const ds = await openDataset(`folder:${root}`);
+  assert.equal(defaultProtocol(ds), "folder");
+  const features = (split: string, idx: number[]) => rawPixelFeatures(ds.splits[split], idx, 16, GRAY);
+  const r = await runProtocol("folder", ds, features, { runs: 4, C: 0.01 });
+  assert.equal(r.runs.length, 4);
+  assert.equal(r.test, 30); // a quarter of each class: 10 of 40
+  assert.equal(r.trainPerRun, 90);
+  assert.equal(r.metric, "mean per-class accuracy");
+  assert.ok(r.mean > 40 && r.knn!.runs.length === 4, `${r.mean}`);
+  // With train/ and test/ folders: exactly those, one run.
+  const split = `${tmp.path}/split`;
+  for (const [i, c] of ["car_side", "ketch", "laptop"].entries()) {
+    for (const s of ["train", "test"]) await Deno.mkdir(`${split}/${s}/${c}`, { recursive: true });
+    const files = [...Deno.readDirSync(`${root}/${c}`)].map((e) => e.name).sort();
+    for (const [j, f] of files.entries()) {
+      await Deno.copyFile(`${root}/${c}/${f}`, `${split}/${j < 30 + i ? "train" : "test"}/${c}/${f}`);
+    }
+  }
+  const ds2 = await openDataset(`folder:${split}`);
+  const r2 = await runProtocol("folder", ds2, (s, idx) => rawPixelFeatures(ds2.splits[s], idx, 16, GRAY), { C: 0.01 });
+  assert.equal(r2.runs.length, 1);
+  assert.equal(r2.trainPerRun, 30 + 31 + 32);
+  assert.equal(r2.test, 10 + 9 + 8);
 });
