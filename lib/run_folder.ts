@@ -6,7 +6,8 @@
  * - `metrics.jsonl`: one JSON {@link MetricsRow} per logged step;
  * - `checkpoint.ckpt`: weights, SGD momenta and the {@link RunState}, written
  *   atomically and checked when read (lib/checkpoint.ts);
- * - `seeds.bin`, `seeds.json`: the seed patches (lib/seeds.ts).
+ * - `seeds.bin`, `seeds.json`: the seed patches (lib/seeds.ts);
+ * - `curves.html`: the training curves (loss, accuracy, learning rate, speed), written at every validation.
  *
  * @module
  */
@@ -18,6 +19,7 @@ import type { PlateauState } from "./schedule.ts";
 import type { TrainConfig } from "./train.ts";
 import { UserError } from "./util/errors.ts";
 import { exists, writeFileAtomic } from "./util/fsutil.ts";
+import type { PlotlyFigure } from "./util/viz.ts";
 
 /** The files of a run folder. */
 export const RUN_FILES = { config: "config.json", metrics: "metrics.jsonl", checkpoint: "checkpoint.ckpt" } as const;
@@ -67,9 +69,13 @@ export interface RunConfigFile {
   [key: string]: unknown;
 }
 
-/** Reads config.json; a config written before the presets were called methods (`preset`) reads as `method`. */
-export async function readRunConfig(dir: string): Promise<RunConfigFile> {
-  const path = join(dir, RUN_FILES.config);
+/** Reads a run folder's config.json (see {@link readRunConfigFile}). */
+export function readRunConfig(dir: string): Promise<RunConfigFile> {
+  return readRunConfigFile(join(dir, RUN_FILES.config));
+}
+
+/** Reads a run's config file; a config written before the presets were called methods (`preset`) reads as `method`. */
+export async function readRunConfigFile(path: string): Promise<RunConfigFile> {
   let file: RunConfigFile & { train: { preset?: TrainConfig["method"] } };
   try {
     file = JSON.parse(await Deno.readTextFile(path));
@@ -211,4 +217,58 @@ export async function loadTrainedNet(dir: string): Promise<{ net: ExemplarNet; c
     t.dispose();
   }
   return { net, config, step: ck.state.step };
+}
+
+/** The training curves of a run's rows as a Plotly figure: loss, surrogate accuracy, learning rate, samples/s. */
+export function curvesFigure(rows: MetricsRow[], title: string): PlotlyFigure {
+  const step = rows.map((r) => r.step), val = rows.filter((r) => r.val_accuracy !== undefined);
+  const line = (name: string, x: number[], y: (number | undefined)[], axis: number, dash = "solid") => ({
+    type: "scatter",
+    mode: "lines",
+    name,
+    x,
+    y,
+    xaxis: "x",
+    yaxis: axis === 1 ? "y" : `y${axis}`,
+    line: { dash },
+  });
+  return {
+    data: [
+      line("training loss", step, rows.map((r) => r.loss), 1),
+      line("validation loss", val.map((r) => r.step), val.map((r) => r.val_loss), 1, "dot"),
+      line("training accuracy (%)", step, rows.map((r) => 100 * r.accuracy), 2),
+      line("validation accuracy (%)", val.map((r) => r.step), val.map((r) => 100 * r.val_accuracy!), 2, "dot"),
+      line("learning rate", step, rows.map((r) => r.lr), 3),
+      line("samples/s", step, rows.map((r) => r.samples_per_s), 4),
+    ],
+    layout: {
+      title: { text: title },
+      grid: { rows: 4, columns: 1, pattern: "coupled" },
+      yaxis: { title: { text: "loss" } },
+      yaxis2: { title: { text: "accuracy (%)" } },
+      yaxis3: { title: { text: "learning rate" }, type: "log" },
+      yaxis4: { title: { text: "samples/s" } },
+      xaxis: { title: { text: "step" } },
+      height: 900,
+    },
+  };
+}
+
+/** Writes `curves.html` into a run folder (with plotly.min.js beside it, so it opens offline). */
+export async function writeCurves(dir: string, title: string): Promise<void> {
+  const plotly = join(dir, "plotly.min.js");
+  if (!exists(plotly)) {
+    await writeFileAtomic(
+      plotly,
+      await Deno.readFile(new URL("../node_modules/plotly.js-dist-min/plotly.min.js", import.meta.url)),
+    );
+  }
+  const fig = curvesFigure(await readMetrics(dir), title);
+  const html = `<!doctype html><html><head><meta charset="utf-8"><title>${title.replace(/</g, "&lt;")}</title>
+<script src="plotly.min.js"></script></head><body><div id="curves"></div><script>
+const fig = ${JSON.stringify(fig)};
+Plotly.newPlot("curves", fig.data, fig.layout).then(() => document.body.setAttribute("data-chart", "drawn"));
+</script></body></html>
+`;
+  await writeFileAtomic(join(dir, "curves.html"), html);
 }

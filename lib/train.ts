@@ -44,9 +44,11 @@ import {
   type RunCheckpoint,
   type RunState,
   saveRunCheckpoint,
+  writeCurves,
   writeRunConfig,
 } from "./run_folder.ts";
 import { plateauStep, stageRate } from "./schedule.ts";
+import { runEnvironment } from "./environment.ts";
 import {
   method as methodNamed,
   type MethodName,
@@ -266,6 +268,7 @@ async function pretrainLocked(cfg: TrainConfig, opts: PretrainOptions): Promise<
     await writeRunConfig(out, {
       train: cfg,
       backend,
+      environment: await runEnvironment(backend),
       gradient_workers: parallel,
       net: { summary, flops_per_sample: netFlops(summary) },
       seeds: { n: seeds.n, images: new Set(seeds.origins.map((o) => o.image)).size },
@@ -293,6 +296,7 @@ async function pretrainLocked(cfg: TrainConfig, opts: PretrainOptions): Promise<
     await saveRunCheckpoint(out, { state, net: cfg.net, classes: cfg.classes }, engine.slots, W, V);
   };
   const signals = stopOnSignals();
+  const curvesTitle = `${cfg.net}, N = ${cfg.classes}, K = ${cfg.perClass}, ${cfg.steps} steps, ${cfg.method} method`;
   const ckEvery = (opts.checkpointMinutes ?? 5) * 60e3;
   const t0 = performance.now(), elapsed0 = state.elapsed, startStep = state.step;
   let lastCk = t0, rowStart = t0, rowSamples = 0;
@@ -335,6 +339,7 @@ async function pretrainLocked(cfg: TrainConfig, opts: PretrainOptions): Promise<
         }
         metrics.write(row);
         opts.onRow?.(row);
+        if (doVal) await writeCurves(out, curvesTitle);
         last = row;
         rowStart = performance.now();
         rowSamples = 0;

@@ -19,7 +19,8 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { readRunConfigFile } from "../lib/run_folder.ts";
 import { selectBackend } from "../lib/compute/backend.ts";
 import { fmtSecs, parseFlags, Progress, progressBars, runTask } from "../lib/util/cli.ts";
 import { DATA_SPECS, inspectDataset, openDataset } from "../lib/data/mod.ts";
@@ -35,7 +36,7 @@ import { METHOD_NAMES, RUN_SCALES, SCALE_NAMES, type ScaleName } from "../lib/pr
 
 const USAGE = `deno task reproduce [--scale ${SCALE_NAMES.join("|")}] [--method ${
   METHOD_NAMES.join("|")
-}] [--data SPEC] [--net NAME] [--classes N] [--per-class K|inf] [--steps S] [--batch B] [--schedule plateau|stages] [--lr R] [--valid-every S] [--seed S] [--workers W] [--backend NAME] [--out DIR]   (SPEC: ${DATA_SPECS})`;
+}] [--config RUN/config.json] [--data SPEC] [--net NAME] [--classes N] [--per-class K|inf] [--steps S] [--batch B] [--schedule plateau|stages] [--lr R] [--valid-every S] [--seed S] [--workers W] [--backend NAME] [--out DIR]   (SPEC: ${DATA_SPECS})`;
 
 /** Measures training speed on the chosen backend and prints how long the run will take. */
 async function estimate(cfg: TrainConfig, backend: string | undefined): Promise<void> {
@@ -82,6 +83,10 @@ async function main(args: string[]): Promise<void> {
       help: "run scale: default (synthetic data, minutes), tiny (seconds), paper or release (real data, a GPU)",
     },
     out: { type: "string", help: "the run folder (default runs/reproduce-SCALE); the same command again continues" },
+    config: {
+      type: "string",
+      help: "a run's config.json: run again with its settings (flags override them; default --out: DIR-again)",
+    },
   }, USAGE);
   if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}" (usage: ${USAGE})`);
   const scaleName = (values.scale as string | undefined) ?? "default";
@@ -89,13 +94,16 @@ async function main(args: string[]): Promise<void> {
     throw new UserError(`--scale ${scaleName}: unknown run scale (expected one of: ${SCALE_NAMES.join(", ")})`);
   }
   const scale = RUN_SCALES[scaleName as ScaleName];
-  if (scale.data === undefined && !values.data) {
+  // A saved run's settings, to make it again: they stand in for the scale's.
+  const saved = values.config === undefined ? null : (await readRunConfigFile(values.config as string)).train;
+  if (!saved && scale.data === undefined && !values.data) {
     throw new UserError(
       `--scale ${scaleName} runs at paper scale on real data: give --data stl10:DIR (deno task data download stl10 --to DIR)`,
     );
   }
-  const cfg = trainConfigFromFlags(values, scaleSettings(scale));
-  const out = (values.out as string | undefined) ?? join("runs", `reproduce-${scaleName}`);
+  const cfg = trainConfigFromFlags(values, saved ?? scaleSettings(scale));
+  const out = (values.out as string | undefined) ??
+    (saved ? `${dirname(values.config as string)}-again` : join("runs", `reproduce-${scaleName}`));
   const t0 = performance.now();
   const stage = (k: number, what: string) =>
     console.error(`\n[${k}/5] ${what} (${fmtSecs((performance.now() - t0) / 1000)} so far)`);
@@ -114,7 +122,7 @@ async function main(args: string[]): Promise<void> {
     } images; ${summary.classes} classes`,
   );
 
-  if (scale.data === undefined) await estimate(cfg, values.backend as string | undefined);
+  if (!saved && scale.data === undefined) await estimate(cfg, values.backend as string | undefined);
 
   const resume = exists(join(out, "checkpoint.ckpt"));
   stage(

@@ -50,3 +50,10 @@ Deno.test("a negative number after a flag is its value, answered as a bad value 
   );
   oneLineError(await task("seeds", ["--out", "/nonexistent/x", "--n", "-3"]), /--n -3: expected an integer/);
 });
+
+Deno.test("the ETA of a resumed run counts only the steps made since it resumed", async () => {
+  const { Progress } = await import("../lib/util/cli.ts");
+  // Resumed at step 4150 of 12650, 100 steps made in 30 s: 8400 left at 3.33 steps/s is 42 minutes, not 7.
+  assert.equal(Math.round(Progress.eta(4250, 12650, 4150, 30) / 60), 42);
+  assert.equal(Progress.eta(10, 100, 10, 5), Infinity);
+});

@@ -30,6 +30,24 @@ Deno.test("reproduce (tiny) writes Table 1, and its chart really draws in headle
   }
   assert.match(r.stdout, /Exemplar-CNN \(16c5-16c5-32f\), measured, kNN \(k = 20\)\*\* \| \d+\.\d ± \d+\.\d \|/);
   assert.match(r.stdout, /weighted kNN \(k = 20, T = 0\.07\) on the same features: learned \d+\.\d+ %/);
+  // The run folder a colleague can read: what it was made with, and its training curves.
+  const env = JSON.parse(await Deno.readTextFile(`${out}/config.json`)).environment;
+  assert.equal(env.deno, Deno.version.deno);
+  assert.match(env.tfjs, /^\d+\.\d+\.\d+$/);
+  assert.ok(env.backend.name && env.cpu.cores >= 1);
+  if (env.git) assert.match(env.git.revision, /^[0-9a-f]{40}$/);
+  // The same run again from its config.json: the same settings, the same training numbers.
+  const again = await task("reproduce", ["--config", `${out}/config.json`], { EXEMPLAR_CACHE: `${tmp.path}/cache` });
+  assert.equal(again.code, 0, again.stderr);
+  const rows = async (dir: string) =>
+    (await Deno.readTextFile(`${dir}/metrics.jsonl`)).trim().split("\n").map((l) => JSON.parse(l).loss);
+  assert.deepEqual(
+    JSON.parse(await Deno.readTextFile(`${out}-again/config.json`)).train,
+    JSON.parse(await Deno.readTextFile(`${out}/config.json`)).train,
+  );
+  assert.deepEqual(await rows(`${out}-again`), await rows(out));
+  const curves = await renderedDom(`${out}/curves.html`, `${tmp.path}/chromium-curves`);
+  assert.match(curves, /data-chart="drawn"/, "the training curves draw");
   const html = await renderedDom(`${out}/table1.html`, `${tmp.path}/chromium`);
   assert.match(html, /data-chart="drawn"/, "Plotly.newPlot resolved");
   assert.match(html, /class="main-svg"/, "the chart's SVG is in the page");

@@ -119,21 +119,34 @@ export class Progress {
   #t0 = performance.now();
   #last = 0;
   #tty = Deno.stderr.isTerminal();
+  /**
+   * The units done at the first report, and when (a resumed run starts past 0): the rate, and so the ETA, counts only
+   * the work done since, at the speed it is done now.
+   */
+  #start: { done: number; at: number } | null = null;
 
   constructor(label: string, total: number) {
     this.#label = label;
     this.#total = total;
   }
 
+  /** The time left when `done` of `total` units are done after `secs` seconds, `start` of them before this began. */
+  static eta(done: number, total: number, start: number, secs: number): number {
+    const rate = (done - start) / secs;
+    return rate > 0 ? (total - done) / rate : Infinity;
+  }
+
   /** Reports `done` of total units, with `extra` text; throttled to 5 per second. */
   update(done: number, extra = ""): void {
     const now = performance.now();
+    this.#start ??= { done, at: now };
     if (done < this.#total && now - this.#last < (this.#tty ? 200 : 5000)) return;
     this.#last = now;
     const frac = this.#total > 0 ? Math.min(1, done / this.#total) : 0;
     const width = 24, filled = Math.round(frac * width);
     const secs = (now - this.#t0) / 1000;
-    const eta = frac > 0 && frac < 1 ? ` eta ${fmtSecs(secs / frac - secs)}` : "";
+    const left = Progress.eta(done, this.#total, this.#start.done, (now - this.#start.at) / 1000);
+    const eta = frac < 1 && Number.isFinite(left) ? ` eta ${fmtSecs(left)}` : "";
     const line = `${this.#label} [${"#".repeat(filled)}${".".repeat(width - filled)}] ${
       (100 * frac).toFixed(1)
     }% ${extra} ${fmtSecs(secs)}${eta}`;
