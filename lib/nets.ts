@@ -74,6 +74,26 @@ export function parseNetName(name: string): LayerSpec[] {
   return layers;
 }
 
+/**
+ * Checks that every conv kernel fits the map it runs on (32 -> 16 -> 8 for a 32x32 input: a larger kernel would see
+ * mostly padding and train nonsense).
+ */
+export function checkNetFits(name: string, inputSize = 32): void {
+  let size = inputSize, conv = 0;
+  for (const l of parseNetName(name)) {
+    if (l.kind !== "conv") continue;
+    if (l.kernel > size) {
+      throw new UserError(
+        `network "${name}": conv${
+          conv + 1
+        }'s ${l.kernel}x${l.kernel} kernel is larger than its ${size}x${size} input map`,
+      );
+    }
+    if (conv < 2) size = Math.ceil(size / 2);
+    conv++;
+  }
+}
+
 /** One row of a network summary. */
 export interface SummaryRow {
   /** The layer and its size (`conv1 64c5`). */
@@ -122,6 +142,7 @@ export class ExemplarNet {
     }
     this.name = name;
     this.layers = parseNetName(name);
+    checkNetFits(name, opts.inputSize ?? 32);
     this.method = opts.method ?? "paper";
     const nn = this.#numbers = methodNamed(this.method).net;
     this.classes = classes;

@@ -32,7 +32,7 @@ import { openDataset, pretrainingSplit } from "./data/mod.ts";
 import { UserError } from "./util/errors.ts";
 import { exists, lockFolder } from "./util/fsutil.ts";
 import { createEngine, type GradientEngine } from "./compute/engine.ts";
-import { netFlops, netSummary } from "./nets.ts";
+import { checkNetFits, netFlops, netSummary } from "./nets.ts";
 import {
   keepMetricsUpTo,
   loadRunCheckpoint,
@@ -193,7 +193,8 @@ export interface PretrainOptions {
   shouldStop?: () => boolean;
 }
 
-function validateConfig(c: TrainConfig): void {
+/** Checks a training config before any work starts: a bad value is one line naming its flag. */
+export function validateConfig(c: TrainConfig): void {
   if (!Number.isInteger(c.classes) || c.classes < 2) {
     throw new UserError(`--classes ${c.classes}: N must be an integer >= 2`);
   }
@@ -205,6 +206,7 @@ function validateConfig(c: TrainConfig): void {
   }
   if (!Number.isInteger(c.steps) || c.steps < 1) throw new UserError(`--steps ${c.steps}: expected a positive integer`);
   methodNamed(c.method);
+  checkNetFits(c.net);
   if (c.schedule !== "plateau" && c.schedule !== "stages") {
     throw new UserError(`schedule "${c.schedule}": expected plateau (the paper) or stages (the release)`);
   }

@@ -30,7 +30,7 @@ import { evaluateRun } from "../lib/evaluate.ts";
 import { exists, writeFileAtomic } from "../lib/util/fsutil.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { writeTable1 } from "../lib/table1.ts";
-import { pretrain, scaleSettings, type TrainConfig } from "../lib/train.ts";
+import { pretrain, scaleSettings, type TrainConfig, validateConfig } from "../lib/train.ts";
 import { rowSummary, TRAIN_FLAGS, trainConfigFromFlags } from "../lib/train_flags.ts";
 import { METHOD_NAMES, RUN_SCALES, SCALE_NAMES, type ScaleName } from "../lib/presets.ts";
 
@@ -102,6 +102,7 @@ async function main(args: string[]): Promise<void> {
     );
   }
   const cfg = trainConfigFromFlags(values, saved ?? scaleSettings(scale));
+  validateConfig(cfg); // every flag checked before any work starts
   const out = (values.out as string | undefined) ??
     (saved ? `${dirname(values.config as string)}-again` : join("runs", `reproduce-${scaleName}`));
   const t0 = performance.now();

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { selectBackend, tf } from "../lib/compute/backend.ts";
-import { ExemplarNet, PAPER_NETS, parseNetName } from "../lib/nets.ts";
+import { checkNetFits, ExemplarNet, PAPER_NETS, parseNetName } from "../lib/nets.ts";
 import { readMetrics } from "../lib/run_folder.ts";
 import { listTree, oneLineError, task, tempDir } from "./helpers.ts";
 
@@ -192,4 +192,14 @@ Deno.test("release initialisation: each released network's own weight spreads (s
     small.dispose();
     medium.dispose();
   }
+});
+
+Deno.test("a kernel larger than the map it runs on is refused, before any work", async () => {
+  assert.throws(() => checkNetFits("64c33-128f"), /conv1's 33x33 kernel is larger than its 32x32 input map/);
+  assert.throws(() => checkNetFits("16c5-16c5-16c9-32f"), /conv3's 9x9 kernel is larger than its 8x8 input map/);
+  checkNetFits("92c5-256c5-512c5-1024f");
+  oneLineError(
+    await task("reproduce", ["--net", "8c5-8c5-8c11-16f", "--out", "/nonexistent/r"]),
+    /conv3's 11x11 kernel/,
+  );
 });

@@ -45,7 +45,10 @@ export const DATA_SPECS =
 export async function openDataset(spec: string, opts: { log?: (msg: string) => void } = {}): Promise<Dataset> {
   const colon = spec.indexOf(":");
   const kind = colon < 0 ? spec : spec.slice(0, colon);
-  const rest = colon < 0 ? "" : spec.slice(colon + 1);
+  // A folder given as ~/... (a shell leaves ~ after "stl10:" as it is) is in the home folder.
+  const home = Deno.env.get("HOME");
+  const raw = colon < 0 ? "" : spec.slice(colon + 1);
+  const rest = home && (raw === "~" || raw.startsWith("~/")) ? home + raw.slice(1) : raw;
   if (kind === "synthetic") return await openSynthetic(parseSyntheticSpec(rest), opts.log);
   const open = OPENERS[kind];
   if (!open) throw new UserError(`unknown data spec "${spec}" (expected one of: ${DATA_SPECS})`);

@@ -252,8 +252,10 @@ export function parseSyntheticSpec(rest: string): SyntheticOptions {
     }
     const n = Number(v);
     const min = k === "seed" ? 0 : k === "unlabeled" ? 0 : 10;
-    if (!Number.isInteger(n) || n < min) {
-      throw new UserError(`synthetic:${rest}: ${k}=${v} is not an integer >= ${min}`);
+    // At most STL-10's own sizes (a typo must not start writing gigabytes: 100,000 images are 2.8 GB).
+    const max = k === "seed" ? 2 ** 31 - 1 : k === "unlabeled" ? 100_000 : 20_000;
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new UserError(`synthetic:${rest}: ${k}=${v} is not an integer in [${min}, ${max}]`);
     }
     (o as Record<string, number>)[k] = n;
   }
