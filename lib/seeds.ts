@@ -35,7 +35,7 @@
 import { join } from "node:path";
 import { UserError } from "./util/errors.ts";
 import { writeFileAtomic } from "./util/fsutil.ts";
-import { newImage, resizeBilinear, type RGBImage } from "./util/image.ts";
+import { newImage, resizeBilinear, type RGBImage, UnreadableImage } from "./util/image.ts";
 import { PATCH } from "./patch.ts";
 import { Rng } from "./util/rng.ts";
 import { method as methodNamed, type MethodName, METHODS } from "./presets.ts";
@@ -83,6 +83,8 @@ export interface Seeds {
   origins: SeedOrigin[];
   /** The method preset that drew them. */
   method: MethodName;
+  /** Images that could not be read (damaged files), skipped: index and why. */
+  skipped?: { image: number; reason: string }[];
 }
 
 /** Options of {@link seedPatches}. */
@@ -349,11 +351,29 @@ export async function seedPatches(split: Split, opts: SeedOptions): Promise<Seed
   const candidates = numbers.sampler === "gradient" ? paperCandidates : releaseCandidates;
   const rng = new Rng(opts.seed ?? 0, 7001);
 
+  // A damaged image among thousands is skipped and counted, not fatal.
+  const skipped: { image: number; reason: string }[] = [];
+  let small = 0;
+  const readable = async (i: number) => {
+    try {
+      return await split.image(i);
+    } catch (e) {
+      if (!(e instanceof UnreadableImage)) throw e;
+      skipped.push({ image: i, reason: e.message });
+      return null;
+    }
+  };
   // Pass 1: the weight of every image (and how many candidates it has).
   const weights = new Float64Array(count);
   let usable = 0, positions = 0;
   for (let i = 0; i < count; i++) {
-    const maps = candidates(withoutFrame(await split.image(i)).picture);
+    const img = await readable(i);
+    if (!img) {
+      opts.onProgress?.("energy", i + 1, count);
+      continue;
+    }
+    if (img.width < PATCH || img.height < PATCH) small++;
+    const maps = candidates(withoutFrame(img).picture);
     weights[i] = imageWeight(maps, numbers.perImage);
     if (weights[i] > 0) {
       usable++;
@@ -363,10 +383,14 @@ export async function seedPatches(split: Split, opts: SeedOptions): Promise<Seed
   }
   const available = onePerImage ? usable : positions;
   if (n > available) {
+    const why = [
+      small ? `${small} images are smaller than ${PATCH}x${PATCH}` : "",
+      skipped.length ? `${skipped.length} could not be read` : "",
+    ].filter(Boolean).join(", ");
     throw new UserError(
       `${flag} ${n} is larger than the ${available} candidate ${
         onePerImage ? "images (the release takes one seed per image)" : "patches with any gradient"
-      } in ${count} images`,
+      } in ${count} images${why ? ` (${why})` : ""}`,
     );
   }
 
@@ -431,7 +455,7 @@ export async function seedPatches(split: Split, opts: SeedOptions): Promise<Seed
     opts.onProgress?.("crop", ++done, chosen.length);
   }
   if (origins.length !== n) throw new UserError(`${flag} ${n}: only ${origins.length} patches could be drawn`);
-  return { n, context, origins, method };
+  return { n, context, origins, method, ...(skipped.length ? { skipped } : {}) };
 }
 
 /** The per-pixel mean of the seed patches (RGB in [0, 1], 32x32x3), subtracted from every input. */
@@ -450,7 +474,14 @@ export async function saveSeeds(dir: string, seeds: Seeds): Promise<void> {
   await writeFileAtomic(join(dir, "seeds.bin"), seeds.context);
   await writeFileAtomic(
     join(dir, "seeds.json"),
-    JSON.stringify({ n: seeds.n, method: seeds.method, patch: PATCH, context: CONTEXT, origins: seeds.origins }) + "\n",
+    JSON.stringify({
+      n: seeds.n,
+      method: seeds.method,
+      skipped: seeds.skipped,
+      patch: PATCH,
+      context: CONTEXT,
+      origins: seeds.origins,
+    }) + "\n",
   );
 }
 

@@ -409,6 +409,13 @@ async function drawSeeds(cfg: TrainConfig, out: string, log: (m: string) => void
       `drawing N = ${cfg.classes} seed patches (${cfg.method}) from ${cfg.data} ${split.name} (${split.length} images)`,
     );
     const seeds = await seedPatches(split, { n: cfg.classes, method: cfg.method, seed: cfg.seed, flag: "--classes" });
+    if (seeds.skipped?.length) {
+      log(
+        `${seeds.skipped.length} images could not be read and were skipped (listed in seeds.json), the first: ${
+          seeds.skipped[0].reason
+        }`,
+      );
+    }
     await saveSeeds(out, seeds);
     return seeds;
   } finally {

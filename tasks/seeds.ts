@@ -53,6 +53,9 @@ async function main(args: string[]): Promise<void> {
   const grid = imageGrid(Array.from({ length: shown }, (_, i) => seedPatch(seeds, i)), 20, 32, 1);
   await writeFileAtomic(join(values.out, "seeds.png"), await encodePng(grid));
   const images = new Set(seeds.origins.map((o) => o.image)).size;
+  if (seeds.skipped?.length) {
+    console.error(`${seeds.skipped.length} images could not be read and were skipped (seeds.json lists them)`);
+  }
   console.error(
     `${n} seeds (${method}) from ${images} images in ${
       ((performance.now() - t0) / 1000).toFixed(1)

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import type { Split } from "../lib/data/dataset.ts";
-import { newImage, type RGBImage } from "../lib/util/image.ts";
+import { decodeImage, newImage, type RGBImage } from "../lib/util/image.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { frameBox, loadSeeds, PATCH, saveSeeds, seedPatch, seedPatches, withoutFrame } from "../lib/seeds.ts";
-import { oneLineError, task, tempDir } from "./helpers.ts";
+import { CALTECH_TINY, oneLineError, task, tempDir } from "./helpers.ts";
 
 /** A split over images made in memory. */
 function memorySplit(images: RGBImage[]): Split {
@@ -151,4 +151,43 @@ Deno.test("a flat frame around a photograph is not the picture: seeds are cut in
     assert.ok(o.x / o.scale >= 12 - 1e-9 && o.y / o.scale >= 6 - 1e-9, JSON.stringify(o));
     assert.ok((o.x + PATCH) / o.scale <= 110 + 1 && (o.y + PATCH) / o.scale <= 90 + 1, JSON.stringify(o));
   }
+});
+
+Deno.test("a damaged image among real photographs is skipped, counted and reported; a huge header is refused", async () => {
+  await using tmp = await tempDir();
+  const dir = `${tmp.path}/photos/ketch`;
+  await Deno.mkdir(dir, { recursive: true });
+  const src = `${CALTECH_TINY}/101_ObjectCategories/ketch`;
+  const files = [...Deno.readDirSync(src)].map((e) => e.name).sort().slice(0, 12);
+  for (const f of files) await Deno.copyFile(`${src}/${f}`, `${dir}/${f}`);
+  const good = await Deno.readFile(`${dir}/${files[0]}`);
+  await Deno.writeFile(`${dir}/zz_cut_short.jpg`, good.subarray(0, 300)); // a copy cut off
+  const r = await task("pretrain", [
+    "--data",
+    `folder:${tmp.path}/photos`,
+    "--net",
+    "8c5-8c5-16f",
+    "--classes",
+    "6",
+    "--per-class",
+    "2",
+    "--steps",
+    "2",
+    "--batch",
+    "4",
+    "--valid-every",
+    "2",
+    "--out",
+    `${tmp.path}/run`,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /1 images could not be read and were skipped .*zz_cut_short\.jpg: cannot decode image/);
+  const meta = JSON.parse(await Deno.readTextFile(`${tmp.path}/run/seeds.json`));
+  assert.equal(meta.skipped.length, 1);
+  // A PNG header claiming 100000 x 100000 pixels is refused before anything is allocated.
+  const png = new Uint8Array(33);
+  png.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52]);
+  new DataView(png.buffer).setUint32(16, 100000);
+  new DataView(png.buffer).setUint32(20, 100000);
+  await assert.rejects(() => decodeImage(png, "huge.png"), /huge\.png: its header claims 100000x100000 pixels/);
 });

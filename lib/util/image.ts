@@ -5,6 +5,13 @@
  * @module
  */
 import type { Image } from "imagescript";
+import { UserError } from "./errors.ts";
+
+/** The largest image read (a damaged or hostile header must not make the reader allocate gigabytes). */
+export const MAX_PIXELS = 100e6;
+
+/** An image file that cannot be read: not decodable, or claiming an impossible size. */
+export class UnreadableImage extends UserError {}
 
 /**
  * imagescript, loaded on the first decode or encode: the stages that never read an image file (synthetic data,
@@ -79,6 +86,14 @@ export function headerSize(bytes: Uint8Array): { width: number; height: number }
  * back as RGB; an alpha channel is dropped.
  */
 export async function decodeImage(bytes: Uint8Array, name = "image"): Promise<RGBImage> {
+  const claimed = headerSize(bytes);
+  if (claimed && claimed.width * claimed.height > MAX_PIXELS) {
+    throw new UnreadableImage(
+      `${name}: its header claims ${claimed.width}x${claimed.height} pixels, more than the ${
+        MAX_PIXELS / 1e6
+      } megapixels this project reads`,
+    );
+  }
   const { decode, Image } = await imagescript();
   let img: Image;
   try {
@@ -86,7 +101,7 @@ export async function decodeImage(bytes: Uint8Array, name = "image"): Promise<RG
     if (!(decoded instanceof Image)) throw new Error("animated image");
     img = decoded;
   } catch (e) {
-    throw new Error(`${name}: cannot decode image (${(e as Error).message})`);
+    throw new UnreadableImage(`${name}: cannot decode image (${(e as Error).message})`);
   }
   const { width, height, bitmap } = img;
   const out = new Uint8Array(width * height * 3);
