@@ -32,7 +32,11 @@ async function main(args: string[]): Promise<void> {
   for (const r of runs) {
     const p = join(r, "results.json");
     if (!exists(p)) throw new UserError(`--run ${r}: no results.json there (run deno task evaluate --run ${r} first)`);
-    results.push(JSON.parse(await Deno.readTextFile(p)));
+    try {
+      results.push(JSON.parse(await Deno.readTextFile(p)));
+    } catch {
+      throw new UserError(`${p}: empty or damaged (run deno task evaluate --run ${r} again to write it)`);
+    }
   }
   const out = (values.out as string | undefined) ?? (runs.length === 1 ? runs[0] : join("runs", "table1"));
   await Deno.mkdir(out, { recursive: true });

@@ -57,3 +57,28 @@ Deno.test("the ETA of a resumed run counts only the steps made since it resumed"
   assert.equal(Math.round(Progress.eta(4250, 12650, 4150, 30) / 60), 42);
   assert.equal(Progress.eta(10, 100, 10, 5), Infinity);
 });
+
+Deno.test("file-system faults are one line naming the path and what was being done", async () => {
+  await using tmp = await tempDir();
+  await Deno.writeTextFile(`${tmp.path}/a-file`, "x");
+  oneLineError(
+    await task("pretrain", ["--out", `${tmp.path}/a-file/run`, "--steps", "1"]),
+    /cannot make the run folder .*a-file\/run: a file stands where a folder is needed/,
+  );
+  oneLineError(
+    await task("seeds", [
+      "--n",
+      "3",
+      "--data",
+      "synthetic:unlabeled=20,train=20,test=10,fold=10",
+      "--out",
+      `${tmp.path}/a-file/s`,
+    ], {
+      EXEMPLAR_CACHE: `${tmp.path}/cache`,
+    }),
+    /cannot make the folder of .*a-file\/s\/seeds\.bin: a file stands where a folder is needed/,
+  );
+  await Deno.mkdir(`${tmp.path}/run`);
+  await Deno.writeTextFile(`${tmp.path}/run/results.json`, '{"scale": {"net"');
+  oneLineError(await task("table1", ["--run", `${tmp.path}/run`]), /results\.json: empty or damaged/);
+});

@@ -12,12 +12,35 @@ export function tempName(path: string): string {
   return join(dirname(path), `.${path.split("/").pop()}.tmp-${tag}`);
 }
 
+/**
+ * A file-system error as one line for the user: the path, what the program was doing, and why (a read-only folder,
+ * a full disk, a parent that cannot be made). Errors that are not the file system's pass through unchanged.
+ */
+export function fsError(e: unknown, doing: string, path: string): unknown {
+  const why = e instanceof Deno.errors.PermissionDenied
+    ? "permission denied (a read-only folder?)"
+    : e instanceof Deno.errors.NotFound
+    ? "a folder on the way does not exist"
+    : e instanceof Deno.errors.AlreadyExists || e instanceof Deno.errors.NotADirectory
+    ? "a file stands where a folder is needed"
+    : e instanceof Error && /ENOSPC|No space left/i.test(e.message)
+    ? "no space left on the device"
+    : e instanceof Error && /EROFS|read-only file system/i.test(e.message)
+    ? "the file system is read-only"
+    : null;
+  return why ? new UserError(`${doing} ${path}: ${why}`) : e;
+}
+
 /** Writes `data` to a temporary name beside `path`, then renames it into place. */
 export async function writeFileAtomic(
   path: string,
   data: Uint8Array | string,
 ): Promise<void> {
-  await Deno.mkdir(dirname(path), { recursive: true });
+  try {
+    await Deno.mkdir(dirname(path), { recursive: true });
+  } catch (e) {
+    throw fsError(e, "cannot make the folder of", path);
+  }
   const tmp = tempName(path);
   try {
     if (typeof data === "string") await Deno.writeTextFile(tmp, data);
@@ -25,7 +48,7 @@ export async function writeFileAtomic(
     await Deno.rename(tmp, path);
   } catch (e) {
     await Deno.remove(tmp).catch(() => {});
-    throw e;
+    throw fsError(e, "cannot write", path);
   }
 }
 
@@ -86,7 +109,11 @@ function processAlive(pid: number): boolean {
  * runs on this machine (killed with `kill -9`, say) is taken over. `release` removes it.
  */
 export async function lockFolder(dir: string): Promise<{ release(): void }> {
-  await Deno.mkdir(dir, { recursive: true });
+  try {
+    await Deno.mkdir(dir, { recursive: true });
+  } catch (e) {
+    throw fsError(e, "cannot make the run folder", dir);
+  }
   const path = join(dir, ".lock");
   let host = "";
   try {
@@ -104,7 +131,7 @@ export async function lockFolder(dir: string): Promise<{ release(): void }> {
         },
       };
     } catch (e) {
-      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+      if (!(e instanceof Deno.errors.AlreadyExists)) throw fsError(e, "cannot write the lock of", dir);
     }
     let holder: typeof me | null = null;
     try {
