@@ -36,7 +36,7 @@ import {
   runProtocol,
 } from "./protocols.ts";
 import { UserError } from "./util/errors.ts";
-import { loadSeeds, PATCH, seedMean } from "./seeds.ts";
+import { loadSeeds, seedMeanColour } from "./seeds.ts";
 import { loadTrainedNet } from "./run_folder.ts";
 import { METHODS } from "./presets.ts";
 import type { KnnOptions } from "./knn.ts";
@@ -138,9 +138,7 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): P
     const { size, pooling } = PROTOCOL_INPUT[protocol];
     const levelWeights = METHODS[cfg.method].eval.levelWeights;
     // Mean colour of the pretraining inputs (the seeds' mean), subtracted as in pretraining.
-    const m = seedMean(await loadSeeds(runDir));
-    const mean: [number, number, number] = [0, 0, 0];
-    for (let i = 0; i < PATCH * PATCH; i++) for (let c = 0; c < 3; c++) mean[c] += m[3 * i + c] / (PATCH * PATCH);
+    const mean = seedMeanColour(await loadSeeds(runDir));
     const cache = join(runDir, "features");
     // (v2: images resized with antialiasing, pooling levels weighted by the method.)
     const dataTag = `v2-${cfg.method}-${protocol}-${

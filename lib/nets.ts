@@ -222,6 +222,11 @@ export class ExemplarNet {
     return p.v;
   }
 
+  /** The max-pooling after the first two conv layers: window side and stride. */
+  get poolShape(): { size: number; stride: number } {
+    return { ...this.#numbers.pool };
+  }
+
   /**
    * Max-pooling after the first two conv layers ("same" padding pads only at the end, as Caffe's ceil mode).
    *

@@ -469,6 +469,13 @@ export function seedMean(seeds: Seeds): Float32Array {
   return mean;
 }
 
+/** The mean colour of the seed patches (RGB in [0, 1]): what the features subtract from every pixel. */
+export function seedMeanColour(seeds: Seeds): [number, number, number] {
+  const m = seedMean(seeds), mean: [number, number, number] = [0, 0, 0];
+  for (let i = 0; i < PATCH * PATCH; i++) for (let c = 0; c < 3; c++) mean[c] += m[3 * i + c] / (PATCH * PATCH);
+  return mean;
+}
+
 /** Writes seeds to `dir`: `seeds.bin` (the context windows) and `seeds.json` (where each came from). */
 export async function saveSeeds(dir: string, seeds: Seeds): Promise<void> {
   await writeFileAtomic(join(dir, "seeds.bin"), seeds.context);

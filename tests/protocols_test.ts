@@ -107,7 +107,7 @@ Deno.test("release evaluation: random log-uniform C in the protocol's range, val
   assert.ok(Math.abs(release.std - pop) < 1e-9, `${release.std} vs ${pop}`);
   const paper = await runProtocol("stl10", stl, features, { runs: 3 });
   assert.deepEqual(paper.cScores.map((s) => s.C), [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10]);
-  const sample = Math.sqrt(paper.runs.reduce((a, b, _, v) => a + (b - paper.mean) ** 2, 0) / 2);
+  const sample = Math.sqrt(paper.runs.reduce((a, b) => a + (b - paper.mean) ** 2, 0) / 2);
   assert.ok(Math.abs(paper.std - sample) < 1e-9);
 });
 
