@@ -22,21 +22,30 @@ import { rowSummary, TRAIN_FLAGS, trainConfigFromFlags } from "../lib/train_flag
 const USAGE =
   `deno task pretrain --out DIR [--data SPEC] [--net NAME] [--classes N] [--per-class K|inf] [--steps S] [--batch B] [--backend ${
     BACKENDS.join("|")
-  }] [--method paper|release] [--schedule plateau|stages] [--lr R] [--valid-every S] [--seed S] [--workers W] [--resume]   (SPEC: ${DATA_SPECS})`;
+  }] [--method paper|release] [--schedule plateau|stages] [--lr R] [--valid-every S] [--seed S] [--workers W] [--checkpoint-minutes M] [--resume]   (SPEC: ${DATA_SPECS})`;
 
 async function main(args: string[]): Promise<void> {
   const { values, positionals } = parseFlags(args, {
     ...TRAIN_FLAGS,
     out: { type: "string", help: "the run folder (required); the same command again continues the run" },
     resume: { type: "boolean", help: "insist on continuing a run (an error if there is none)" },
+    "checkpoint-minutes": {
+      type: "string",
+      help: "minutes between checkpoints (default 5; also at the end and on a stop)",
+    },
   }, USAGE);
   if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}" (usage: ${USAGE})`);
   if (!values.out) throw new UserError(`--out DIR is required (usage: ${USAGE})`);
   const cfg = trainConfigFromFlags(values);
   const bar = new Progress("pretrain", cfg.steps);
+  const every = values["checkpoint-minutes"] === undefined ? 5 : Number(values["checkpoint-minutes"]);
+  if (!(every >= 0 && Number.isFinite(every))) {
+    throw new UserError(`--checkpoint-minutes ${values["checkpoint-minutes"]}: expected a number of minutes >= 0`);
+  }
   const result = await pretrain(cfg, {
     out: values.out,
     resume: values.resume,
+    checkpointMinutes: every,
     backend: values.backend as string | undefined,
     log: (m) => console.error(m),
     onRow: (r) => bar.update(r.step, rowSummary(r)),

@@ -1,0 +1,72 @@
+/**
+ * Fault injection on tiny runs: a run killed without warning (SIGKILL) at a random moment and then run again with
+ * the same command ends with the same weights, bit for bit, as a run never interrupted; every fault leaves one line
+ * and nothing the user had is lost. (SIGINT and SIGTERM: train_test.ts; damaged checkpoints: checkpoint_test.ts;
+ * two runs on one folder: nets_test.ts; a stalling server: download_test.ts.)
+ */
+import assert from "node:assert/strict";
+import { loadRunCheckpoint, readMetrics } from "../lib/run_folder.ts";
+import { Rng } from "../lib/util/rng.ts";
+import { ROOT, task, tempDir } from "./helpers.ts";
+
+const STEPS = 1500;
+const args = (out: string) => [
+  "--data",
+  "synthetic:unlabeled=60,train=10,test=10,fold=10",
+  "--net",
+  "8c5-16f",
+  "--classes",
+  "12",
+  "--per-class",
+  "6",
+  "--steps",
+  String(STEPS),
+  "--batch",
+  "8",
+  "--valid-every",
+  "50",
+  "--checkpoint-minutes",
+  "0.005", // a checkpoint every 0.3 s, so that a kill lands between checkpoints
+  "--out",
+  out,
+];
+
+Deno.test("kill -9 at a random moment, the same command again: the final weights equal an uninterrupted run's", async () => {
+  await using tmp = await tempDir();
+  const env = { EXEMPLAR_CACHE: `${tmp.path}/cache` };
+  const whole = await task("pretrain", args(`${tmp.path}/whole`), env);
+  assert.equal(whole.code, 0, whole.stderr);
+
+  const rng = new Rng(Date.now() % 100000);
+  const out = `${tmp.path}/killed`;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}/tasks/pretrain.ts`, ...args(out)],
+    cwd: ROOT,
+    env: { ...env, NO_COLOR: "1" },
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  // Wait for a checkpoint and some rows, then a random moment more.
+  for (let i = 0; i < 600; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    try {
+      if ((await Deno.stat(`${out}/checkpoint.ckpt`)).size > 0 && (await readMetrics(out)).length >= 3) break;
+    } catch { /* not yet */ }
+  }
+  await new Promise((r) => setTimeout(r, 200 + rng.int(1500)));
+  child.kill("SIGKILL");
+  const status = await child.status;
+  assert.ok(!status.success, "the run was killed before it finished");
+  // The kill landed in mid-run: the folder holds a checkpoint part of the way, and maybe rows past it.
+  const stoppedAt = (await loadRunCheckpoint(out)).state.step;
+  assert.ok(stoppedAt > 0 && stoppedAt < STEPS, `killed at step ${stoppedAt}`);
+  const again = await task("pretrain", args(out), env);
+  assert.equal(again.code, 0, again.stderr);
+
+  const a = await loadRunCheckpoint(`${tmp.path}/whole`), b = await loadRunCheckpoint(out);
+  assert.equal(b.state.step, STEPS);
+  for (const [name, w] of a.weights) assert.deepEqual(b.weights.get(name), w, `weights ${name}`);
+  for (const [name, m] of a.momenta) assert.deepEqual(b.momenta.get(name), m, `momentum ${name}`);
+  const losses = async (dir: string) => (await readMetrics(dir)).map((r) => [r.step, r.loss, r.accuracy, r.lr]);
+  assert.deepEqual(await losses(out), await losses(`${tmp.path}/whole`));
+});
