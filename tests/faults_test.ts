@@ -7,29 +7,11 @@
 import assert from "node:assert/strict";
 import { loadRunCheckpoint, readMetrics } from "../lib/run_folder.ts";
 import { Rng } from "../lib/util/rng.ts";
-import { ROOT, task, tempDir } from "./helpers.ts";
+import { ROOT, task, tempDir, tinyRunArgs } from "./helpers.ts";
 
 const STEPS = 1500;
-const args = (out: string) => [
-  "--data",
-  "synthetic:unlabeled=60,train=10,test=10,fold=10",
-  "--net",
-  "8c5-16f",
-  "--classes",
-  "12",
-  "--per-class",
-  "6",
-  "--steps",
-  String(STEPS),
-  "--batch",
-  "8",
-  "--valid-every",
-  "50",
-  "--checkpoint-minutes",
-  "0.005", // a checkpoint every 0.3 s, so that a kill lands between checkpoints
-  "--out",
-  out,
-];
+// A checkpoint every 0.3 s, so that a kill lands between checkpoints.
+const args = (out: string) => tinyRunArgs(out, STEPS, ["--valid-every", "50", "--checkpoint-minutes", "0.005"]);
 
 Deno.test("kill -9 at a random moment, the same command again: the final weights equal an uninterrupted run's", async () => {
   await using tmp = await tempDir();

@@ -74,3 +74,24 @@ export async function renderedDom(file: string, profile: string): Promise<string
   }).output();
   return new TextDecoder().decode(dom.stdout);
 }
+
+/** Arguments of a tiny pretraining run (seconds): synthetic data, a one-conv network, N = 12, K = 6, batch 8. */
+export function tinyRunArgs(out: string, steps: number, extra: string[] = []): string[] {
+  return [
+    "--data",
+    "synthetic:unlabeled=60,train=10,test=10,fold=10",
+    "--net",
+    "8c5-16f",
+    "--classes",
+    "12",
+    "--per-class",
+    "6",
+    "--steps",
+    String(steps),
+    "--batch",
+    "8",
+    ...extra,
+    "--out",
+    out,
+  ];
+}

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { pretrain, TRAIN_DEFAULTS, type TrainConfig } from "../lib/train.ts";
 import { type MetricsRow, readMetrics } from "../lib/run_folder.ts";
 import { stageRate } from "../lib/schedule.ts";
-import { listTree, oneLineError, ROOT, task, tempDir } from "./helpers.ts";
+import { listTree, oneLineError, ROOT, task, tempDir, tinyRunArgs } from "./helpers.ts";
 
 const quiet = () => {};
 
@@ -89,22 +89,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 async function interruptAndResume(signal: "SIGINT" | "SIGTERM"): Promise<void> {
   await using tmp = await tempDir();
   const env = { EXEMPLAR_CACHE: `${tmp.path}/cache`, NO_COLOR: "1" };
-  const args = [
-    "--data",
-    "synthetic:unlabeled=60,train=10,test=10,fold=10",
-    "--net",
-    "8c5-16f",
-    "--classes",
-    "12",
-    "--per-class",
-    "6",
-    "--steps",
-    "400",
-    "--batch",
-    "8",
-    "--out",
-    `${tmp.path}/run`,
-  ];
+  const args = tinyRunArgs(`${tmp.path}/run`, 400);
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `${ROOT}/tasks/pretrain.ts`, ...args],
     cwd: ROOT,
