@@ -32,6 +32,15 @@ export function stageRate(
   return scaled(stages[stages.length - 1][1]);
 }
 
+/**
+ * The learning rate of the `cosine` schedule (a time budget's, lib/budget.ts) at `step` of `steps`: from `base` down
+ * to `base * floor` along half a cosine, so that the run ends on time with the rate decayed.
+ */
+export function cosineRate(step: number, steps: number, base: number, floor = 0.01): number {
+  const t = Math.min(1, step / Math.max(1, steps));
+  return base * (floor + (1 - floor) * 0.5 * (1 + Math.cos(Math.PI * t)));
+}
+
 /** What the plateau schedule remembers between validations (saved in checkpoints). */
 export interface PlateauState {
   lr: number;

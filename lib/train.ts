@@ -47,7 +47,8 @@ import {
   writeCurves,
   writeRunConfig,
 } from "./run_folder.ts";
-import { plateauStep, stageRate } from "./schedule.ts";
+import { cosineRate, plateauStep, stageRate } from "./schedule.ts";
+import type { BudgetPlan } from "./budget.ts";
 import { runEnvironment } from "./environment.ts";
 import {
   method as methodNamed,
@@ -77,8 +78,10 @@ export interface TrainConfig {
   batch: number;
   /** Method preset (`paper` or `release`, lib/presets.ts): seed sampling, transformation ranges, network and schedule. */
   method: MethodName;
-  /** Learning-rate schedule: `plateau` (the paper) or `stages` (the release). */
-  schedule: "plateau" | "stages";
+  /** Learning-rate schedule: `plateau` (the paper), `stages` (the release) or `cosine` (a time budget's). */
+  schedule: "plateau" | "stages" | "cosine";
+  /** The time budget this run was planned for (lib/budget.ts), if any. */
+  budget?: BudgetPlan;
   /** Initial learning rate. */
   lr: number;
   /** SGD momentum. */
@@ -207,8 +210,8 @@ export function validateConfig(c: TrainConfig): void {
   if (!Number.isInteger(c.steps) || c.steps < 1) throw new UserError(`--steps ${c.steps}: expected a positive integer`);
   methodNamed(c.method);
   checkNetFits(c.net);
-  if (c.schedule !== "plateau" && c.schedule !== "stages") {
-    throw new UserError(`schedule "${c.schedule}": expected plateau (the paper) or stages (the release)`);
+  if (c.schedule !== "plateau" && c.schedule !== "stages" && c.schedule !== "cosine") {
+    throw new UserError(`schedule "${c.schedule}": expected plateau (the paper), stages (the release) or cosine`);
   }
 }
 
@@ -312,6 +315,7 @@ async function pretrainLocked(cfg: TrainConfig, opts: PretrainOptions): Promise<
       }
       // One SGD step on a batch of surrogate samples: softmax cross-entropy over the N classes.
       if (cfg.schedule === "stages") state.lr = stageRate(state.step, cfg.steps, cfg.lr, numbers.stages);
+      if (cfg.schedule === "cosine") state.lr = cosineRate(state.step, cfg.steps, cfg.lr);
       const batch = await loader.next();
       await engine.accumulate(batch.x, batch.y, cfg.batch, dropoutSeed(cfg.seed, state.step));
       engine.update(state.lr, hyper);

@@ -26,7 +26,11 @@ export const TRAIN_FLAGS = {
   batch: { type: "string", help: "samples per step (default 128)" },
   backend: { type: "string", help: "wasm, webgpu, cpu, tensorflow, tensorflow-gpu (default: the first that works)" },
   method: { type: "string", help: "method preset: paper (the text, default) or release (the authors' code)" },
-  schedule: { type: "string", help: "plateau (the paper) or stages (the release); default: the method's" },
+  schedule: { type: "string", help: "plateau (the paper), stages (the release) or cosine; default: the method's" },
+  minutes: {
+    type: "string",
+    help: "a time budget: plan steps, N and a cosine schedule to fit M minutes (measured warm-up; overrides --steps)",
+  },
   lr: { type: "string", help: "initial learning rate (default 0.01)" },
   "valid-every": { type: "string", help: "validate on held-out copies every this many steps" },
   seed: { type: "string", help: "run seed: seeds, transformations, weights and dropout follow from it (default 0)" },

@@ -17,12 +17,13 @@ import { parseFlags, Progress, runTask } from "../lib/util/cli.ts";
 import { DATA_SPECS } from "../lib/data/mod.ts";
 import { UserError } from "../lib/util/errors.ts";
 import { pretrain } from "../lib/train.ts";
+import { planBudget } from "../lib/budget.ts";
 import { rowSummary, TRAIN_FLAGS, trainConfigFromFlags } from "../lib/train_flags.ts";
 
 const USAGE =
   `deno task pretrain --out DIR [--data SPEC] [--net NAME] [--classes N] [--per-class K|inf] [--steps S] [--batch B] [--backend ${
     BACKENDS.join("|")
-  }] [--method paper|release] [--schedule plateau|stages] [--lr R] [--valid-every S] [--seed S] [--workers W] [--checkpoint-minutes M] [--resume]   (SPEC: ${DATA_SPECS})`;
+  }] [--method paper|release] [--schedule plateau|stages] [--lr R] [--valid-every S] [--seed S] [--workers W] [--checkpoint-minutes M] [--minutes M] [--resume]   (SPEC: ${DATA_SPECS})`;
 
 async function main(args: string[]): Promise<void> {
   const { values, positionals } = parseFlags(args, {
@@ -36,7 +37,14 @@ async function main(args: string[]): Promise<void> {
   }, USAGE);
   if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}" (usage: ${USAGE})`);
   if (!values.out) throw new UserError(`--out DIR is required (usage: ${USAGE})`);
-  const cfg = trainConfigFromFlags(values);
+  let cfg = trainConfigFromFlags(values);
+  if (values.minutes !== undefined) {
+    cfg = await planBudget(cfg, Number(values.minutes), values.out, {
+      backend: values.backend as string | undefined,
+      classesGiven: values.classes !== undefined,
+      log: (m) => console.error(m),
+    });
+  }
   const bar = new Progress("pretrain", cfg.steps);
   const every = values["checkpoint-minutes"] === undefined ? 5 : Number(values["checkpoint-minutes"]);
   if (!(every >= 0 && Number.isFinite(every))) {

@@ -24,11 +24,10 @@ import { readRunConfigFile } from "../lib/run_folder.ts";
 import { selectBackend } from "../lib/compute/backend.ts";
 import { fmtSecs, parseFlags, Progress, progressBars, runTask } from "../lib/util/cli.ts";
 import { DATA_SPECS, inspectDataset, openDataset } from "../lib/data/mod.ts";
-import { createEngine } from "../lib/compute/engine.ts";
 import { UserError } from "../lib/util/errors.ts";
 import { evaluateRun } from "../lib/evaluate.ts";
+import { measureSpeed, planBudget } from "../lib/budget.ts";
 import { exists, writeFileAtomic } from "../lib/util/fsutil.ts";
-import { Rng } from "../lib/util/rng.ts";
 import { writeTable1 } from "../lib/table1.ts";
 import { pretrain, scaleSettings, type TrainConfig, validateConfig } from "../lib/train.ts";
 import { rowSummary, TRAIN_FLAGS, trainConfigFromFlags } from "../lib/train_flags.ts";
@@ -36,43 +35,19 @@ import { METHOD_NAMES, RUN_SCALES, SCALE_NAMES, type ScaleName } from "../lib/pr
 
 const USAGE = `deno task reproduce [--scale ${SCALE_NAMES.join("|")}] [--method ${
   METHOD_NAMES.join("|")
-}] [--config RUN/config.json] [--data SPEC] [--net NAME] [--classes N] [--per-class K|inf] [--steps S] [--batch B] [--schedule plateau|stages] [--lr R] [--valid-every S] [--seed S] [--workers W] [--backend NAME] [--out DIR]   (SPEC: ${DATA_SPECS})`;
+}] [--config RUN/config.json] [--minutes M] [--data SPEC] [--net NAME] [--classes N] [--per-class K|inf] [--steps S] [--batch B] [--schedule plateau|stages] [--lr R] [--valid-every S] [--seed S] [--workers W] [--backend NAME] [--out DIR]   (SPEC: ${DATA_SPECS})`;
 
 /** Measures training speed on the chosen backend and prints how long the run will take. */
 async function estimate(cfg: TrainConfig, backend: string | undefined): Promise<void> {
   const info = await selectBackend(backend);
-  const spec = { net: cfg.net, classes: cfg.classes, method: cfg.method, seed: cfg.seed };
-  const parallel = info.name === "wasm" ? cfg.parallel : 1;
-  const engine = await createEngine(info, spec, parallel);
-  try {
-    const rng = new Rng(1);
-    const x = Float32Array.from({ length: cfg.batch * 32 * 32 * 3 }, () => rng.normal() * 0.2);
-    const y = Int32Array.from({ length: cfg.batch }, (_, i) => i % cfg.classes);
-    const hyper = { momentum: cfg.momentum, weightDecay: cfg.weightDecay };
-    // Steps as pretraining makes them (gradient, update, the loss read every logged row), for at least 3 steps and
-    // 2 seconds after a first one.
-    await engine.accumulate(x, y, cfg.batch, 1);
-    engine.update(cfg.lr, hyper);
-    await engine.stats();
-    const t0 = performance.now();
-    let n = 0;
-    while (n < 3 || performance.now() - t0 < 2000) {
-      await engine.accumulate(x, y, cfg.batch, 2 + n++);
-      engine.update(cfg.lr, hyper);
-      if (n % cfg.logEvery === 0) await engine.stats();
-    }
-    await engine.stats();
-    const sps = (n * cfg.batch) / ((performance.now() - t0) / 1000);
-    console.error(
-      `estimate: ${sps.toFixed(0)} samples/s on ${info.name}${
-        parallel > 1 ? ` x${parallel}` : ""
-      } (measured warm-up) -> ${cfg.steps} steps of ${cfg.batch} take about ${
-        fmtSecs((cfg.steps * cfg.batch) / sps)
-      } of pretraining, plus seeds and evaluation`,
-    );
-  } finally {
-    engine.close();
-  }
+  const sps = await measureSpeed(cfg, info);
+  console.error(
+    `estimate: ${
+      sps.toFixed(0)
+    } samples/s on ${info.name} (measured warm-up) -> ${cfg.steps} steps of ${cfg.batch} take about ${
+      fmtSecs((cfg.steps * cfg.batch) / sps)
+    } of pretraining, plus seeds and evaluation`,
+  );
 }
 
 async function main(args: string[]): Promise<void> {
@@ -89,7 +64,9 @@ async function main(args: string[]): Promise<void> {
     },
   }, USAGE);
   if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}" (usage: ${USAGE})`);
-  const scaleName = (values.scale as string | undefined) ?? "default";
+  // Real data (not the embedded synthetic set) defaults to the laptop scale: an hour's budget.
+  const real = values.data !== undefined && !(values.data as string).startsWith("synthetic");
+  const scaleName = (values.scale as string | undefined) ?? (real ? "laptop" : "default");
   if (!(SCALE_NAMES as readonly string[]).includes(scaleName)) {
     throw new UserError(`--scale ${scaleName}: unknown run scale (expected one of: ${SCALE_NAMES.join(", ")})`);
   }
@@ -105,6 +82,17 @@ async function main(args: string[]): Promise<void> {
   validateConfig(cfg); // every flag checked before any work starts
   const out = (values.out as string | undefined) ??
     (saved ? `${dirname(values.config as string)}-again` : join("runs", `reproduce-${scaleName}`));
+  const minutes = values.minutes !== undefined ? Number(values.minutes) : saved ? undefined : scale.minutes;
+  if (minutes !== undefined) {
+    Object.assign(
+      cfg,
+      await planBudget(cfg, minutes, out, {
+        backend: values.backend as string | undefined,
+        classesGiven: values.classes !== undefined || saved !== null,
+        log: (m) => console.error(m),
+      }),
+    );
+  }
   const t0 = performance.now();
   const stage = (k: number, what: string) =>
     console.error(`\n[${k}/5] ${what} (${fmtSecs((performance.now() - t0) / 1000)} so far)`);
@@ -123,7 +111,9 @@ async function main(args: string[]): Promise<void> {
     } images; ${summary.classes} classes`,
   );
 
-  if (!saved && scale.data === undefined) await estimate(cfg, values.backend as string | undefined);
+  if (!saved && scale.data === undefined && minutes === undefined) {
+    await estimate(cfg, values.backend as string | undefined);
+  }
 
   const resume = exists(join(out, "checkpoint.ckpt"));
   stage(

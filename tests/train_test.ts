@@ -150,3 +150,32 @@ Deno.test("metrics.jsonl: a last row cut short is dropped, a damaged one elsewhe
   await Deno.writeTextFile(`${tmp.path}/metrics.jsonl`, `${row(10)}\n{"step":2\n${row(30)}\n`);
   await assert.rejects(() => readMetrics(tmp.path), /metrics.jsonl: line 2 is not a metrics row/);
 });
+
+Deno.test("a time budget: steps and N planned from a warm-up, a cosine schedule that ends decayed, the same plan continued", async () => {
+  const { cosineRate } = await import("../lib/schedule.ts");
+  const { budgetClasses } = await import("../lib/budget.ts");
+  assert.equal(cosineRate(0, 100, 0.01), 0.01);
+  assert.ok(Math.abs(cosineRate(100, 100, 0.01) - 0.0001) < 1e-12);
+  assert.ok(Math.abs(cosineRate(50, 100, 0.01) - 0.00505) < 1e-12);
+  assert.equal(budgetClasses(10_000), 100);
+  assert.equal(budgetClasses(720_000), 1800);
+  assert.equal(budgetClasses(1e9), 16000);
+
+  await using tmp = await tempDir();
+  const env = { EXEMPLAR_CACHE: `${tmp.path}/cache` };
+  const args = tinyRunArgs(`${tmp.path}/run`, 1, ["--minutes", "0.1", "--classes", "12", "--valid-every", "50"]);
+  const r = await task("pretrain", args, env);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /plan for 0\.1 minutes: \d+ samples\/s measured on \w+ -> \d+ steps of 8/);
+  const train = JSON.parse(await Deno.readTextFile(`${tmp.path}/run/config.json`)).train;
+  assert.equal(train.schedule, "cosine");
+  assert.equal(train.budget.minutes, 0.1);
+  assert.equal(train.steps, train.budget.steps);
+  const rows = await readMetrics(`${tmp.path}/run`);
+  assert.equal(rows.at(-1)!.step, train.steps);
+  assert.ok(rows.at(-1)!.lr < 0.0002, `the rate ends decayed: ${rows.at(-1)!.lr}`);
+  // The same command again continues the stored plan (here: finds it complete), measuring nothing.
+  const again = await task("pretrain", args, env);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /continuing the 0\.1-minute plan/);
+});
