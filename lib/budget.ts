@@ -21,12 +21,15 @@ import { Rng } from "./util/rng.ts";
 
 /** A run's budget and the plan made for it. */
 export interface BudgetPlan {
+  /** The budget. */
   minutes: number;
   /** Training samples per second measured in the warm-up. */
   samplesPerSecond: number;
   /** The share of the time left for training steps (validation and checkpoints take the rest). */
   efficiency: number;
+  /** The steps that fit. */
   steps: number;
+  /** N, chosen for that many samples (or the user's). */
   classes: number;
 }
 
