@@ -18,7 +18,7 @@ import { ExemplarNet } from "./nets.ts";
 import type { PlateauState } from "./schedule.ts";
 import type { TrainConfig } from "./train.ts";
 import { UserError } from "./util/errors.ts";
-import { exists, writeFileAtomic } from "./util/fsutil.ts";
+import { exists, fsError, writeFileAtomic } from "./util/fsutil.ts";
 import type { PlotlyFigure } from "./util/viz.ts";
 
 /** The files of a run folder. */
@@ -124,11 +124,21 @@ export async function keepMetricsUpTo(dir: string, step: number): Promise<void> 
 export class MetricsLog {
   readonly #file: Deno.FsFile;
   readonly #enc = new TextEncoder();
+  readonly #path: string;
   constructor(dir: string) {
-    this.#file = Deno.openSync(join(dir, RUN_FILES.metrics), { append: true, create: true });
+    this.#path = join(dir, RUN_FILES.metrics);
+    try {
+      this.#file = Deno.openSync(this.#path, { append: true, create: true });
+    } catch (e) {
+      throw fsError(e, "cannot open", this.#path);
+    }
   }
   write(row: MetricsRow): void {
-    this.#file.writeSync(this.#enc.encode(JSON.stringify(row) + "\n"));
+    try {
+      this.#file.writeSync(this.#enc.encode(JSON.stringify(row) + "\n"));
+    } catch (e) {
+      throw fsError(e, "cannot append to", this.#path);
+    }
   }
   close(): void {
     this.#file.close();

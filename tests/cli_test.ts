@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { listTree, oneLineError, task, tempDir } from "./helpers.ts";
+import { listTree, oneLineError, ROOT, task, tempDir } from "./helpers.ts";
 
 Deno.test("unknown flags and commands are refused with one line", async () => {
   oneLineError(await task("data", ["inspect", "synthetic", "--verbose"]), /Unknown option '--verbose'/);
@@ -81,4 +81,24 @@ Deno.test("file-system faults are one line naming the path and what was being do
   await Deno.mkdir(`${tmp.path}/run`);
   await Deno.writeTextFile(`${tmp.path}/run/results.json`, '{"scale": {"net"');
   oneLineError(await task("table1", ["--run", `${tmp.path}/run`]), /results\.json: empty or damaged/);
+});
+
+Deno.test("deno task test on a machine without Jupyter stops at once with the command that installs it", async () => {
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}/tests/preflight.ts`],
+    env: { EXEMPLAR_PYTHON: "/nonexistent/python3", NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const err = new TextDecoder().decode(r.stderr);
+  oneLineError(
+    { code: r.code, stderr: err },
+    /the tests need Jupyter.*apt-get install --no-install-recommends jupyter-nbconvert jupyter-client/,
+  );
+  assert.equal(r.code, 2);
+  // Here, with everything installed, it passes.
+  assert.equal(
+    (await new Deno.Command(Deno.execPath(), { args: ["run", "-A", `${ROOT}/tests/preflight.ts`] }).output()).code,
+    0,
+  );
 });

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { loadRunCheckpoint, readMetrics } from "../lib/run_folder.ts";
 import { Rng } from "../lib/util/rng.ts";
-import { ROOT, task, tempDir, tinyRunArgs } from "./helpers.ts";
+import { oneLineError, ROOT, task, tempDir, tinyRunArgs } from "./helpers.ts";
 
 const STEPS = 1500;
 // A checkpoint every 0.3 s, so that a kill lands between checkpoints.
@@ -51,4 +51,34 @@ Deno.test("kill -9 at a random moment, the same command again: the final weights
   for (const [name, m] of a.momenta) assert.deepEqual(b.momenta.get(name), m, `momentum ${name}`);
   const losses = async (dir: string) => (await readMetrics(dir)).map((r) => [r.step, r.loss, r.accuracy, r.lr]);
   assert.deepEqual(await losses(out), await losses(`${tmp.path}/whole`));
+});
+
+/** A small tmpfs (as root), or null where this machine does not allow mounting one. */
+async function smallDisk(path: string, size: string): Promise<boolean> {
+  if (Deno.uid() !== 0) return false;
+  await Deno.mkdir(path, { recursive: true });
+  return (await new Deno.Command("mount", {
+    args: ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", path],
+    stderr: "null",
+  })
+    .output().catch(() => null))?.success ?? false;
+}
+
+Deno.test("a full disk at the checkpoint: one line naming the file, no half-written checkpoint", async () => {
+  await using tmp = await tempDir();
+  const disk = `${tmp.path}/disk`;
+  if (!(await smallDisk(disk, "320k"))) {
+    console.log("skipped: mounting a small tmpfs needs root");
+    return;
+  }
+  try {
+    const r = await task("pretrain", tinyRunArgs(`${disk}/run`, 30), { EXEMPLAR_CACHE: `${tmp.path}/cache` });
+    oneLineError(r, /cannot (write|append to) .*disk\/run\/.*: no space left on the device/);
+    assert.equal(r.code, 2);
+    const left = [...Deno.readDirSync(`${disk}/run`)].map((e) => e.name);
+    assert.ok(!left.some((n) => n.includes(".tmp-")), `no temporary file left: ${left}`);
+    assert.ok(!left.includes("checkpoint.ckpt"), "no checkpoint under its final name");
+  } finally {
+    await new Deno.Command("umount", { args: [disk] }).output();
+  }
 });
