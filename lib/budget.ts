@@ -82,7 +82,7 @@ export async function planBudget(
   cfg: TrainConfig,
   minutes: number,
   out: string,
-  opts: { backend?: string; classesGiven?: boolean; log?: (m: string) => void } = {},
+  opts: { backend?: string; classesGiven?: boolean; scheduleGiven?: boolean; log?: (m: string) => void } = {},
 ): Promise<TrainConfig> {
   if (!(minutes > 0 && Number.isFinite(minutes))) throw new UserError(`--minutes ${minutes}: expected minutes > 0`);
   const log = opts.log ?? (() => {});
@@ -106,12 +106,11 @@ export async function planBudget(
   const steps = Math.max(1, Math.floor((minutes * 60 * samplesPerSecond * EFFICIENCY) / cfg.batch));
   const classes = opts.classesGiven ? cfg.classes : budgetClasses(steps * cfg.batch);
   const budget: BudgetPlan = { minutes, samplesPerSecond, efficiency: EFFICIENCY, steps, classes };
+  const schedule = opts.scheduleGiven ? cfg.schedule : "cosine";
+  const rate = schedule === "cosine" ? `cosine schedule to ${cfg.lr / 100}` : `${schedule} schedule`;
   log(
-    `plan for ${minutes} minutes: ${
-      samplesPerSecond.toFixed(0)
-    } samples/s measured on ${backend.name} -> ${steps} steps of ${cfg.batch} (${
-      steps * cfg.batch
-    } samples), N = ${classes}, K unlimited, cosine schedule to ${cfg.lr / 100}`,
+    `plan for ${minutes} minutes: ${samplesPerSecond.toFixed(0)} samples/s measured on ${backend.name} -> ${steps} ` +
+      `steps of ${cfg.batch} (${steps * cfg.batch} samples), N = ${classes}, K unlimited, ${rate}`,
   );
-  return { ...cfg, steps, classes, perClass: "inf", schedule: "cosine", budget };
+  return { ...cfg, steps, classes, perClass: "inf", schedule, budget };
 }

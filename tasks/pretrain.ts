@@ -42,6 +42,7 @@ async function main(args: string[]): Promise<void> {
     cfg = await planBudget(cfg, Number(values.minutes), values.out, {
       backend: values.backend as string | undefined,
       classesGiven: values.classes !== undefined,
+      scheduleGiven: values.schedule !== undefined,
       log: (m) => console.error(m),
     });
   }
