@@ -6,6 +6,7 @@
  * - one page per stage of the method: the paper's words (the module
  *   documentation, which quotes them), the numbers of both method presets
  *   with their sources (lib/presets.ts), and the code that implements it;
+ * - `fidelity.html`: FIDELITY.md, every number of the method side by side;
  * - one page per notebook, executed, with its pictures and charts
  *   (`plotly.min.js` beside them, so the site works offline).
  *
@@ -241,13 +242,23 @@ async function main(args: string[]): Promise<void> {
       await writeFileAtomic(join(out, `notebook-${name}.html`), notebookPage(name, nb));
       pages.push(name);
     }
+    const fidelity = await Deno.readTextFile(here("FIDELITY.md"));
+    await writeFileAtomic(
+      join(out, "fidelity.html"),
+      page(
+        "Every number of the method: the paper, the release, this project",
+        await marked.parse(fidelity.split("\n").slice(1).join("\n")),
+      ),
+    );
     const readme = await Deno.readTextFile(here("README.md"));
     const intro = readme.split("\n## ")[0].split("\n").slice(1).join("\n");
     const index = [
       await marked.parse(intro),
       "<h2>The method, stage by stage</h2><ol>",
       ...STAGES.map((s) => `<li><a href="stage-${s.id}.html">${escape(s.title)}</a> (paper ${s.section})</li>`),
-      "</ol><h2>The notebooks, executed</h2><ul>",
+      "</ol>",
+      "<p><a href=\"fidelity.html\">Every number of the method</a>: the paper's words, the release's value, both presets, the code and the test of each.</p>",
+      "<h2>The notebooks, executed</h2><ul>",
       ...pages.map((p) => `<li><a href="notebook-${p}.html">${escape(p)}</a></li>`),
       "</ul>",
     ].join("\n");
