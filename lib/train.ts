@@ -6,23 +6,25 @@
  * 3 whenever the validation error stops improving." The loss is the softmax
  * cross-entropy over the N surrogate classes.
  *
- * Schedules:
+ * Schedules (lib/schedule.ts):
  * - `plateau` (the paper): lr 0.01, divided by 3 when the error on held-out
  *   surrogate copies has not improved for `patience` validations;
  * - `stages` (the release): lr 0.01 / 0.004 / 0.001 / 0.0004 / 0.0001 for
  *   1.2 M / 120 k / 120 k / 60 k / 60 k of its 1.56 M iterations, scaled to the
- *   run's number of steps.
+ *   run's number of steps;
+ * - `cosine` (a time budget's, lib/budget.ts): from lr down to lr / 100 over
+ *   the run's steps.
  * Caffe's SGD as the release uses it: v = 0.9 v + lr lr_mult (g + wd decay_mult w),
  * w -= v, with weight decay 0.004 and the released per-layer multipliers
  * (decay: conv1 0, conv2 0, conv3 0.25, fc 1, softmax 4; lr: biases 2,
- * softmax weights 0.25).
+ * softmax weights 0.25); every number from lib/presets.ts.
  *
- * A run folder holds `config.json`, `metrics.jsonl` (one JSON row per logged
- * step: step, loss, accuracy, lr, samples_per_s; validation rows add
- * val_loss, val_accuracy), the seeds, and `checkpoint.ckpt`, written
- * atomically every few minutes, at the end and on Ctrl-C or SIGTERM. Batches and dropout
- * masks are functions of the step, so `resume` continues exactly where the
- * run stopped: the loss curve after resuming equals the uninterrupted run's.
+ * A run folder (lib/run_folder.ts) holds `config.json`, `metrics.jsonl` (one
+ * JSON row per logged step), `curves.html`, the seeds, and `checkpoint.ckpt`,
+ * written atomically every few minutes, at the end and on Ctrl-C or SIGTERM.
+ * Batches and dropout masks are functions of the step, so the same command
+ * continues exactly where a run stopped: the loss curve after resuming equals
+ * the uninterrupted run's.
  *
  * @module
  */
