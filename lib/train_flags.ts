@@ -29,7 +29,7 @@ export const TRAIN_FLAGS = {
   schedule: { type: "string", help: "plateau (the paper), stages (the release) or cosine; default: the method's" },
   minutes: {
     type: "string",
-    help: "a time budget: plan steps, N and a cosine schedule to fit M minutes (measured warm-up; overrides --steps)",
+    help: "a time budget: plan the steps and N that fit M minutes (measured warm-up; overrides --steps)",
   },
   lr: { type: "string", help: "initial learning rate (default 0.01)" },
   "valid-every": { type: "string", help: "validate on held-out copies every this many steps" },

@@ -42,7 +42,6 @@ async function main(args: string[]): Promise<void> {
     cfg = await planBudget(cfg, Number(values.minutes), values.out, {
       backend: values.backend as string | undefined,
       classesGiven: values.classes !== undefined,
-      scheduleGiven: values.schedule !== undefined,
       log: (m) => console.error(m),
     });
   }

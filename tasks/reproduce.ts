@@ -89,7 +89,6 @@ async function main(args: string[]): Promise<void> {
       await planBudget(cfg, minutes, out, {
         backend: values.backend as string | undefined,
         classesGiven: values.classes !== undefined || saved !== null,
-        scheduleGiven: values.schedule !== undefined,
         log: (m) => console.error(m),
       }),
     );

@@ -163,7 +163,16 @@ Deno.test("a time budget: steps and N planned from a warm-up, a cosine schedule 
 
   await using tmp = await tempDir();
   const env = { EXEMPLAR_CACHE: `${tmp.path}/cache` };
-  const args = tinyRunArgs(`${tmp.path}/run`, 1, ["--minutes", "0.1", "--classes", "12", "--valid-every", "50"]);
+  const args = tinyRunArgs(`${tmp.path}/run`, 1, [
+    "--minutes",
+    "0.1",
+    "--classes",
+    "12",
+    "--valid-every",
+    "50",
+    "--schedule",
+    "cosine",
+  ]);
   const r = await task("pretrain", args, env);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /plan for 0\.1 minutes: \d+ samples\/s measured on \w+ -> \d+ steps of 8/);
