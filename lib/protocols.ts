@@ -434,9 +434,12 @@ export async function runProtocol(
 
   const runs: number[] = [], knnRuns: number[] = [];
   const knn = opts.knn === false ? null : opts.knn ?? KNN_DEFAULTS;
+  // STL-10 and CIFAR-10 test every run on the same set (one array): its rows are gathered once, not once per run.
+  const testSets = new Map<number[], Features>();
+  const testSet = (te: number[]) => testSets.get(te) ?? testSets.set(te, subset(fTest, teRows(te))).get(te)!;
   for (const [k, tr] of plan.train.entries()) {
     const te = plan.test[k];
-    const train = subset(fTrain, trRows(tr)), test = subset(fTest, teRows(te)), y = labelsOf(yTrain, tr);
+    const train = subset(fTrain, trRows(tr)), test = testSet(te), y = labelsOf(yTrain, tr);
     const m = trainSVM(train, y, K, { C, bias });
     runs.push(100 * score(predictSVM(m, test), labelsOf(yTest, te)));
     if (knn) knnRuns.push(100 * score(knnPredict(train, y, K, test, knn), labelsOf(yTest, te)));
