@@ -6,8 +6,10 @@
  * class (fresh transformations every epoch). The schedule stays the method's (`--schedule cosine` gives one that
  * ends on time decayed to 1/100): measured at a 30-minute budget on real photographs, the paper's plateau schedule,
  * which keeps the rate at 0.01 that long, gave better features than the cosine decay (bench/README.md, "A time
- * budget"). The plan is printed, stored in config.json (`train.budget`) and continued as it is when the same command
- * runs again, whatever the machine measures then.
+ * budget"). The plan is printed and stored in config.json (`train.budget`). A warm-up of seconds measures the backend
+ * alone, before its kernels are at full speed, and without the surrogate workers beside it: so the run plans once more
+ * at its first validation after a tenth of the steps, from the speed it reached itself ({@link replanFromRun}), and
+ * stores that plan too. The same command run again continues the stored plan, whatever the machine measures then.
  *
  * @module
  */
@@ -32,6 +34,18 @@ export interface BudgetPlan {
   steps: number;
   /** N, chosen for that many samples (or the user's). */
   classes: number;
+  /** The plan made again from the run's own speed ({@link replanFromRun}), once the run has measured it. */
+  replan?: Replan;
+}
+
+/** A budget planned again from the speed the run itself reaches. */
+export interface Replan {
+  /** The step at which it was made: the steps before it followed the warm-up's plan. */
+  step: number;
+  /** Training samples per second the run reached (validation included), from its first steps to `step`. */
+  samplesPerSecond: number;
+  /** The steps that fit the budget at that speed. */
+  steps: number;
 }
 
 /** Validation, checkpoints and the loader take about a tenth of a run's time. */
@@ -75,6 +89,38 @@ export async function measureSpeed(cfg: TrainConfig, backend: BackendInfo): Prom
   }
 }
 
+/** The share of the time left at a re-plan that the steps may fill (the checkpoints and the last save take the rest). */
+const REPLAN_EFFICIENCY = 0.98;
+
+/**
+ * Whether a budget run plans again at `step`: at its first validation after a tenth of the warm-up's plan (the warm-up
+ * is short and measures the backend alone; the run's own speed counts the surrogate workers beside it and a busy
+ * machine), once.
+ */
+export function replanDue(plan: BudgetPlan | undefined, step: number): plan is BudgetPlan {
+  return plan !== undefined && plan.replan === undefined && step >= 0.1 * plan.steps;
+}
+
+/**
+ * The plan made again at `step`, `elapsedS` seconds into the run, from the speed the run measured over its steps so
+ * far (`samplesPerSecond`): the steps that fill what is left of the budget. The steps before `step` stay as they were;
+ * the `plateau` schedule does not depend on the number of steps, the `cosine` one follows the first plan up to `step`
+ * ({@link scheduleSteps}).
+ */
+export function replanFromRun(
+  plan: BudgetPlan,
+  at: { step: number; elapsedS: number; samplesPerSecond: number; batch: number },
+): BudgetPlan {
+  const left = Math.max(0, plan.minutes * 60 - at.elapsedS) * REPLAN_EFFICIENCY;
+  const steps = Math.max(at.step + 1, at.step + Math.floor((left * at.samplesPerSecond) / at.batch));
+  return { ...plan, replan: { step: at.step, samplesPerSecond: at.samplesPerSecond, steps } };
+}
+
+/** The number of steps a schedule spans at `step`: the first plan's before a re-plan, the re-plan's after it. */
+export function scheduleSteps(steps: number, plan: BudgetPlan | undefined, step: number): number {
+  return plan?.replan && step < plan.replan.step ? plan.steps : steps;
+}
+
 /**
  * The training config for a budget of `minutes`: the plan stored in `out` when the same budget is continued there,
  * else a new plan from a measured warm-up. `classesGiven` keeps the user's N instead of choosing one.
@@ -90,7 +136,11 @@ export async function planBudget(
   if (exists(join(out, RUN_FILES.config))) {
     const prev = (await readRunConfig(out)).train;
     if (prev.budget?.minutes === minutes) {
-      log(`continuing the ${minutes}-minute plan of ${out}: ${prev.steps} steps, N = ${prev.classes}`);
+      log(
+        `continuing the ${minutes}-minute plan of ${out}: ${prev.steps} steps, N = ${prev.classes}${
+          prev.budget.replan ? " (as planned again from its own speed)" : ""
+        }`,
+      );
       return {
         ...cfg,
         steps: prev.steps,
@@ -112,7 +162,8 @@ export async function planBudget(
   const rate = schedule === "cosine" ? `cosine schedule to ${cfg.lr / 100}` : `${schedule} schedule`;
   log(
     `plan for ${minutes} minutes: ${samplesPerSecond.toFixed(0)} samples/s measured on ${backend.name} -> ${steps} ` +
-      `steps of ${cfg.batch} (${steps * cfg.batch} samples), N = ${classes}, K unlimited, ${rate}`,
+      `steps of ${cfg.batch} (${steps * cfg.batch} samples), N = ${classes}, K unlimited, ${rate}; planned again ` +
+      `from the run's own speed after a tenth of the steps`,
   );
   return { ...cfg, steps, classes, perClass: "inf", schedule, budget };
 }

@@ -50,7 +50,7 @@ import {
   writeRunConfig,
 } from "./run_folder.ts";
 import { cosineRate, plateauStep, stageRate } from "./schedule.ts";
-import type { BudgetPlan } from "./budget.ts";
+import { type BudgetPlan, replanDue, replanFromRun, scheduleSteps } from "./budget.ts";
 import { runEnvironment } from "./environment.ts";
 import {
   method as methodNamed,
@@ -194,6 +194,8 @@ export interface PretrainOptions {
   log?: (msg: string) => void;
   /** Each logged metrics row, as it is made. */
   onRow?: (row: MetricsRow) => void;
+  /** The run's number of steps when a time budget's re-plan changes it. */
+  onSteps?: (steps: number) => void;
   /** Stop (with a checkpoint) when this returns true; checked every step. */
   shouldStop?: () => boolean;
 }
@@ -234,6 +236,7 @@ export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise
 }
 
 async function pretrainLocked(cfg: TrainConfig, opts: PretrainOptions): Promise<TrainResult> {
+  cfg = { ...cfg }; // (a time budget's re-plan changes its steps)
   const log = opts.log ?? (() => {});
   const out = opts.out;
   const numbers = METHODS[cfg.method].train;
@@ -302,11 +305,30 @@ async function pretrainLocked(cfg: TrainConfig, opts: PretrainOptions): Promise<
     await engine.pull();
     await saveRunCheckpoint(out, { state, net: cfg.net, classes: cfg.classes }, engine.slots, W, V);
   };
+  // A time budget planned again from the run's own speed: stored in config.json, so a continued run keeps it.
+  const replan = async (from: { step: number; elapsedS: number }) => {
+    const elapsedS = elapsed0 + (performance.now() - t0) / 1000;
+    const samplesPerSecond = ((state.step - from.step) * cfg.batch) / (elapsedS - from.elapsedS);
+    cfg.budget = replanFromRun(cfg.budget!, { step: state.step, elapsedS, samplesPerSecond, batch: cfg.batch });
+    cfg.steps = cfg.budget.replan!.steps;
+    const file = await readRunConfig(out);
+    await writeRunConfig(out, { ...file, train: { ...file.train, steps: cfg.steps, budget: cfg.budget } });
+    log(
+      `\nplanned again at step ${state.step}: the run trains at ${
+        samplesPerSecond.toFixed(0)
+      } samples/s -> ${cfg.steps} ` +
+        `steps fit the ${cfg.budget.minutes} minutes (the warm-up planned ${cfg.budget.steps})`,
+    );
+    opts.onSteps?.(cfg.steps);
+  };
   const signals = stopOnSignals();
-  const curvesTitle = `${cfg.net}, N = ${cfg.classes}, K = ${cfg.perClass}, ${cfg.steps} steps, ${cfg.method} method`;
+  const curvesTitle = () =>
+    `${cfg.net}, N = ${cfg.classes}, K = ${cfg.perClass}, ${cfg.steps} steps, ${cfg.method} method`;
   const ckEvery = (opts.checkpointMinutes ?? 5) * 60e3;
   const t0 = performance.now(), elapsed0 = state.elapsed, startStep = state.step;
   let lastCk = t0, rowStart = t0, rowSamples = 0;
+  // A time budget's speed, measured from this process's 20th step (the kernels are at full speed by then).
+  let speedFrom: { step: number; elapsedS: number } | null = null;
   let last: MetricsRow | null = null;
   let interrupted = false;
   try {
@@ -317,7 +339,9 @@ async function pretrainLocked(cfg: TrainConfig, opts: PretrainOptions): Promise<
       }
       // One SGD step on a batch of surrogate samples: softmax cross-entropy over the N classes.
       if (cfg.schedule === "stages") state.lr = stageRate(state.step, cfg.steps, cfg.lr, numbers.stages);
-      if (cfg.schedule === "cosine") state.lr = cosineRate(state.step, cfg.steps, cfg.lr);
+      if (cfg.schedule === "cosine") {
+        state.lr = cosineRate(state.step, scheduleSteps(cfg.steps, cfg.budget, state.step), cfg.lr);
+      }
       const batch = await loader.next();
       await engine.accumulate(batch.x, batch.y, cfg.batch, dropoutSeed(cfg.seed, state.step));
       engine.update(state.lr, hyper);
@@ -345,9 +369,13 @@ async function pretrainLocked(cfg: TrainConfig, opts: PretrainOptions): Promise<
             );
           }
         }
+        if (doVal && replanDue(cfg.budget, state.step) && speedFrom && state.step < cfg.steps) {
+          await replan(speedFrom);
+        }
+        speedFrom ??= state.step >= startStep + 20 ? { step: state.step, elapsedS: row.elapsed_s } : null;
         metrics.write(row);
         opts.onRow?.(row);
-        if (doVal) await writeCurves(out, curvesTitle);
+        if (doVal) await writeCurves(out, curvesTitle());
         last = row;
         rowStart = performance.now();
         rowSamples = 0;

@@ -151,7 +151,26 @@ Deno.test("metrics.jsonl: a last row cut short is dropped, a damaged one elsewhe
   await assert.rejects(() => readMetrics(tmp.path), /metrics.jsonl: line 2 is not a metrics row/);
 });
 
-Deno.test("a time budget: steps and N planned from a warm-up, a cosine schedule that ends decayed, the same plan continued", async () => {
+Deno.test("a time budget planned again from the run's own speed: the steps that fill what is left, once", async () => {
+  const { replanDue, replanFromRun, scheduleSteps } = await import("../lib/budget.ts");
+  const plan = { minutes: 10, samplesPerSecond: 100, efficiency: 0.9, steps: 4000, classes: 1000 };
+  assert.equal(replanDue(plan, 399), false);
+  assert.equal(replanDue(plan, 400), true);
+  assert.equal(replanDue(undefined, 400), false);
+  // 60 s in at step 500, training at 128 samples/s: 540 s left, 98 % of them at one step a second.
+  const again = replanFromRun(plan, { step: 500, elapsedS: 60, samplesPerSecond: 128, batch: 128 });
+  assert.deepEqual(again.replan, { step: 500, samplesPerSecond: 128, steps: 500 + Math.floor(540 * 0.98) });
+  assert.equal(again.steps, 4000, "the warm-up's plan is kept beside it");
+  assert.equal(replanDue(again, 600), false, "once");
+  // A run past its budget already makes one step more and ends.
+  assert.equal(replanFromRun(plan, { step: 500, elapsedS: 900, samplesPerSecond: 128, batch: 128 }).replan!.steps, 501);
+  // The cosine schedule spans the first plan's steps before the re-plan and the re-plan's after it.
+  assert.equal(scheduleSteps(1029, again, 499), 4000);
+  assert.equal(scheduleSteps(1029, again, 500), 1029);
+  assert.equal(scheduleSteps(1029, undefined, 10), 1029);
+});
+
+Deno.test("a time budget: steps and N planned from a warm-up and again from the run's speed, a cosine schedule that ends decayed, the same plan continued", async () => {
   const { cosineRate } = await import("../lib/schedule.ts");
   const { budgetClasses } = await import("../lib/budget.ts");
   assert.equal(cosineRate(0, 100, 0.01), 0.01);
@@ -169,7 +188,7 @@ Deno.test("a time budget: steps and N planned from a warm-up, a cosine schedule 
     "--classes",
     "12",
     "--valid-every",
-    "50",
+    "10",
     "--schedule",
     "cosine",
   ]);
@@ -179,7 +198,15 @@ Deno.test("a time budget: steps and N planned from a warm-up, a cosine schedule 
   const train = JSON.parse(await Deno.readTextFile(`${tmp.path}/run/config.json`)).train;
   assert.equal(train.schedule, "cosine");
   assert.equal(train.budget.minutes, 0.1);
-  assert.equal(train.steps, train.budget.steps);
+  // Planned again at the first validation after a tenth of the warm-up's steps (and 20 steps of its own speed).
+  const replan = train.budget.replan;
+  assert.ok(replan, "planned again from the run's speed");
+  assert.equal(replan.step, Math.max(30, Math.ceil(train.budget.steps / 10 / 10) * 10));
+  assert.equal(train.steps, replan.steps);
+  assert.match(
+    r.stderr,
+    new RegExp(`planned again at step ${replan.step}: the run trains at \\d+ samples/s -> ${train.steps} steps`),
+  );
   const rows = await readMetrics(`${tmp.path}/run`);
   assert.equal(rows.at(-1)!.step, train.steps);
   assert.ok(rows.at(-1)!.lr < 0.0002, `the rate ends decayed: ${rows.at(-1)!.lr}`);

@@ -136,6 +136,11 @@ export class Progress {
     return rate > 0 ? (total - done) / rate : Infinity;
   }
 
+  /** Changes the number of units to do (a time budget planned again). */
+  setTotal(total: number): void {
+    this.#total = total;
+  }
+
   /** Reports `done` of total units, with `extra` text; throttled to 5 per second. */
   update(done: number, extra = ""): void {
     const now = performance.now();
