@@ -98,7 +98,7 @@ export {
   type TrainResult,
 } from "./lib/train.ts";
 export { loadTrainedNet, type MetricsRow, readMetrics } from "./lib/run_folder.ts";
-export { budgetClasses, type BudgetPlan } from "./lib/budget.ts";
+export { budgetClasses, type BudgetPlan, type Replan } from "./lib/budget.ts";
 
 // 4. Features, the linear SVM and the evaluation protocols (paper §5.1).
 export {
