@@ -223,10 +223,17 @@ export interface ReleaseColour {
   clip: [number, number];
   /** Stretch each patch to [0, 1] before contrast2. */
   stretch: boolean;
+  /** Average a window larger than the patch down, 2 x 2 samples a pixel (`augment.antialias`). */
+  antialias: boolean;
 }
 
 /** The release's colour statistics of some pixels (bytes, interleaved RGB) and their mean colour. */
-export function releaseColour(pixels: Uint8Array, mean: [number, number, number], stretch: boolean): ReleaseColour {
+export function releaseColour(
+  pixels: Uint8Array,
+  mean: [number, number, number],
+  stretch: boolean,
+  antialias: boolean,
+): ReleaseColour {
   let lo = 255, hi = 0;
   for (let i = 0; i < pixels.length; i++) {
     if (pixels[i] < lo) lo = pixels[i];
@@ -239,7 +246,7 @@ export function releaseColour(pixels: Uint8Array, mean: [number, number, number]
     if (c < cmin) cmin = c;
     if (c > cmax) cmax = c;
   }
-  return { lo: l, hi: h, clip: [cmin, cmax], stretch };
+  return { lo: l, hi: h, clip: [cmin, cmax], stretch, antialias };
 }
 
 /** contrast2 and color on one pixel, in HSV; writes its RGB to `out[o..o+2]`. */
@@ -293,6 +300,46 @@ function contrast2AndColor(r: number, g: number, b: number, p: TransformParams, 
   out[o + 2] = b;
 }
 
+/** One pixel of the release's path, RGB in [0, 1]. */
+const sampled = new Float64Array(3);
+
+/**
+ * The release's pixel at source position (sx, sy) of a seed's window, RGB in [0, 1] into `rgb`: one bilinear sample,
+ * or, where the window shrinks to the patch, the mean of 2 x 2 bilinear samples a quarter pixel around it (the output
+ * pixel's footprint: (cos, sin) is the source step of one pixel along u, (sin, cos) along v), the box filter an
+ * antialiased resize averages with.
+ */
+function releaseSample(
+  src: Uint8Array,
+  srcOff: number,
+  sx: number,
+  sy: number,
+  cos: number,
+  sin: number,
+  rgb: Float64Array,
+) {
+  rgb.fill(0);
+  if (cos === 0 && sin === 0) return bilinearAdd(src, srcOff, sx, sy, 1, rgb);
+  for (const du of [-0.25, 0.25]) {
+    for (const dv of [-0.25, 0.25]) {
+      bilinearAdd(src, srcOff, sx + cos * du + sin * dv, sy - sin * du + cos * dv, 0.25, rgb);
+    }
+  }
+}
+
+/** Adds `weight` x the bilinear sample of a seed's window at (sx, sy) (edges held), RGB in [0, 1], to `rgb`. */
+function bilinearAdd(src: Uint8Array, srcOff: number, sx: number, sy: number, weight: number, rgb: Float64Array) {
+  sx = sx < 0 ? 0 : sx > CONTEXT - 1 ? CONTEXT - 1 : sx;
+  sy = sy < 0 ? 0 : sy > CONTEXT - 1 ? CONTEXT - 1 : sy;
+  const x0 = Math.min(Math.floor(sx), CONTEXT - 2), y0 = Math.min(Math.floor(sy), CONTEXT - 2);
+  const wx = sx - x0, wy = sy - y0, w = weight / 255;
+  const i00 = srcOff + 3 * (y0 * CONTEXT + x0), i10 = i00 + 3, i01 = i00 + 3 * CONTEXT, i11 = i01 + 3;
+  const w00 = (1 - wx) * (1 - wy) * w, w10 = wx * (1 - wy) * w, w01 = (1 - wx) * wy * w, w11 = wx * wy * w;
+  for (let c = 0; c < 3; c++) {
+    rgb[c] += src[i00 + c] * w00 + src[i10 + c] * w10 + src[i01 + c] * w01 + src[i11 + c] * w11;
+  }
+}
+
 /** The release's patch after contrast1, kept until its min and max are known (one patch at a time). */
 const stretchScratch = new Float64Array(PATCH * PATCH * 3);
 
@@ -332,6 +379,7 @@ export function transformPatch(
   const [cLo, cHi] = release?.clip ?? [-Infinity, Infinity];
   const [b0, b1, b2] = [(m0 - lo) * scale, (m1 - lo) * scale, (m2 - lo) * scale];
   let pMin = Infinity, pMax = -Infinity;
+  const shrinks = p.scale < 1 && release?.antialias === true; // a window larger than the patch, averaged down
   // One fused pass per pixel: the transforms run for every training sample (`deno task bench` measures them).
   for (let v = 0; v < PATCH; v++) {
     for (let u = 0; u < PATCH; u++) {
@@ -339,16 +387,24 @@ export function transformPatch(
       const du = u - half, dv = v - half;
       let sx = centre + p.tx + cos * du + sin * dv;
       let sy = centre + p.ty - sin * du + cos * dv;
-      sx = sx < 0 ? 0 : sx > CONTEXT - 1 ? CONTEXT - 1 : sx;
-      sy = sy < 0 ? 0 : sy > CONTEXT - 1 ? CONTEXT - 1 : sy;
-      const x0 = Math.min(Math.floor(sx), CONTEXT - 2), y0 = Math.min(Math.floor(sy), CONTEXT - 2);
-      const wx = sx - x0, wy = sy - y0;
-      const i00 = srcOff + 3 * (y0 * CONTEXT + x0), i10 = i00 + 3, i01 = i00 + 3 * CONTEXT, i11 = i01 + 3;
-      const w00 = (1 - wx) * (1 - wy), w10 = wx * (1 - wy), w01 = (1 - wx) * wy, w11 = wx * wy;
-      let r = (src[i00] * w00 + src[i10] * w10 + src[i01] * w01 + src[i11] * w11) * inv;
-      let g = (src[i00 + 1] * w00 + src[i10 + 1] * w10 + src[i01 + 1] * w01 + src[i11 + 1] * w11) * inv;
-      let b = (src[i00 + 2] * w00 + src[i10 + 2] * w10 + src[i01 + 2] * w01 + src[i11 + 2] * w11) * inv;
       const o = 3 * (v * PATCH + u);
+      let r: number, g: number, b: number;
+      if (release) {
+        // The release cuts the window from the image and resizes it down with antialiasing (get_patches_rotations.m):
+        // where the window is larger than the patch, a pixel averages 2 x 2 samples over its footprint.
+        releaseSample(src, srcOff, sx, sy, shrinks ? cos : 0, shrinks ? sin : 0, sampled);
+        r = sampled[0], g = sampled[1], b = sampled[2];
+      } else {
+        sx = sx < 0 ? 0 : sx > CONTEXT - 1 ? CONTEXT - 1 : sx;
+        sy = sy < 0 ? 0 : sy > CONTEXT - 1 ? CONTEXT - 1 : sy;
+        const x0 = Math.min(Math.floor(sx), CONTEXT - 2), y0 = Math.min(Math.floor(sy), CONTEXT - 2);
+        const wx = sx - x0, wy = sy - y0;
+        const i00 = srcOff + 3 * (y0 * CONTEXT + x0), i10 = i00 + 3, i01 = i00 + 3 * CONTEXT, i11 = i01 + 3;
+        const w00 = (1 - wx) * (1 - wy), w10 = wx * (1 - wy), w01 = (1 - wx) * wy, w11 = wx * wy;
+        r = (src[i00] * w00 + src[i10] * w10 + src[i01] * w01 + src[i11] * w11) * inv;
+        g = (src[i00 + 1] * w00 + src[i10 + 1] * w10 + src[i01 + 1] * w01 + src[i11 + 1] * w11) * inv;
+        b = (src[i00 + 2] * w00 + src[i10 + 2] * w10 + src[i01 + 2] * w01 + src[i11 + 2] * w11) * inv;
+      }
       if (!release) {
         // contrast1: the projections onto the principal components, each multiplied by its factor
         const d0 = r - m0, d1 = g - m1, d2 = b - m2;

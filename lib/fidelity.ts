@@ -44,6 +44,10 @@ export const IMPLEMENTATIONS: Readonly<Record<string, Implementation>> = {
     code: "lib/seeds.ts frameBox, withoutFrame",
     test: "tests/seeds_test.ts: a flat frame around a photograph is not the picture: seeds are cut inside it",
   },
+  "seeds.pyramidAntialias": {
+    code: "lib/seeds.ts paperCandidates, releaseCandidates",
+    test: "tests/seeds_test.ts: release pyramid levels are resized with antialiasing, the paper preset's bilinear",
+  },
   "augment.translation": { code: AUG, test: ranges },
   "augment.translationOf": { code: AUG, test: ranges },
   "augment.scale": { code: AUG, test: ranges },
@@ -52,6 +56,10 @@ export const IMPLEMENTATIONS: Readonly<Record<string, Implementation>> = {
     code: "lib/surrogate.ts SurrogateData.params, windowInside",
     test:
       "tests/surrogate_test.ts: release: every sample's window stays inside its seed's image (redrawn where the first draw leaves it)",
+  },
+  "augment.antialias": {
+    code: "lib/augment.ts transformPatch, releaseSample",
+    test: "tests/surrogate_test.ts: release geometry: a window larger than the patch is averaged down, not aliased",
   },
   "augment.rotationDeg": { code: AUG, test: ranges },
   "augment.pca": { code: AUG, test: ranges },

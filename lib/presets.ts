@@ -40,6 +40,8 @@ export interface SeedNumbers {
   subsample: number;
   /** A flat frame (edge rows and columns varying by at most this, in 0..255) is not part of the picture. */
   frameTolerance: number;
+  /** Pyramid levels resized with antialiasing (a triangle filter widened by the shrink) or plain bilinear. */
+  pyramidAntialias: boolean;
 }
 
 /** Transformation ranges (paper §3): each the [lo, hi] of a drawn quantity. */
@@ -54,6 +56,8 @@ export interface AugmentNumbers {
   translationOf: "patch" | "scaledPatch";
   /** Redraw a sample whose window leaves the seed's image (the release keeps only windows inside the image). */
   insideImage: boolean;
+  /** A window larger than the patch is averaged down (2 x 2 samples a pixel) instead of sampled once a pixel. */
+  antialias: boolean;
   /** Maximal |angle| in degrees. */
   rotationDeg: number;
   /** contrast1 factor range (drawn log-uniformly, unless `pcaLog2Std` is set). */
@@ -260,10 +264,12 @@ export const METHODS: Readonly<Record<MethodName, Method>> = {
       highPassSigma: 2,
       subsample: 4,
       frameTolerance: 10,
+      pyramidAntialias: false,
     },
     augment: {
       translation: 0.2,
       translationOf: "patch",
+      antialias: false,
       scale: [0.7, 1.4],
       scaleDraw: "logUniform",
       insideImage: false,
@@ -292,10 +298,12 @@ export const METHODS: Readonly<Record<MethodName, Method>> = {
       highPassSigma: 2,
       subsample: 4,
       frameTolerance: 10,
+      pyramidAntialias: true,
     },
     augment: {
       translation: 0.25,
       translationOf: "scaledPatch",
+      antialias: true,
       scale: [Math.SQRT1_2, Math.SQRT2],
       scaleDraw: "uniform",
       insideImage: true,
@@ -386,6 +394,16 @@ export const SOURCES: Readonly<Record<string, Source>> = {
   "augment.scaleDraw": {
     paper: "§3 gives a range, not a distribution (log-uniform: symmetric for a factor)",
     release: "make_data/augment_position_scale_color.m: rand .* (hi - lo) + lo (uniform)",
+  },
+  "seeds.pyramidAntialias": {
+    paper: "(not in the paper: bilinear)",
+    release:
+      "make_data/sample_patches_multiscale.m: each seed is imresize(window of the full image, [32 32]), antialiased as MATLAB's imresize is when it shrinks (here: the pyramid level resized so)",
+  },
+  "augment.antialias": {
+    paper: "(not in the paper: one bilinear sample a pixel)",
+    release:
+      "make_data/get_patches_rotations.m: the rotated window is cut from the full image and imresize'd to 32 x 32, antialiased when it shrinks (here: from the seed's antialiased pyramid level, 2 x 2 samples a pixel where the window is larger than the patch)",
   },
   "augment.insideImage": {
     paper: "(not in the paper: the window reads the seed's surroundings, edges replicated)",

@@ -35,7 +35,7 @@
 import { join } from "node:path";
 import { UserError } from "./util/errors.ts";
 import { writeFileAtomic } from "./util/fsutil.ts";
-import { newImage, resizeBilinear, type RGBImage, UnreadableImage } from "./util/image.ts";
+import { newImage, resizeAntialiased, resizeBilinear, type RGBImage, UnreadableImage } from "./util/image.ts";
 import { PATCH } from "./patch.ts";
 import { Rng } from "./util/rng.ts";
 import { method as methodNamed, type MethodName, METHODS } from "./presets.ts";
@@ -195,7 +195,7 @@ export function paperCandidates(img: RGBImage): CandidateMap[] {
   for (const s of METHODS.paper.seeds.pyramid) {
     const w = Math.round(img.width * s), h = Math.round(img.height * s);
     if (w < PATCH || h < PATCH) continue;
-    const im = resizeBilinear(img, w, h);
+    const im = METHODS.paper.seeds.pyramidAntialias ? resizeAntialiased(img, w, h) : resizeBilinear(img, w, h);
     const weights = windowMeans(gradientEnergy(grayscale(im), w, h), w, h, PATCH);
     const ow = w - PATCH + 1;
     out.push({ scale: s, image: im, weights, positionOf: (j) => [j % ow, Math.floor(j / ow)] });
@@ -214,7 +214,7 @@ export function releaseCandidates(img: RGBImage): CandidateMap[] {
   for (const s of pyramid) {
     const w = Math.round(img.width * s), h = Math.round(img.height * s);
     if (w < PATCH || h < PATCH) continue;
-    const im = resizeBilinear(img, w, h);
+    const im = METHODS.release.seeds.pyramidAntialias ? resizeAntialiased(img, w, h) : resizeBilinear(img, w, h);
     const sw = Math.max(1, Math.floor(w / f)), sh = Math.max(1, Math.floor(h / f));
     const g = grayscale(resizeBilinear(im, sw, sh));
     const low = gaussianBlur(g, sw, sh, sigma);

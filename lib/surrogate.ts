@@ -112,8 +112,8 @@ export class SurrogateData {
       this.colour = !a.contrast1DataRange && !a.stretchBeforeContrast2
         ? null
         : a.contrast1DataRange
-        ? releaseColour(pixels, this.pca.mean, a.stretchBeforeContrast2)
-        : { lo: 0, hi: 1, clip: [-Infinity, Infinity], stretch: true };
+        ? releaseColour(pixels, this.pca.mean, a.stretchBeforeContrast2, a.antialias)
+        : { lo: 0, hi: 1, clip: [-Infinity, Infinity], stretch: true, antialias: a.antialias };
       this.bounds = a.insideImage ? imageBounds(seeds) : null;
     }
   }

@@ -2,7 +2,17 @@ import assert from "node:assert/strict";
 import type { Split } from "../lib/data/dataset.ts";
 import { decodeImage, newImage, type RGBImage } from "../lib/util/image.ts";
 import { Rng } from "../lib/util/rng.ts";
-import { frameBox, loadSeeds, PATCH, saveSeeds, seedPatch, seedPatches, withoutFrame } from "../lib/seeds.ts";
+import {
+  frameBox,
+  loadSeeds,
+  paperCandidates,
+  PATCH,
+  releaseCandidates,
+  saveSeeds,
+  seedPatch,
+  seedPatches,
+  withoutFrame,
+} from "../lib/seeds.ts";
 import { CALTECH_TINY, oneLineError, task, tempDir } from "./helpers.ts";
 
 /** A split over images made in memory. */
@@ -190,4 +200,18 @@ Deno.test("a damaged image among real photographs is skipped, counted and report
   new DataView(png.buffer).setUint32(16, 100000);
   new DataView(png.buffer).setUint32(20, 100000);
   await assert.rejects(() => decodeImage(png, "huge.png"), /huge\.png: its header claims 100000x100000 pixels/);
+});
+
+Deno.test("release pyramid levels are resized with antialiasing, the paper preset's bilinear", () => {
+  // A one-pixel checkerboard shrunk to 0.8: averaged out (antialiased) it is near grey; sampled it keeps contrast.
+  const img = newImage(80, 80);
+  for (let i = 0; i < 80 * 80; i++) img.data.fill(((i % 80) + Math.floor(i / 80)) % 2 ? 255 : 0, 3 * i, 3 * i + 3);
+  const spread = (im: RGBImage) => {
+    const mean = im.data.reduce((a, b) => a + b, 0) / im.data.length;
+    return Math.sqrt(im.data.reduce((a, b) => a + (b - mean) ** 2, 0) / im.data.length);
+  };
+  const release = releaseCandidates(img).find((m) => m.scale === 0.8)!.image;
+  const paper = paperCandidates(img).find((m) => m.scale < 1 && m.scale > 0.7)!.image;
+  assert.equal(release.width, 64);
+  assert.ok(spread(release) < 0.5 * spread(paper), `${spread(release)} against ${spread(paper)}`);
 });

@@ -97,7 +97,7 @@ Deno.test("release: every sample's window stays inside its seed's image (redrawn
 
 Deno.test("release colour: statistics of the data, and each patch stretched to [0, 1] before contrast2", () => {
   const px = Uint8Array.from([10, 20, 30, 110, 120, 130]);
-  const c = releaseColour(px, [60 / 255, 70 / 255, 80 / 255], true);
+  const c = releaseColour(px, [60 / 255, 70 / 255, 80 / 255], true, true);
   assert.deepEqual([c.lo * 255, c.hi * 255].map(Math.round), [10, 130]);
   // Centred and scaled: (10 - 60 - 10) / 120 = -0.5 ... (130 - 80 - 10) / 120 = 1/3.
   assert.ok(Math.abs(c.clip[0] + 0.5) < 1e-9 && Math.abs(c.clip[1] - 1 / 3) < 1e-9, `${c.clip}`);
@@ -110,11 +110,42 @@ Deno.test("release colour: statistics of the data, and each patch stretched to [
     vectors: [[1, 0, 0], [0, 1, 0], [0, 0, 1]] as [number, number, number][],
     variances: [1, 1, 1] as [number, number, number],
   };
-  transformPatch(w, 0, identityParams(), pca, out, 0, { lo: 0, hi: 1, clip: [-Infinity, Infinity], stretch: true });
+  transformPatch(w, 0, identityParams(), pca, out, 0, {
+    lo: 0,
+    hi: 1,
+    clip: [-Infinity, Infinity],
+    stretch: true,
+    antialias: true,
+  });
   assert.ok(
     Math.abs(Math.min(...out)) < 1e-6 && Math.abs(Math.max(...out) - 1) < 1e-6,
     `${Math.min(...out)} ${Math.max(...out)}`,
   );
   transformPatch(w, 0, identityParams(), pca, out);
   assert.ok(Math.max(...out) < 0.43, "without the stretch the patch stays dim");
+});
+
+Deno.test("release geometry: a window larger than the patch is averaged down, not aliased", () => {
+  // A one-pixel checkerboard: sampled once a pixel at scale 1/sqrt 2 it stays a high-contrast pattern (aliased);
+  // averaged over each pixel's footprint, as the release's antialiased resize does, it comes out near grey.
+  const w = new Uint8Array(CONTEXT * CONTEXT * 3);
+  for (let y = 0; y < CONTEXT; y++) {
+    for (let x = 0; x < CONTEXT; x++) w.fill((x + y) % 2 ? 255 : 0, 3 * (y * CONTEXT + x), 3 * (y * CONTEXT + x) + 3);
+  }
+  const pca = {
+    mean: [0.5, 0.5, 0.5] as [number, number, number],
+    vectors: [[1, 0, 0], [0, 1, 0], [0, 0, 1]] as [number, number, number][],
+    variances: [1, 1, 1] as [number, number, number],
+  };
+  const spread = (antialias: boolean, scale: number) => {
+    const out = new Float32Array(PATCH * PATCH * 3);
+    const p = { ...identityParams(), scale, angle: 0.3 };
+    transformPatch(w, 0, p, pca, out, 0, { lo: 0, hi: 1, clip: [-Infinity, Infinity], stretch: false, antialias });
+    const mean = out.reduce((a, b) => a + b, 0) / out.length;
+    return Math.sqrt(out.reduce((a, b) => a + (b - mean) ** 2, 0) / out.length);
+  };
+  const aliased = spread(false, Math.SQRT1_2), averaged = spread(true, Math.SQRT1_2);
+  assert.ok(averaged < 0.5 * aliased, `spread ${averaged} averaged against ${aliased} sampled once`);
+  // A window that grows (scale > 1) is sampled once a pixel either way.
+  assert.equal(spread(true, 1.2), spread(false, 1.2));
 });
