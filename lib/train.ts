@@ -285,6 +285,7 @@ async function pretrainLocked(cfg: TrainConfig, opts: PretrainOptions): Promise<
       created: new Date().toISOString(),
     });
   }
+  if (saved) await recordSteps(out, cfg.steps, log);
   await keepMetricsUpTo(out, state.step);
 
   // Validation: the held-out copies of every class, at most 4096 samples.
@@ -396,6 +397,14 @@ async function pretrainLocked(cfg: TrainConfig, opts: PretrainOptions): Promise<
   }
   if (interrupted) log(`\ninterrupted at step ${state.step}: checkpoint written; the same command continues the run`);
   return { out, steps: state.step, samples: state.step * cfg.batch, backend, interrupted, last };
+}
+
+/** A run continued with another number of steps (`--steps`): config.json says so, as the metrics will. */
+async function recordSteps(out: string, steps: number, log: (m: string) => void): Promise<void> {
+  const file = await readRunConfig(out);
+  if (file.train.steps === steps) return;
+  log(`${out}: continuing with ${steps} steps (the run was made with ${file.train.steps})`);
+  await writeRunConfig(out, { ...file, train: { ...file.train, steps } });
 }
 
 /** The dropout masks of a step: a function of the run seed and the step, so a resumed run draws the same ones. */

@@ -50,6 +50,12 @@ Deno.test("pretraining learns the surrogate task, and a resumed run repeats the 
   // The plateau schedule divides the rate by 3 when validation stops improving (patience 1 here).
   assert.ok(rows.every((r, i) => i === 0 || r.lr === rows[i - 1].lr || Math.abs(r.lr * 3 - rows[i - 1].lr) < 1e-12));
 
+  // Continued with more steps: config.json records the new number.
+  const longer = await pretrain({ ...cfg, steps: 20 }, { out: `${tmp.path}/full`, backend: "wasm", log: quiet });
+  assert.equal(longer.steps, 20);
+  assert.equal(JSON.parse(await Deno.readTextFile(`${tmp.path}/full/config.json`)).train.steps, 20);
+  assert.equal((await readMetrics(`${tmp.path}/full`)).at(-1)!.step, 20);
+
   // Interrupted after step 6 (as by Ctrl-C), then resumed.
   let seen = 0;
   const part = await pretrain(cfg, {
