@@ -79,5 +79,7 @@ export function trainConfigFromFlags(
     validEvery: intFlag("valid-every", s("valid-every"), defaults.validEvery ?? TRAIN_DEFAULTS.validEvery, 1),
     seed: intFlag("seed", s("seed"), defaults.seed ?? 0, 0),
     workers: intFlag("workers", s("workers"), defaults.workers ?? TRAIN_DEFAULTS.workers, 1, 256),
+    // Steps given by hand end a saved run's time budget: no re-plan changes them.
+    budget: s("steps") === undefined ? defaults.budget : undefined,
   };
 }

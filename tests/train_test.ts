@@ -170,6 +170,10 @@ Deno.test("a time budget planned again from the run's own speed: the steps that 
   assert.equal(replanDue(again, 600), false, "once");
   // A run past its budget already makes one step more and ends.
   assert.equal(replanFromRun(plan, { step: 500, elapsedS: 900, samplesPerSecond: 128, batch: 128 }).replan!.steps, 501);
+  // Steps given by hand (a saved budget run's config.json run again with --steps) are not planned again.
+  const { trainConfigFromFlags } = await import("../lib/train_flags.ts");
+  assert.equal(trainConfigFromFlags({ steps: "5000" }, { steps: 3642, budget: plan }).budget, undefined);
+  assert.deepEqual(trainConfigFromFlags({}, { steps: 3642, budget: plan }).budget, plan);
   // The cosine schedule spans the first plan's steps before the re-plan and the re-plan's after it.
   assert.equal(scheduleSteps(1029, again, 499), 4000);
   assert.equal(scheduleSteps(1029, again, 500), 1029);
