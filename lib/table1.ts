@@ -23,8 +23,18 @@ export interface Table1Data {
   source: string;
   /** The data-set columns. */
   columns: string[];
-  /** One row per method: its cells as printed in the paper (null: not reported). */
-  rows: { method: string; net?: string; cells: (string | null)[] }[];
+  /** Where the NIPS 2014 version's cells (`nips` of a row) come from. */
+  nipsSource?: string;
+  /**
+   * One row per method: its cells as printed in the paper (null: not reported), and where the NIPS 2014 version
+   * printed another value, that value (`nips`, null where it is the same or not transcribed).
+   */
+  rows: { method: string; net?: string; cells: (string | null)[]; nips?: (string | null)[] }[];
+}
+
+/** A paper row's cells, each with the NIPS version's value beside it where that differs. */
+export function paperCells(row: Table1Data["rows"][number]): (string | null)[] {
+  return row.cells.map((c, i) => (c !== null && row.nips?.[i] ? `${c} (NIPS: ${row.nips[i]})` : c));
 }
 
 /** Reads `data/table1.json`. */
@@ -73,8 +83,9 @@ export function measuredRows(
 export function table1Markdown(data: Table1Data, results: EvaluationResults[]): string {
   const head = `| method | ${data.columns.join(" | ")} |\n| --- | ${data.columns.map(() => "---").join(" | ")} |\n`;
   const line = (m: string, cells: (string | null)[]) => `| ${m} | ${cells.map((c) => c ?? "-").join(" | ")} |\n`;
-  let md = `# Table 1: the paper and this project\n\nPaper: ${data.source}\n\n${head}`;
-  for (const r of data.rows) md += line(r.method, r.cells);
+  const nips = data.nipsSource ? `\n\n${data.nipsSource}` : "";
+  let md = `# Table 1: the paper and this project\n\nPaper: ${data.source}${nips}\n\n${head}`;
+  for (const r of data.rows) md += line(r.method, paperCells(r));
   const measured = measuredRows(results, data.columns);
   for (const r of measured) {
     md += line(`**${r.method}**`, r.cells.map((c, i) => (i === data.columns.length - 1 ? null : c)));
@@ -135,7 +146,7 @@ function escapeHtml(s: string): string {
 /** The HTML page: chart and table; loads `plotly.min.js` from its own folder. */
 export function table1Html(data: Table1Data, results: EvaluationResults[]): string {
   const fig = table1Figure(data, results);
-  const rows = data.rows.map((r) => ({ ...r, measured: false, scale: "" }))
+  const rows = data.rows.map((r) => ({ ...r, cells: paperCells(r), measured: false, scale: "" }))
     .concat(measuredRows(results, data.columns).map((r) => ({ ...r, measured: true })));
   const th = data.columns.map((c) => `<th>${escapeHtml(c)}</th>`).join("");
   const trs = rows.map((r) =>
@@ -152,7 +163,7 @@ export function table1Html(data: Table1Data, results: EvaluationResults[]): stri
 <div id="chart" style="width:900px;height:480px"></div>
 <table><tr><th>method</th>${th}</tr>
 ${trs}</table>
-<p>Paper: ${escapeHtml(data.source)}</p>
+<p>Paper: ${escapeHtml(data.source)}</p>${data.nipsSource ? `<p>${escapeHtml(data.nipsSource)}</p>` : ""}
 <p>Measured rows were made at this scale:</p><ul>${scales}</ul>
 <script>
 const fig = ${JSON.stringify(fig)};

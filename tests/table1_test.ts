@@ -10,6 +10,13 @@ Deno.test("Table 1: the paper's numbers come from the data file, with their sour
   const md = table1Markdown(t, []);
   assert.match(md, /\| Exemplar-CNN \(92c5-256c5-512c5-1024f\) \| 74\.2 ± 0\.4 \|/);
   assert.match(md, /No measured results yet/);
+  // The NIPS version's values where they differ, beside the v2 ones, with their source.
+  assert.match(t.nipsSource!, /NIPS 2014/);
+  assert.match(
+    md,
+    /\| Exemplar-CNN \(64c5-128c5-256c5-512f\) \| 72\.8 ± 0\.4 \| 75\.4 ± 0\.2 \(NIPS: 75\.3 ± 0\.2\) \| 82\.2 \(NIPS: 82\.0\) \|/,
+  );
+  assert.match(md, /\| Exemplar-CNN \(92c5-256c5-512c5-1024f\) \| 74\.2 ± 0\.4 \| 76\.6 ± 0\.2 \| 84\.3 \|/);
 });
 
 Deno.test("reproduce (tiny) writes Table 1, and its chart really draws in headless Chromium", async () => {
