@@ -186,6 +186,11 @@ export interface CandidateMap {
   positionOf(j: number): [number, number];
 }
 
+/** A pyramid level of `img`, `w` x `h`: resized with antialiasing or bilinearly (`seeds.pyramidAntialias`). */
+function pyramidLevel(img: RGBImage, w: number, h: number, antialias: boolean): RGBImage {
+  return antialias ? resizeAntialiased(img, w, h) : resizeBilinear(img, w, h);
+}
+
 /**
  * Paper: the weight of a window is the mean squared gradient magnitude inside
  * it; every 32x32 window of every pyramid scale is a candidate.
@@ -195,7 +200,7 @@ export function paperCandidates(img: RGBImage): CandidateMap[] {
   for (const s of METHODS.paper.seeds.pyramid) {
     const w = Math.round(img.width * s), h = Math.round(img.height * s);
     if (w < PATCH || h < PATCH) continue;
-    const im = METHODS.paper.seeds.pyramidAntialias ? resizeAntialiased(img, w, h) : resizeBilinear(img, w, h);
+    const im = pyramidLevel(img, w, h, METHODS.paper.seeds.pyramidAntialias);
     const weights = windowMeans(gradientEnergy(grayscale(im), w, h), w, h, PATCH);
     const ow = w - PATCH + 1;
     out.push({ scale: s, image: im, weights, positionOf: (j) => [j % ow, Math.floor(j / ow)] });
@@ -214,7 +219,7 @@ export function releaseCandidates(img: RGBImage): CandidateMap[] {
   for (const s of pyramid) {
     const w = Math.round(img.width * s), h = Math.round(img.height * s);
     if (w < PATCH || h < PATCH) continue;
-    const im = METHODS.release.seeds.pyramidAntialias ? resizeAntialiased(img, w, h) : resizeBilinear(img, w, h);
+    const im = pyramidLevel(img, w, h, METHODS.release.seeds.pyramidAntialias);
     const sw = Math.max(1, Math.floor(w / f)), sh = Math.max(1, Math.floor(h / f));
     const g = grayscale(resizeBilinear(im, sw, sh));
     const low = gaussianBlur(g, sw, sh, sigma);

@@ -312,8 +312,7 @@ async function pretrainLocked(cfg: TrainConfig, opts: PretrainOptions): Promise<
     const samplesPerSecond = ((state.step - from.step) * cfg.batch) / (elapsedS - from.elapsedS);
     cfg.budget = replanFromRun(cfg.budget!, { step: state.step, elapsedS, samplesPerSecond, batch: cfg.batch });
     cfg.steps = cfg.budget.replan!.steps;
-    const file = await readRunConfig(out);
-    await writeRunConfig(out, { ...file, train: { ...file.train, steps: cfg.steps, budget: cfg.budget } });
+    await updateTrainConfig(out, { steps: cfg.steps, budget: cfg.budget });
     log(
       `\nplanned again at step ${state.step}: the run trains at ${
         samplesPerSecond.toFixed(0)
@@ -404,7 +403,13 @@ async function recordSteps(out: string, steps: number, log: (m: string) => void)
   const file = await readRunConfig(out);
   if (file.train.steps === steps) return;
   log(`${out}: continuing with ${steps} steps (the run was made with ${file.train.steps})`);
-  await writeRunConfig(out, { ...file, train: { ...file.train, steps } });
+  await updateTrainConfig(out, { steps });
+}
+
+/** Changes some training settings in a run's config.json (the rest of the file stays as it is). */
+async function updateTrainConfig(out: string, train: Partial<TrainConfig>): Promise<void> {
+  const file = await readRunConfig(out);
+  await writeRunConfig(out, { ...file, train: { ...file.train, ...train } });
 }
 
 /** The dropout masks of a step: a function of the run seed and the step, so a resumed run draws the same ones. */
