@@ -6,6 +6,8 @@
  *   every validation.
  * - `stages` (the release): fixed rates for fixed numbers of iterations, their
  *   lengths scaled to the run's steps: {@link stageRate}.
+ * - `anneal` and `cosine` (a time budget's, lib/budget.ts): the rate ends the
+ *   run decayed to a hundredth: {@link annealRate}, {@link cosineRate}.
  *
  * @module
  */
@@ -39,6 +41,22 @@ export function stageRate(
 export function cosineRate(step: number, steps: number, base: number, floor = 0.01): number {
   const t = Math.min(1, step / Math.max(1, steps));
   return base * (floor + (1 - floor) * 0.5 * (1 + Math.cos(Math.PI * t)));
+}
+
+/** The share of a run's steps over which the `anneal` schedule decays the rate. */
+export const ANNEAL_TAIL = 0.2;
+
+/**
+ * The learning rate of the `anneal` schedule (a time budget's, lib/budget.ts) at `step` of `steps`: `base` held for
+ * the first four fifths of the run, then down in a straight line to `base * floor` at the last step (over the last
+ * {@link ANNEAL_TAIL} of it). A short budget needs the full rate for as long as it can have it (a plateau is not reached in it, and a cosine
+ * decay that starts at once learned worse features), and a decayed rate at its end.
+ */
+export function annealRate(step: number, steps: number, base: number, floor = 0.01, tail = ANNEAL_TAIL): number {
+  const from = (1 - tail) * steps;
+  if (step <= from) return base;
+  const t = Math.min(1, (step - from) / Math.max(1, steps - from));
+  return base * (1 - (1 - floor) * t);
 }
 
 /** What the plateau schedule remembers between validations (saved in checkpoints). */

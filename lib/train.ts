@@ -12,8 +12,9 @@
  * - `stages` (the release): lr 0.01 / 0.004 / 0.001 / 0.0004 / 0.0001 for
  *   1.2 M / 120 k / 120 k / 60 k / 60 k of its 1.56 M iterations, scaled to the
  *   run's number of steps;
- * - `cosine` (a time budget's, lib/budget.ts): from lr down to lr / 100 over
- *   the run's steps.
+ * - `anneal` (a time budget's, lib/budget.ts): lr held for four fifths of the
+ *   run's steps, then down in a straight line to lr / 100 at its end;
+ * - `cosine`: from lr down to lr / 100 along half a cosine over the run's steps.
  * Caffe's SGD as the release uses it: v = 0.9 v + lr lr_mult (g + wd decay_mult w),
  * w -= v, with weight decay 0.004 and the released per-layer multipliers
  * (decay: conv1 0, conv2 0, conv3 0.25, fc 1, softmax 4; lr: biases 2,
@@ -49,7 +50,7 @@ import {
   writeCurves,
   writeRunConfig,
 } from "./run_folder.ts";
-import { cosineRate, plateauStep, stageRate } from "./schedule.ts";
+import { annealRate, cosineRate, plateauStep, stageRate } from "./schedule.ts";
 import { type BudgetPlan, replanDue, replanFromRun, scheduleSteps } from "./budget.ts";
 import { runEnvironment } from "./environment.ts";
 import {
@@ -80,8 +81,8 @@ export interface TrainConfig {
   batch: number;
   /** Method preset (`paper` or `release`, lib/presets.ts): seed sampling, transformation ranges, network and schedule. */
   method: MethodName;
-  /** Learning-rate schedule: `plateau` (the paper), `stages` (the release) or `cosine` (a time budget's). */
-  schedule: "plateau" | "stages" | "cosine";
+  /** Learning-rate schedule: `plateau` (the paper), `stages` (the release), `anneal` or `cosine` (a time budget's). */
+  schedule: "plateau" | "stages" | "anneal" | "cosine";
   /** The time budget this run was planned for (lib/budget.ts), if any. */
   budget?: BudgetPlan;
   /** Initial learning rate. */
@@ -214,8 +215,10 @@ export function validateConfig(c: TrainConfig): void {
   if (!Number.isInteger(c.steps) || c.steps < 1) throw new UserError(`--steps ${c.steps}: expected a positive integer`);
   methodNamed(c.method);
   checkNetFits(c.net);
-  if (c.schedule !== "plateau" && c.schedule !== "stages" && c.schedule !== "cosine") {
-    throw new UserError(`schedule "${c.schedule}": expected plateau (the paper), stages (the release) or cosine`);
+  if (!["plateau", "stages", "anneal", "cosine"].includes(c.schedule)) {
+    throw new UserError(
+      `schedule "${c.schedule}": expected plateau (the paper), stages (the release), anneal or cosine`,
+    );
   }
 }
 
@@ -339,8 +342,9 @@ async function pretrainLocked(cfg: TrainConfig, opts: PretrainOptions): Promise<
       }
       // One SGD step on a batch of surrogate samples: softmax cross-entropy over the N classes.
       if (cfg.schedule === "stages") state.lr = stageRate(state.step, cfg.steps, cfg.lr, numbers.stages);
-      if (cfg.schedule === "cosine") {
-        state.lr = cosineRate(state.step, scheduleSteps(cfg.steps, cfg.budget, state.step), cfg.lr);
+      if (cfg.schedule === "anneal" || cfg.schedule === "cosine") {
+        const rate = cfg.schedule === "anneal" ? annealRate : cosineRate;
+        state.lr = rate(state.step, scheduleSteps(cfg.steps, cfg.budget, state.step), cfg.lr);
       }
       const batch = await loader.next();
       await engine.accumulate(batch.x, batch.y, cfg.batch, dropoutSeed(cfg.seed, state.step));

@@ -26,7 +26,10 @@ export const TRAIN_FLAGS = {
   batch: { type: "string", help: "samples per step (default 128)" },
   backend: { type: "string", help: "wasm, webgpu, cpu, tensorflow, tensorflow-gpu (default: the first that works)" },
   method: { type: "string", help: "method preset: paper (the text, default) or release (the authors' code)" },
-  schedule: { type: "string", help: "plateau (the paper), stages (the release) or cosine; default: the method's" },
+  schedule: {
+    type: "string",
+    help: "plateau (the paper), stages (the release), anneal or cosine (budgets); default: the method's",
+  },
   minutes: {
     type: "string",
     help: "a time budget: plan the steps and N that fit M minutes (measured warm-up; overrides --steps)",

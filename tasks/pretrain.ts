@@ -1,6 +1,6 @@
 /**
  * `deno task pretrain --out DIR [--data SPEC] [--net NAME] [--classes N] [--per-class K|inf] [--steps S]
- *  [--batch B] [--backend NAME] [--method paper|release] [--schedule plateau|stages|cosine] [--seed S] [--resume]`
+ *  [--batch B] [--backend NAME] [--method paper|release] [--schedule plateau|stages|anneal|cosine] [--seed S] [--resume]`
  *
  * `--workers W`: surrogate-generation workers (default 2; a GPU consumes batches faster than two cores make them).
  *
@@ -23,7 +23,7 @@ import { rowSummary, TRAIN_FLAGS, trainConfigFromFlags } from "../lib/train_flag
 const USAGE =
   `deno task pretrain --out DIR [--data SPEC] [--net NAME] [--classes N] [--per-class K|inf] [--steps S] [--batch B] [--backend ${
     BACKENDS.join("|")
-  }] [--method paper|release] [--schedule plateau|stages|cosine] [--lr R] [--valid-every S] [--seed S] [--workers W] [--checkpoint-minutes M] [--minutes M] [--resume]   (SPEC: ${DATA_SPECS})`;
+  }] [--method paper|release] [--schedule plateau|stages|anneal|cosine] [--lr R] [--valid-every S] [--seed S] [--workers W] [--checkpoint-minutes M] [--minutes M] [--resume]   (SPEC: ${DATA_SPECS})`;
 
 async function main(args: string[]): Promise<void> {
   const { values, positionals } = parseFlags(args, {

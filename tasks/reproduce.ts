@@ -35,7 +35,7 @@ import { METHOD_NAMES, RUN_SCALES, SCALE_NAMES, type ScaleName } from "../lib/pr
 
 const USAGE = `deno task reproduce [--scale ${SCALE_NAMES.join("|")}] [--method ${
   METHOD_NAMES.join("|")
-}] [--config RUN/config.json] [--minutes M] [--data SPEC] [--net NAME] [--classes N] [--per-class K|inf] [--steps S] [--batch B] [--schedule plateau|stages|cosine] [--lr R] [--valid-every S] [--seed S] [--workers W] [--backend NAME] [--out DIR]   (SPEC: ${DATA_SPECS})`;
+}] [--config RUN/config.json] [--minutes M] [--data SPEC] [--net NAME] [--classes N] [--per-class K|inf] [--steps S] [--batch B] [--schedule plateau|stages|anneal|cosine] [--lr R] [--valid-every S] [--seed S] [--workers W] [--backend NAME] [--out DIR]   (SPEC: ${DATA_SPECS})`;
 
 /** Measures training speed on the chosen backend and prints how long the run will take. */
 async function estimate(cfg: TrainConfig, backend: string | undefined): Promise<void> {

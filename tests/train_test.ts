@@ -181,11 +181,16 @@ Deno.test("a time budget planned again from the run's own speed: the steps that 
 });
 
 Deno.test("a time budget: steps and N planned from a warm-up and again from the run's speed, a cosine schedule that ends decayed, the same plan continued", async () => {
-  const { cosineRate } = await import("../lib/schedule.ts");
+  const { annealRate, cosineRate } = await import("../lib/schedule.ts");
   const { budgetClasses } = await import("../lib/budget.ts");
   assert.equal(cosineRate(0, 100, 0.01), 0.01);
   assert.ok(Math.abs(cosineRate(100, 100, 0.01) - 0.0001) < 1e-12);
   assert.ok(Math.abs(cosineRate(50, 100, 0.01) - 0.00505) < 1e-12);
+  // The anneal schedule holds the rate for four fifths of the steps, then falls in a straight line to a hundredth.
+  assert.equal(annealRate(0, 100, 0.01), 0.01);
+  assert.equal(annealRate(80, 100, 0.01), 0.01);
+  assert.ok(Math.abs(annealRate(90, 100, 0.01) - 0.00505) < 1e-12);
+  assert.ok(Math.abs(annealRate(100, 100, 0.01) - 0.0001) < 1e-12);
   assert.equal(budgetClasses(10_000), 100);
   assert.equal(budgetClasses(720_000), 1800);
   assert.equal(budgetClasses(1e9), 16000);
