@@ -21,6 +21,7 @@ import type { TrainConfig } from "./train.ts";
 import { UserError } from "./util/errors.ts";
 import { exists } from "./util/fsutil.ts";
 import { Rng } from "./util/rng.ts";
+import { ANNEAL_TAIL } from "./schedule.ts";
 
 /** A run's budget and the plan made for it. */
 export interface BudgetPlan {
@@ -157,9 +158,12 @@ export async function planBudget(
   const steps = Math.max(1, Math.floor((minutes * 60 * samplesPerSecond * EFFICIENCY) / cfg.batch));
   const classes = opts.classesGiven ? cfg.classes : budgetClasses(steps * cfg.batch);
   const budget: BudgetPlan = { minutes, samplesPerSecond, efficiency: EFFICIENCY, steps, classes };
-  // The method's schedule unless another was asked for (cosine measured worse at a 30-minute budget).
   const schedule = cfg.schedule;
-  const rate = schedule === "cosine" ? `cosine schedule to ${cfg.lr / 100}` : `${schedule} schedule`;
+  const rate = schedule === "anneal"
+    ? `rate ${cfg.lr} held, then down to ${cfg.lr / 100} over the last ${ANNEAL_TAIL * 100} % of the steps`
+    : schedule === "cosine"
+    ? `rate ${cfg.lr} down to ${cfg.lr / 100} along a cosine`
+    : `${schedule} schedule from rate ${cfg.lr}`;
   log(
     `plan for ${minutes} minutes: ${samplesPerSecond.toFixed(0)} samples/s measured on ${backend.name} -> ${steps} ` +
       `steps of ${cfg.batch} (${steps * cfg.batch} samples), N = ${classes}, K unlimited, ${rate}; planned again ` +

@@ -589,6 +589,15 @@ export function numberPaths(m: Method = METHODS.paper): string[] {
   return out;
 }
 
+/**
+ * How a time budget trains (`--minutes`, the `laptop` scale; lib/budget.ts), unless `--schedule` or `--lr` say
+ * otherwise: a budget of an hour or less on a CPU never reaches the plateau where the paper's schedule lowers its rate,
+ * so it starts higher and ends decayed (`anneal`: held for four fifths of the steps, then down to a hundredth). Measured
+ * on real photographs (bench/README.md, "A time budget"): at 0.03 the surrogate task is learned about twice as fast per
+ * step as at the paper's 0.01, and the anneal schedule gave better features than the plateau one in the same time.
+ */
+export const BUDGET_TRAINING: { schedule: "anneal"; lr: number } = { schedule: "anneal", lr: 0.03 };
+
 /** A run scale: how much of the method one run does. */
 export interface RunScale {
   /** What it is for, in a sentence. */

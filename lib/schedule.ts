@@ -48,14 +48,15 @@ export const ANNEAL_TAIL = 0.2;
 
 /**
  * The learning rate of the `anneal` schedule (a time budget's, lib/budget.ts) at `step` of `steps`: `base` held for
- * the first four fifths of the run, then down in a straight line to `base * floor` at the last step (over the last
+ * the first four fifths of the run, then down in a straight line to `base * floor` for the last step (over the last
  * {@link ANNEAL_TAIL} of it). A short budget needs the full rate for as long as it can have it (a plateau is not reached in it, and a cosine
  * decay that starts at once learned worse features), and a decayed rate at its end.
  */
 export function annealRate(step: number, steps: number, base: number, floor = 0.01, tail = ANNEAL_TAIL): number {
-  const from = (1 - tail) * steps;
+  // (The last step, `steps - 1`, is made at `base * floor`.)
+  const from = (1 - tail) * steps, last = steps - 1;
   if (step <= from) return base;
-  const t = Math.min(1, (step - from) / Math.max(1, steps - from));
+  const t = Math.min(1, (step - from) / Math.max(1, last - from));
   return base * (1 - (1 - floor) * t);
 }
 

@@ -18,6 +18,7 @@ import { DATA_SPECS } from "../lib/data/mod.ts";
 import { UserError } from "../lib/util/errors.ts";
 import { pretrain } from "../lib/train.ts";
 import { planBudget } from "../lib/budget.ts";
+import { BUDGET_TRAINING } from "../lib/presets.ts";
 import { rowSummary, TRAIN_FLAGS, trainConfigFromFlags } from "../lib/train_flags.ts";
 
 const USAGE =
@@ -37,7 +38,8 @@ async function main(args: string[]): Promise<void> {
   }, USAGE);
   if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}" (usage: ${USAGE})`);
   if (!values.out) throw new UserError(`--out DIR is required (usage: ${USAGE})`);
-  let cfg = trainConfigFromFlags(values);
+  // A time budget trains at its own rate and schedule unless the flags say otherwise.
+  let cfg = trainConfigFromFlags(values, values.minutes !== undefined ? BUDGET_TRAINING : {});
   if (values.minutes !== undefined) {
     cfg = await planBudget(cfg, Number(values.minutes), values.out, {
       backend: values.backend as string | undefined,

@@ -31,7 +31,7 @@ import { exists, writeFileAtomic } from "../lib/util/fsutil.ts";
 import { writeTable1 } from "../lib/table1.ts";
 import { pretrain, scaleSettings, type TrainConfig, validateConfig } from "../lib/train.ts";
 import { rowSummary, TRAIN_FLAGS, trainConfigFromFlags } from "../lib/train_flags.ts";
-import { METHOD_NAMES, RUN_SCALES, SCALE_NAMES, type ScaleName } from "../lib/presets.ts";
+import { BUDGET_TRAINING, METHOD_NAMES, RUN_SCALES, SCALE_NAMES, type ScaleName } from "../lib/presets.ts";
 
 const USAGE = `deno task reproduce [--scale ${SCALE_NAMES.join("|")}] [--method ${
   METHOD_NAMES.join("|")
@@ -78,11 +78,13 @@ async function main(args: string[]): Promise<void> {
       `--scale ${scaleName} runs at paper scale on real data: give --data stl10:DIR (deno task data download stl10 --to DIR)`,
     );
   }
-  const cfg = trainConfigFromFlags(values, saved ?? scaleSettings(scale));
+  const minutes = values.minutes !== undefined ? Number(values.minutes) : saved ? undefined : scale.minutes;
+  // A time budget trains at its own rate and schedule unless the flags (or the saved run) say otherwise.
+  const settings = saved ?? { ...scaleSettings(scale), ...(minutes !== undefined ? BUDGET_TRAINING : {}) };
+  const cfg = trainConfigFromFlags(values, settings);
   validateConfig(cfg); // every flag checked before any work starts
   const out = (values.out as string | undefined) ??
     (saved ? `${dirname(values.config as string)}-again` : join("runs", `reproduce-${scaleName}`));
-  const minutes = values.minutes !== undefined ? Number(values.minutes) : saved ? undefined : scale.minutes;
   if (minutes !== undefined) {
     Object.assign(
       cfg,

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { pretrain, TRAIN_DEFAULTS, type TrainConfig } from "../lib/train.ts";
 import { type MetricsRow, readMetrics } from "../lib/run_folder.ts";
 import { stageRate } from "../lib/schedule.ts";
+import { BUDGET_TRAINING } from "../lib/presets.ts";
 import { listTree, oneLineError, ROOT, task, tempDir, tinyRunArgs } from "./helpers.ts";
 
 const quiet = () => {};
@@ -180,7 +181,7 @@ Deno.test("a time budget planned again from the run's own speed: the steps that 
   assert.equal(scheduleSteps(1029, undefined, 10), 1029);
 });
 
-Deno.test("a time budget: steps and N planned from a warm-up and again from the run's speed, a cosine schedule that ends decayed, the same plan continued", async () => {
+Deno.test("a time budget: steps and N planned from a warm-up and again from the run's speed, a schedule that ends decayed, the same plan continued", async () => {
   const { annealRate, cosineRate } = await import("../lib/schedule.ts");
   const { budgetClasses } = await import("../lib/budget.ts");
   assert.equal(cosineRate(0, 100, 0.01), 0.01);
@@ -189,8 +190,8 @@ Deno.test("a time budget: steps and N planned from a warm-up and again from the 
   // The anneal schedule holds the rate for four fifths of the steps, then falls in a straight line to a hundredth.
   assert.equal(annealRate(0, 100, 0.01), 0.01);
   assert.equal(annealRate(80, 100, 0.01), 0.01);
-  assert.ok(Math.abs(annealRate(90, 100, 0.01) - 0.00505) < 1e-12);
-  assert.ok(Math.abs(annealRate(100, 100, 0.01) - 0.0001) < 1e-12);
+  assert.ok(Math.abs(annealRate(89.5, 100, 0.01) - 0.00505) < 1e-12);
+  assert.ok(Math.abs(annealRate(99, 100, 0.01) - 0.0001) < 1e-12, "the last step is made at a hundredth");
   assert.equal(budgetClasses(10_000), 100);
   assert.equal(budgetClasses(720_000), 1800);
   assert.equal(budgetClasses(1e9), 16000);
@@ -204,14 +205,17 @@ Deno.test("a time budget: steps and N planned from a warm-up and again from the 
     "12",
     "--valid-every",
     "10",
-    "--schedule",
-    "cosine",
   ]);
   const r = await task("pretrain", args, env);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /plan for 0\.1 minutes: \d+ samples\/s measured on \w+ -> \d+ steps of 8/);
   const train = JSON.parse(await Deno.readTextFile(`${tmp.path}/run/config.json`)).train;
-  assert.equal(train.schedule, "cosine");
+  // A budget trains with its own schedule and rate (lib/presets.ts BUDGET_TRAINING) unless the flags say otherwise.
+  assert.equal(train.schedule, "anneal");
+  assert.equal(train.lr, BUDGET_TRAINING.lr);
+  const { trainConfigFromFlags } = await import("../lib/train_flags.ts");
+  const given = trainConfigFromFlags({ schedule: "cosine", lr: "0.01" }, BUDGET_TRAINING);
+  assert.deepEqual([given.schedule, given.lr], ["cosine", 0.01]);
   assert.equal(train.budget.minutes, 0.1);
   // Planned again at the first validation after a tenth of the warm-up's steps (and 20 steps of its own speed).
   const replan = train.budget.replan;
@@ -224,7 +228,7 @@ Deno.test("a time budget: steps and N planned from a warm-up and again from the 
   );
   const rows = await readMetrics(`${tmp.path}/run`);
   assert.equal(rows.at(-1)!.step, train.steps);
-  assert.ok(rows.at(-1)!.lr < 0.0002, `the rate ends decayed: ${rows.at(-1)!.lr}`);
+  assert.ok(Math.abs(rows.at(-1)!.lr - train.lr / 100) < 1e-12, `the rate ends decayed: ${rows.at(-1)!.lr}`);
   // The same command again continues the stored plan (here: finds it complete), measuring nothing.
   const again = await task("pretrain", args, env);
   assert.equal(again.code, 0, again.stderr);
