@@ -29,6 +29,7 @@
 // Every number of the method (paper and release presets) and the run scales.
 export {
   type AugmentNumbers,
+  BUDGET_TRAINING,
   type EvalNumbers,
   type Method,
   method,

@@ -49,8 +49,9 @@ export const ANNEAL_TAIL = 0.2;
 /**
  * The learning rate of the `anneal` schedule (a time budget's, lib/budget.ts) at `step` of `steps`: `base` held for
  * the first four fifths of the run, then down in a straight line to `base * floor` for the last step (over the last
- * {@link ANNEAL_TAIL} of it). A short budget needs the full rate for as long as it can have it (a plateau is not reached in it, and a cosine
- * decay that starts at once learned worse features), and a decayed rate at its end.
+ * {@link ANNEAL_TAIL} of it). A short budget needs the full rate for as long as it can have it (it does not reach the
+ * plateau where the paper's schedule lowers the rate, and a cosine decay from the start learned worse features), and
+ * a decayed rate at its end.
  */
 export function annealRate(step: number, steps: number, base: number, floor = 0.01, tail = ANNEAL_TAIL): number {
   // (The last step, `steps - 1`, is made at `base * floor`.)
