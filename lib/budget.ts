@@ -3,10 +3,11 @@
  *
  * The plan is made from a measured warm-up (steps as pretraining makes them, {@link measureSpeed}): the steps that
  * fit, the number of surrogate classes that suits that many samples ({@link budgetClasses}) and unlimited copies per
- * class (fresh transformations every epoch). The schedule stays the method's (`--schedule cosine` gives one that
- * ends on time decayed to 1/100): measured at a 30-minute budget on real photographs, the paper's plateau schedule,
- * which keeps the rate at 0.01 that long, gave better features than the cosine decay (bench/README.md, "A time
- * budget"). The plan is printed and stored in config.json (`train.budget`). A warm-up of seconds measures the backend
+ * class (fresh transformations every epoch). It trains at its own rate and schedule (lib/presets.ts
+ * `BUDGET_TRAINING`: 0.03, held for four fifths of the steps and then decayed to a hundredth, the `anneal` schedule):
+ * measured at an hour's budget on real photographs, that gave better features than the paper's plateau schedule at
+ * 0.01, which never lowers the rate in so short a run (README.md, "A time budget"). The plan is printed and stored in
+ * config.json (`train.budget`). A warm-up of seconds measures the backend
  * alone, before its kernels are at full speed, and without the surrogate workers beside it: so the run plans once more
  * at its first validation after a tenth of the steps, from the speed it reached itself ({@link replanFromRun}), and
  * stores that plan too. The same command run again continues the stored plan, whatever the machine measures then.
@@ -105,8 +106,8 @@ export function replanDue(plan: BudgetPlan | undefined, step: number): plan is B
 /**
  * The plan made again at `step`, `elapsedS` seconds into the run, from the speed the run measured over its steps so
  * far (`samplesPerSecond`): the steps that fill what is left of the budget. The steps before `step` stay as they were;
- * the `plateau` schedule does not depend on the number of steps, the `cosine` one follows the first plan up to `step`
- * ({@link scheduleSteps}).
+ * the `plateau` schedule does not depend on the number of steps, the `anneal` and `cosine` ones follow the first plan
+ * up to `step` ({@link scheduleSteps}; the anneal schedule holds its rate there either way).
  */
 export function replanFromRun(
   plan: BudgetPlan,

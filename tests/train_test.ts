@@ -175,7 +175,7 @@ Deno.test("a time budget planned again from the run's own speed: the steps that 
   const { trainConfigFromFlags } = await import("../lib/train_flags.ts");
   assert.equal(trainConfigFromFlags({ steps: "5000" }, { steps: 3642, budget: plan }).budget, undefined);
   assert.deepEqual(trainConfigFromFlags({}, { steps: 3642, budget: plan }).budget, plan);
-  // The cosine schedule spans the first plan's steps before the re-plan and the re-plan's after it.
+  // The anneal and cosine schedules span the first plan's steps before the re-plan and the re-plan's after it.
   assert.equal(scheduleSteps(1029, again, 499), 4000);
   assert.equal(scheduleSteps(1029, again, 500), 1029);
   assert.equal(scheduleSteps(1029, undefined, 10), 1029);
