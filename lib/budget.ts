@@ -5,10 +5,10 @@
  * fit, the number of surrogate classes that suits that many samples ({@link budgetClasses}) and unlimited copies per
  * class (fresh transformations every epoch). It trains at its own rate and schedule (lib/presets.ts
  * `BUDGET_TRAINING`: 0.03, held for four fifths of the steps and then decayed to a hundredth, the `anneal` schedule):
- * measured at an hour's budget on real photographs, that gave better features than the paper's plateau schedule at
- * 0.01, which never lowers the rate in so short a run (README.md, "A time budget"). The plan is printed and stored in
- * config.json (`train.budget`). A warm-up of seconds measures the backend
- * alone, before its kernels are at full speed, and without the surrogate workers beside it: so the run plans once more
+ * measured at budgets of 30 and 60 minutes on real photographs, that gave better features than the paper's plateau
+ * schedule at 0.01, which never lowers the rate in so short a run (README.md, "A time budget"). The plan is printed
+ * and stored in config.json (`train.budget`). A warm-up of seconds measures the backend alone, before its kernels are
+ * at full speed, and without the surrogate workers beside it: so the run plans once more
  * at its first validation after a tenth of the steps, from the speed it reached itself ({@link replanFromRun}), and
  * stores that plan too. The same command run again continues the stored plan, whatever the machine measures then.
  *
@@ -149,6 +149,7 @@ export async function planBudget(
         classes: prev.classes,
         perClass: prev.perClass,
         schedule: prev.schedule,
+        lr: prev.lr,
         budget: prev.budget,
       };
     }

@@ -233,4 +233,8 @@ Deno.test("a time budget: steps and N planned from a warm-up and again from the 
   const again = await task("pretrain", args, env);
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stderr, /continuing the 0\.1-minute plan/);
+  // Continued, a plan keeps the rate and schedule it was made with, whatever the defaults are now.
+  const { planBudget } = await import("../lib/budget.ts");
+  const continued = await planBudget({ ...train, lr: 0.5, schedule: "cosine" }, 0.1, `${tmp.path}/run`);
+  assert.deepEqual([continued.lr, continued.schedule, continued.steps], [train.lr, "anneal", train.steps]);
 });
