@@ -94,6 +94,7 @@ export {
   pretrain,
   type PretrainOptions,
   scaleConfig,
+  SCHEDULE_NAMES,
   TRAIN_DEFAULTS,
   type TrainConfig,
   type TrainResult,

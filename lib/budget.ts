@@ -22,7 +22,7 @@ import type { TrainConfig } from "./train.ts";
 import { UserError } from "./util/errors.ts";
 import { exists } from "./util/fsutil.ts";
 import { Rng } from "./util/rng.ts";
-import { ANNEAL_TAIL } from "./schedule.ts";
+import { ANNEAL_TAIL, DECAY_FLOOR } from "./schedule.ts";
 
 /** A run's budget and the plan made for it. */
 export interface BudgetPlan {
@@ -161,10 +161,11 @@ export async function planBudget(
   const classes = opts.classesGiven ? cfg.classes : budgetClasses(steps * cfg.batch);
   const budget: BudgetPlan = { minutes, samplesPerSecond, efficiency: EFFICIENCY, steps, classes };
   const schedule = cfg.schedule;
+  const decayed = Number((cfg.lr * DECAY_FLOOR).toPrecision(6));
   const rate = schedule === "anneal"
-    ? `rate ${cfg.lr} held, then down to ${cfg.lr / 100} over the last ${ANNEAL_TAIL * 100} % of the steps`
+    ? `rate ${cfg.lr} held, then down to ${decayed} over the last ${ANNEAL_TAIL * 100} % of the steps`
     : schedule === "cosine"
-    ? `rate ${cfg.lr} down to ${cfg.lr / 100} along a cosine`
+    ? `rate ${cfg.lr} down to ${decayed} along a cosine`
     : `${schedule} schedule from rate ${cfg.lr}`;
   log(
     `plan for ${minutes} minutes: ${samplesPerSecond.toFixed(0)} samples/s measured on ${backend.name} -> ${steps} ` +

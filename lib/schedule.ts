@@ -38,10 +38,13 @@ export function stageRate(
  * The learning rate of the `cosine` schedule (a time budget's, lib/budget.ts) at `step` of `steps`: from `base` down
  * to `base * floor` along half a cosine, so that the run ends on time with the rate decayed.
  */
-export function cosineRate(step: number, steps: number, base: number, floor = 0.01): number {
+export function cosineRate(step: number, steps: number, base: number, floor = DECAY_FLOOR): number {
   const t = Math.min(1, step / Math.max(1, steps));
   return base * (floor + (1 - floor) * 0.5 * (1 + Math.cos(Math.PI * t)));
 }
+
+/** What the `anneal` and `cosine` schedules decay the rate to at the end of a run, as a share of the initial rate. */
+export const DECAY_FLOOR = 0.01;
 
 /** The share of a run's steps over which the `anneal` schedule decays the rate. */
 export const ANNEAL_TAIL = 0.2;
@@ -53,7 +56,13 @@ export const ANNEAL_TAIL = 0.2;
  * plateau where the paper's schedule lowers the rate, and a cosine decay from the start learned worse features), and
  * a decayed rate at its end.
  */
-export function annealRate(step: number, steps: number, base: number, floor = 0.01, tail = ANNEAL_TAIL): number {
+export function annealRate(
+  step: number,
+  steps: number,
+  base: number,
+  floor = DECAY_FLOOR,
+  tail = ANNEAL_TAIL,
+): number {
   // (The last step, `steps - 1`, is made at `base * floor`.)
   const from = (1 - tail) * steps, last = steps - 1;
   if (step <= from) return base;

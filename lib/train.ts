@@ -65,6 +65,9 @@ import { hash32 } from "./util/rng.ts";
 import { loadSeeds, PATCH, saveSeeds, seedPatches } from "./seeds.ts";
 import { SurrogateData, SurrogateLoader } from "./surrogate.ts";
 
+/** The learning-rate schedules: `plateau` (the paper), `stages` (the release), `anneal` and `cosine` (time budgets). */
+export const SCHEDULE_NAMES = ["plateau", "stages", "anneal", "cosine"] as const;
+
 /** Everything that defines a pretraining run. */
 export interface TrainConfig {
   /** Data spec of the unlabeled images (`synthetic`, `stl10:DIR`, ...). */
@@ -82,7 +85,7 @@ export interface TrainConfig {
   /** Method preset (`paper` or `release`, lib/presets.ts): seed sampling, transformation ranges, network and schedule. */
   method: MethodName;
   /** Learning-rate schedule: `plateau` (the paper), `stages` (the release), `anneal` or `cosine` (a time budget's). */
-  schedule: "plateau" | "stages" | "anneal" | "cosine";
+  schedule: typeof SCHEDULE_NAMES[number];
   /** The time budget this run was planned for (lib/budget.ts), if any. */
   budget?: BudgetPlan;
   /** Initial learning rate. */
@@ -215,7 +218,7 @@ export function validateConfig(c: TrainConfig): void {
   if (!Number.isInteger(c.steps) || c.steps < 1) throw new UserError(`--steps ${c.steps}: expected a positive integer`);
   methodNamed(c.method);
   checkNetFits(c.net);
-  if (!["plateau", "stages", "anneal", "cosine"].includes(c.schedule)) {
+  if (!(SCHEDULE_NAMES as readonly string[]).includes(c.schedule)) {
     throw new UserError(
       `schedule "${c.schedule}": expected plateau (the paper), stages (the release), anneal or cosine`,
     );

@@ -16,7 +16,7 @@ import { BACKENDS } from "../lib/compute/backend.ts";
 import { parseFlags, Progress, runTask } from "../lib/util/cli.ts";
 import { DATA_SPECS } from "../lib/data/mod.ts";
 import { UserError } from "../lib/util/errors.ts";
-import { pretrain } from "../lib/train.ts";
+import { pretrain, SCHEDULE_NAMES } from "../lib/train.ts";
 import { planBudget } from "../lib/budget.ts";
 import { BUDGET_TRAINING } from "../lib/presets.ts";
 import { rowSummary, TRAIN_FLAGS, trainConfigFromFlags } from "../lib/train_flags.ts";
@@ -24,7 +24,9 @@ import { rowSummary, TRAIN_FLAGS, trainConfigFromFlags } from "../lib/train_flag
 const USAGE =
   `deno task pretrain --out DIR [--data SPEC] [--net NAME] [--classes N] [--per-class K|inf] [--steps S] [--batch B] [--backend ${
     BACKENDS.join("|")
-  }] [--method paper|release] [--schedule plateau|stages|anneal|cosine] [--lr R] [--valid-every S] [--seed S] [--workers W] [--checkpoint-minutes M] [--minutes M] [--resume]   (SPEC: ${DATA_SPECS})`;
+  }] [--method paper|release] [--schedule ${
+    SCHEDULE_NAMES.join("|")
+  }] [--lr R] [--valid-every S] [--seed S] [--workers W] [--checkpoint-minutes M] [--minutes M] [--resume]   (SPEC: ${DATA_SPECS})`;
 
 async function main(args: string[]): Promise<void> {
   const { values, positionals } = parseFlags(args, {

@@ -29,13 +29,15 @@ import { evaluateRun } from "../lib/evaluate.ts";
 import { measureSpeed, planBudget } from "../lib/budget.ts";
 import { exists, writeFileAtomic } from "../lib/util/fsutil.ts";
 import { writeTable1 } from "../lib/table1.ts";
-import { pretrain, scaleSettings, type TrainConfig, validateConfig } from "../lib/train.ts";
+import { pretrain, scaleSettings, SCHEDULE_NAMES, type TrainConfig, validateConfig } from "../lib/train.ts";
 import { rowSummary, TRAIN_FLAGS, trainConfigFromFlags } from "../lib/train_flags.ts";
 import { BUDGET_TRAINING, METHOD_NAMES, RUN_SCALES, SCALE_NAMES, type ScaleName } from "../lib/presets.ts";
 
 const USAGE = `deno task reproduce [--scale ${SCALE_NAMES.join("|")}] [--method ${
   METHOD_NAMES.join("|")
-}] [--config RUN/config.json] [--minutes M] [--data SPEC] [--net NAME] [--classes N] [--per-class K|inf] [--steps S] [--batch B] [--schedule plateau|stages|anneal|cosine] [--lr R] [--valid-every S] [--seed S] [--workers W] [--backend NAME] [--out DIR]   (SPEC: ${DATA_SPECS})`;
+}] [--config RUN/config.json] [--minutes M] [--data SPEC] [--net NAME] [--classes N] [--per-class K|inf] [--steps S] [--batch B] [--schedule ${
+  SCHEDULE_NAMES.join("|")
+}] [--lr R] [--valid-every S] [--seed S] [--workers W] [--backend NAME] [--out DIR]   (SPEC: ${DATA_SPECS})`;
 
 /** Measures training speed on the chosen backend and prints how long the run will take. */
 async function estimate(cfg: TrainConfig, backend: string | undefined): Promise<void> {
