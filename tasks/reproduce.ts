@@ -80,9 +80,16 @@ async function main(args: string[]): Promise<void> {
       `--scale ${scaleName} runs at paper scale on real data: give --data stl10:DIR (deno task data download stl10 --to DIR)`,
     );
   }
-  const minutes = values.minutes !== undefined ? Number(values.minutes) : saved ? undefined : scale.minutes;
-  // A time budget trains at its own rate and schedule unless the flags (or the saved run) say otherwise.
-  const settings = saved ?? { ...scaleSettings(scale), ...(minutes !== undefined ? BUDGET_TRAINING : {}) };
+  // A scale's time budget (laptop) plans the steps, unless --steps gives them; --minutes always plans.
+  const minutes = values.minutes !== undefined
+    ? Number(values.minutes)
+    : saved || values.steps !== undefined
+    ? undefined
+    : scale.minutes;
+  // A time budget, or a budget scale run for given steps, trains at the budget's rate and schedule unless the flags
+  // (or the saved run) say otherwise.
+  const budgetTraining = minutes !== undefined || scale.minutes !== undefined;
+  const settings = saved ?? { ...scaleSettings(scale), ...(budgetTraining ? BUDGET_TRAINING : {}) };
   const cfg = trainConfigFromFlags(values, settings);
   validateConfig(cfg); // every flag checked before any work starts
   const out = (values.out as string | undefined) ??

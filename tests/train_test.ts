@@ -238,3 +238,16 @@ Deno.test("a time budget: steps and N planned from a warm-up and again from the 
   const continued = await planBudget({ ...train, lr: 0.5, schedule: "cosine" }, 0.1, `${tmp.path}/run`);
   assert.deepEqual([continued.lr, continued.schedule, continued.steps], [train.lr, "anneal", train.steps]);
 });
+
+Deno.test("the laptop scale run for given steps: no budget planned, the budget's rate and schedule", async () => {
+  await using tmp = await tempDir();
+  const r = await task("reproduce", [
+    ...["--data", `caltech101:${ROOT}/tests/fixtures/caltech101-tiny`, "--net", "8c5-16f", "--classes", "10"],
+    ...["--per-class", "4", "--steps", "6", "--batch", "8", "--workers", "1", "--valid-every", "3"],
+    ...["--out", `${tmp.path}/run`],
+  ], { EXEMPLAR_CACHE: `${tmp.path}/cache` });
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stderr, /plan for/);
+  const train = JSON.parse(await Deno.readTextFile(`${tmp.path}/run/config.json`)).train;
+  assert.deepEqual([train.steps, train.schedule, train.lr, train.budget], [6, "anneal", BUDGET_TRAINING.lr, undefined]);
+});
