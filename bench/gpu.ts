@@ -10,7 +10,8 @@
  * `--surrogate 1,4,15` (surrogate patches per second with that many generation workers, against what the GPU
  * consumes), `--tf-flag NAME=VALUE` (a TensorFlow.js flag, repeatable), `--skip-bench` (no throughput rows),
  * `--no-peer` (no PyTorch rows), `--latency` (what a step of the first network costs outside the kernels,
- * bench/gpu_latency.ts). `EXEMPLAR_WEBGPU_KERNELS` (off, or kernel names) picks the WebGPU kernels.
+ * bench/gpu_latency.ts), `--trace` (each network's step split into the WebGPU calls it makes and the JavaScript between
+ * them, bench/gpu_trace.ts). `EXEMPLAR_WEBGPU_KERNELS` (off, or kernel names) picks the WebGPU kernels.
  *
  * A lent GPU machine has no network: bench/gpu_bundle.sh packs this file into one JavaScript bundle beside a Deno
  * binary and the peer script (bench/README.md, "GPU").
@@ -24,6 +25,7 @@ import { PAPER_NETS } from "../lib/nets.ts";
 import { benchNets } from "./nets_bench.ts";
 import { benchSeeds, loaderRate } from "./surrogate_bench.ts";
 import { latency } from "./gpu_latency.ts";
+import { trace } from "./gpu_trace.ts";
 import { profileStep } from "./gpu_profile.ts";
 import { tf } from "../lib/compute/backend.ts";
 import { SurrogateData } from "../lib/surrogate.ts";
@@ -72,7 +74,7 @@ async function benchSurrogate(workers: number[], seconds: number): Promise<void>
 async function main(args: string[]): Promise<void> {
   const usage =
     "deno run -A bench/gpu.ts [--nets small,medium,large] [--seconds S] [--backend webgpu|tensorflow-gpu] " +
-    "[--software-gpu] [--profile] [--surrogate W,W,...] [--tf-flag NAME=VALUE ...] [--skip-bench] [--no-peer] [--latency]";
+    "[--software-gpu] [--profile] [--surrogate W,W,...] [--tf-flag NAME=VALUE ...] [--skip-bench] [--no-peer] [--latency] [--trace]";
   const { values } = parseFlags(args, {
     nets: { type: "string" },
     seconds: { type: "string" },
@@ -84,6 +86,7 @@ async function main(args: string[]): Promise<void> {
     "skip-bench": { type: "boolean" },
     "no-peer": { type: "boolean" },
     latency: { type: "boolean" },
+    trace: { type: "boolean" },
   }, usage);
   const seconds = Number(values.seconds ?? 6);
   if (!(seconds > 0)) throw new UserError(`--seconds ${values.seconds}: expected a positive number`);
@@ -119,6 +122,7 @@ async function main(args: string[]): Promise<void> {
     }
   }
   if (values.latency) console.log(JSON.stringify({ latency: await latency(nets[0]), net: nets[0] }));
+  if (values.trace) { for (const net of nets) console.log(JSON.stringify({ trace: await trace(net) })); }
   if (workers.length) await benchSurrogate(workers, seconds);
 }
 

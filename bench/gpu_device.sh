@@ -5,7 +5,9 @@
 #   env.txt             the GPU, its driver and the Vulkan driver file used
 #   gpu.jsonl           bench/gpu.ts with the default kernels: adapter, throughput beside PyTorch (fp32, TF32),
 #                       the kernel profile of a training step, what a step costs outside the kernels (--latency)
-#   gpu_variants.jsonl  the same throughput with TensorFlow.js's own kernels only, and with all four of ours
+#                       and in which WebGPU calls (--trace)
+#   gpu_variants.jsonl  the same throughput with TensorFlow.js's own kernels only, with all four of ours, and with
+#                       TensorFlow.js's own uploads (EXEMPLAR_WEBGPU_UPLOAD=mapped)
 #   pretrain.log        two pretraining runs on the GPU and reproduce's duration estimate for --scale release
 #   run-default.tar     the first run's folder: the default scale of `deno task reproduce` (N 400, K 100, 560 steps)
 #   run-long.tar        the second run's folder (without seeds.bin, which is drawn again where it is evaluated)
@@ -45,14 +47,16 @@ nets=${NETS:-small,medium,large}
 echo "== bench/gpu.ts, the default kernels"
 # (--latency makes 80 training steps: minutes on the software adapter, where it is left out.)
 timeout 270 "$DENO" run -A --no-config --no-lock .gpu/gpu.js --seconds "$secs" --nets "$nets" --profile \
-  $([ -z "$small" ] && echo --latency) \
+  $([ -z "$small" ] && echo --latency --trace) \
   ${SURROGATE_WORKERS:+--surrogate "$SURROGATE_WORKERS"} 2>&1 | tee "$OUT/gpu.jsonl"
-echo "== bench/gpu.ts, TensorFlow.js's own kernels only; all four of ours"
+echo "== bench/gpu.ts, TensorFlow.js's own kernels only; all four of ours; TensorFlow.js's own (mapped) uploads"
 {
   for k in off all; do
     EXEMPLAR_WEBGPU_KERNELS=$k timeout 90 "$DENO" run -A --no-config --no-lock .gpu/gpu.js --seconds "$secs" \
       --nets "$nets" --no-peer
   done
+  EXEMPLAR_WEBGPU_UPLOAD=mapped timeout 90 "$DENO" run -A --no-config --no-lock .gpu/gpu.js --seconds "$secs" \
+    --nets "$nets" --no-peer
 } 2>&1 | tee "$OUT/gpu_variants.jsonl"
 
 pretrain() { # name, time limit, flags...

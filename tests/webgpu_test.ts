@@ -96,3 +96,36 @@ Deno.test(
     await selectBackend("wasm");
   },
 );
+
+Deno.test("WebGPU: tensors go to the GPU through queue.writeBuffer, values intact", { ignore: !adapter }, async () => {
+  await selectBackend("webgpu", { softwareGpu: true });
+  // Count the calls of TensorFlow.js's own upload path (a buffer mapped at creation, filled through getMappedRange).
+  const proto = GPUBuffer.prototype, own = proto.getMappedRange;
+  let mapped = 0;
+  proto.getMappedRange = function (this: GPUBuffer, ...a: [number?, number?]) {
+    mapped++;
+    return own.apply(this, a);
+  };
+  try {
+    const n = 3000; // above TensorFlow.js's size for running small operations on the CPU
+    const f = Float32Array.from({ length: n }, (_, i) => i / 7 - 100);
+    const i32 = Int32Array.from({ length: n }, (_, i) => i * 31 - 5000);
+    const bools = Uint8Array.from({ length: n }, (_, i) => i % 3 === 0 ? 1 : 0);
+    const [a, b, c] = [tf.tensor(f), tf.tensor(i32, undefined, "int32"), tf.tensor(bools, undefined, "bool")];
+    // Each goes through a GPU operation, so each is uploaded; the reads come back through mapAsync.
+    const outs = [a.mul(1), b.add(0), c.logicalNot().logicalNot()];
+    const before = mapped;
+    tf.dispose([a, b, c]);
+    const [rf, ri, rb] = await Promise.all(outs.map((t) => t.data()));
+    assert.deepEqual(rf, f);
+    assert.deepEqual(Array.from(ri), Array.from(i32));
+    assert.deepEqual(Array.from(rb), Array.from(bools));
+    tf.dispose(outs);
+    // Only the three reads mapped a buffer: none of the uploads did.
+    assert.equal(mapped - before, 3, `getMappedRange calls: ${mapped - before}`);
+    assert.equal(before, 0, `uploads mapped ${before} buffers`);
+  } finally {
+    proto.getMappedRange = own;
+    await selectBackend("wasm");
+  }
+});

@@ -27,6 +27,7 @@ import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { UserError } from "../util/errors.ts";
 import { type Blas, convFilterGrad, convForward, type ConvGeometry, flipFilter, openBlas } from "./blas.ts";
 import { DEFAULT_WEBGPU_KERNELS, installWebGPUKernels } from "./webgpu_kernels.ts";
+import { installWriteBufferUpload } from "./webgpu_upload.ts";
 
 type TensorInfo = tf.TensorInfo;
 // deno-lint-ignore no-explicit-any
@@ -514,6 +515,8 @@ export async function requestGpuAdapter(): Promise<any> {
 let webgpuAdapter = "";
 /** The project's WebGPU kernels in use. */
 let webgpuKernels: string[] = [];
+/** How tensors go to the GPU: `writeBuffer` (the project's) or `mapped` (TensorFlow.js's own staging buffers). */
+let webgpuUpload = "writeBuffer";
 
 async function tryWebGPU(opts: SelectOptions = {}): Promise<string | null> {
   if (!("gpu" in navigator)) return "navigator.gpu is not available";
@@ -533,6 +536,9 @@ async function tryWebGPU(opts: SelectOptions = {}): Promise<string | null> {
     return `@tensorflow/tfjs-backend-webgpu is not installed (${(e as Error).message.split("\n")[0]})`;
   }
   if (!(await tf.setBackend("webgpu"))) return "the webgpu backend failed to start";
+  // Uploads through queue.writeBuffer (lib/compute/webgpu_upload.ts); EXEMPLAR_WEBGPU_UPLOAD=mapped keeps TensorFlow.js's.
+  webgpuUpload = Deno.env.get("EXEMPLAR_WEBGPU_UPLOAD") === "mapped" ? "mapped" : "writeBuffer";
+  installWriteBufferUpload(tf.backend(), webgpuUpload === "writeBuffer");
   // The project's kernels (lib/compute/webgpu_kernels.ts): by default those that measured faster than TensorFlow.js's own
   // on a real GPU (bench/README.md, "GPU"); EXEMPLAR_WEBGPU_KERNELS=all installs all of them, =off none, and a
   // comma-separated list of kernel names those.
@@ -626,6 +632,7 @@ export async function selectBackend(name?: string, opts: SelectOptions = {}): Pr
         detail += webgpuKernels.length
           ? `; the project's WGSL kernels for ${webgpuKernels.join(", ")}`
           : "; TensorFlow.js's own WebGPU kernels (EXEMPLAR_WEBGPU_KERNELS=off)";
+        if (webgpuUpload === "mapped") detail += "; TensorFlow.js's mapped uploads (EXEMPLAR_WEBGPU_UPLOAD=mapped)";
       }
       return { name: b, tfBackend: tf.getBackend(), detail, skipped };
     }
