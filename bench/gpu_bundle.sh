@@ -6,6 +6,8 @@
 #   .gpu/surrogate_worker.ts    the surrogate-generation worker, bundled (JavaScript under the name the loader asks
 #                               for: `new URL("./surrogate_worker.ts", import.meta.url)` from a bundle in .gpu/)
 #   .gpu/peers/torch_step.py    the PyTorch peer, found beside the bundle
+#   .gpu/plotly.min.js          the chart library a run folder's curves.html loads (gpu_device.sh puts it where the
+#                               bundles look for it, node_modules/plotly.js-dist-min/)
 #   .gpu/deno.tar.xz            this machine's Deno binary
 # imagescript stays outside the bundles (it carries native codecs): nothing that runs there decodes an image file.
 # On the GPU machine, from the repository root (the device tool with carry [".gpu"]):
@@ -21,6 +23,7 @@ bundle tasks/pretrain.ts .gpu/pretrain.js
 bundle tasks/reproduce.ts .gpu/reproduce.js
 bundle lib/surrogate_worker.ts .gpu/surrogate_worker.ts
 cp bench/peers/torch_step.py .gpu/peers/
+cp node_modules/plotly.js-dist-min/plotly.min.js .gpu/
 # The Deno binary, packed once per Deno version (it takes half a minute).
 deno_bin=$(readlink -f "$(command -v deno)")
 mkdir -p "${XDG_CACHE_HOME:-$HOME/.cache}"

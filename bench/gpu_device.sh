@@ -8,12 +8,14 @@
 #                       and in which WebGPU calls (--trace)
 #   gpu_variants.jsonl  the same throughput with TensorFlow.js's own kernels only, with all four of ours, and with
 #                       TensorFlow.js's own uploads (EXEMPLAR_WEBGPU_UPLOAD=mapped)
-#   pretrain.log        two pretraining runs on the GPU and reproduce's duration estimate for --scale release
+#   pretrain.log        two pretraining runs on the GPU; reproduce --scale release's duration estimate and the speed
+#                       its run then reaches
 #   run-default.tar     the first run's folder: the default scale of `deno task reproduce` (N 400, K 100, 560 steps)
 #   run-long.tar        the second run's folder (without seeds.bin, which is drawn again where it is evaluated)
 # Settings (environment): SECONDS_PER_BENCH (3), NETS (small,medium,large), SURROGATE_WORKERS (none),
-# LONG_LIMIT (75 s of the second run), DENO (a Deno binary instead of .gpu/deno.tar.xz), SOFTWARE (1: accept the
-# software adapter, to try the script on a machine without a GPU; also shrinks every part).
+# LONG_LIMIT (75 s of the second run), RELEASE_LIMIT (75 s of the release run), DENO (a Deno binary instead of
+# .gpu/deno.tar.xz), SOFTWARE (1: accept the software adapter, to try the script on a machine without a GPU; also
+# shrinks every part).
 set -uo pipefail
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
@@ -33,6 +35,10 @@ if [ -z "${DENO:-}" ]; then
 fi
 # Every Deno command runs with --no-config --no-lock: the bundles need nothing from deno.json (with it, Deno would try
 # to install the npm packages named there, and the machine has no network).
+# A run folder's curves.html takes plotly.min.js from node_modules, which does not travel: the bundle carries it.
+if [ ! -f node_modules/plotly.js-dist-min/plotly.min.js ]; then
+  mkdir -p node_modules/plotly.js-dist-min && cp .gpu/plotly.min.js node_modules/plotly.js-dist-min/
+fi
 small=${SOFTWARE:+1}
 [ -n "$small" ] && export EXEMPLAR_SOFTWARE_GPU=1
 {
@@ -76,10 +82,12 @@ pretrain() { # name, time limit, flags...
     pretrain run-default 120 --classes 400 --per-class 100 --steps 560 --valid-every 100
     pretrain run-long "${LONG_LIMIT:-75}" --classes 2000 --per-class inf --steps 100000 --valid-every 500
   fi
-  echo "== reproduce --scale release: the duration estimate"
-  timeout -s INT 40 "$DENO" run -A --no-config --no-lock .gpu/reproduce.js --scale release --data synthetic \
-    --backend webgpu --out /tmp/release ${small:+--net 8c5-8c5-16f --classes 50} 2>&1 | tr '\r' '\n' |
-    grep -v '^$' | head -20
+  # (N = 2000: the synthetic data holds 2000 unlabeled images, and the release draws one seed per image.)
+  echo "== reproduce --scale release --classes 2000: the duration estimate, then the run's own speed"
+  timeout -s INT "${RELEASE_LIMIT:-75}" "$DENO" run -A --no-config --no-lock .gpu/reproduce.js --scale release \
+    --data synthetic --classes 2000 --backend webgpu --workers "$workers" --out /tmp/release \
+    ${small:+--net 8c5-8c5-16f --classes 50} 2>&1 | tr '\r' '\n' | grep -v '^$' |
+    awk 'NR % 20 == 1 || /val|estimate|^[^p]/' | tail -30
 } 2>&1 | tee "$OUT/pretrain.log"
 tar -cf "$OUT/run-default.tar" -C /tmp run-default
 tar -cf "$OUT/run-long.tar" --exclude seeds.bin -C /tmp run-long

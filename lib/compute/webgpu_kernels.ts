@@ -376,12 +376,13 @@ const stock = new Map<string, tf.KernelConfig>();
 export const WEBGPU_KERNELS: readonly string[] = NAMES;
 
 /**
- * The kernels installed by default: on an NVIDIA H200, training was fastest with only the filter gradient ours
- * (64c5-64c5-128f 1663 samples/s against 1533 with all four and 1014 with none; 64c5-128c5-256c5-512f 967, 894, 785;
- * bench/README.md, "GPU"): TensorFlow.js's own tiled forward convolution, input gradient and matrix products were
- * as fast as this module's there, its filter gradient 2 to 180 times slower (by the kernel profile).
+ * The kernels installed by default: all four. On an NVIDIA H200, once uploads stopped costing 60-70 ms a step
+ * (lib/compute/webgpu_upload.ts), training was fastest with all four of this module's kernels: 64c5-64c5-128f 11,887
+ * samples/s against 10,973 with only the filter gradient ours and 2,058 with none; 64c5-128c5-256c5-512f 5,808,
+ * 4,752 and 1,415; 92c5-256c5-512c5-1024f 2,296, 1,641 and 725 (bench/README.md, "GPU"). (Before that fix the
+ * uploads hid the difference, and the filter gradient alone had measured fastest.)
  */
-export const DEFAULT_WEBGPU_KERNELS: readonly string[] = ["Conv2DBackpropFilter"];
+export const DEFAULT_WEBGPU_KERNELS: readonly string[] = NAMES;
 
 /**
  * Registers the kernels on the `webgpu` backend (once the backend package is loaded): all of them (`true`), none
