@@ -1,10 +1,10 @@
 /**
- * Where a GPU training step's time goes outside the kernels (bench/gpu.ts --latency): on an H200 a step of the small
- * network took about 80 ms of wall time for 6.5 ms of kernel time, and inference about as long per batch, whatever
- * the network (bench/README.md, "GPU"). Each line times one ingredient through TensorFlow.js's WebGPU backend, as
- * milliseconds per operation: a read back to the CPU, a dispatch, an upload of a batch, a queue submission, a
- * uniform write; then one training step of the small network with its loss read at every step and read once per
- * 10 steps.
+ * Where a GPU training step's time goes outside the kernels (bench/gpu.ts --latency). On an H200 a step of the small
+ * network took about 80 ms of wall time for 6.5 ms of kernel time until uploads went through `queue.writeBuffer`
+ * (lib/compute/webgpu_upload.ts; bench/README.md, "GPU"). Each line times one ingredient through TensorFlow.js's
+ * WebGPU backend, as milliseconds per operation: a read back to the CPU, a dispatch, an upload of a batch, a queue
+ * submission and the wait for it to finish, a uniform write; then one training step of the small network with its
+ * loss read at every step, once per 10 steps and never. (`--trace`, bench/gpu_trace.ts, splits a step by WebGPU call.)
  *
  * @module
  */
@@ -25,7 +25,9 @@ async function perOp(n: number, f: (i: number) => void | Promise<void>, sync: ()
 export async function latency(net = "64c5-64c5-128f"): Promise<Record<string, number>> {
   // deno-lint-ignore no-explicit-any
   const device = (tf.backend() as any).device as GPUDevice;
-  const small = tf.ones([64]);
+  // (4096 values: TensorFlow.js runs operations on fewer than 1000 values of CPU-held data on the CPU, and a read of
+  // those would not touch the GPU.)
+  const small = tf.ones([4096]);
   const done = () => device.queue.onSubmittedWorkDone();
   const out: Record<string, number> = {};
   out.read_ms = await perOp(30, async (i) => {

@@ -358,8 +358,11 @@ async function pretrainLocked(cfg: TrainConfig, opts: PretrainOptions): Promise<
       const doLog = state.step % cfg.logEvery === 0 || state.step === cfg.steps;
       const doVal = state.step % cfg.validEvery === 0 || state.step === cfg.steps;
       if (doLog || doVal) {
+        // The read waits for the device to finish the row's steps (a GPU runs behind the steps recorded for it), so
+        // the row's time, taken after it, counts their computation.
+        await sums.collect();
         const now = performance.now();
-        const row = await sums.row(state, {
+        const row = sums.row(state, {
           samples_per_s: rowSamples / ((now - rowStart) / 1000),
           epoch: (state.step * cfg.batch) / data.epochSize,
           elapsed_s: elapsed0 + (now - t0) / 1000,
@@ -506,9 +509,8 @@ class RowSums {
     this.#checked = this.state.step;
   }
 
-  /** The metrics row of the steps since the last one (and starts the next). */
-  async row(state: RunState, timing: Pick<MetricsRow, "samples_per_s" | "epoch" | "elapsed_s">): Promise<MetricsRow> {
-    await this.collect();
+  /** The metrics row of the steps since the last one, as collected (and starts the next). */
+  row(state: RunState, timing: Pick<MetricsRow, "samples_per_s" | "epoch" | "elapsed_s">): MetricsRow {
     const w = this.window;
     this.window = { loss: 0, correct: 0, samples: 0 };
     return { step: state.step, loss: w.loss / w.samples, accuracy: w.correct / w.samples, lr: state.lr, ...timing };
