@@ -10,7 +10,7 @@
  * and stored in config.json (`train.budget`). A warm-up of seconds measures the backend alone, before its kernels are
  * at full speed, and without the surrogate workers beside it: so the run plans once more
  * at its first validation after a tenth of the steps, from the speed it reached itself ({@link replanFromRun}), and
- * stores that plan too. The same command run again continues the stored plan, whatever the machine measures then.
+ * once more after half of them, from its speed since; it stores those plans too. The same command run again continues the stored plan, whatever the machine measures then.
  *
  * @module
  */
@@ -38,6 +38,8 @@ export interface BudgetPlan {
   classes: number;
   /** The plan made again from the run's own speed ({@link replanFromRun}), once the run has measured it. */
   replan?: Replan;
+  /** The plan made a second time, at half the steps, from the speed since the first re-plan. */
+  second?: Replan;
 }
 
 /** A budget planned again from the speed the run itself reaches. */
@@ -48,6 +50,8 @@ export interface Replan {
   samplesPerSecond: number;
   /** The steps that fit the budget at that speed. */
   steps: number;
+  /** Seconds into the run when it was made (the next re-plan measures its speed from there). */
+  elapsedS?: number;
 }
 
 /** Validation, checkpoints and the loader take about a tenth of a run's time. */
@@ -94,20 +98,31 @@ export async function measureSpeed(cfg: TrainConfig, backend: BackendInfo): Prom
 /** The share of the time left at a re-plan that the steps may fill (the checkpoints and the last save take the rest). */
 const REPLAN_EFFICIENCY = 0.98;
 
+/** The second re-plan comes at the first validation after this share of the first re-plan's steps. */
+const SECOND_REPLAN_AT = 0.5;
+
 /**
  * Whether a budget run plans again at `step`: at its first validation after a tenth of the warm-up's plan (the warm-up
  * is short and measures the backend alone; the run's own speed counts the surrogate workers beside it and a busy
- * machine), once.
+ * machine), and a second time after half the steps (the first steps, kernels warming up and the workers filling
+ * their queues, are slower than the rest: a 30-minute run planned again at step 500 from 314 samples/s then trained at
+ * about 370 and used 27.9 of its minutes). Both come before the anneal schedule's decay, which starts at four
+ * fifths of the steps.
  */
 export function replanDue(plan: BudgetPlan | undefined, step: number): plan is BudgetPlan {
-  return plan !== undefined && plan.replan === undefined && step >= 0.1 * plan.steps;
+  if (plan === undefined) return false;
+  if (plan.replan === undefined) return step >= 0.1 * plan.steps;
+  // (A plan stored before the second re-plan existed has no elapsedS: it continues as it was made.)
+  return plan.second === undefined && plan.replan.elapsedS !== undefined &&
+    step >= SECOND_REPLAN_AT * plan.replan.steps;
 }
 
 /**
- * The plan made again at `step`, `elapsedS` seconds into the run, from the speed the run measured over its steps so
- * far (`samplesPerSecond`): the steps that fill what is left of the budget. The steps before `step` stay as they were;
- * the `plateau` schedule does not depend on the number of steps, the `anneal` and `cosine` ones follow the first plan
- * up to `step` ({@link scheduleSteps}; the anneal schedule holds its rate there either way).
+ * The plan made again at `step`, `elapsedS` seconds into the run, from the speed the run measured
+ * (`samplesPerSecond`: over its steps so far the first time, since the first re-plan the second): the steps that fill
+ * what is left of the budget, stored as `replan` the first time and `second` the next. The steps before `step` stay as
+ * they were; the `plateau` schedule does not depend on the number of steps, the `anneal` and `cosine` ones follow each
+ * plan up to the step of the next ({@link scheduleSteps}; the anneal schedule holds its rate there either way).
  */
 export function replanFromRun(
   plan: BudgetPlan,
@@ -115,12 +130,15 @@ export function replanFromRun(
 ): BudgetPlan {
   const left = Math.max(0, plan.minutes * 60 - at.elapsedS) * REPLAN_EFFICIENCY;
   const steps = Math.max(at.step + 1, at.step + Math.floor((left * at.samplesPerSecond) / at.batch));
-  return { ...plan, replan: { step: at.step, samplesPerSecond: at.samplesPerSecond, steps } };
+  const made: Replan = { step: at.step, samplesPerSecond: at.samplesPerSecond, steps, elapsedS: at.elapsedS };
+  return plan.replan === undefined ? { ...plan, replan: made } : { ...plan, second: made };
 }
 
-/** The number of steps a schedule spans at `step`: the first plan's before a re-plan, the re-plan's after it. */
+/** The number of steps a schedule spans at `step`: each plan's up to the step where the next was made. */
 export function scheduleSteps(steps: number, plan: BudgetPlan | undefined, step: number): number {
-  return plan?.replan && step < plan.replan.step ? plan.steps : steps;
+  if (plan?.replan && step < plan.replan.step) return plan.steps;
+  if (plan?.replan && plan.second && step < plan.second.step) return plan.replan.steps;
+  return steps;
 }
 
 /**
@@ -170,7 +188,7 @@ export async function planBudget(
   log(
     `plan for ${minutes} minutes: ${samplesPerSecond.toFixed(0)} samples/s measured on ${backend.name} -> ${steps} ` +
       `steps of ${cfg.batch} (${steps * cfg.batch} samples), N = ${classes}, K unlimited, ${rate}; planned again ` +
-      `from the run's own speed after a tenth of the steps`,
+      `from the run's own speed after a tenth of the steps and at half of them`,
   );
   return { ...cfg, steps, classes, perClass: "inf", schedule, budget };
 }

@@ -313,17 +313,20 @@ async function pretrainLocked(cfg: TrainConfig, opts: PretrainOptions): Promise<
     await saveRunCheckpoint(out, { state, net: cfg.net, classes: cfg.classes }, engine.slots, W, V);
   };
   // A time budget planned again from the run's own speed: stored in config.json, so a continued run keeps it.
-  const replan = async (from: { step: number; elapsedS: number }) => {
+  // The first time from the run's 20th step, the second from the first re-plan.
+  const replan = async (firstFrom: { step: number; elapsedS: number }) => {
+    const before = cfg.budget!.replan, from = before ? { step: before.step, elapsedS: before.elapsedS! } : firstFrom;
     const elapsedS = elapsed0 + (performance.now() - t0) / 1000;
     const samplesPerSecond = ((state.step - from.step) * cfg.batch) / (elapsedS - from.elapsedS);
+    const planned = cfg.steps;
     cfg.budget = replanFromRun(cfg.budget!, { step: state.step, elapsedS, samplesPerSecond, batch: cfg.batch });
-    cfg.steps = cfg.budget.replan!.steps;
+    cfg.steps = (cfg.budget.second ?? cfg.budget.replan)!.steps;
     await updateTrainConfig(out, { steps: cfg.steps, budget: cfg.budget });
     log(
       `\nplanned again at step ${state.step}: the run trains at ${
         samplesPerSecond.toFixed(0)
       } samples/s -> ${cfg.steps} ` +
-        `steps fit the ${cfg.budget.minutes} minutes (the warm-up planned ${cfg.budget.steps})`,
+        `steps fit the ${cfg.budget.minutes} minutes (${before ? "planned before" : "the warm-up planned"} ${planned})`,
     );
     opts.onSteps?.(cfg.steps);
   };

@@ -158,7 +158,7 @@ Deno.test("metrics.jsonl: a last row cut short is dropped, a damaged one elsewhe
   await assert.rejects(() => readMetrics(tmp.path), /metrics.jsonl: line 2 is not a metrics row/);
 });
 
-Deno.test("a time budget planned again from the run's own speed: the steps that fill what is left, once", async () => {
+Deno.test("a time budget planned again from the run's own speed: the steps that fill what is left, twice", async () => {
   const { replanDue, replanFromRun, scheduleSteps } = await import("../lib/budget.ts");
   const plan = { minutes: 10, samplesPerSecond: 100, efficiency: 0.9, steps: 4000, classes: 1000 };
   assert.equal(replanDue(plan, 399), false);
@@ -166,19 +166,34 @@ Deno.test("a time budget planned again from the run's own speed: the steps that 
   assert.equal(replanDue(undefined, 400), false);
   // 60 s in at step 500, training at 128 samples/s: 540 s left, 98 % of them at one step a second.
   const again = replanFromRun(plan, { step: 500, elapsedS: 60, samplesPerSecond: 128, batch: 128 });
-  assert.deepEqual(again.replan, { step: 500, samplesPerSecond: 128, steps: 500 + Math.floor(540 * 0.98) });
+  const first = 500 + Math.floor(540 * 0.98);
+  assert.deepEqual(again.replan, { step: 500, samplesPerSecond: 128, steps: first, elapsedS: 60 });
   assert.equal(again.steps, 4000, "the warm-up's plan is kept beside it");
-  assert.equal(replanDue(again, 600), false, "once");
+  // Again at half the first re-plan's steps, from the speed since: 400 s in at step 800, 192 samples/s.
+  const half = Math.ceil(first / 2);
+  assert.equal(replanDue(again, half - 1), false, "not again before half the steps");
+  assert.equal(replanDue(again, half), true);
+  const twice = replanFromRun(again, { step: 800, elapsedS: 400, samplesPerSecond: 192, batch: 128 });
+  const second = 800 + Math.floor((200 * 0.98 * 192) / 128);
+  assert.deepEqual(twice.second, { step: 800, samplesPerSecond: 192, steps: second, elapsedS: 400 });
+  assert.deepEqual(twice.replan, again.replan, "the first re-plan is kept beside it");
+  assert.equal(replanDue(twice, 1200), false, "twice at most");
+  // A plan stored before the second re-plan existed (no elapsedS) is continued as it was made.
+  const old = { ...plan, replan: { step: 500, samplesPerSecond: 128, steps: first } };
+  assert.equal(replanDue(old, first), false);
   // A run past its budget already makes one step more and ends.
   assert.equal(replanFromRun(plan, { step: 500, elapsedS: 900, samplesPerSecond: 128, batch: 128 }).replan!.steps, 501);
   // Steps given by hand (a saved budget run's config.json run again with --steps) are not planned again.
   const { trainConfigFromFlags } = await import("../lib/train_flags.ts");
   assert.equal(trainConfigFromFlags({ steps: "5000" }, { steps: 3642, budget: plan }).budget, undefined);
   assert.deepEqual(trainConfigFromFlags({}, { steps: 3642, budget: plan }).budget, plan);
-  // The anneal and cosine schedules span the first plan's steps before the re-plan and the re-plan's after it.
+  // The anneal and cosine schedules span each plan's steps up to the step where the next was made.
   assert.equal(scheduleSteps(1029, again, 499), 4000);
   assert.equal(scheduleSteps(1029, again, 500), 1029);
   assert.equal(scheduleSteps(1029, undefined, 10), 1029);
+  assert.equal(scheduleSteps(second, twice, 499), 4000);
+  assert.equal(scheduleSteps(second, twice, 799), first);
+  assert.equal(scheduleSteps(second, twice, 800), second);
 });
 
 Deno.test("a time budget: steps and N planned from a warm-up and again from the run's speed, a schedule that ends decayed, the same plan continued", async () => {
@@ -221,11 +236,17 @@ Deno.test("a time budget: steps and N planned from a warm-up and again from the 
   const replan = train.budget.replan;
   assert.ok(replan, "planned again from the run's speed");
   assert.equal(replan.step, Math.max(30, Math.ceil(train.budget.steps / 10 / 10) * 10));
-  assert.equal(train.steps, replan.steps);
   assert.match(
     r.stderr,
-    new RegExp(`planned again at step ${replan.step}: the run trains at \\d+ samples/s -> ${train.steps} steps`),
+    new RegExp(`planned again at step ${replan.step}: the run trains at \\d+ samples/s -> ${replan.steps} steps`),
   );
+  // And at the first validation after half of those steps, when the run gets there.
+  const second = train.budget.second;
+  if (second) {
+    assert.equal(second.step, Math.max(replan.step + 10, Math.ceil(replan.steps / 2 / 10) * 10));
+    assert.match(r.stderr, new RegExp(`planned again at step ${second.step}: .* -> ${second.steps} steps`));
+  }
+  assert.equal(train.steps, (second ?? replan).steps);
   const rows = await readMetrics(`${tmp.path}/run`);
   assert.equal(rows.at(-1)!.step, train.steps);
   assert.ok(Math.abs(rows.at(-1)!.lr - train.lr / 100) < 1e-12, `the rate ends decayed: ${rows.at(-1)!.lr}`);
