@@ -74,7 +74,8 @@ async function benchSurrogate(workers: number[], seconds: number): Promise<void>
 async function main(args: string[]): Promise<void> {
   const usage =
     "deno run -A bench/gpu.ts [--nets small,medium,large] [--seconds S] [--backend webgpu|tensorflow-gpu] " +
-    "[--software-gpu] [--profile] [--surrogate W,W,...] [--tf-flag NAME=VALUE ...] [--skip-bench] [--no-peer] [--latency] [--trace]";
+    "[--software-gpu] [--profile] [--surrogate W,W,...] [--tf-flag NAME=VALUE ...] [--skip-bench] [--no-peer] " +
+    "[--latency] [--trace]";
   const { values } = parseFlags(args, {
     nets: { type: "string" },
     seconds: { type: "string" },

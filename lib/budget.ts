@@ -8,9 +8,10 @@
  * measured at budgets of 30 and 60 minutes on real photographs, that gave better features than the paper's plateau
  * schedule at 0.01, which never lowers the rate in so short a run (README.md, "A time budget"). The plan is printed
  * and stored in config.json (`train.budget`). A warm-up of seconds measures the backend alone, before its kernels are
- * at full speed, and without the surrogate workers beside it: so the run plans once more
- * at its first validation after a tenth of the steps, from the speed it reached itself ({@link replanFromRun}), and
- * once more after half of them, from its speed since; it stores those plans too. The same command run again continues the stored plan, whatever the machine measures then.
+ * at full speed, and without the surrogate workers beside it: so the run plans once more at its first validation
+ * after a tenth of the steps, from the speed it reached itself ({@link replanFromRun}), and once more after half of
+ * them, from its speed since; it stores those plans too. The same command run again continues the stored plans,
+ * whatever the machine measures then.
  *
  * @module
  */

@@ -536,7 +536,8 @@ async function tryWebGPU(opts: SelectOptions = {}): Promise<string | null> {
     return `@tensorflow/tfjs-backend-webgpu is not installed (${(e as Error).message.split("\n")[0]})`;
   }
   if (!(await tf.setBackend("webgpu"))) return "the webgpu backend failed to start";
-  // Uploads through queue.writeBuffer (lib/compute/webgpu_upload.ts); EXEMPLAR_WEBGPU_UPLOAD=mapped keeps TensorFlow.js's.
+  // Uploads through queue.writeBuffer (lib/compute/webgpu_upload.ts); EXEMPLAR_WEBGPU_UPLOAD=mapped keeps
+  // TensorFlow.js's own.
   webgpuUpload = Deno.env.get("EXEMPLAR_WEBGPU_UPLOAD") === "mapped" ? "mapped" : "writeBuffer";
   installWriteBufferUpload(tf.backend(), webgpuUpload === "writeBuffer");
   // The project's kernels (lib/compute/webgpu_kernels.ts): by default those that measured faster than TensorFlow.js's own
