@@ -53,6 +53,13 @@ function wrapWebGpu(): { clocks: Map<string, Clock>; unwrap: () => void; on: { v
   return { clocks, unwrap: () => undo.forEach((u) => u()), on };
 }
 
+/** The clocks as rows, slowest first (time inside the call and until it settled), each figure divided by `n`. */
+function callRows(clocks: Map<string, Clock>, n: number, perName: string): Record<string, string | number>[] {
+  const per = (v: number) => Number((v / n).toFixed(3));
+  return [...clocks.entries()].sort((a, b) => (b[1].ms + b[1].settleMs) - (a[1].ms + a[1].settleMs))
+    .map(([k, c]) => ({ call: k, [perName]: per(c.calls), ms: per(c.ms), settle_ms: per(c.settleMs) }));
+}
+
 /** Traces `steps` training steps of `net` (loss read every 10 steps) and a few inference batches. */
 export async function trace(net = "64c5-64c5-128f", steps = 20): Promise<Record<string, unknown>> {
   const { clocks, unwrap, on } = wrapWebGpu();
@@ -84,8 +91,7 @@ export async function trace(net = "64c5-64c5-128f", steps = 20): Promise<Record<
     on.value = false;
     const per = (ms: number) => Number((ms / steps).toFixed(3));
     const inGpuCalls = [...clocks.values()].reduce((s, c) => s + c.ms, 0);
-    const rows = [...clocks.entries()].sort((a, b) => (b[1].ms + b[1].settleMs) - (a[1].ms + a[1].settleMs))
-      .map(([k, c]) => ({ call: k, per_step: per(c.calls), ms: per(c.ms), settle_ms: per(c.settleMs) }));
+    const rows = callRows(clocks, steps, "per_step");
     clocks.clear();
     // Inference: the forward pass and one read of the scores per batch.
     on.value = true;
@@ -93,8 +99,7 @@ export async function trace(net = "64c5-64c5-128f", steps = 20): Promise<Record<
     for (let i = 0; i < 5; i++) await engine.evaluate(x, y, BATCH);
     const inferWall = (performance.now() - t1) / 5;
     on.value = false;
-    const inferRows = [...clocks.entries()].sort((a, b) => (b[1].ms + b[1].settleMs) - (a[1].ms + a[1].settleMs))
-      .slice(0, 8).map(([k, c]) => ({ call: k, per_batch: c.calls / 5, ms: c.ms / 5, settle_ms: c.settleMs / 5 }));
+    const inferRows = callRows(clocks, 5, "per_batch").slice(0, 8);
     return {
       net,
       steps,
@@ -108,11 +113,7 @@ export async function trace(net = "64c5-64c5-128f", steps = 20): Promise<Record<
       },
       calls: rows,
       infer_wall_ms: Number(inferWall.toFixed(3)),
-      infer_calls: inferRows.map((r) => ({
-        ...r,
-        ms: Number(r.ms.toFixed(3)),
-        settle_ms: Number(r.settle_ms.toFixed(3)),
-      })),
+      infer_calls: inferRows,
     };
   } finally {
     engine.close();
