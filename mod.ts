@@ -90,17 +90,22 @@ export {
   type SelectOptions,
 } from "./lib/compute/backend.ts";
 export { ExemplarNet, type LayerSpec, netSummary, PAPER_NETS, type SummaryRow } from "./lib/nets.ts";
+export { pretrain, type PretrainOptions, type TrainResult } from "./lib/train.ts";
 export {
-  pretrain,
-  type PretrainOptions,
+  type BudgetPlan,
+  type ConfigBase,
+  type Replan,
+  type ResolvedConfig,
+  resolveTrainConfig,
   scaleConfig,
   SCHEDULE_NAMES,
+  type ScheduleName,
   TRAIN_DEFAULTS,
   type TrainConfig,
-  type TrainResult,
-} from "./lib/train.ts";
+  validateConfig,
+} from "./lib/config.ts";
 export { loadTrainedNet, type MetricsRow, readMetrics } from "./lib/run_folder.ts";
-export { budgetClasses, type BudgetPlan, type Replan } from "./lib/budget.ts";
+export { budgetClasses } from "./lib/budget.ts";
 
 // 4. Features, the linear SVM and the evaluation protocols (paper §5.1).
 export {

@@ -19,41 +19,11 @@ import { join } from "node:path";
 import { type BackendInfo, selectBackend } from "./compute/backend.ts";
 import { createEngine } from "./compute/engine.ts";
 import { readRunConfig, RUN_FILES } from "./run_folder.ts";
-import type { TrainConfig } from "./train.ts";
+import { type BudgetPlan, checkTrainingFits, type Replan, type TrainConfig } from "./config.ts";
 import { UserError } from "./util/errors.ts";
 import { exists } from "./util/fsutil.ts";
 import { Rng } from "./util/rng.ts";
 import { ANNEAL_TAIL, DECAY_FLOOR } from "./schedule.ts";
-
-/** A run's budget and the plan made for it. */
-export interface BudgetPlan {
-  /** The budget. */
-  minutes: number;
-  /** Training samples per second measured in the warm-up. */
-  samplesPerSecond: number;
-  /** The share of the time left for training steps (validation and checkpoints take the rest). */
-  efficiency: number;
-  /** The steps that fit. */
-  steps: number;
-  /** N, chosen for that many samples (or the user's). */
-  classes: number;
-  /** The plan made again from the run's own speed ({@link replanFromRun}), once the run has measured it. */
-  replan?: Replan;
-  /** The plan made a second time, at half the steps, from the speed since the first re-plan. */
-  second?: Replan;
-}
-
-/** A budget planned again from the speed the run itself reaches. */
-export interface Replan {
-  /** The step at which it was made: the steps before it followed the warm-up's plan. */
-  step: number;
-  /** Training samples per second the run reached (validation included), from its first steps to `step`. */
-  samplesPerSecond: number;
-  /** The steps that fit the budget at that speed. */
-  steps: number;
-  /** Seconds into the run when it was made (the next re-plan measures its speed from there). */
-  elapsedS?: number;
-}
 
 /** Validation, checkpoints and the loader take about a tenth of a run's time. */
 const EFFICIENCY = 0.9;
@@ -175,6 +145,7 @@ export async function planBudget(
   }
   const backend = await selectBackend(opts.backend);
   const probe = { ...cfg, classes: opts.classesGiven ? cfg.classes : 1000 };
+  checkTrainingFits(probe, backend);
   const samplesPerSecond = await measureSpeed(probe, backend);
   const steps = Math.max(1, Math.floor((minutes * 60 * samplesPerSecond * EFFICIENCY) / cfg.batch));
   const classes = opts.classesGiven ? cfg.classes : budgetClasses(steps * cfg.batch);

@@ -18,10 +18,12 @@ import {
   extractFeatures,
   extractFeaturesParallel,
   featureLayout,
+  imagesIdentity,
   rawPixelFeatures,
 } from "./features.ts";
-import { hash32 } from "./util/rng.ts";
+import { hashBytes, hashText } from "./util/rng.ts";
 import { writeFileAtomic } from "./util/fsutil.ts";
+import { lockFolder } from "./util/lock.ts";
 import { ExemplarNet } from "./nets.ts";
 import { tf } from "./compute/backend.ts";
 import { flatWeights } from "./compute/engine.ts";
@@ -40,8 +42,8 @@ import { loadSeeds, seedMeanColour } from "./seeds.ts";
 import { loadTrainedNet } from "./run_folder.ts";
 import { METHODS } from "./presets.ts";
 import type { KnnOptions } from "./knn.ts";
-import type { TrainConfig } from "./train.ts";
 import type { Features } from "./svm.ts";
+import type { Dataset } from "./data/dataset.ts";
 
 /** The scale a result was made at, shown beside every measured number. */
 export interface Scale {
@@ -99,19 +101,27 @@ export interface EvaluateOptions {
   onProgress?: (what: string, done: number, total: number) => void;
 }
 
-/** A feature function with the release's per-layer scaling fitted on the training split. */
+/** The version of the feature computation: a change to what features hold changes it, and every cached set with it. */
+const FEATURES_VERSION = 3;
+
+/**
+ * A feature function with the release's per-layer scaling fitted on the training split. Features are cached in
+ * `cacheDir` under a key made of everything they depend on: `what` (the network's weights, or raw pixels, and the
+ * extraction settings) and the identity of the images read (lib/features.ts `imagesIdentity`).
+ */
 function scaledFeatures(
   cacheDir: string,
-  tag: string,
+  ds: Dataset,
+  what: Record<string, unknown>,
   compute: (split: string, idx: number[]) => Promise<Features>,
   blocks: { offset: number; size: number }[] | null,
 ): FeatureFn {
   let scales: number[] | null = null;
   return async (split, idx) => {
-    let h = idx.length;
-    for (const i of idx) h = hash32(h, i);
-    const key = `${tag}-${split}-${idx.length}-${h.toString(16)}`;
-    const f = await cachedFeatures(cacheDir, key, () => compute(split, idx));
+    const images = imagesIdentity(ds.format, ds.splits[split], idx);
+    const about = { ...what, version: FEATURES_VERSION, split, images: idx.length };
+    const key = `${what.kind}-${split}-${hashText(JSON.stringify(about), images)}`;
+    const f = await cachedFeatures(cacheDir, key, () => compute(split, idx), about);
     const copy = { ...f, x: f.x.slice() };
     if (blocks) {
       if (split !== "test" || !scales) scales = blockScales(copy, blocks);
@@ -123,13 +133,23 @@ function scaledFeatures(
 
 /** Evaluates a run folder (see the module documentation). */
 export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): Promise<EvaluationResults> {
+  // (No live pretraining may replace the checkpoint, and no other evaluation write results.json, meanwhile.)
+  const lock = await lockFolder(runDir);
+  try {
+    return await evaluateLocked(runDir, opts);
+  } finally {
+    lock.release();
+  }
+}
+
+async function evaluateLocked(runDir: string, opts: EvaluateOptions): Promise<EvaluationResults> {
   const log = opts.log ?? (() => {});
   const t0 = performance.now();
-  const { net, config, step } = await loadTrainedNet(runDir);
-  const cfg = config as TrainConfig;
+  const { net, config: cfg, step } = await loadTrainedNet(runDir);
+  let ds: Dataset | null = null;
   try {
     const evalData = opts.data ?? cfg.data;
-    const ds = await openDataset(evalData, { log });
+    ds = await openDataset(evalData, { log });
     if (opts.protocol !== undefined && !(PROTOCOLS as readonly string[]).includes(opts.protocol)) {
       throw new UserError(`--protocol ${opts.protocol}: unknown protocol (expected one of: ${PROTOCOLS.join(", ")})`);
     }
@@ -140,18 +160,17 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): P
     // Mean colour of the pretraining inputs (the seeds' mean), subtracted as in pretraining.
     const mean = seedMeanColour(await loadSeeds(runDir));
     const cache = join(runDir, "features");
-    // (v2: images resized with antialiasing, pooling levels weighted by the method.)
-    const dataTag = `v2-${cfg.method}-${protocol}-${
-      hash32(...[...evalData].map((ch) => ch.charCodeAt(0))).toString(16)
-    }`;
+    const settings = { size, pooling, mean, levelWeights: levelWeights ?? null };
 
     // Features run in two workers on the wasm backend (each its own thread), else here.
     const workers = tf.getBackend() === "wasm" ? Math.max(1, Math.min(2, navigator.hardwareConcurrency)) : 1;
     const spec = { net: cfg.net, classes: cfg.classes, method: cfg.method, seed: cfg.seed };
     const netFeatures = async (which: string, n: ExemplarNet, trained: boolean) => {
       const { blocks } = featureLayout(n, size, pooling);
-      const flat = trained ? await flatWeights(n) : null;
-      return scaledFeatures(cache, `${which}-s${step}-${dataTag}`, async (split, idx) => {
+      const weights = await flatWeights(n);
+      const flat = trained ? weights : null;
+      const what = { kind: which, net: cfg.net, weights: hashBytes(weights), ...settings };
+      return scaledFeatures(cache, ds!, what, async (split, idx) => {
         const progress = (d: number) => opts.onProgress?.(`features (${which}, ${split})`, d, idx.length);
         if (workers > 1) {
           return await extractFeaturesParallel(
@@ -161,7 +180,7 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): P
             progress,
           );
         }
-        return await extractFeatures(n, getSplit(ds, split), idx, {
+        return await extractFeatures(n, getSplit(ds!, split), idx, {
           size,
           pooling,
           mean,
@@ -212,8 +231,9 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): P
       log(`random weights:   ${out.random.mean.toFixed(2)} +- ${out.random.std.toFixed(2)} %`);
       const raw = scaledFeatures(
         cache,
-        `raw-${dataTag}`,
-        (split, idx) => rawPixelFeatures(getSplit(ds, split), idx, 32, mean),
+        ds,
+        { kind: "raw", side: 32, mean },
+        (split, idx) => rawPixelFeatures(getSplit(ds!, split), idx, 32, mean),
         null,
       );
       out.raw = await runProtocol(protocol, ds, raw, {
@@ -225,11 +245,11 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): P
       });
       log(`raw pixels:       ${out.raw.mean.toFixed(2)} +- ${out.raw.std.toFixed(2)} %`);
     }
-    ds.close();
     out.seconds = (performance.now() - t0) / 1000;
     await writeFileAtomic(join(runDir, "results.json"), JSON.stringify(out, null, 2) + "\n");
     return out;
   } finally {
+    ds?.close();
     net.dispose();
   }
 }

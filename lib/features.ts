@@ -32,6 +32,7 @@ import type { NetSpec } from "./compute/engine.ts";
 import { WorkerPool } from "./compute/pool.ts";
 import type { Features } from "./svm.ts";
 import { METHODS } from "./presets.ts";
+import { hashBytes, hashText } from "./util/rng.ts";
 
 /** How response maps are pooled: over the four quadrants, or a 1 + 4 + 16 cell spatial pyramid. */
 export type Pooling = "quadrant" | "pyramid";
@@ -296,17 +297,68 @@ export function applyScales(f: Features, blocks: { offset: number; size: number 
   }
 }
 
-/** Reads cached features, or computes and caches them (`dir/name.f32` and `.json`). */
-export async function cachedFeatures(dir: string, name: string, compute: () => Promise<Features>): Promise<Features> {
-  const bin = join(dir, `${name}.f32`), meta = join(dir, `${name}.json`);
-  if (exists(bin) && exists(meta)) {
-    const { n, dim } = JSON.parse(await Deno.readTextFile(meta));
-    const bytes = await Deno.readFile(bin);
-    if (bytes.length === n * dim * 4) return { n, dim, x: new Float32Array(bytes.buffer, bytes.byteOffset, n * dim) };
+/**
+ * What identifies the images `indices` of a split, for the feature cache: where each image comes from (file, and
+ * record in a binary file) and each file's identity on disk (size, modification and change times, inode), so that
+ * images replaced or edited in place, even with the same names and count, are never served stale features.
+ */
+export function imagesIdentity(format: string, split: Split, indices: ArrayLike<number>): string {
+  // Binary formats name an image `file#record`; a folder's image is its file (whose name may hold a '#').
+  const binary = format === "stl10" || format === "cifar10";
+  const sources: string[] = [];
+  const files = new Map<string, string>();
+  for (let k = 0; k < indices.length; k++) {
+    const src = split.source(indices[k]);
+    sources.push(src);
+    const file = binary ? src.replace(/#\d+$/, "") : src;
+    if (!files.has(file)) {
+      let id = "missing";
+      try {
+        const st = Deno.statSync(file);
+        id = `${st.size}:${st.mtime?.getTime()}:${st.ctime?.getTime()}:${st.ino}`;
+      } catch { /* (reading it will say why) */ }
+      files.set(file, id);
+    }
+  }
+  return hashText(split.name, ...sources, ...[...files].flat());
+}
+
+/** What a cached feature set was made from, kept beside it. */
+export interface FeatureCacheMeta {
+  n: number;
+  dim: number;
+  /** A fingerprint of the feature bytes: a damaged file is recomputed. */
+  checksum: string;
+  /** What the key was made of, for a reader. */
+  about?: Record<string, unknown>;
+}
+
+/**
+ * Reads cached features, or computes and caches them (`dir/name.f32` and `.json`). `name` must identify everything
+ * the features depend on (see {@link imagesIdentity}); a file that is cut short, damaged or does not match its
+ * checksum is recomputed.
+ */
+export async function cachedFeatures(
+  dir: string,
+  name: string,
+  compute: () => Promise<Features>,
+  about?: Record<string, unknown>,
+): Promise<Features> {
+  const bin = join(dir, `${name}.f32`), metaPath = join(dir, `${name}.json`);
+  if (exists(bin) && exists(metaPath)) {
+    try {
+      const meta = JSON.parse(await Deno.readTextFile(metaPath)) as FeatureCacheMeta;
+      const bytes = await Deno.readFile(bin);
+      if (Number.isInteger(meta.n) && Number.isInteger(meta.dim) && bytes.length === meta.n * meta.dim * 4) {
+        const x = new Float32Array(bytes.buffer, bytes.byteOffset, meta.n * meta.dim);
+        if (hashBytes(x) === meta.checksum) return { n: meta.n, dim: meta.dim, x };
+      }
+    } catch { /* damaged: computed again below */ }
   }
   const f = await compute();
   await writeFileAtomic(bin, new Uint8Array(f.x.buffer, f.x.byteOffset, f.x.byteLength));
-  await writeFileAtomic(meta, JSON.stringify({ n: f.n, dim: f.dim }) + "\n");
+  const meta: FeatureCacheMeta = { n: f.n, dim: f.dim, checksum: hashBytes(f.x), about };
+  await writeFileAtomic(metaPath, JSON.stringify(meta) + "\n");
   return f;
 }
 

@@ -34,6 +34,9 @@ export const PAPER_NETS = {
   large: "92c5-256c5-512c5-1024f",
 } as const;
 
+/** The most units (filters) a layer and the largest kernel side a network name may give: far beyond the paper's. */
+const MAX_UNITS = 65536, MAX_KERNEL = 255;
+
 /** One layer of a network name. */
 export interface LayerSpec {
   /** Convolution or fully connected. */
@@ -50,9 +53,17 @@ export function parseNetName(name: string): LayerSpec[] {
   const parts = full.split("-");
   const layers = parts.map((p) => {
     let m = /^(\d+)c(\d+)$/.exec(p);
-    if (m) return { kind: "conv" as const, units: Number(m[1]), kernel: Number(m[2]) };
+    const bounded = (units: string, kernel = "0") => {
+      if (Number(units) > MAX_UNITS || Number(kernel) > MAX_KERNEL) {
+        throw new UserError(
+          `network "${name}": layer ${p} is too large (at most ${MAX_UNITS} units and ${MAX_KERNEL}x${MAX_KERNEL} kernels)`,
+        );
+      }
+      return { units: Number(units), kernel: Number(kernel) };
+    };
+    if (m) return { kind: "conv" as const, ...bounded(m[1], m[2]) };
     m = /^(\d+)f$/.exec(p);
-    if (m) return { kind: "fc" as const, units: Number(m[1]), kernel: 0 };
+    if (m) return { kind: "fc" as const, ...bounded(m[1]) };
     throw new UserError(
       `network "${name}": "${p}" is neither NcK (N filters of KxK) nor Nf (N fully connected units); e.g. 64c5-64c5-128f, or small, medium, large`,
     );
@@ -354,6 +365,27 @@ export function netSummary(name: string, classes: number, method: MethodName = "
   });
   return rows;
 }
+
+/**
+ * About how many bytes one training step of `batch` samples takes in one engine: the weights, their momenta and
+ * gradients (and TensorFlow.js's copies of them), and every layer's output, kept for the backward pass with its
+ * gradient and the temporaries around them, per sample.
+ */
+export function trainingMemory(name: string, classes: number, batch: number, method: MethodName = "paper"): number {
+  const rows = netSummary(name, classes, method);
+  const params = rows.reduce((a, r) => a + r.params, 0);
+  const outputs = rows.reduce((a, r) => a + r.output.reduce((x, y) => x * y, 1), PATCH_FLOATS);
+  return 4 * (PARAM_COPIES * params + OUTPUT_COPIES * batch * outputs) + BASE_BYTES;
+}
+
+/** Floats of one 32x32 RGB training input. */
+const PATCH_FLOATS = 32 * 32 * 3;
+/** Copies of the parameters one engine holds (measured on the wasm backend: see trainingMemory's test). */
+const PARAM_COPIES = 8;
+/** Copies of each layer's output a training step holds at once, per sample (measured likewise). */
+const OUTPUT_COPIES = 8;
+/** What an engine takes before any network: the runtime, scratch buffers (im2col's 8 MB). */
+const BASE_BYTES = 64 * 2 ** 20;
 
 /** Forward FLOPs per sample, without (and with) the softmax layer. */
 export function netFlops(rows: SummaryRow[]): { withoutSoftmax: number; total: number } {

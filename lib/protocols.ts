@@ -122,6 +122,13 @@ export function checkProtocolFits(p: ProtocolName, ds: Dataset): void {
   const need = (ok: unknown, what: string) => {
     if (!ok) throw new UserError(`the ${p} protocol does not fit ${ds.format}:${ds.root}: ${what}`);
   };
+  // (With one class every classifier is right every time: no measure at all.)
+  need(
+    ds.classNames.length >= 2,
+    `a classifier needs at least two classes, and it has ${ds.classNames.length}${
+      ds.classNames.length ? ` (${ds.classNames[0]})` : ""
+    }`,
+  );
   if (p === "stl10") {
     need(ds.splits.train?.labels && ds.splits.test?.labels, "it needs labelled train and test splits");
     need(ds.folds && ds.folds.length > 0, "it needs predefined training folds (fold_indices.txt)");

@@ -16,7 +16,9 @@ import { tf } from "./compute/backend.ts";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { ExemplarNet } from "./nets.ts";
 import type { PlateauState } from "./schedule.ts";
-import type { TrainConfig } from "./train.ts";
+import type { TrainConfig } from "./config.ts";
+import { hashBytes } from "./util/rng.ts";
+import type { Seeds } from "./seeds.ts";
 import { UserError } from "./util/errors.ts";
 import { exists, fsError, writeFileAtomic } from "./util/fsutil.ts";
 import type { PlotlyFigure } from "./util/viz.ts";
@@ -206,6 +208,39 @@ export function restoreSlots(
   }
 }
 
+/**
+ * No weight of a network that learns grows past this: beyond it, or when a weight is not a finite number, training
+ * has diverged (the paper's networks start within +-0.3 and stay within a few units while they learn).
+ */
+export const WEIGHT_LIMIT = 1e3;
+
+/**
+ * What is wrong with a network's weights (given by parameter name), or null when every weight is a finite number
+ * within {@link WEIGHT_LIMIT}.
+ */
+export function weightTrouble(params: Iterable<[string, Float32Array]>): string | null {
+  for (const [name, w] of params) {
+    let max = 0;
+    for (let i = 0; i < w.length; i++) {
+      const a = Math.abs(w[i]);
+      if (!(a <= WEIGHT_LIMIT)) {
+        return Number.isNaN(a)
+          ? `${name} holds weights that are not numbers (NaN)`
+          : a === Infinity
+          ? `${name} holds infinite weights`
+          : `${name} holds a weight of ${w[i].toExponential(1)} (a usable network stays within ${WEIGHT_LIMIT})`;
+      }
+      if (a > max) max = a;
+    }
+  }
+  return null;
+}
+
+/** A short hash of a run's seed patches (their pixels and where they came from), kept in config.json. */
+export function seedsHash(seeds: Seeds): string {
+  return hashBytes(seeds.context, seeds.n);
+}
+
 /** The trained network of a run folder (its checkpoint's weights). */
 export async function loadTrainedNet(dir: string): Promise<{ net: ExemplarNet; config: TrainConfig; step: number }> {
   if (!exists(join(dir, RUN_FILES.config)) || !exists(join(dir, RUN_FILES.checkpoint))) {
@@ -215,6 +250,14 @@ export async function loadTrainedNet(dir: string): Promise<{ net: ExemplarNet; c
   }
   const config = (await readRunConfig(dir)).train;
   const ck = await loadRunCheckpoint(dir);
+  const trouble = weightTrouble(ck.weights);
+  if (trouble) {
+    throw new UserError(
+      `${
+        join(dir, RUN_FILES.checkpoint)
+      }: ${trouble}: the run diverged and its network cannot be used (train it again with a lower --lr)`,
+    );
+  }
   const net = new ExemplarNet(config.net, config.classes, { method: config.method, seed: config.seed });
   for (const p of net.params) {
     const w = ck.weights.get(p.name);

@@ -33,9 +33,10 @@ import { join } from "node:path";
 import { type BackendInfo, selectBackend } from "./compute/backend.ts";
 import { openDataset, pretrainingSplit } from "./data/mod.ts";
 import { UserError } from "./util/errors.ts";
-import { exists, lockFolder } from "./util/fsutil.ts";
+import { exists } from "./util/fsutil.ts";
+import { lockFolder } from "./util/lock.ts";
 import { createEngine, type GradientEngine } from "./compute/engine.ts";
-import { checkNetFits, netFlops, netSummary } from "./nets.ts";
+import { netFlops, netSummary } from "./nets.ts";
 import {
   keepMetricsUpTo,
   loadRunCheckpoint,
@@ -47,106 +48,20 @@ import {
   type RunCheckpoint,
   type RunState,
   saveRunCheckpoint,
+  seedsHash,
+  WEIGHT_LIMIT,
+  weightTrouble,
   writeCurves,
   writeRunConfig,
 } from "./run_folder.ts";
 import { annealRate, cosineRate, plateauStep, stageRate } from "./schedule.ts";
-import { type BudgetPlan, replanDue, replanFromRun, scheduleSteps } from "./budget.ts";
+import { replanDue, replanFromRun, scheduleSteps } from "./budget.ts";
+import { checkTrainingFits, type TrainConfig, validateConfig } from "./config.ts";
 import { runEnvironment } from "./environment.ts";
-import {
-  method as methodNamed,
-  type MethodName,
-  METHODS,
-  RUN_SCALES,
-  type RunScale,
-  type ScaleName,
-} from "./presets.ts";
+import { METHODS } from "./presets.ts";
 import { hash32 } from "./util/rng.ts";
-import { loadSeeds, PATCH, saveSeeds, seedPatches } from "./seeds.ts";
+import { loadSeeds, PATCH, saveSeeds, seedPatches, type Seeds } from "./seeds.ts";
 import { SurrogateData, SurrogateLoader } from "./surrogate.ts";
-
-/** The learning-rate schedules: `plateau` (the paper), `stages` (the release), `anneal` and `cosine` (time budgets). */
-export const SCHEDULE_NAMES = ["plateau", "stages", "anneal", "cosine"] as const;
-
-/** Everything that defines a pretraining run. */
-export interface TrainConfig {
-  /** Data spec of the unlabeled images (`synthetic`, `stl10:DIR`, ...). */
-  data: string;
-  /** The network (`64c5-64c5-128f`, or small, medium, large). */
-  net: string;
-  /** N: surrogate classes (seed patches). */
-  classes: number;
-  /** K: copies per class, or "inf". */
-  perClass: number | "inf";
-  /** SGD steps. */
-  steps: number;
-  /** Samples per step. */
-  batch: number;
-  /** Method preset (`paper` or `release`, lib/presets.ts): seed sampling, transformation ranges, network and schedule. */
-  method: MethodName;
-  /** Learning-rate schedule: `plateau` (the paper), `stages` (the release), `anneal` or `cosine` (a time budget's). */
-  schedule: typeof SCHEDULE_NAMES[number];
-  /** The time budget this run was planned for (lib/budget.ts), if any. */
-  budget?: BudgetPlan;
-  /** Initial learning rate. */
-  lr: number;
-  /** SGD momentum. */
-  momentum: number;
-  /** L2 weight decay. */
-  weightDecay: number;
-  /** Run seed: seeds, transformations, initial weights and dropout follow from it. */
-  seed: number;
-  /** Validate every this many steps (and log a validation row). */
-  validEvery: number;
-  /** Plateau schedule: validations without improvement before the rate is divided by 3. */
-  patience: number;
-  /** Log a training row every this many steps. */
-  logEvery: number;
-  /** Held-out copies per class used for validation (at most 4096 samples are used). */
-  validationCopies: number;
-  /** Workers generating surrogate batches. */
-  workers: number;
-  /**
-   * Gradient workers on the wasm backend (data parallelism, lib/compute/engine.ts);
-   * 1 computes in the training thread. Other backends always use 1.
-   */
-  parallel: number;
-}
-
-/** Defaults of a run: the paper preset's numbers (lib/presets.ts) and this project's choices of bookkeeping. */
-export const TRAIN_DEFAULTS: Omit<TrainConfig, "data" | "net" | "classes" | "perClass" | "steps"> = {
-  batch: METHODS.paper.train.batch,
-  method: "paper",
-  schedule: METHODS.paper.train.schedule,
-  lr: METHODS.paper.train.lr,
-  momentum: METHODS.paper.train.momentum,
-  weightDecay: METHODS.paper.train.weightDecay,
-  seed: 0,
-  validEvery: 200,
-  patience: METHODS.paper.train.patience,
-  logEvery: 10,
-  validationCopies: 1,
-  workers: 2,
-  parallel: 2,
-};
-
-/** A run scale (lib/presets.ts) as training settings; flags or a caller's own settings go over them. */
-export function scaleSettings(scale: RunScale): Partial<TrainConfig> {
-  const { method, data, net, classes, perClass, steps, batch, validEvery, patience } = scale;
-  const cfg: Partial<TrainConfig> = { method, net, classes, perClass, steps, validEvery };
-  if (data !== undefined) cfg.data = data;
-  if (batch !== undefined) cfg.batch = batch;
-  if (patience !== undefined) cfg.patience = patience;
-  cfg.schedule = METHODS[method].train.schedule;
-  return cfg;
-}
-
-/** The whole training config of a run scale that names its data (`default`, `tiny`). */
-export function scaleConfig(name: ScaleName): TrainConfig {
-  const scale = RUN_SCALES[name];
-  if (scale.data === undefined) throw new UserError(`the ${name} scale needs real data: give its data spec`);
-  return { ...TRAIN_DEFAULTS, ...scaleSettings(scale) } as TrainConfig;
-}
 
 /** The keys a resumed run must share with the run it continues. */
 const IDENTITY_KEYS: (keyof TrainConfig)[] = [
@@ -204,27 +119,6 @@ export interface PretrainOptions {
   shouldStop?: () => boolean;
 }
 
-/** Checks a training config before any work starts: a bad value is one line naming its flag. */
-export function validateConfig(c: TrainConfig): void {
-  if (!Number.isInteger(c.classes) || c.classes < 2) {
-    throw new UserError(`--classes ${c.classes}: N must be an integer >= 2`);
-  }
-  if (c.perClass !== "inf" && (!Number.isInteger(c.perClass) || c.perClass < 1)) {
-    throw new UserError(`--per-class ${c.perClass}: K must be a positive integer or inf`);
-  }
-  if (!Number.isInteger(c.batch) || c.batch < 1) {
-    throw new UserError(`--batch ${c.batch}: the batch size must be a positive integer`);
-  }
-  if (!Number.isInteger(c.steps) || c.steps < 1) throw new UserError(`--steps ${c.steps}: expected a positive integer`);
-  methodNamed(c.method);
-  checkNetFits(c.net);
-  if (!(SCHEDULE_NAMES as readonly string[]).includes(c.schedule)) {
-    throw new UserError(
-      `schedule "${c.schedule}": expected plateau (the paper), stages (the release), anneal or cosine`,
-    );
-  }
-}
-
 /**
  * Pretrains a network on the surrogate task; see the module documentation.
  *
@@ -233,15 +127,35 @@ export function validateConfig(c: TrainConfig): void {
  */
 export async function pretrain(cfg: TrainConfig, opts: PretrainOptions): Promise<TrainResult> {
   validateConfig(cfg);
+  const backend = await selectBackend(opts.backend);
+  checkTrainingFits(cfg, backend);
   const lock = await lockFolder(opts.out);
   try {
-    return await pretrainLocked(cfg, opts);
+    return await pretrainLocked(cfg, backend, opts);
   } finally {
     lock.release();
   }
 }
 
-async function pretrainLocked(cfg: TrainConfig, opts: PretrainOptions): Promise<TrainResult> {
+/**
+ * Refuses, before anything is written, to continue a run folder made with other settings: the keys a continued run
+ * must share with the run it continues. Nothing to continue (no config.json) is no refusal.
+ */
+export async function checkContinues(cfg: TrainConfig, out: string): Promise<void> {
+  if (!exists(join(out, RUN_FILES.config))) return;
+  const prev = (await readRunConfig(out)).train;
+  for (const k of IDENTITY_KEYS) {
+    if (JSON.stringify(prev[k]) !== JSON.stringify(cfg[k])) {
+      throw new UserError(
+        `${out}: that run was made with ${k} = ${JSON.stringify(prev[k])}, not ${
+          JSON.stringify(cfg[k])
+        }; the run folder is left as it is (another --out starts a new run)`,
+      );
+    }
+  }
+}
+
+async function pretrainLocked(cfg: TrainConfig, backend: BackendInfo, opts: PretrainOptions): Promise<TrainResult> {
   cfg = { ...cfg }; // (a time budget's re-plan changes its steps)
   const log = opts.log ?? (() => {});
   const out = opts.out;
@@ -253,13 +167,12 @@ async function pretrainLocked(cfg: TrainConfig, opts: PretrainOptions): Promise<
     { step: 0, lr: cfg.lr, bestValError: Infinity, badValidations: 0, elapsed: 0 };
   if (state.step >= cfg.steps) log(`${out}: already trained for ${state.step} steps (of ${cfg.steps})`);
 
-  const backend = await selectBackend(opts.backend);
   const spec = { net: cfg.net, classes: cfg.classes, method: cfg.method, seed: cfg.seed };
   const parallel = backend.name === "wasm" ? Math.max(1, cfg.parallel) : 1;
   log(`backend: ${backend.name} (${backend.detail})${parallel > 1 ? `, ${parallel} gradient workers` : ""}`);
 
   // "We sample N patches [...] forming the initial training set" (§3): drawn once, kept in the run folder.
-  const seeds = saved && exists(join(out, "seeds.json")) ? await loadSeeds(out) : await drawSeeds(cfg, out, log);
+  const seeds = saved && exists(join(out, "seeds.json")) ? await runSeeds(cfg, out) : await drawSeeds(cfg, out, log);
   // "[...] we apply a set of transformations [...] K times to each seed": the surrogate classes.
   const data = new SurrogateData(seeds, {
     k: cfg.perClass === "inf" ? Infinity : cfg.perClass,
@@ -287,7 +200,7 @@ async function pretrainLocked(cfg: TrainConfig, opts: PretrainOptions): Promise<
       environment: await runEnvironment(backend),
       gradient_workers: parallel,
       net: { summary, flops_per_sample: netFlops(summary) },
-      seeds: { n: seeds.n, images: new Set(seeds.origins.map((o) => o.image)).size },
+      seeds: { n: seeds.n, images: new Set(seeds.origins.map((o) => o.image)).size, hash: seedsHash(seeds) },
       created: new Date().toISOString(),
     });
   }
@@ -299,18 +212,26 @@ async function pretrainLocked(cfg: TrainConfig, opts: PretrainOptions): Promise<
   const nVal = Math.min(val.y.length, 4096);
   const validate = async () => {
     const r = await engine.evaluate(val.x.subarray(0, nVal * PATCH * PATCH * 3), val.y.subarray(0, nVal), nVal);
-    return { loss: r.loss / nVal, accuracy: r.correct / nVal };
+    const loss = r.loss / nVal;
+    if (!Number.isFinite(loss)) diverged(`the validation loss became ${loss}`, state, lastSaved);
+    return { loss, accuracy: r.correct / nVal };
   };
 
   const hyper = { momentum: cfg.momentum, weightDecay: cfg.weightDecay };
   const loader = new SurrogateLoader(data, cfg.batch, { workers: cfg.workers, start: state.step });
   const metrics = new MetricsLog(out);
-  const sums = new RowSums(engine, state);
+  // The step of the last checkpoint written (or continued from): what a diverged run leaves.
+  let lastSaved: number | null = saved ? state.step : null;
+  const sums = new RowSums(engine, state, () => lastSaved);
   const save = async () => {
     await sums.collect(); // never a checkpoint of a run that diverged
     state.window = sums.window; // a resumed run's first row then averages the same steps as the uninterrupted run's
     await engine.pull();
+    // The weights as they will be saved, checked exactly: a checkpoint only ever holds a network that can be used.
+    const trouble = weightTrouble(engine.slots.map((s) => [s.name, W.subarray(s.offset, s.offset + s.size)]));
+    if (trouble) diverged(trouble, state, lastSaved);
     await saveRunCheckpoint(out, { state, net: cfg.net, classes: cfg.classes }, engine.slots, W, V);
+    lastSaved = state.step;
   };
   // A time budget planned again from the run's own speed: stored in config.json, so a continued run keeps it.
   // The first time from the run's 20th step, the second from the first re-plan.
@@ -448,17 +369,25 @@ async function previousRun(
     if (hasConfig) log(`${out}: the run there stopped before its first checkpoint; starting it again from step 0`);
     return null;
   }
-  const prev = (await readRunConfig(out)).train;
-  for (const k of IDENTITY_KEYS) {
-    if (JSON.stringify(prev[k]) !== JSON.stringify(cfg[k])) {
-      throw new UserError(
-        `${out}: that run was made with ${k} = ${JSON.stringify(prev[k])}, not ${
-          JSON.stringify(cfg[k])
-        }; the run folder is left as it is (another --out starts a new run)`,
-      );
-    }
-  }
+  await checkContinues(cfg, out);
   return await loadRunCheckpoint(out);
+}
+
+/**
+ * The seeds of a run being continued: they must be the ones it was made with (N of them, and, where config.json
+ * records it, the same hash), else the folder's seeds were replaced and the run is refused.
+ */
+async function runSeeds(cfg: TrainConfig, out: string): Promise<Seeds> {
+  const seeds = await loadSeeds(out);
+  const recorded = ((await readRunConfig(out)).seeds as { hash?: string } | undefined)?.hash;
+  if (seeds.n !== cfg.classes || (recorded !== undefined && recorded !== seedsHash(seeds))) {
+    throw new UserError(
+      `${out}: its seeds (seeds.bin, seeds.json) are not the ones the run was made with (${
+        seeds.n !== cfg.classes ? `${seeds.n} seeds for N = ${cfg.classes}` : "another hash"
+      }); restore them, or start a new run with another --out`,
+    );
+  }
+  return seeds;
 }
 
 /** Draws the run's N seed patches from the data's pretraining split and saves them in the run folder. */
@@ -485,27 +414,44 @@ async function drawSeeds(cfg: TrainConfig, out: string, log: (m: string) => void
 }
 
 /**
+ * A run that diverged stops here, with one line: what went wrong, at which steps, the likely cause (the learning
+ * rate), and the checkpoint that is kept (the last one whose weights were finite and within bounds).
+ */
+function diverged(what: string, state: RunState, lastSaved: number | null): never {
+  throw new UserError(
+    `training diverged by step ${state.step} at learning rate ${state.lr}: ${what}; lower the learning rate (--lr). ${
+      lastSaved === null ? "No checkpoint was written." : `The last checkpoint (step ${lastSaved}) is kept as it was.`
+    }`,
+  );
+}
+
+/**
  * The loss and correct count of the steps since the last logged row, read from the engine when a row is logged or
- * a checkpoint is written (on a GPU each read waits for the device: once per row, not once per step).
+ * a checkpoint is written (on a GPU each read waits for the device: once per row, not once per step), and the check
+ * that training has not diverged: a loss that is no longer finite, or weights that are not finite or beyond
+ * `WEIGHT_LIMIT` (lib/run_folder.ts), stop the run.
  */
 class RowSums {
   window: { loss: number; correct: number; samples: number };
   #checked: number;
-  constructor(readonly engine: GradientEngine, readonly state: RunState) {
+  constructor(readonly engine: GradientEngine, readonly state: RunState, readonly lastSaved: () => number | null) {
     this.window = state.window ?? { loss: 0, correct: 0, samples: 0 };
     this.#checked = state.step;
   }
 
-  /** Adds the engine's sums since the last read; a loss that is no longer finite stops the run with one line. */
+  /** Adds the engine's sums since the last read, after checking that training has not diverged. */
   async collect(): Promise<void> {
     const s = await this.engine.stats();
+    const first = this.#checked + 1, last = this.state.step;
+    const steps = first === last ? `in step ${last}` : `in steps ${first}-${last}`;
     if (s.samples > 0 && !Number.isFinite(s.loss)) {
-      throw new UserError(
-        `the loss became ${s.loss} in steps ${
-          this.#checked + 1
-        }-${this.state.step} at learning rate ${this.state.lr}: ` +
-          `training diverged (lower the learning rate); the last checkpoint is left as it was`,
-      );
+      diverged(`the training loss became ${s.loss} ${steps}`, this.state, this.lastSaved());
+    }
+    if (!(s.weightMax <= WEIGHT_LIMIT)) {
+      const what = Number.isNaN(s.weightMax)
+        ? "some weights are no longer finite numbers"
+        : `a weight reached ${s.weightMax.toExponential(1)} (a usable network stays within ${WEIGHT_LIMIT})`;
+      diverged(`${what} ${steps}`, this.state, this.lastSaved());
     }
     const w = this.window;
     this.window = { loss: w.loss + s.loss, correct: w.correct + s.correct, samples: w.samples + s.samples };

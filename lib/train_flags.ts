@@ -1,14 +1,12 @@
 /**
- * The pretraining flags that `deno task pretrain` and `deno task reproduce` share, and how they become a
- * {@link TrainConfig}; a training row as the progress line shows it.
+ * The pretraining flags that `deno task pretrain` and `deno task reproduce` share (lib/config.ts
+ * `resolveTrainConfig` turns them into a run's configuration), and a training row as the progress line shows it.
  *
  * @module
  */
-import { intFlag } from "./util/cli.ts";
-import { UserError } from "./util/errors.ts";
-import { METHOD_NAMES, type MethodName, METHODS } from "./presets.ts";
 import type { MetricsRow } from "./run_folder.ts";
-import { TRAIN_DEFAULTS, type TrainConfig } from "./train.ts";
+import { SCHEDULE_NAMES } from "./config.ts";
+import { SCALE_NAMES } from "./presets.ts";
 
 /** Flags of pretraining, shared by the tasks that pretrain. */
 export const TRAIN_FLAGS = {
@@ -28,7 +26,17 @@ export const TRAIN_FLAGS = {
   method: { type: "string", help: "method preset: paper (the text, default) or release (the authors' code)" },
   schedule: {
     type: "string",
-    help: "plateau (the paper), stages (the release), anneal or cosine (budgets); default: the method's",
+    help: `${
+      SCHEDULE_NAMES.join(", ")
+    }: plateau is the paper's, stages the release's, anneal or cosine a budget's (default: the method's)`,
+  },
+  scale: {
+    type: "string",
+    help: `run scale, the settings under the flags: ${SCALE_NAMES.join(", ")} (lib/presets.ts RUN_SCALES)`,
+  },
+  config: {
+    type: "string",
+    help: "a run's config.json: its settings under the flags, instead of the scale's",
   },
   minutes: {
     type: "string",
@@ -45,44 +53,4 @@ export function rowSummary(r: MetricsRow): string {
   return `step ${r.step} loss ${r.loss.toFixed(3)} acc ${(100 * r.accuracy).toFixed(1)}%${
     r.val_accuracy !== undefined ? ` val ${(100 * r.val_accuracy).toFixed(1)}%` : ""
   } lr ${r.lr.toPrecision(2)} ${r.samples_per_s.toFixed(0)} samples/s`;
-}
-
-/** Builds a training config from flags over defaults. */
-export function trainConfigFromFlags(
-  v: Record<string, string | boolean | undefined>,
-  defaults: Partial<TrainConfig> = {},
-): TrainConfig {
-  const s = (k: string) => v[k] as string | undefined;
-  const perClassRaw = s("per-class");
-  const perClass = perClassRaw === undefined
-    ? defaults.perClass ?? 100
-    : perClassRaw === "inf"
-    ? "inf"
-    : intFlag("per-class", perClassRaw, 100, 1);
-  const methodName = s("method") ?? defaults.method ?? "paper";
-  if (!(METHOD_NAMES as readonly string[]).includes(methodName)) {
-    throw new UserError(`--method ${methodName}: expected ${METHOD_NAMES.join(" or ")}`);
-  }
-  const m = METHODS[methodName as MethodName];
-  const lrRaw = s("lr");
-  const lr = lrRaw === undefined ? defaults.lr ?? TRAIN_DEFAULTS.lr : Number(lrRaw);
-  if (!(lr > 0 && Number.isFinite(lr))) throw new UserError(`--lr ${lrRaw}: expected a positive number`);
-  return {
-    ...TRAIN_DEFAULTS,
-    ...defaults,
-    data: s("data") ?? defaults.data ?? "synthetic",
-    net: s("net") ?? defaults.net ?? "64c5-64c5-128f",
-    classes: intFlag("classes", s("classes"), defaults.classes ?? 1000, 0),
-    perClass,
-    steps: intFlag("steps", s("steps"), defaults.steps ?? 1000, 0),
-    batch: intFlag("batch", s("batch"), defaults.batch ?? TRAIN_DEFAULTS.batch, 0),
-    method: m.name,
-    schedule: (s("schedule") ?? defaults.schedule ?? m.train.schedule) as TrainConfig["schedule"],
-    lr,
-    validEvery: intFlag("valid-every", s("valid-every"), defaults.validEvery ?? TRAIN_DEFAULTS.validEvery, 1),
-    seed: intFlag("seed", s("seed"), defaults.seed ?? 0, 0),
-    workers: intFlag("workers", s("workers"), defaults.workers ?? TRAIN_DEFAULTS.workers, 1, 256),
-    // Steps given by hand end a saved run's time budget: no re-plan changes them.
-    budget: s("steps") === undefined ? defaults.budget : undefined,
-  };
 }

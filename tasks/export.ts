@@ -19,6 +19,7 @@ import { intFlag, parseFlags, runTask } from "../lib/util/cli.ts";
 import { UserError } from "../lib/util/errors.ts";
 import { resizeAntialiased } from "../lib/util/image.ts";
 import { tf } from "../lib/compute/backend.ts";
+import { lockFolder } from "../lib/util/lock.ts";
 
 const USAGE = `deno task export --run DIR --out DIR [--data SPEC] [--gallery N]   (SPEC: ${DATA_SPECS})`;
 
@@ -38,7 +39,15 @@ async function main(args: string[]): Promise<void> {
   if (!values.run || !values.out) throw new UserError(`--run DIR and --out DIR are required (usage: ${USAGE})`);
   const count = intFlag("gallery", values.gallery, 24, 0, 500);
   await selectBackend();
-  const { net, config, step } = await loadTrainedNet(values.run);
+  // (No live pretraining replaces the checkpoint while it is read.)
+  const lock = await lockFolder(values.run);
+  let loaded;
+  try {
+    loaded = await loadTrainedNet(values.run);
+  } finally {
+    lock.release();
+  }
+  const { net, config, step } = loaded;
   try {
     // The mean colour of the pretraining inputs, as the project's features subtract it.
     const mean = seedMeanColour(await loadSeeds(values.run));

@@ -1,8 +1,11 @@
 /**
- * `deno task pretrain --out DIR [--data SPEC] [--net NAME] [--classes N] [--per-class K|inf] [--steps S]
- *  [--batch B] [--backend NAME] [--method paper|release] [--schedule plateau|stages|anneal|cosine] [--seed S] [--resume]`
+ * `deno task pretrain --out DIR [--scale NAME] [--config RUN/config.json] [--data SPEC] [--net NAME] [--classes N]
+ *  [--per-class K|inf] [--steps S] [--batch B] [--backend NAME] [--method paper|release] [--schedule NAME] [--seed S]
+ *  [--minutes M] [--resume]`
  *
- * `--workers W`: surrogate-generation workers (default 2; a GPU consumes batches faster than two cores make them).
+ * The settings are the flags over a saved run's config.json (`--config`) over a run scale (`--scale`, default
+ * `default`: lib/presets.ts); lib/config.ts resolves them. `--workers W`: surrogate-generation workers (default 2; a
+ * GPU consumes batches faster than two cores make them).
  *
  * Trains a network on the surrogate task (paper §4-5.1; PAPER.md "Networks", "Training") with a
  * progress bar; writes config.json, metrics.jsonl and checkpoint.ckpt into
@@ -16,17 +19,20 @@ import { BACKENDS } from "../lib/compute/backend.ts";
 import { parseFlags, Progress, runTask } from "../lib/util/cli.ts";
 import { DATA_SPECS } from "../lib/data/mod.ts";
 import { UserError } from "../lib/util/errors.ts";
-import { pretrain, SCHEDULE_NAMES } from "../lib/train.ts";
+import { pretrain } from "../lib/train.ts";
 import { planBudget } from "../lib/budget.ts";
-import { BUDGET_TRAINING } from "../lib/presets.ts";
-import { rowSummary, TRAIN_FLAGS, trainConfigFromFlags } from "../lib/train_flags.ts";
+import { resolveTrainConfig, SCHEDULE_NAMES } from "../lib/config.ts";
+import { readRunConfigFile } from "../lib/run_folder.ts";
+import { SCALE_NAMES, type ScaleName } from "../lib/presets.ts";
+import { rowSummary, TRAIN_FLAGS } from "../lib/train_flags.ts";
 
-const USAGE =
-  `deno task pretrain --out DIR [--data SPEC] [--net NAME] [--classes N] [--per-class K|inf] [--steps S] [--batch B] [--backend ${
-    BACKENDS.join("|")
-  }] [--method paper|release] [--schedule ${
-    SCHEDULE_NAMES.join("|")
-  }] [--lr R] [--valid-every S] [--seed S] [--workers W] [--checkpoint-minutes M] [--minutes M] [--resume]   (SPEC: ${DATA_SPECS})`;
+const USAGE = `deno task pretrain --out DIR [--scale ${
+  SCALE_NAMES.join("|")
+}] [--config RUN/config.json] [--data SPEC] [--net NAME] [--classes N] [--per-class K|inf] [--steps S] [--batch B] [--backend ${
+  BACKENDS.join("|")
+}] [--method paper|release] [--schedule ${
+  SCHEDULE_NAMES.join("|")
+}] [--lr R] [--valid-every S] [--seed S] [--workers W] [--checkpoint-minutes M] [--minutes M] [--resume]   (SPEC: ${DATA_SPECS})`;
 
 async function main(args: string[]): Promise<void> {
   const { values, positionals } = parseFlags(args, {
@@ -40,20 +46,26 @@ async function main(args: string[]): Promise<void> {
   }, USAGE);
   if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}" (usage: ${USAGE})`);
   if (!values.out) throw new UserError(`--out DIR is required (usage: ${USAGE})`);
-  // A time budget trains at its own rate and schedule unless the flags say otherwise.
-  let cfg = trainConfigFromFlags(values, values.minutes !== undefined ? BUDGET_TRAINING : {});
-  if (values.minutes !== undefined) {
-    cfg = await planBudget(cfg, Number(values.minutes), values.out, {
-      backend: values.backend as string | undefined,
-      classesGiven: values.classes !== undefined,
-      log: (m) => console.error(m),
-    });
-  }
-  const bar = new Progress("pretrain", cfg.steps);
   const every = values["checkpoint-minutes"] === undefined ? 5 : Number(values["checkpoint-minutes"]);
   if (!(every >= 0 && Number.isFinite(every))) {
     throw new UserError(`--checkpoint-minutes ${values["checkpoint-minutes"]}: expected a number of minutes >= 0`);
   }
+  // The run's settings: the flags over a saved config.json (--config) over the run scale (default: `default`).
+  const savedFrom = values.config as string | undefined;
+  const saved = savedFrom === undefined ? undefined : (await readRunConfigFile(savedFrom)).train;
+  let { cfg, minutes } = resolveTrainConfig(values, {
+    scale: (values.scale as ScaleName | undefined) ?? "default",
+    saved,
+    savedFrom,
+  });
+  if (minutes !== undefined) {
+    cfg = await planBudget(cfg, minutes, values.out, {
+      backend: values.backend as string | undefined,
+      classesGiven: values.classes !== undefined || saved !== undefined,
+      log: (m) => console.error(m),
+    });
+  }
+  const bar = new Progress("pretrain", cfg.steps);
   const result = await pretrain(cfg, {
     out: values.out,
     resume: values.resume,

@@ -28,10 +28,12 @@ import { UserError } from "../lib/util/errors.ts";
 import { evaluateRun } from "../lib/evaluate.ts";
 import { measureSpeed, planBudget } from "../lib/budget.ts";
 import { exists, writeFileAtomic } from "../lib/util/fsutil.ts";
+import { lockFolder } from "../lib/util/lock.ts";
 import { writeTable1 } from "../lib/table1.ts";
-import { pretrain, scaleSettings, SCHEDULE_NAMES, type TrainConfig, validateConfig } from "../lib/train.ts";
-import { rowSummary, TRAIN_FLAGS, trainConfigFromFlags } from "../lib/train_flags.ts";
-import { BUDGET_TRAINING, METHOD_NAMES, RUN_SCALES, SCALE_NAMES, type ScaleName } from "../lib/presets.ts";
+import { checkContinues, pretrain } from "../lib/train.ts";
+import { checkTrainingFits, resolveTrainConfig, SCHEDULE_NAMES, type TrainConfig } from "../lib/config.ts";
+import { rowSummary, TRAIN_FLAGS } from "../lib/train_flags.ts";
+import { METHOD_NAMES, RUN_SCALES, SCALE_NAMES, type ScaleName } from "../lib/presets.ts";
 
 const USAGE = `deno task reproduce [--scale ${SCALE_NAMES.join("|")}] [--method ${
   METHOD_NAMES.join("|")
@@ -57,7 +59,8 @@ async function main(args: string[]): Promise<void> {
     ...TRAIN_FLAGS,
     scale: {
       type: "string",
-      help: "run scale: default (synthetic data, minutes), tiny (seconds), paper or release (real data, a GPU)",
+      help: "run scale: default (synthetic data, minutes), tiny (seconds), laptop (real data, an hour; the default " +
+        "with --data), paper or release (real data, a GPU)",
     },
     out: { type: "string", help: "the run folder (default runs/reproduce-SCALE); the same command again continues" },
     config: {
@@ -69,40 +72,44 @@ async function main(args: string[]): Promise<void> {
   // Real data (not the embedded synthetic set) defaults to the laptop scale: an hour's budget.
   const real = values.data !== undefined && !(values.data as string).startsWith("synthetic");
   const scaleName = (values.scale as string | undefined) ?? (real ? "laptop" : "default");
-  if (!(SCALE_NAMES as readonly string[]).includes(scaleName)) {
-    throw new UserError(`--scale ${scaleName}: unknown run scale (expected one of: ${SCALE_NAMES.join(", ")})`);
-  }
+  // The run's settings: the flags over a saved config.json (--config) over the run scale; every one checked here,
+  // before any work starts.
+  const savedFrom = values.config as string | undefined;
+  const saved = savedFrom === undefined ? undefined : (await readRunConfigFile(savedFrom)).train;
+  const { cfg, minutes } = resolveTrainConfig(values, { scale: scaleName as ScaleName, saved, savedFrom });
   const scale = RUN_SCALES[scaleName as ScaleName];
-  // A saved run's settings, to make it again: they stand in for the scale's.
-  const saved = values.config === undefined ? null : (await readRunConfigFile(values.config as string)).train;
-  if (!saved && scale.data === undefined && !values.data) {
-    throw new UserError(
-      `--scale ${scaleName} runs at paper scale on real data: give --data stl10:DIR (deno task data download stl10 --to DIR)`,
-    );
-  }
-  // A scale's time budget (laptop) plans the steps, unless --steps gives them; --minutes always plans.
-  const minutes = values.minutes !== undefined
-    ? Number(values.minutes)
-    : saved || values.steps !== undefined
-    ? undefined
-    : scale.minutes;
-  // A time budget, or a budget scale run for given steps, trains at the budget's rate and schedule unless the flags
-  // (or the saved run) say otherwise.
-  const budgetTraining = minutes !== undefined || scale.minutes !== undefined;
-  const settings = saved ?? { ...scaleSettings(scale), ...(budgetTraining ? BUDGET_TRAINING : {}) };
-  const cfg = trainConfigFromFlags(values, settings);
-  validateConfig(cfg); // every flag checked before any work starts
   const out = (values.out as string | undefined) ??
-    (saved ? `${dirname(values.config as string)}-again` : join("runs", `reproduce-${scaleName}`));
+    (saved ? `${dirname(savedFrom!)}-again` : join("runs", `reproduce-${scaleName}`));
+  // A run folder made with other settings is refused before anything is written into it; the folder is ours until
+  // the end.
+  await checkContinues(cfg, out);
+  checkTrainingFits(cfg, await selectBackend(values.backend as string | undefined));
+  const lock = await lockFolder(out);
+  try {
+    await run(cfg, minutes, out, { scaleName, estimateFirst: !saved && scale.data === undefined, values });
+  } finally {
+    lock.release();
+  }
+}
+
+/** The pipeline, with the run folder's lock held. */
+async function run(
+  cfg: TrainConfig,
+  minutes: number | undefined,
+  out: string,
+  opts: { scaleName: string; estimateFirst: boolean; values: Record<string, unknown> },
+): Promise<void> {
+  const values = opts.values;
   if (minutes !== undefined) {
     Object.assign(
       cfg,
       await planBudget(cfg, minutes, out, {
         backend: values.backend as string | undefined,
-        classesGiven: values.classes !== undefined || saved !== null,
+        classesGiven: values.classes !== undefined || values.config !== undefined,
         log: (m) => console.error(m),
       }),
     );
+    await checkContinues(cfg, out);
   }
   const t0 = performance.now();
   const stage = (k: number, what: string) =>
@@ -122,7 +129,7 @@ async function main(args: string[]): Promise<void> {
     } images; ${summary.classes} classes`,
   );
 
-  if (!saved && scale.data === undefined && minutes === undefined) {
+  if (opts.estimateFirst && minutes === undefined) {
     await estimate(cfg, values.backend as string | undefined);
   }
 

@@ -14,6 +14,7 @@ import { UserError } from "../lib/util/errors.ts";
 import type { EvaluationResults } from "../lib/evaluate.ts";
 import { exists } from "../lib/util/fsutil.ts";
 import { writeTable1 } from "../lib/table1.ts";
+import { lockFolder } from "../lib/util/lock.ts";
 
 const USAGE = "deno task table1 [--run DIR ...] [--out DIR]";
 
@@ -39,8 +40,15 @@ async function main(args: string[]): Promise<void> {
     }
   }
   const out = (values.out as string | undefined) ?? (runs.length === 1 ? runs[0] : join("runs", "table1"));
-  await Deno.mkdir(out, { recursive: true });
-  const paths = await writeTable1(out, results);
+  // Into a run's folder only while no other task uses it.
+  const lock = exists(join(out, "config.json")) ? await lockFolder(out) : null;
+  let paths;
+  try {
+    await Deno.mkdir(out, { recursive: true });
+    paths = await writeTable1(out, results);
+  } finally {
+    lock?.release();
+  }
   console.log(await Deno.readTextFile(paths.md));
   console.error(`written: ${paths.md}, ${paths.html}`);
 }

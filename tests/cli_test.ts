@@ -46,7 +46,7 @@ Deno.test("--help on every task: usage and every flag with its meaning, exit 0",
 Deno.test("a negative number after a flag is its value, answered as a bad value (not an ambiguous flag)", async () => {
   oneLineError(
     await task("pretrain", ["--out", "/nonexistent/x", "--lr", "-0.5"]),
-    /--lr -0\.5: expected a positive number/,
+    /--lr -0\.5: the learning rate must be a positive number/,
   );
   oneLineError(await task("seeds", ["--out", "/nonexistent/x", "--n", "-3"]), /--n -3: expected an integer/);
 });
@@ -63,7 +63,7 @@ Deno.test("file-system faults are one line naming the path and what was being do
   await Deno.writeTextFile(`${tmp.path}/a-file`, "x");
   oneLineError(
     await task("pretrain", ["--out", `${tmp.path}/a-file/run`, "--steps", "1"]),
-    /cannot make the run folder .*a-file\/run: a file stands where a folder is needed/,
+    /cannot make the folder .*a-file\/run: a file stands where a folder is needed/,
   );
   oneLineError(
     await task("seeds", [
@@ -76,7 +76,7 @@ Deno.test("file-system faults are one line naming the path and what was being do
     ], {
       EXEMPLAR_CACHE: `${tmp.path}/cache`,
     }),
-    /cannot make the folder of .*a-file\/s\/seeds\.bin: a file stands where a folder is needed/,
+    /cannot make the folder .*a-file\/s: a file stands where a folder is needed/,
   );
   await Deno.mkdir(`${tmp.path}/run`);
   await Deno.writeTextFile(`${tmp.path}/run/results.json`, '{"scale": {"net"');

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { pretrain, TRAIN_DEFAULTS, type TrainConfig } from "../lib/train.ts";
+import { pretrain } from "../lib/train.ts";
+import { resolveTrainConfig, TRAIN_DEFAULTS, type TrainConfig } from "../lib/config.ts";
 import { type MetricsRow, readMetrics } from "../lib/run_folder.ts";
 import { stageRate } from "../lib/schedule.ts";
 import { BUDGET_TRAINING } from "../lib/presets.ts";
@@ -184,9 +185,9 @@ Deno.test("a time budget planned again from the run's own speed: the steps that 
   // A run past its budget already makes one step more and ends.
   assert.equal(replanFromRun(plan, { step: 500, elapsedS: 900, samplesPerSecond: 128, batch: 128 }).replan!.steps, 501);
   // Steps given by hand (a saved budget run's config.json run again with --steps) are not planned again.
-  const { trainConfigFromFlags } = await import("../lib/train_flags.ts");
-  assert.equal(trainConfigFromFlags({ steps: "5000" }, { steps: 3642, budget: plan }).budget, undefined);
-  assert.deepEqual(trainConfigFromFlags({}, { steps: 3642, budget: plan }).budget, plan);
+  const saved = { ...config("synthetic"), steps: 3642, budget: plan };
+  assert.equal(resolveTrainConfig({ steps: "5000" }, { saved }).cfg.budget, undefined);
+  assert.deepEqual(resolveTrainConfig({}, { saved }).cfg.budget, plan);
   // The anneal and cosine schedules span each plan's steps up to the step where the next was made.
   assert.equal(scheduleSteps(1029, again, 499), 4000);
   assert.equal(scheduleSteps(1029, again, 500), 1029);
@@ -228,8 +229,7 @@ Deno.test("a time budget: steps and N planned from a warm-up and again from the 
   // A budget trains with its own schedule and rate (lib/presets.ts BUDGET_TRAINING) unless the flags say otherwise.
   assert.equal(train.schedule, "anneal");
   assert.equal(train.lr, BUDGET_TRAINING.lr);
-  const { trainConfigFromFlags } = await import("../lib/train_flags.ts");
-  const given = trainConfigFromFlags({ schedule: "cosine", lr: "0.01" }, BUDGET_TRAINING);
+  const given = resolveTrainConfig({ schedule: "cosine", lr: "0.01", minutes: "1" }).cfg;
   assert.deepEqual([given.schedule, given.lr], ["cosine", 0.01]);
   assert.equal(train.budget.minutes, 0.1);
   // Planned again at the first validation after a tenth of the warm-up's steps (and 20 steps of its own speed).

@@ -129,3 +129,31 @@ Deno.test("WebGPU: tensors go to the GPU through queue.writeBuffer, values intac
     await selectBackend("wasm");
   }
 });
+
+Deno.test(
+  "WebGPU: DeviceEngine reports weights that blew up or stopped being numbers",
+  { ignore: !adapter },
+  async () => {
+    await selectBackend("webgpu", { softwareGpu: true });
+    const engine = await DeviceEngine.create({ net: "8c5-16f", classes: 4, method: "paper", seed: 1 });
+    try {
+      const n = 4, rng = new Rng(3);
+      const x = Float32Array.from({ length: n * 32 * 32 * 3 }, () => rng.normal());
+      const y = Int32Array.from({ length: n }, (_, i) => i % 4);
+      const hyper = { momentum: 0.9, weightDecay: 0 };
+      await engine.accumulate(x, y, n, 1);
+      engine.update(0.01, hyper);
+      const sane = await engine.stats();
+      assert.ok(sane.weightMax > 0 && sane.weightMax < 10, `weights after a small step: ${sane.weightMax}`);
+      await engine.accumulate(x, y, n, 2);
+      engine.update(1e30, hyper);
+      await engine.accumulate(x, y, n, 3);
+      engine.update(1e30, hyper);
+      const blown = await engine.stats();
+      assert.ok(!(blown.weightMax <= 1e3), `weights after steps at rate 1e30: ${blown.weightMax}`);
+    } finally {
+      engine.close();
+      await selectBackend("wasm");
+    }
+  },
+);

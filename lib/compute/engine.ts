@@ -52,9 +52,11 @@ export interface NetSpec {
   seed: number;
 }
 
-/** Sums over steps: loss and correct count summed over their samples. */
+/** Sums over steps: loss and correct count summed over their samples; and how large the weights have grown. */
 export interface StepSums extends StepResult {
   samples: number;
+  /** The largest absolute weight after the last update (NaN when some weight is not a finite number). */
+  weightMax: number;
 }
 
 /** The hyperparameters of Caffe's SGD that do not change during a run. */
@@ -66,6 +68,8 @@ export interface SgdHyper {
 /**
  * Caffe's SGD as the release uses it, on flat arrays: for each parameter slot,
  * v = momentum v + lr lr_mult (g + weight_decay decay_mult w), then w -= v.
+ * Returns the largest absolute weight after the update, NaN when some weight is not a finite number (a run that
+ * diverged).
  */
 export function sgdUpdate(
   slots: ParamSlot[],
@@ -74,14 +78,19 @@ export function sgdUpdate(
   G: Float32Array,
   lr: number,
   hp: SgdHyper,
-): void {
+): number {
+  let max = 0, sum = 0;
   for (const s of slots) {
     const rate = lr * s.lrMult, decay = hp.weightDecay * s.decayMult, end = s.offset + s.size;
     for (let i = s.offset; i < end; i++) {
       V[i] = hp.momentum * V[i] + rate * (G[i] + decay * W[i]);
-      W[i] -= V[i];
+      const w = W[i] -= V[i];
+      const a = w < 0 ? -w : w;
+      if (a > max) max = a;
+      sum += a; // (NaN and infinity stay in the sum: the comparison above passes them over)
     }
   }
+  return Number.isFinite(sum) ? max : NaN;
 }
 
 /** The common interface of the engines. */
@@ -266,7 +275,9 @@ abstract class HostEngine implements GradientEngine {
   readonly momenta: Float32Array;
   /** The flat mean gradient of the last step. */
   readonly grads: Float32Array;
-  #sums: StepSums = { loss: 0, correct: 0, samples: 0 };
+  #sums: StepResult & { samples: number } = { loss: 0, correct: 0, samples: 0 };
+  /** The largest absolute weight over the updates since the last {@link stats} (NaN: one was not finite). */
+  #weightMax = 0;
 
   constructor(slots: ParamSlot[], weights: Float32Array) {
     this.slots = slots;
@@ -289,13 +300,15 @@ abstract class HostEngine implements GradientEngine {
   }
 
   stats(): Promise<StepSums> {
-    const s = this.#sums;
+    const s = { ...this.#sums, weightMax: this.#weightMax };
     this.#sums = { loss: 0, correct: 0, samples: 0 };
+    this.#weightMax = Number.isNaN(this.#weightMax) ? NaN : 0;
     return Promise.resolve(s);
   }
 
   update(lr: number, hp: SgdHyper): void {
-    sgdUpdate(this.slots, this.weights, this.momenta, this.grads, lr, hp);
+    const m = sgdUpdate(this.slots, this.weights, this.momenta, this.grads, lr, hp);
+    if (Number.isNaN(m) || m > this.#weightMax) this.#weightMax = m;
   }
 
   /** The weights are here already. */
@@ -413,11 +426,18 @@ export class DeviceEngine implements GradientEngine {
     const sums = this.#sums, samples = this.#samples;
     this.#sums = tf.zeros([2]);
     this.#samples = 0;
+    // With the sums, in the same read: each parameter's summed and largest absolute weight (a weight that is not
+    // finite makes its sum so).
+    const read = tf.tidy(() =>
+      tf.concat([sums, ...this.runner.net.params.map((p) => tf.stack([tf.abs(p.v).sum(), tf.abs(p.v).max()]))])
+    );
     try {
-      const [loss, correct] = await sums.data();
-      return { loss, correct, samples };
+      const v = await read.data();
+      let weightMax = 0;
+      for (let i = 2; i < v.length; i += 2) weightMax = Number.isFinite(v[i]) ? Math.max(weightMax, v[i + 1]) : NaN;
+      return { loss: v[0], correct: v[1], samples, weightMax: Number.isNaN(weightMax) ? NaN : weightMax };
     } finally {
-      sums.dispose();
+      tf.dispose([sums, read]);
     }
   }
 

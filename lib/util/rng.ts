@@ -27,6 +27,30 @@ export function hash32(...xs: number[]): number {
   return h >>> 0;
 }
 
+/**
+ * A 64-bit fingerprint of bytes (two murmur3-style lanes over 32-bit words), as 16 hex digits: for telling files,
+ * weights and cached results apart, not for security.
+ */
+export function hashBytes(bytes: Uint8Array | Float32Array, seed = 0): string {
+  const b = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const words = b.length >>> 2;
+  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  let h1 = hash32(seed, b.length) | 0, h2 = hash32(seed + 1, b.length) | 0;
+  for (let i = 0; i < words; i++) {
+    const k = view.getUint32(4 * i, true);
+    h1 = Math.imul((h1 ^ Math.imul(k, 0xcc9e2d51)) << 13 | (h1 ^ Math.imul(k, 0xcc9e2d51)) >>> 19, 5) + 0xe6546b64 | 0;
+    h2 = Math.imul((h2 ^ Math.imul(k, 0x1b873593)) << 15 | (h2 ^ Math.imul(k, 0x1b873593)) >>> 17, 5) + 0x561ccd1b | 0;
+  }
+  let tail = 0;
+  for (let i = words * 4; i < b.length; i++) tail = (tail << 8) | b[i];
+  return hash32(h1, tail).toString(16).padStart(8, "0") + hash32(h2, tail, 1).toString(16).padStart(8, "0");
+}
+
+/** Hashes strings (and numbers) into the same kind of fingerprint as {@link hashBytes}. */
+export function hashText(...parts: (string | number)[]): string {
+  return hashBytes(new TextEncoder().encode(JSON.stringify(parts)));
+}
+
 /** A small, fast generator (sfc32) seeded from any list of integers. */
 export class Rng {
   #a: number;
