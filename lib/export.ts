@@ -41,43 +41,28 @@ export function featureModel(net: ExemplarNet): tf.LayersModel {
   const input = tf.input({ shape: [null, null, 3] });
   const outputs: tf.SymbolicTensor[] = [];
   const weights: [tf.layers.Layer, tf.Tensor[]][] = [];
-  let h = input, conv = 0, fc = 0, ch = 3;
-  const pooled = Math.min(2, net.layers.filter((l) => l.kind === "conv").length);
-  let trainMap = net.inputSize;
-  for (let i = 0; i < pooled; i++) trainMap = Math.ceil(trainMap / 2);
-  for (const l of net.layers) {
-    if (l.kind === "conv") {
-      const layer = tf.layers.conv2d({
-        filters: l.units,
-        kernelSize: l.kernel,
-        padding: "same",
-        activation: "relu",
-        name: `conv${conv + 1}`,
-      });
-      h = layer.apply(h) as tf.SymbolicTensor;
-      weights.push([layer, [net.param(`conv${conv + 1}.w`), net.param(`conv${conv + 1}.b`)]]);
-      outputs.push(h);
-      if (conv < 2) {
-        const { size, stride } = net.poolShape;
-        h = tf.layers.maxPooling2d({ poolSize: size, strides: stride, padding: "same", name: `pool${conv + 1}` })
-          .apply(h) as tf.SymbolicTensor;
-      }
-      ch = l.units;
-      conv++;
-    } else {
-      const k = fc === 0 ? trainMap : 1;
-      const layer = tf.layers.conv2d({
-        filters: l.units,
-        kernelSize: k,
-        padding: "valid",
-        activation: "relu",
-        name: `fc${fc + 1}`,
-      });
-      h = layer.apply(h) as tf.SymbolicTensor;
-      weights.push([layer, [net.param(`fc${fc + 1}.w`).reshape([k, k, ch, l.units]), net.param(`fc${fc + 1}.b`)]]);
-      outputs.push(h);
-      ch = l.units;
-      fc++;
+  let h = input;
+  for (const l of net.walk) {
+    if (l.kind === "softmax") break;
+    // A fully connected layer as a convolution whose kernel is the map it saw in training (lib/features.ts).
+    const layer = tf.layers.conv2d({
+      filters: l.units,
+      kernelSize: l.kernel,
+      padding: l.kind === "conv" ? "same" : "valid",
+      activation: "relu",
+      name: l.name,
+    });
+    h = layer.apply(h) as tf.SymbolicTensor;
+    const w = net.param(`${l.name}.w`);
+    weights.push([layer, [
+      l.kind === "conv" ? w : w.reshape([l.kernel, l.kernel, l.inChannels, l.units]),
+      net.param(`${l.name}.b`),
+    ]]);
+    outputs.push(h);
+    if (l.pooled) {
+      const { size, stride } = net.poolShape;
+      h = tf.layers.maxPooling2d({ poolSize: size, strides: stride, padding: "same", name: `pool${l.name.slice(4)}` })
+        .apply(h) as tf.SymbolicTensor;
     }
   }
   const model = tf.model({ inputs: input, outputs });

@@ -27,7 +27,7 @@ import { tf } from "./compute/backend.ts";
 import type { Split } from "./data/dataset.ts";
 import { exists, writeFileAtomic } from "./util/fsutil.ts";
 import { resizeAntialiased, type RGBImage } from "./util/image.ts";
-import type { ExemplarNet } from "./nets.ts";
+import { type ExemplarNet, layerName } from "./nets.ts";
 import type { NetSpec } from "./compute/engine.ts";
 import { WorkerPool } from "./compute/pool.ts";
 import type { Features } from "./svm.ts";
@@ -98,28 +98,18 @@ export function poolMap(
 export function convolutionalMaps(net: ExemplarNet, x: tf.Tensor4D): tf.Tensor4D[] {
   const maps: tf.Tensor4D[] = [];
   let h = x;
-  let conv = 0, fc = 0, ch = 3;
-  // The map the first FC layer saw in training: the input halved by each of the (at most two) pooled conv layers.
-  const pooled = Math.min(2, net.layers.filter((l) => l.kind === "conv").length);
-  let trainMap = net.inputSize;
-  for (let i = 0; i < pooled; i++) trainMap = Math.ceil(trainMap / 2);
-  for (const l of net.layers) {
-    if (l.kind === "conv") {
-      h = tf.relu(
-        tf.conv2d(h, net.param(`conv${conv + 1}.w`) as tf.Tensor4D, 1, "same").add(net.param(`conv${conv + 1}.b`)),
-      );
-      maps.push(h);
-      if (conv < 2) h = net.pool(h);
-      ch = l.units;
-      conv++;
-    } else {
-      const k = fc === 0 ? trainMap : 1;
-      const w = net.param(`fc${fc + 1}.w`).reshape([k, k, ch, l.units]) as tf.Tensor4D;
-      h = tf.relu(tf.conv2d(h, w, 1, "valid").add(net.param(`fc${fc + 1}.b`)));
-      maps.push(h);
-      ch = l.units;
-      fc++;
-    }
+  for (const l of net.walk) {
+    if (l.kind === "softmax") break;
+    // A fully connected layer as a convolution: its kernel is the map it saw in training (1 x 1 after the first).
+    const w = l.kind === "conv" ? net.param(`${l.name}.w`) : net.param(`${l.name}.w`).reshape([
+      l.kernel,
+      l.kernel,
+      l.inChannels,
+      l.units,
+    ]);
+    h = tf.relu(tf.conv2d(h, w as tf.Tensor4D, 1, l.kind === "conv" ? "same" : "valid").add(net.param(`${l.name}.b`)));
+    maps.push(h);
+    if (l.pooled) h = net.pool(h);
   }
   return maps;
 }
@@ -132,11 +122,10 @@ export function featureLayout(
 ): { blocks: FeatureBlock[]; dim: number } {
   const maps = tf.tidy(() => convolutionalMaps(net, tf.zeros([1, size, size, 3])).map((m) => m.shape));
   const cells = poolingGrids(pooling).reduce((a, g) => a + g * g, 0);
-  let offset = 0, conv = 0, fc = 0;
+  let offset = 0;
   const blocks = maps.map((shape, i) => {
-    const isConv = net.layers[i].kind === "conv";
     const b = {
-      layer: isConv ? `conv${++conv}` : `fc${++fc}`,
+      layer: net.walk[i].name,
       channels: shape[3],
       map: shape[1],
       offset,
@@ -209,10 +198,7 @@ export async function responseMaps(
   const x = tf.tensor4d(buf, [1, size, size, 3]);
   const maps = convolutionalMaps(net, x);
   try {
-    let conv = 0, fc = 0;
-    const names = net.layers.map((l) =>
-      l.kind === "conv" ? `conv${++conv} ${l.units}c${l.kernel}` : `fc${++fc} ${l.units}f`
-    );
+    const names = net.walk.map((l) => `${l.name} ${layerName(l)}`);
     return await Promise.all(maps.map(async (m, i) => {
       const [, height, width, channels] = m.shape;
       return { layer: names[i], height, width, channels, data: (await m.data()) as Float32Array };

@@ -85,23 +85,89 @@ export function parseNetName(name: string): LayerSpec[] {
   return layers;
 }
 
+/** One layer of a network as it runs on a patch: its parameters' shapes and the maps it sees. */
+export interface NetLayer {
+  /** `conv1`, `conv2`, ..., `fc1`, ..., `softmax`: its parameters are `NAME.w` and `NAME.b`. */
+  name: string;
+  /** Convolution, fully connected layer, or the softmax layer over the surrogate classes. */
+  kind: "conv" | "fc" | "softmax";
+  /** Filters or units (N for the softmax layer). */
+  units: number;
+  /** A convolution's kernel side; for the others, the side of the map they see (their kernel when applied as a convolution). */
+  kernel: number;
+  /** Channels of the map the layer sees. */
+  inChannels: number;
+  /** Side of the map the layer sees (1 for every layer after the first fully connected one). */
+  inMap: number;
+  /** Whether max-pooling follows (the first two convolutions). */
+  pooled: boolean;
+  /** Side of the map it hands on (after its pooling). */
+  outMap: number;
+  /** The shape of its weights: [kernel, kernel, inChannels, units] for a convolution, [inputs, units] else. */
+  weightShape: number[];
+}
+
+/**
+ * A network's layers as they run on an `inputSize` patch. "Max-pooling after the first two conv layers" (paper
+ * §5.1), each halving the map (stride 2, "same" padding: 32 -> 16 -> 8); the first fully connected layer sees the
+ * whole last map, and the softmax layer over the `classes` surrogate classes the last layer's units. Every place
+ * that needs a layer's sizes (parameters, the forward pass, features, the summary, the export) reads them here.
+ */
+export function layerWalk(name: string, classes: number, inputSize = 32, poolStride = 2): NetLayer[] {
+  const walk: NetLayer[] = [];
+  let ch = 3, map = inputSize, conv = 0, fc = 0;
+  for (const l of parseNetName(name)) {
+    if (l.kind === "conv") {
+      const pooled = conv < 2;
+      const outMap = pooled ? Math.ceil(map / poolStride) : map;
+      walk.push({
+        name: `conv${++conv}`,
+        kind: "conv",
+        units: l.units,
+        kernel: l.kernel,
+        inChannels: ch,
+        inMap: map,
+        pooled,
+        outMap,
+        weightShape: [l.kernel, l.kernel, ch, l.units],
+      });
+      map = outMap;
+    } else {
+      walk.push(dense(`fc${++fc}`, "fc", l.units, ch, map));
+      map = 1;
+    }
+    ch = l.units;
+  }
+  walk.push(dense("softmax", "softmax", classes, ch, map));
+  return walk;
+}
+
+/** A fully connected layer (or the softmax one) that sees a `map` x `map` x `ch` input. */
+function dense(name: string, kind: "fc" | "softmax", units: number, ch: number, map: number): NetLayer {
+  return {
+    name,
+    kind,
+    units,
+    kernel: map,
+    inChannels: ch,
+    inMap: map,
+    pooled: false,
+    outMap: 1,
+    weightShape: [map * map * ch, units],
+  };
+}
+
 /**
  * Checks that every conv kernel fits the map it runs on (32 -> 16 -> 8 for a 32x32 input: a larger kernel would see
  * mostly padding and train nonsense).
  */
 export function checkNetFits(name: string, inputSize = 32): void {
-  let size = inputSize, conv = 0;
-  for (const l of parseNetName(name)) {
-    if (l.kind !== "conv") continue;
-    if (l.kernel > size) {
+  for (const l of layerWalk(name, 2, inputSize)) {
+    if (l.kind === "conv" && l.kernel > l.inMap) {
       throw new UserError(
-        `network "${name}": conv${
-          conv + 1
-        }'s ${l.kernel}x${l.kernel} kernel is larger than its ${size}x${size} input map`,
+        `network "${name}": ${l.name}'s ${l.kernel}x${l.kernel} kernel is larger than its ${l.inMap}x${l.inMap} input map`,
       );
     }
-    if (conv < 2) size = Math.ceil(size / 2);
-    conv++;
   }
 }
 
@@ -129,8 +195,8 @@ function variableOf(init: tf.Tensor): tf.Variable {
 export class ExemplarNet {
   /** The network's name, as given. */
   readonly name: string;
-  /** Its conv and FC layers, in order. */
-  readonly layers: LayerSpec[];
+  /** Its layers as they run, the softmax layer last (see {@link layerWalk}). */
+  readonly walk: NetLayer[];
   /** The method preset whose initialisation, pooling and multipliers the network has. */
   readonly method: MethodName;
   /** N: the softmax's surrogate classes. */
@@ -152,53 +218,39 @@ export class ExemplarNet {
       throw new UserError(`N = ${classes}: the softmax needs at least 2 classes`);
     }
     this.name = name;
-    this.layers = parseNetName(name);
-    checkNetFits(name, opts.inputSize ?? 32);
     this.method = opts.method ?? "paper";
     const nn = this.#numbers = methodNamed(this.method).net;
     this.classes = classes;
     this.inputSize = opts.inputSize ?? 32;
+    checkNetFits(name, this.inputSize);
+    this.walk = layerWalk(name, classes, this.inputSize, nn.pool.stride);
     const seed = opts.seed ?? 0;
     // Initial weights: He-normal (std sqrt(2 / fan-in)) or the release's fixed Gaussian spreads.
-    const he = (fanIn: number) => Math.sqrt(2 / fanIn);
     const gaussian = nn.init === "gaussian";
-    const spread = nn.spreads[
-      parseNetName(name).map((l) => l.kind === "conv" ? `${l.units}c${l.kernel}` : `${l.units}f`)
-        .join("-")
-    ] ?? nn.spreads.default;
-    let ch = 3, size = this.inputSize, conv = 0, fc = 0, k = 0;
-    for (const l of this.layers) {
-      if (l.kind === "conv") {
-        const depth = Math.min(conv, 2); // conv3 and deeper share conv3's numbers
-        this.#add(`conv${conv + 1}`, [l.kernel, l.kernel, ch, l.units], {
-          std: gaussian ? spread.conv[Math.min(conv, spread.conv.length - 1)] : he(l.kernel * l.kernel * ch),
-          bias: nn.bias,
-          seed: seed + k++,
-          decayMult: nn.decayMult.conv[depth],
-        });
-        ch = l.units;
-        if (conv < 2) size = Math.ceil(size / 2);
-        conv++;
-      } else {
-        const inputs = fc === 0 ? size * size * ch : ch;
-        this.#add(`fc${fc + 1}`, [inputs, l.units], {
-          std: gaussian ? spread.fc : he(inputs),
-          bias: nn.bias,
-          seed: seed + k++,
-          decayMult: nn.decayMult.fc,
-        });
-        ch = l.units;
-        fc++;
-      }
+    const spread = nn.spreads[this.walk.filter((l) => l.kind !== "softmax").map(layerName).join("-")] ??
+      nn.spreads.default;
+    for (const [k, l] of this.walk.entries()) {
+      const fanIn = l.weightShape.slice(0, -1).reduce((a, b) => a * b, 1);
+      const conv = Math.min(k, 2); // conv3 and deeper share conv3's numbers
+      const std = !gaussian
+        ? (l.kind === "softmax" ? nn.softmaxStd : Math.sqrt(2 / fanIn))
+        : l.kind === "conv"
+        ? spread.conv[Math.min(k, spread.conv.length - 1)]
+        : l.kind === "fc"
+        ? spread.fc
+        : spread.softmax;
+      this.#add(l.name, l.weightShape, {
+        std,
+        bias: l.kind === "softmax" ? 0 : nn.bias,
+        seed: seed + k,
+        decayMult: l.kind === "conv"
+          ? nn.decayMult.conv[conv]
+          : l.kind === "fc"
+          ? nn.decayMult.fc
+          : nn.decayMult.softmax,
+        weightLrMult: l.kind === "softmax" ? nn.lrMult.softmaxWeights : undefined,
+      });
     }
-    const inputs = fc === 0 ? size * size * ch : ch;
-    this.#add("softmax", [inputs, classes], {
-      std: gaussian ? spread.softmax : nn.softmaxStd,
-      bias: 0,
-      seed: seed + k++,
-      decayMult: nn.decayMult.softmax,
-      weightLrMult: nn.lrMult.softmaxWeights,
-    });
   }
 
   /** Adds a layer's weights (Gaussian, `std`) and biases (constant `bias`, learning-rate multiplier as preset). */
@@ -257,28 +309,23 @@ export class ExemplarNet {
    */
   forward(x: tf.Tensor4D, opts: { dropoutSeed?: number; taps?: tf.Tensor[] } = {}): tf.Tensor2D {
     let h: tf.Tensor = x;
-    let conv = 0, fc = 0;
-    for (const l of this.layers) {
+    let fc = 0;
+    for (const l of this.walk) {
+      const w = this.param(`${l.name}.w`), b = this.param(`${l.name}.b`);
       if (l.kind === "conv") {
-        h = tf.relu(
-          tf.conv2d(h as tf.Tensor4D, this.param(`conv${conv + 1}.w`) as tf.Tensor4D, 1, "same")
-            .add(this.param(`conv${conv + 1}.b`)),
-        );
+        h = tf.relu(tf.conv2d(h as tf.Tensor4D, w as tf.Tensor4D, 1, "same").add(b));
         opts.taps?.push(h);
-        if (conv < 2) h = this.pool(h as tf.Tensor4D);
-        conv++;
-      } else {
-        if (fc === 0) h = h.reshape([h.shape[0], -1]);
-        h = tf.relu(
-          tf.matMul(h as tf.Tensor2D, this.param(`fc${fc + 1}.w`) as tf.Tensor2D).add(this.param(`fc${fc + 1}.b`)),
-        );
-        opts.taps?.push(h);
-        if (opts.dropoutSeed !== undefined) h = tf.dropout(h, this.#numbers.dropout, undefined, opts.dropoutSeed + fc);
-        fc++;
+        if (l.pooled) h = this.pool(h as tf.Tensor4D);
+        continue;
       }
+      if (h.rank > 2) h = h.reshape([h.shape[0], -1]);
+      if (l.kind === "softmax") return tf.matMul(h as tf.Tensor2D, w as tf.Tensor2D).add(b);
+      h = tf.relu(tf.matMul(h as tf.Tensor2D, w as tf.Tensor2D).add(b));
+      opts.taps?.push(h);
+      if (opts.dropoutSeed !== undefined) h = tf.dropout(h, this.#numbers.dropout, undefined, opts.dropoutSeed + fc);
+      fc++;
     }
-    if (fc === 0) h = h.reshape([h.shape[0], -1]);
-    return tf.matMul(h as tf.Tensor2D, this.param("softmax.w") as tf.Tensor2D).add(this.param("softmax.b"));
+    throw new Error(`${this.name}: no softmax layer`);
   }
 
   /** Layers, output shapes, parameters and forward FLOPs per sample (paper §5.1; PAPER.md "Networks"). */
@@ -320,50 +367,41 @@ export class ExemplarNet {
 
 /** Layers, output shapes, parameters and forward FLOPs per sample of a network (paper §5.1; PAPER.md "Networks"). */
 export function netSummary(name: string, classes: number, method: MethodName = "paper", inputSize = 32): SummaryRow[] {
-  const layers = parseNetName(name);
   const pool = METHODS[method].net.pool;
   const rows: SummaryRow[] = [];
-  let ch = 3, size = inputSize, conv = 0, fc = 0;
-  for (const l of layers) {
+  for (const l of layerWalk(name, classes, inputSize, pool.stride)) {
+    const weights = l.weightShape.reduce((a, b) => a * b, 1);
     if (l.kind === "conv") {
-      const params = l.kernel * l.kernel * ch * l.units + l.units;
       rows.push({
-        layer: `conv${conv + 1} ${l.units}c${l.kernel}`,
-        output: [size, size, l.units],
-        params,
-        flops: 2 * size * size * l.units * l.kernel * l.kernel * ch,
+        layer: `${l.name} ${layerName(l)}`,
+        output: [l.inMap, l.inMap, l.units],
+        params: weights + l.units,
+        flops: 2 * l.inMap * l.inMap * weights,
       });
-      ch = l.units;
-      if (conv < 2) {
-        size = Math.ceil(size / 2);
+      if (l.pooled) {
+        const n = l.name.slice(4);
         rows.push({
-          layer: `pool${conv + 1} ${pool.size}x${pool.size}/${pool.stride}`,
-          output: [size, size, ch],
+          layer: `pool${n} ${pool.size}x${pool.size}/${pool.stride}`,
+          output: [l.outMap, l.outMap, l.units],
           params: 0,
           flops: 0,
         });
       }
-      conv++;
     } else {
-      const inputs = fc === 0 ? size * size * ch : ch;
       rows.push({
-        layer: `fc${fc + 1} ${l.units}f`,
+        layer: l.kind === "fc" ? `${l.name} ${layerName(l)}` : `softmax ${l.units}`,
         output: [l.units],
-        params: inputs * l.units + l.units,
-        flops: 2 * inputs * l.units,
+        params: weights + l.units,
+        flops: 2 * weights,
       });
-      ch = l.units;
-      fc++;
     }
   }
-  const inputs = fc === 0 ? size * size * ch : ch;
-  rows.push({
-    layer: `softmax ${classes}`,
-    output: [classes],
-    params: inputs * classes + classes,
-    flops: 2 * inputs * classes,
-  });
   return rows;
+}
+
+/** A layer as the network's name writes it: `64c5`, `128f`. */
+export function layerName(l: Pick<NetLayer, "kind" | "units" | "kernel">): string {
+  return l.kind === "conv" ? `${l.units}c${l.kernel}` : `${l.units}f`;
 }
 
 /**
