@@ -18,7 +18,7 @@
 import { join } from "node:path";
 import { type BackendInfo, selectBackend } from "./compute/backend.ts";
 import { createEngine } from "./compute/engine.ts";
-import { readRunConfig, RUN_FILES } from "./run_folder.ts";
+import { readRunConfig, RUN_FILES, updateTrainConfig } from "./run_folder.ts";
 import { type BudgetPlan, checkTrainingFits, type Replan, type TrainConfig } from "./config.ts";
 import { UserError } from "./util/errors.ts";
 import { exists } from "./util/fsutil.ts";
@@ -105,13 +105,6 @@ export function replanFromRun(
   return plan.replan === undefined ? { ...plan, replan: made } : { ...plan, second: made };
 }
 
-/** The number of steps a schedule spans at `step`: each plan's up to the step where the next was made. */
-export function scheduleSteps(steps: number, plan: BudgetPlan | undefined, step: number): number {
-  if (plan?.replan && step < plan.replan.step) return plan.steps;
-  if (plan?.replan && plan.second && step < plan.second.step) return plan.replan.steps;
-  return steps;
-}
-
 /**
  * The training config for a budget of `minutes`: the plan stored in `out` when the same budget is continued there,
  * else a new plan from a measured warm-up. `classesGiven` keeps the user's N instead of choosing one.
@@ -163,4 +156,49 @@ export async function planBudget(
       `from the run's own speed after a tenth of the steps and at half of them`,
   );
   return { ...cfg, steps, classes, perClass: "inf", schedule, budget };
+}
+
+/**
+ * A time budget's re-plans during a run ({@link replanDue}, {@link replanFromRun}): at the validations where they are
+ * due, from the speed the run measured since its 20th step (the kernels are at full speed by then), or since the
+ * first re-plan; each is stored in config.json, so that a continued run keeps it.
+ */
+export class Replanner {
+  #from: { step: number; elapsedS: number } | null = null;
+
+  /**
+   * For the run of `cfg` (whose `steps` and `budget` the re-plans change) in folder `out`, continued from
+   * `startStep`; `elapsedS` tells the seconds of training so far.
+   */
+  constructor(
+    readonly cfg: TrainConfig,
+    readonly out: string,
+    readonly startStep: number,
+    readonly elapsedS: () => number,
+    readonly log: (m: string) => void,
+  ) {}
+
+  /** After the row of `step` (made at `rowElapsedS`): plans again when due; returns the new number of steps, or null. */
+  async afterRow(step: number, rowElapsedS: number, validated: boolean): Promise<number | null> {
+    const cfg = this.cfg;
+    let planned: number | null = null;
+    if (validated && replanDue(cfg.budget, step) && this.#from && step < cfg.steps) {
+      const before = cfg.budget.replan;
+      const from = before ? { step: before.step, elapsedS: before.elapsedS! } : this.#from;
+      const elapsedS = this.elapsedS();
+      const samplesPerSecond = ((step - from.step) * cfg.batch) / (elapsedS - from.elapsedS);
+      const previous = cfg.steps;
+      cfg.budget = replanFromRun(cfg.budget, { step, elapsedS, samplesPerSecond, batch: cfg.batch });
+      cfg.steps = planned = (cfg.budget.second ?? cfg.budget.replan)!.steps;
+      await updateTrainConfig(this.out, { steps: cfg.steps, budget: cfg.budget });
+      this.log(
+        `\nplanned again at step ${step}: the run trains at ${samplesPerSecond.toFixed(0)} samples/s -> ${cfg.steps} ` +
+          `steps fit the ${cfg.budget.minutes} minutes (${
+            before ? "planned before" : "the warm-up planned"
+          } ${previous})`,
+      );
+    }
+    this.#from ??= step >= this.startStep + 20 ? { step, elapsedS: rowElapsedS } : null;
+    return planned;
+  }
 }

@@ -18,7 +18,11 @@ import { ExemplarNet } from "./nets.ts";
 import type { PlateauState } from "./schedule.ts";
 import type { TrainConfig } from "./config.ts";
 import { hashBytes } from "./util/rng.ts";
-import type { Seeds } from "./seeds.ts";
+import { loadSeeds, saveSeeds, seedPatches, type Seeds } from "./seeds.ts";
+import type { BackendInfo } from "./compute/backend.ts";
+import { openDataset, pretrainingSplit } from "./data/mod.ts";
+import { runEnvironment } from "./environment.ts";
+import { netFlops, netSummary } from "./nets.ts";
 import { UserError } from "./util/errors.ts";
 import { exists, fsError, writeFileAtomic } from "./util/fsutil.ts";
 import type { PlotlyFigure } from "./util/viz.ts";
@@ -90,6 +94,12 @@ export async function readRunConfigFile(path: string): Promise<RunConfigFile> {
   if (file.train.method === undefined) file.train.method = file.train.preset ?? "paper";
   delete file.train.preset;
   return file;
+}
+
+/** Changes some training settings in a run's config.json (the rest of the file stays as it is). */
+export async function updateTrainConfig(dir: string, train: Partial<TrainConfig>): Promise<void> {
+  const file = await readRunConfig(dir);
+  await writeRunConfig(dir, { ...file, train: { ...file.train, ...train } });
 }
 
 /** Writes config.json for a new run. */
@@ -324,4 +334,161 @@ Plotly.newPlot("curves", fig.data, fig.layout).then(() => document.body.setAttri
 </script></body></html>
 `;
   await writeFileAtomic(join(dir, "curves.html"), html);
+}
+
+/** The keys a continued run must share with the run it continues. */
+const IDENTITY_KEYS: (keyof TrainConfig)[] = [
+  "data",
+  "net",
+  "classes",
+  "perClass",
+  "batch",
+  "method",
+  "schedule",
+  "lr",
+  "momentum",
+  "weightDecay",
+  "seed",
+  "validEvery",
+  "patience",
+  "logEvery",
+  "validationCopies",
+  "parallel",
+];
+
+/**
+ * Refuses, before anything is written, to continue a run folder made with other settings: the keys a continued run
+ * must share with the run it continues. Nothing to continue (no config.json) is no refusal.
+ */
+export async function checkContinues(cfg: TrainConfig, out: string): Promise<void> {
+  if (!exists(join(out, RUN_FILES.config))) return;
+  const prev = (await readRunConfig(out)).train;
+  for (const k of IDENTITY_KEYS) {
+    if (JSON.stringify(prev[k]) !== JSON.stringify(cfg[k])) {
+      throw new UserError(
+        `${out}: that run was made with ${k} = ${JSON.stringify(prev[k])}, not ${
+          JSON.stringify(cfg[k])
+        }; the run folder is left as it is (another --out starts a new run)`,
+      );
+    }
+  }
+}
+
+/** A run folder opened for training. */
+export interface OpenedRun {
+  /** The checkpoint the run continues from, or null for a new run. */
+  saved: RunCheckpoint | null;
+  /** Where training stands: the checkpoint's state, or step 0. */
+  state: RunState;
+  /** The run's N seed patches (paper §3). */
+  seeds: Seeds;
+}
+
+/**
+ * Opens a run folder for pretraining `cfg`. A folder with a checkpoint is continued: its settings must be the run's
+ * (`checkContinues`), its seeds the ones it was made with, and a new number of steps is recorded in config.json. A new
+ * run (or one stopped before its first checkpoint, which starts again) draws its seeds and writes config.json with
+ * what the run is made with. Metrics rows past the step it continues from are dropped: the run makes them again.
+ */
+export async function openRun(
+  cfg: TrainConfig,
+  out: string,
+  opts: { resume: boolean; backend: BackendInfo; gradientWorkers: number; log: (m: string) => void },
+): Promise<OpenedRun> {
+  const { log } = opts;
+  const hasConfig = exists(join(out, RUN_FILES.config));
+  const continued = hasConfig && exists(join(out, RUN_FILES.checkpoint));
+  if (!continued && opts.resume && !hasConfig) {
+    throw new UserError(`--resume ${out}: no run to resume there (config.json and checkpoint.ckpt)`);
+  }
+  if (!continued && hasConfig) {
+    log(`${out}: the run there stopped before its first checkpoint; starting it again from step 0`);
+  }
+  let opened: OpenedRun;
+  if (continued) {
+    await checkContinues(cfg, out);
+    const saved = await loadRunCheckpoint(out);
+    opened = { saved, state: saved.state, seeds: await runSeeds(cfg, out, log) };
+    await recordSteps(out, cfg.steps, log);
+  } else {
+    // "We sample N patches [...] forming the initial training set" (§3): drawn once, kept in the run folder.
+    const seeds = await drawSeeds(cfg, out, log);
+    const summary = netSummary(cfg.net, cfg.classes, cfg.method);
+    await writeRunConfig(out, {
+      train: cfg,
+      backend: opts.backend,
+      environment: await runEnvironment(opts.backend),
+      gradient_workers: opts.gradientWorkers,
+      net: { summary, flops_per_sample: netFlops(summary) },
+      seeds: { n: seeds.n, images: new Set(seeds.origins.map((o) => o.image)).size, hash: seedsHash(seeds) },
+      created: new Date().toISOString(),
+    });
+    opened = {
+      saved: null,
+      state: { step: 0, lr: cfg.lr, bestValError: Infinity, badValidations: 0, elapsed: 0 },
+      seeds,
+    };
+  }
+  if (opened.state.step >= cfg.steps) log(`${out}: already trained for ${opened.state.step} steps (of ${cfg.steps})`);
+  await keepMetricsUpTo(out, opened.state.step);
+  return opened;
+}
+
+/** A run continued with another number of steps (`--steps`): config.json says so, as the metrics will. */
+async function recordSteps(out: string, steps: number, log: (m: string) => void): Promise<void> {
+  const file = await readRunConfig(out);
+  if (file.train.steps === steps) return;
+  log(`${out}: continuing with ${steps} steps (the run was made with ${file.train.steps})`);
+  await updateTrainConfig(out, { steps });
+}
+
+/**
+ * The seeds of a run being continued: they must be the ones it was made with (N of them, and, where config.json
+ * records it, the same hash), else the folder's seeds were replaced and the run is refused. Missing ones are drawn
+ * again (the same, from the same data and settings).
+ */
+async function runSeeds(cfg: TrainConfig, out: string, log: (m: string) => void): Promise<Seeds> {
+  const recorded = ((await readRunConfig(out)).seeds as { hash?: string } | undefined)?.hash;
+  if (!exists(join(out, "seeds.json"))) return await drawSeeds(cfg, out, log, recorded);
+  const seeds = await loadSeeds(out);
+  if (seeds.n !== cfg.classes || (recorded !== undefined && recorded !== seedsHash(seeds))) {
+    throw new UserError(
+      `${out}: its seeds (seeds.bin, seeds.json) are not the ones the run was made with (${
+        seeds.n !== cfg.classes ? `${seeds.n} seeds for N = ${cfg.classes}` : "another hash"
+      }); restore them, or start a new run with another --out`,
+    );
+  }
+  return seeds;
+}
+
+/**
+ * Draws the run's N seed patches from the data's pretraining split and saves them in the run folder; with `expected`
+ * (a continued run's recorded hash), only if they are the run's own.
+ */
+async function drawSeeds(cfg: TrainConfig, out: string, log: (m: string) => void, expected?: string): Promise<Seeds> {
+  const ds = await openDataset(cfg.data, { log });
+  try {
+    const split = pretrainingSplit(ds);
+    log(
+      `drawing N = ${cfg.classes} seed patches (${cfg.method}) from ${cfg.data} ${split.name} (${split.length} images)`,
+    );
+    const seeds = await seedPatches(split, { n: cfg.classes, method: cfg.method, seed: cfg.seed, flag: "--classes" });
+    if (seeds.skipped?.length) {
+      log(
+        `${seeds.skipped.length} images could not be read and were skipped (listed in seeds.json), the first: ${
+          seeds.skipped[0].reason
+        }`,
+      );
+    }
+    if (expected !== undefined && seedsHash(seeds) !== expected) {
+      throw new UserError(
+        `${out}: the seeds drawn again from ${cfg.data} are not the ones the run was made with (the data changed?); ` +
+          `start a new run with another --out`,
+      );
+    }
+    await saveSeeds(out, seeds);
+    return seeds;
+  } finally {
+    ds.close();
+  }
 }

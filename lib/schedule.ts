@@ -12,6 +12,38 @@
  * @module
  */
 import { METHODS } from "./presets.ts";
+import type { BudgetPlan, TrainConfig } from "./config.ts";
+
+/**
+ * The learning rate of step `state.step` under the run's schedule: the release's stages, a budget's anneal or cosine
+ * decay, each a function of the step; the paper's plateau schedule keeps the rate the last validation left
+ * ({@link plateauStep} divides it).
+ */
+export function learningRate(
+  cfg: Pick<TrainConfig, "schedule" | "steps" | "lr" | "budget" | "method">,
+  state: { step: number; lr: number },
+): number {
+  switch (cfg.schedule) {
+    case "plateau":
+      return state.lr;
+    case "stages":
+      return stageRate(state.step, cfg.steps, cfg.lr, METHODS[cfg.method].train.stages);
+    case "anneal":
+      return annealRate(state.step, scheduleSteps(cfg.steps, cfg.budget, state.step), cfg.lr);
+    case "cosine":
+      return cosineRate(state.step, scheduleSteps(cfg.steps, cfg.budget, state.step), cfg.lr);
+  }
+}
+
+/**
+ * The number of steps a decaying schedule spans at `step` of a time budget's run: each plan's, up to the step where
+ * the next was made (lib/budget.ts; the anneal schedule holds its rate there either way).
+ */
+export function scheduleSteps(steps: number, plan: BudgetPlan | undefined, step: number): number {
+  if (plan?.replan && step < plan.replan.step) return plan.steps;
+  if (plan?.replan && plan.second && step < plan.second.step) return plan.replan.steps;
+  return steps;
+}
 
 /**
  * The learning rate of the `stages` schedule at `step` of `steps`: the release's fixed stages

@@ -20,7 +20,6 @@
  * @module
  */
 import { dirname, join } from "node:path";
-import { readRunConfigFile } from "../lib/run_folder.ts";
 import { selectBackend } from "../lib/compute/backend.ts";
 import { fmtSecs, parseFlags, Progress, progressBars, runTask } from "../lib/util/cli.ts";
 import { DATA_SPECS, inspectDataset, openDataset } from "../lib/data/mod.ts";
@@ -30,7 +29,8 @@ import { measureSpeed, planBudget } from "../lib/budget.ts";
 import { exists, writeFileAtomic } from "../lib/util/fsutil.ts";
 import { lockFolder } from "../lib/util/lock.ts";
 import { writeTable1 } from "../lib/table1.ts";
-import { checkContinues, pretrain } from "../lib/train.ts";
+import { pretrain } from "../lib/train.ts";
+import { checkContinues, readRunConfigFile } from "../lib/run_folder.ts";
 import { checkTrainingFits, resolveTrainConfig, SCHEDULE_NAMES, type TrainConfig } from "../lib/config.ts";
 import { rowSummary, TRAIN_FLAGS } from "../lib/train_flags.ts";
 import { METHOD_NAMES, RUN_SCALES, SCALE_NAMES, type ScaleName } from "../lib/presets.ts";

@@ -160,7 +160,8 @@ Deno.test("metrics.jsonl: a last row cut short is dropped, a damaged one elsewhe
 });
 
 Deno.test("a time budget planned again from the run's own speed: the steps that fill what is left, twice", async () => {
-  const { replanDue, replanFromRun, scheduleSteps } = await import("../lib/budget.ts");
+  const { replanDue, replanFromRun } = await import("../lib/budget.ts");
+  const { scheduleSteps } = await import("../lib/schedule.ts");
   const plan = { minutes: 10, samplesPerSecond: 100, efficiency: 0.9, steps: 4000, classes: 1000 };
   assert.equal(replanDue(plan, 399), false);
   assert.equal(replanDue(plan, 400), true);
