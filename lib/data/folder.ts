@@ -13,14 +13,19 @@
  *
  * Every file's first bytes are checked: files that are not JPEG, PNG or GIF
  * (Caltech-101 ships one) are skipped and counted, never decoded. Images are
- * decoded only when asked for; grayscale and CMYK JPEGs come back as RGB.
+ * decoded when asked for; grayscale and CMYK JPEGs come back as RGB, an
+ * animated GIF as its first frame. {@link keepDecodable} (which `openDataset`
+ * applies) decodes every image once and leaves out, counted and named, those
+ * that cannot be decoded, so that every index of a split is an image that
+ * reads, whichever stage asks for it.
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { UserError } from "../util/errors.ts";
-import { isDir, listDir } from "../util/fsutil.ts";
-import { decodeImage, headerSize, imageKind } from "../util/image.ts";
+import { cacheDir, isDir, listDir, writeFileAtomic } from "../util/fsutil.ts";
+import { decodeImage, headerSize, imageKind, UnreadableImage } from "../util/image.ts";
 import { type Dataset, noneSkipped, type Skipped, type Split } from "./dataset.ts";
 
 const MAX_EXAMPLES = 10;
@@ -51,7 +56,7 @@ function imageFiles(dir: string, skipped: Skipped): string[] {
 }
 
 /** A split over a list of image files with their labels. */
-export function fileSplit(name: string, files: string[], labels: Int32Array): Split {
+export function fileSplit(name: string, files: string[], labels: Int32Array | null): Split {
   return {
     name,
     length: files.length,
@@ -172,4 +177,95 @@ export function openFolder(dir: string): Dataset {
     throw new UserError(`folder:${dir}: no image files (JPEG, PNG or GIF) in ${names.length} class folders`);
   }
   return { format: "folder", root: dir, classNames: names, splits, folds: null, skipped, close: () => {} };
+}
+
+/** Why a file's image cannot be decoded, or null when it decodes. */
+async function decodeProblem(path: string): Promise<string | null> {
+  try {
+    await decodeImage(await Deno.readFile(path), path);
+    return null;
+  } catch (e) {
+    if (e instanceof UnreadableImage) return e.message;
+    return `${path}: cannot read (${(e as Error).message})`;
+  }
+}
+
+/** What a file was when it was last decoded (size, modification time) and why it failed to decode (null: it did). */
+type Verdict = [size: number, mtime: number, problem: string | null];
+
+/**
+ * A data set of image files with only the images that decode: each is decoded once (the answers are kept under
+ * `<cache>/decodable/`, keyed by file, size and modification time, so that opening the data set again costs a
+ * `stat` per file), and those that fail are left out of their split, counted in `skipped.unreadable` and named in
+ * `skipped.examples` with the reason; `log` hears one line about them. Data sets whose splits are not image files
+ * (binary records of a fixed size) are returned as they are.
+ */
+export async function keepDecodable(ds: Dataset, log: (msg: string) => void = () => {}): Promise<Dataset> {
+  const splits = Object.values(ds.splits);
+  if (splits.every((s) => s.size !== null)) return ds;
+  const store = join(
+    cacheDir(),
+    "decodable",
+    `${createHash("sha256").update(ds.root).digest("hex").slice(0, 16)}.json`,
+  );
+  let known: Record<string, Verdict> = {};
+  try {
+    known = JSON.parse(await Deno.readTextFile(store)).files ?? {};
+  } catch { /* first time, or a damaged store: decode again */ }
+  const seen: Record<string, Verdict> = {};
+  const total = splits.reduce((a, s) => a + (s.size === null ? s.length : 0), 0);
+  let fresh = 0;
+  const t0 = performance.now();
+  const problem = async (path: string): Promise<string | null> => {
+    let st: Deno.FileInfo;
+    try {
+      st = await Deno.stat(path);
+    } catch (e) {
+      return `${path}: cannot read (${(e as Error).message})`;
+    }
+    const mtime = st.mtime?.getTime() ?? 0, old = known[path];
+    if (old && old[0] === st.size && old[1] === mtime) return (seen[path] = old)[2];
+    if (fresh++ === 0 && total >= 1000) {
+      log(`checking that the ${total} images of ${ds.root} decode (once; the answers are kept in ${store})`);
+    }
+    const why = await decodeProblem(path);
+    seen[path] = [st.size, mtime, why];
+    return why;
+  };
+  const skipped: Skipped = { ...ds.skipped, examples: [...ds.skipped.examples] };
+  const reasons: string[] = [];
+  const kept: Record<string, Split> = {};
+  for (const [name, s] of Object.entries(ds.splits)) {
+    if (s.size !== null) {
+      kept[name] = s;
+      continue;
+    }
+    const files: string[] = [], labels: number[] = [];
+    for (let i = 0; i < s.length; i++) {
+      const why = await problem(s.source(i));
+      if (why === null) {
+        files.push(s.source(i));
+        if (s.labels) labels.push(s.labels[i]);
+        continue;
+      }
+      skipped.unreadable++;
+      reasons.push(why);
+      if (skipped.examples.length < MAX_EXAMPLES) skipped.examples.push(why);
+    }
+    kept[name] = fileSplit(name, files, s.labels ? Int32Array.from(labels) : null);
+  }
+  if (fresh > 0) {
+    if (total >= 1000) log(`  checked ${fresh} images in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+    await writeFileAtomic(store, JSON.stringify({ root: ds.root, files: seen }) + "\n").catch(() => {
+      // Without a writable cache the images are decoded again next time; nothing else depends on it.
+    });
+  }
+  if (reasons.length) {
+    log(`${reasons.length} images could not be read and were skipped (the first: ${reasons[0]})`);
+  }
+  const left = Object.values(kept).reduce((a, s) => a + s.length, 0);
+  if (left === 0) {
+    throw new UserError(`${ds.format}:${ds.root}: none of its ${reasons.length} images can be decoded (${reasons[0]})`);
+  }
+  return { ...ds, splits: kept, skipped };
 }
