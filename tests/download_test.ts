@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import { packTar } from "modern-tar";
 import { zipSync } from "fflate";
 import { archiveProblem, downloadFile } from "../lib/data/download.ts";
+import { tempName } from "../lib/util/fsutil.ts";
 import { writeStl10 } from "../lib/data/stl10.ts";
 import { newImage } from "../lib/util/image.ts";
 import { listTree, oneLineError, task, tempDir } from "./helpers.ts";
@@ -81,7 +82,10 @@ Deno.test("download: a transfer cut off halfway is resumed with Range, verified 
   assert.ok(Number(/\d+/.exec(srv.requests[1]!)![0]) > 0, "the second request resumes, not restarts");
   assert.match(r.stderr, /resuming/);
   assert.deepEqual(await Deno.readFile(`${to}/stl10_binary.tar.gz`), archive);
-  assert.ok(!listTree(to).some((p) => p.includes(".part") || p.includes(".extract")), listTree(to).join(" "));
+  assert.ok(
+    !listTree(to).some((p) => p.includes(".part") || p.includes(".extract") || p.includes(".tmp-")),
+    listTree(to).join(" "),
+  );
   const info = await task("data", ["inspect", `stl10:${to}`]);
   assert.equal(info.code, 0, info.stderr);
   assert.equal(JSON.parse(info.stdout).splits.train.images, 10);
@@ -236,7 +240,7 @@ Deno.test("download: a tar that always ends early is refused in one line and not
   oneLineError(r, /256_ObjectCategories\.tar.*incomplete.*run the command again/);
   assert.ok(srv.requests.length > 1, "the download was retried");
   assert.ok(
-    !listTree(to).some((p) => p.includes("256_ObjectCategories/") || p.includes(".extract")),
+    !listTree(to).some((p) => p.includes("256_ObjectCategories/") || p.includes(".extract") || p.includes(".tmp-")),
     listTree(to).join(" "),
   );
 });
@@ -282,4 +286,31 @@ Deno.test("download: an incomplete archive left under its final name by an earli
   assert.match(r.stderr, /is incomplete .*resuming/);
   assert.deepEqual(srv.requests, ["bytes=50000-"]);
   assert.equal(listTree(to).filter((p) => p.endsWith(".jpg")).length, 100);
+});
+
+Deno.test("download: what interrupted extractions left in the folder is removed on the next start; a live one's stays", async () => {
+  await using tmp = await tempDir();
+  const to = `${tmp.path}/data`;
+  await Deno.mkdir(`${to}/stl10_binary`, { recursive: true }); // the data is already there
+  const ended = new Deno.Command("true").spawn();
+  await ended.status;
+  const sleeper = new Deno.Command("sleep", { args: ["60"] }).spawn();
+  try {
+    // tempName's names, as the ended and the running process made them.
+    const as = (pid: number) => tempName(`${to}/stl10_binary`).split("/").pop()!.replace(/\.tmp-\d+-/, `.tmp-${pid}-`);
+    const dayAgo = new Date(Date.now() - 25 * 3600e3);
+    const leftovers = [as(ended.pid), `.extract-stl10-${ended.pid}`], live = as(sleeper.pid);
+    for (const d of [...leftovers, live]) {
+      await Deno.mkdir(`${to}/${d}/stl10_binary`, { recursive: true });
+      await Deno.writeFile(`${to}/${d}/stl10_binary/train_X.bin`, new Uint8Array(200_000));
+    }
+    await Deno.utime(`${to}/.extract-stl10-${ended.pid}`, dayAgo, dayAgo); // an earlier version's name, a day old
+    const r = await task("data", ["download", "stl10", "--to", to, "--url", "http://127.0.0.1:9/none"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /removed 2 temporary files \(0\.4 MB\) left in .*data by interrupted runs/);
+    assert.deepEqual([...Deno.readDirSync(to)].map((e) => e.name).sort(), [live, "stl10_binary"].sort());
+  } finally {
+    sleeper.kill("SIGKILL");
+    await sleeper.status;
+  }
 });

@@ -222,3 +222,37 @@ Deno.test("pretraining seeds from a folder whose first image is a GIF", async ()
   });
   assert.equal(r.code, 0, r.stderr);
 });
+
+Deno.test("symbolic links: class folders and images are followed, links to nothing counted with a line, loops end", async () => {
+  await using tmp = await tempDir();
+  const root = `${tmp.path}/photos`, elsewhere = `${tmp.path}/elsewhere`;
+  await Deno.mkdir(`${root}/car_side`, { recursive: true });
+  await Deno.mkdir(`${elsewhere}/ketch`, { recursive: true });
+  for (const f of ["image_0001.jpg", "image_0002.jpg"]) {
+    await Deno.copyFile(`${PHOTOS}/car_side/${f}`, `${root}/car_side/${f}`);
+    await Deno.copyFile(`${PHOTOS}/ketch/${f}`, `${elsewhere}/ketch/${f}`);
+  }
+  await Deno.symlink(`${elsewhere}/ketch`, `${root}/ketch`); // a class folder kept elsewhere
+  await Deno.symlink(`${PHOTOS}/car_side/image_0003.jpg`, `${root}/car_side/image_0003.jpg`); // one image
+  await Deno.symlink(`${elsewhere}/gone`, `${root}/laptop`); // a class folder that is not there
+  await Deno.symlink(`${root}/car_side/b.jpg`, `${root}/car_side/a.jpg`); // a loop of two links
+  await Deno.symlink(`${root}/car_side/a.jpg`, `${root}/car_side/b.jpg`);
+  await Deno.symlink(root, `${elsewhere}/ketch/up`); // a link back to the data set's own folder
+  const logs: string[] = [];
+  Deno.env.set("EXEMPLAR_CACHE", `${tmp.path}/cache`);
+  try {
+    const ds = await openDataset(`folder:${root}`, { log: (m) => logs.push(m) });
+    assert.deepEqual(ds.classNames, ["car_side", "ketch"]);
+    assert.deepEqual(Array.from(ds.splits.all.labels!), [0, 0, 0, 1, 1]);
+    assert.equal(ds.skipped.brokenLinks, 3);
+    assert.equal(ds.skipped.notImages, 1); // ketch/up: a folder among the images
+    assert.match(logs.join("\n"), /skipped 1 files that are not images .*, 3 symbolic links that lead nowhere/);
+    assert.ok(
+      ds.skipped.examples.some((x) =>
+        x.endsWith(`laptop: a link to ${elsewhere}/gone, which does not lead to a file or folder`)
+      ),
+    );
+  } finally {
+    Deno.env.delete("EXEMPLAR_CACHE");
+  }
+});

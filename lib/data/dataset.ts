@@ -32,6 +32,8 @@ export interface Skipped {
   notImages: number;
   /** Number of image files that cannot be decoded (damaged, cut short, claiming an impossible size). */
   unreadable: number;
+  /** Number of symbolic links (to a class folder or an image) that lead to nothing, or into a loop of links. */
+  brokenLinks: number;
   /** Classes the protocol excludes, with their image counts. */
   excludedClasses: Record<string, number>;
   /** The first few skipped paths (an image that cannot be decoded: with the reason), for the user to look at. */
@@ -74,5 +76,5 @@ export function pretrainingSplit(ds: Dataset, name?: string): Split {
 
 /** No files skipped. */
 export function noneSkipped(): Skipped {
-  return { notImages: 0, unreadable: 0, excludedClasses: {}, examples: [] };
+  return { notImages: 0, unreadable: 0, brokenLinks: 0, excludedClasses: {}, examples: [] };
 }

@@ -23,7 +23,7 @@ import { unzipSync } from "fflate";
 import { createTarDecoder } from "modern-tar";
 import { unpackTar } from "modern-tar/fs";
 import { UserError } from "../util/errors.ts";
-import { exists, isDir, listDir } from "../util/fsutil.ts";
+import { exists, isDir, listDir, removeStaleTemps, tempName } from "../util/fsutil.ts";
 
 /** One official archive. */
 export interface Archive {
@@ -322,6 +322,8 @@ export async function downloadArchive(
 ): Promise<string> {
   const log = opts.log ?? (() => {});
   const target = join(toDir, a.folder);
+  // An extraction that was interrupted left its temporary folder; a live one's is kept.
+  await removeStaleTemps(toDir, { hiddenOnly: true, log });
   if (isDir(target)) {
     log(`${target} already exists; nothing to do`);
     return target;
@@ -351,7 +353,7 @@ export async function downloadArchive(
       );
     }
   } else log(`no official checksum for ${a.file}; checking that it extracts`);
-  const tmp = join(toDir, `.extract-${a.name}-${Deno.pid}`);
+  const tmp = tempName(target);
   await Deno.mkdir(tmp, { recursive: true });
   try {
     log(`extracting ${archive}`);

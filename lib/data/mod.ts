@@ -56,14 +56,13 @@ export async function openDataset(spec: string, opts: { log?: (msg: string) => v
   if (!rest) throw new UserError(`data spec "${spec}" needs a folder: ${kind}:DIR`);
   const ds = open(rest);
   const log = opts.log ?? (() => {});
-  const n = ds.skipped.notImages;
-  if (n > 0) {
-    log(
-      `${n} ${n === 1 ? "file is" : "files are"} not an image (JPEG, PNG or GIF) and skipped (the first: ${
-        ds.skipped.examples[0]
-      })`,
-    );
-  }
+  const { notImages, brokenLinks, unreadable, examples } = ds.skipped;
+  const what = [
+    notImages ? `${notImages} files that are not images (JPEG, PNG or GIF)` : "",
+    brokenLinks ? `${brokenLinks} symbolic links that lead nowhere` : "",
+    unreadable ? `${unreadable} files that cannot be read` : "",
+  ].filter(Boolean);
+  if (what.length) log(`skipped ${what.join(", ")} (the first: ${examples[0]})`);
   return await keepDecodable(ds, log);
 }
 
@@ -86,7 +85,7 @@ export async function inspectDataset(ds: Dataset): Promise<Record<string, unknow
     if (s.labels && counts) { for (const y of s.labels) counts[y]++; }
     splits[name] = { images: s.length, shape, labelled: s.labels !== null, ...(counts ? { per_class: counts } : {}) };
   }
-  const skippedCount = ds.skipped.notImages + ds.skipped.unreadable +
+  const skippedCount = ds.skipped.notImages + ds.skipped.unreadable + ds.skipped.brokenLinks +
     Object.values(ds.skipped.excludedClasses).reduce((a, b) => a + b, 0);
   return {
     format: ds.format,
@@ -99,6 +98,7 @@ export async function inspectDataset(ds: Dataset): Promise<Record<string, unknow
       files: skippedCount,
       not_images: ds.skipped.notImages,
       unreadable: ds.skipped.unreadable,
+      broken_links: ds.skipped.brokenLinks,
       excluded_classes: ds.skipped.excludedClasses,
       examples: ds.skipped.examples,
     },
