@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import type { Split } from "../lib/data/dataset.ts";
+import { fileSplit } from "../lib/data/folder.ts";
 import { decodeImage, newImage, type RGBImage } from "../lib/util/image.ts";
 import { Rng } from "../lib/util/rng.ts";
 import {
@@ -191,9 +192,12 @@ Deno.test("a damaged image among real photographs is skipped, counted and report
     `${tmp.path}/run`,
   ]);
   assert.equal(r.code, 0, r.stderr);
+  // Left out when the data set is opened (lib/data/folder.ts keepDecodable), with a line saying so.
   assert.match(r.stderr, /1 images could not be read and were skipped .*zz_cut_short\.jpg: cannot decode image/);
-  const meta = JSON.parse(await Deno.readTextFile(`${tmp.path}/run/seeds.json`));
-  assert.equal(meta.skipped.length, 1);
+  // A file that stops decoding after the data set was opened is skipped by the seed drawing itself, and listed.
+  const paths = [...Deno.readDirSync(dir)].map((e) => `${dir}/${e.name}`).sort();
+  const seeds = await seedPatches(fileSplit("all", paths, null), { n: 10, seed: 1 });
+  assert.deepEqual(seeds.skipped?.map((s) => paths[s.image]), [`${dir}/zz_cut_short.jpg`]);
   // A PNG header claiming 100000 x 100000 pixels is refused before anything is allocated.
   const png = new Uint8Array(33);
   png.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52]);

@@ -30,9 +30,13 @@ export interface Split {
 export interface Skipped {
   /** Number of files that are not images (wrong magic bytes). */
   notImages: number;
+  /** Number of image files that cannot be decoded (damaged, cut short, claiming an impossible size). */
+  unreadable: number;
+  /** Number of symbolic links (to a class folder or an image) that lead to nothing, or into a loop of links. */
+  brokenLinks: number;
   /** Classes the protocol excludes, with their image counts. */
   excludedClasses: Record<string, number>;
-  /** The first few skipped paths, for the user to look at. */
+  /** The first few skipped paths (an image that cannot be decoded: with the reason), for the user to look at. */
   examples: string[];
 }
 
@@ -48,7 +52,7 @@ export interface Dataset {
   readonly splits: Record<string, Split>;
   /** STL-10's 10 predefined training folds (0-based indices into "train"), else null. */
   readonly folds: number[][] | null;
-  /** Files that were skipped while opening the data set (not images), with the reason. */
+  /** Files that were skipped while opening the data set (not images, not decodable), with the reason. */
   readonly skipped: Skipped;
   /** Releases open files. */
   close(): void;
@@ -72,5 +76,5 @@ export function pretrainingSplit(ds: Dataset, name?: string): Split {
 
 /** No files skipped. */
 export function noneSkipped(): Skipped {
-  return { notImages: 0, excludedClasses: {}, examples: [] };
+  return { notImages: 0, unreadable: 0, brokenLinks: 0, excludedClasses: {}, examples: [] };
 }

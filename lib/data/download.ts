@@ -5,9 +5,12 @@
  * tar.gz, fflate for zip).
  *
  * Nothing half-written is left under a final name: the archive grows as
- * `<file>.part` and is renamed only once complete and verified; it is
- * extracted into a temporary folder whose entries are moved into place only
- * when extraction succeeded.
+ * `<file>.part` and is renamed only once complete; it is extracted into a
+ * temporary folder whose entries are moved into place only when extraction
+ * succeeded. A transfer is complete when the server said how long the file is
+ * and that many bytes arrived, or, when it did not say, when the archive's own
+ * end is there and intact ({@link archiveProblem}): a server that closes the
+ * connection early is otherwise indistinguishable from one that finished.
  *
  * @module
  */
@@ -17,9 +20,10 @@ import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { unzipSync } from "fflate";
+import { createTarDecoder } from "modern-tar";
 import { unpackTar } from "modern-tar/fs";
 import { UserError } from "../util/errors.ts";
-import { exists, isDir, listDir } from "../util/fsutil.ts";
+import { exists, isDir, listDir, removeStaleTemps, tempName } from "../util/fsutil.ts";
 
 /** One official archive. */
 export interface Archive {
@@ -78,20 +82,31 @@ export interface DownloadOptions {
   connectTimeoutMs?: number;
   /** Give up on a transfer that has received nothing for this many milliseconds (default 60 s), and resume. */
   idleTimeoutMs?: number;
+  /**
+   * What is missing from a transfer whose length the server did not say (null: nothing, it is complete); by default
+   * {@link archiveProblem} for an archive's name, else nothing is known to be missing.
+   */
+  incomplete?: (part: string) => Promise<string | null>;
 }
 
 /**
  * Downloads `url` to `dest`, resuming from `dest.part` if a previous transfer
- * was interrupted. Returns the final path; `dest` appears only when complete.
+ * was interrupted. Returns the final path; `dest` appears only when complete:
+ * all the bytes the server announced arrived, or, without an announced length,
+ * `opts.incomplete` finds nothing missing (otherwise the transfer is resumed).
  */
 export async function downloadFile(url: string, dest: string, opts: DownloadOptions = {}): Promise<string> {
   const part = `${dest}.part`;
   const retries = opts.retries ?? 5;
   const log = opts.log ?? (() => {});
   const connectMs = opts.connectTimeoutMs ?? 30_000, idleMs = opts.idleTimeoutMs ?? 60_000;
+  const incomplete = opts.incomplete ??
+    (isArchiveName(dest) ? (p: string) => archiveProblem(p, dest) : () => Promise.resolve(null));
   for (let attempt = 0;; attempt++) {
     let have = exists(part) ? Deno.statSync(part).size : 0;
-    const headers: Record<string, string> = have > 0 ? { Range: `bytes=${have}-` } : {};
+    // The file's own bytes, so that lengths and ranges count them (not those of a compressed transfer).
+    const headers: Record<string, string> = { "Accept-Encoding": "identity" };
+    if (have > 0) headers.Range = `bytes=${have}-`;
     // A server that accepts the connection and then stalls must not hang the download: the request is aborted when
     // no answer begins within connectMs, or when the body stops arriving for idleMs.
     const abort = new AbortController();
@@ -115,9 +130,18 @@ export async function downloadFile(url: string, dest: string, opts: DownloadOpti
       }
       stalled();
       if (res.status === 416 && have > 0) {
-        // The part file already holds everything the server has.
+        // The part file already holds everything the server has: complete if that is the length the server gives,
+        // or, where it gives none, if nothing is missing from the file.
         await res.body?.cancel();
-        break;
+        const m = /\/(\d+)$/.exec(res.headers.get("content-range") ?? "");
+        const missing = m
+          ? (Number(m[1]) === have ? null : `the server has ${m[1]} bytes, ${have} arrived`)
+          : await incomplete(part);
+        if (missing === null) break;
+        throw new UserError(
+          `${url}: the server has no more bytes, but the download is incomplete (${missing}); ` +
+            `remove ${part} and run the command again`,
+        );
       }
       if (!res.ok) {
         await res.body?.cancel();
@@ -149,8 +173,16 @@ export async function downloadFile(url: string, dest: string, opts: DownloadOpti
       } finally {
         file.close();
       }
-      if (!broken && (total === null || have >= total)) break;
-      const why = broken ? broken.message : `got ${have} of ${total} bytes`;
+      let why = broken?.message ?? null;
+      if (!why && total !== null && have < total) why = `got ${have} of ${total} bytes`;
+      if (!why && total === null) {
+        // Without an announced length, the end of the body may be the server giving up: the file itself must be whole.
+        const missing = await incomplete(part);
+        if (missing) {
+          why = `the server sent no length and stopped at ${have} bytes, where the file is incomplete: ${missing}`;
+        }
+      }
+      if (!why) break;
       if (attempt >= retries) throw new UserError(`${url}: transfer broken (${why}); run the command again to resume`);
       log(`  transfer broken at ${(have / 1e6).toFixed(1)} MB (${why}); resuming`);
     } finally {
@@ -180,6 +212,60 @@ function isArchiveName(name: string): boolean {
   return /\.(tar\.gz|tgz|tar|zip)$/i.test(name);
 }
 
+/**
+ * Reads a tar stream to its end without keeping anything: throws unless every header is intact (checksum), every
+ * entry has all its bytes and the archive's end-of-archive blocks are there.
+ */
+async function verifyTar(stream: ReadableStream<Uint8Array>): Promise<void> {
+  for await (const entry of stream.pipeThrough(createTarDecoder({ strict: true }))) {
+    await entry.body.pipeTo(new WritableStream());
+  }
+}
+
+/**
+ * A zip's end: the end-of-central-directory record, within the last 64 KiB, with the central directory right before
+ * it (a zip cut short has lost both). Returns what is wrong, or null.
+ */
+async function zipProblem(path: string): Promise<string | null> {
+  using f = await Deno.open(path, { read: true });
+  const size = (await f.stat()).size, n = Math.min(size, 22 + 65535);
+  await f.seek(size - n, Deno.SeekMode.Start);
+  const tail = new Uint8Array(n);
+  for (let off = 0; off < n;) {
+    const got = await f.read(tail.subarray(off));
+    if (got === null) return "the file shrank while being read";
+    off += got;
+  }
+  const v = new DataView(tail.buffer);
+  for (let i = n - 22; i >= 0; i--) {
+    if (v.getUint32(i, true) !== 0x06054b50 || i + 22 + v.getUint16(i + 20, true) !== n) continue;
+    const cdSize = v.getUint32(i + 12, true), cdOffset = v.getUint32(i + 16, true);
+    if (cdOffset === 0xffffffff) return null; // zip64: fflate checks it when extracting
+    if (cdOffset + cdSize === size - n + i) return null;
+  }
+  return "no end-of-central-directory record at its end (cut short?)";
+}
+
+/**
+ * Why the archive file at `path` is not whole, or null when it is: a gzip's trailer (CRC and length) must match; a
+ * tar's entries must all be complete and its end-of-archive blocks present; a zip's central directory must end it.
+ * `name` gives the type (the file may be a `.part`).
+ */
+export async function archiveProblem(path: string, name: string = path): Promise<string | null> {
+  const lower = name.toLowerCase();
+  try {
+    if (lower.endsWith(".zip")) return await zipProblem(path);
+    using f = await Deno.open(path, { read: true });
+    if (lower.endsWith(".tar.gz") || lower.endsWith(".tgz")) {
+      await verifyTar(f.readable.pipeThrough(new DecompressionStream("gzip")));
+    } else if (lower.endsWith(".tar")) await verifyTar(f.readable);
+    return null;
+  } catch (e) {
+    const m = (e as Error).message.replace(/\.$/, "");
+    return m.charAt(0).toLowerCase() + m.slice(1);
+  }
+}
+
 /** Extracts a .tar, .tar.gz/.tgz or .zip archive into `dir` (which must exist). */
 export async function extractArchive(archive: string, dir: string): Promise<void> {
   const lower = archive.toLowerCase();
@@ -202,9 +288,9 @@ export async function extractArchive(archive: string, dir: string): Promise<void
       // The tar reader stops at the archive's end marker, before gzip's CRC
       // trailer is checked; so the whole stream is checked first.
       await verifyGzip(archive);
-      await pipeline(createReadStream(archive), createGunzip(), unpackTar(dir));
+      await pipeline(createReadStream(archive), createGunzip(), unpackTar(dir, { strict: true }));
     } else if (lower.endsWith(".tar")) {
-      await pipeline(createReadStream(archive), unpackTar(dir));
+      await pipeline(createReadStream(archive), unpackTar(dir, { strict: true }));
     } else {
       throw new Error("unknown archive type (expected .tar, .tar.gz, .tgz or .zip)");
     }
@@ -236,12 +322,23 @@ export async function downloadArchive(
 ): Promise<string> {
   const log = opts.log ?? (() => {});
   const target = join(toDir, a.folder);
+  // An extraction that was interrupted left its temporary folder; a live one's is kept.
+  await removeStaleTemps(toDir, { hiddenOnly: true, log });
   if (isDir(target)) {
     log(`${target} already exists; nothing to do`);
     return target;
   }
   await Deno.mkdir(toDir, { recursive: true });
   const archive = join(toDir, a.file);
+  if (exists(archive) && !a.md5) {
+    // Without a checksum, an archive left by an earlier run is used only when whole; otherwise its download resumes.
+    const missing = await archiveProblem(archive);
+    if (missing) {
+      log(`${archive} is incomplete (${missing}); resuming its download`);
+      if (!exists(`${archive}.part`)) await Deno.rename(archive, `${archive}.part`);
+      else await Deno.remove(archive);
+    }
+  }
   if (!exists(archive)) {
     log(`downloading ${a.url}`);
     await downloadFile(a.url, archive, { ...opts, log });
@@ -256,7 +353,7 @@ export async function downloadArchive(
       );
     }
   } else log(`no official checksum for ${a.file}; checking that it extracts`);
-  const tmp = join(toDir, `.extract-${a.name}-${Deno.pid}`);
+  const tmp = tempName(target);
   await Deno.mkdir(tmp, { recursive: true });
   try {
     log(`extracting ${archive}`);

@@ -16,7 +16,7 @@
 import { UserError } from "../util/errors.ts";
 import { openCifar10 } from "./cifar10.ts";
 import type { Dataset } from "./dataset.ts";
-import { openCaltech101, openCaltech256, openFolder } from "./folder.ts";
+import { keepDecodable, openCaltech101, openCaltech256, openFolder } from "./folder.ts";
 import { openStl10 } from "./stl10.ts";
 import { openSynthetic, parseSyntheticSpec } from "./synthetic.ts";
 
@@ -39,8 +39,9 @@ export const DATA_SPECS =
   "synthetic[:unlabeled=N,train=N,test=N,fold=N,seed=N], stl10:DIR, cifar10:DIR, caltech101:DIR, caltech256:DIR, folder:DIR";
 
 /**
- * Opens a data set from its spec. `log` hears about long work (generating the synthetic set on first use); by
- * default nothing is printed.
+ * Opens a data set from its spec. Its splits hold only images that decode ({@link keepDecodable}); files left out
+ * are counted in `skipped`. `log` hears about long work (generating the synthetic set on first use, decoding a
+ * folder's images the first time) and about files left out; by default nothing is printed.
  */
 export async function openDataset(spec: string, opts: { log?: (msg: string) => void } = {}): Promise<Dataset> {
   const colon = spec.indexOf(":");
@@ -53,7 +54,16 @@ export async function openDataset(spec: string, opts: { log?: (msg: string) => v
   const open = OPENERS[kind];
   if (!open) throw new UserError(`unknown data spec "${spec}" (expected one of: ${DATA_SPECS})`);
   if (!rest) throw new UserError(`data spec "${spec}" needs a folder: ${kind}:DIR`);
-  return open(rest);
+  const ds = open(rest);
+  const log = opts.log ?? (() => {});
+  const { notImages, brokenLinks, unreadable, examples } = ds.skipped;
+  const what = [
+    notImages ? `${notImages} files that are not images (JPEG, PNG or GIF)` : "",
+    brokenLinks ? `${brokenLinks} symbolic links that lead nowhere` : "",
+    unreadable ? `${unreadable} files that cannot be read` : "",
+  ].filter(Boolean);
+  if (what.length) log(`skipped ${what.join(", ")} (the first: ${examples[0]})`);
+  return await keepDecodable(ds, log);
 }
 
 /** A JSON-ready summary of a data set: what `deno task data inspect` prints. */
@@ -75,7 +85,8 @@ export async function inspectDataset(ds: Dataset): Promise<Record<string, unknow
     if (s.labels && counts) { for (const y of s.labels) counts[y]++; }
     splits[name] = { images: s.length, shape, labelled: s.labels !== null, ...(counts ? { per_class: counts } : {}) };
   }
-  const skippedCount = ds.skipped.notImages + Object.values(ds.skipped.excludedClasses).reduce((a, b) => a + b, 0);
+  const skippedCount = ds.skipped.notImages + ds.skipped.unreadable + ds.skipped.brokenLinks +
+    Object.values(ds.skipped.excludedClasses).reduce((a, b) => a + b, 0);
   return {
     format: ds.format,
     root: ds.root,
@@ -86,6 +97,8 @@ export async function inspectDataset(ds: Dataset): Promise<Record<string, unknow
     skipped: {
       files: skippedCount,
       not_images: ds.skipped.notImages,
+      unreadable: ds.skipped.unreadable,
+      broken_links: ds.skipped.brokenLinks,
       excluded_classes: ds.skipped.excludedClasses,
       examples: ds.skipped.examples,
     },

@@ -13,7 +13,7 @@
  */
 import { join } from "node:path";
 import { UserError } from "../util/errors.ts";
-import { exists, isDir } from "../util/fsutil.ts";
+import { exists, isDir, tempName } from "../util/fsutil.ts";
 import { newImage, type RGBImage } from "../util/image.ts";
 import { type Dataset, noneSkipped, type Split } from "./dataset.ts";
 import { RecordFile } from "./records.ts";
@@ -146,7 +146,7 @@ export interface Stl10Contents {
  * memory. The folder is built under a temporary name and renamed when done.
  */
 export async function writeStl10(dir: string, c: Stl10Contents): Promise<void> {
-  const tmp = `${dir}.tmp-${Deno.pid}-${Date.now()}`;
+  const tmp = tempName(dir);
   await Deno.mkdir(tmp, { recursive: true });
   try {
     const rec = new Uint8Array(RECORD);

@@ -19,7 +19,7 @@
  */
 import { join } from "node:path";
 import { UserError } from "../util/errors.ts";
-import { cacheDir, exists } from "../util/fsutil.ts";
+import { cacheDir, exists, isDir, listDir, removeStaleTemps } from "../util/fsutil.ts";
 import { newImage, type RGBImage } from "../util/image.ts";
 import { Rng } from "../util/rng.ts";
 import type { Dataset } from "./dataset.ts";
@@ -278,6 +278,13 @@ export async function ensureSynthetic(
   const key = `v4-u${opts.unlabeled}-tr${opts.train}-te${opts.test}-f${opts.fold}-s${opts.seed}`;
   const dir = join(cacheDir(), "synthetic", key);
   const final = join(dir, "stl10_binary");
+  // What an interrupted generation left (of any of the cached sets) goes first.
+  const all = join(cacheDir(), "synthetic");
+  if (isDir(all)) {
+    for (const e of listDir(all)) {
+      if (e.isDirectory) await removeStaleTemps(join(all, e.name), { log });
+    }
+  }
   if (exists(final)) return final;
   await Deno.mkdir(dir, { recursive: true });
   const total = opts.unlabeled + opts.train + opts.test;
@@ -291,21 +298,18 @@ export async function ensureSynthetic(
     () => Array.from(foldRng.permutation(opts.train).subarray(0, opts.fold)).sort((a, b) => a - b),
   );
   const unlabeledClass = (i: number) => new Rng(opts.seed, 104, i).int(SYNTHETIC_CLASSES.length);
-  const tmp = `${final}.tmp-${Deno.pid}-${Date.now()}`;
-  await writeStl10(tmp, {
-    classNames: SYNTHETIC_CLASSES,
-    unlabeled: opts.unlabeled > 0
-      ? { count: opts.unlabeled, image: (i) => renderSynthetic(unlabeledClass(i), new Rng(opts.seed, 1, i)) }
-      : undefined,
-    train: { count: opts.train, labels: yTrain, image: (i) => renderSynthetic(yTrain[i], new Rng(opts.seed, 2, i)) },
-    test: { count: opts.test, labels: yTest, image: (i) => renderSynthetic(yTest[i], new Rng(opts.seed, 3, i)) },
-    folds,
-  });
   try {
-    await Deno.rename(tmp, final);
+    await writeStl10(final, {
+      classNames: SYNTHETIC_CLASSES,
+      unlabeled: opts.unlabeled > 0
+        ? { count: opts.unlabeled, image: (i) => renderSynthetic(unlabeledClass(i), new Rng(opts.seed, 1, i)) }
+        : undefined,
+      train: { count: opts.train, labels: yTrain, image: (i) => renderSynthetic(yTrain[i], new Rng(opts.seed, 2, i)) },
+      test: { count: opts.test, labels: yTest, image: (i) => renderSynthetic(yTest[i], new Rng(opts.seed, 3, i)) },
+      folds,
+    });
   } catch (e) {
-    // Another process finished the same data set first: keep theirs.
-    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    // Another process finished the same data set first (the folder could not be renamed into place): keep theirs.
     if (!exists(final)) throw e;
   }
   log(`  done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);

@@ -50,7 +50,7 @@ export function imageKind(bytes: Uint8Array): "jpeg" | "png" | "gif" | null {
 }
 
 /**
- * Width and height from a JPEG's or PNG's header without decoding the pixels
+ * Width and height from a JPEG's, PNG's or GIF's header without decoding the pixels
  * (null when the header cannot be read; the caller then decodes).
  */
 export function headerSize(bytes: Uint8Array): { width: number; height: number } | null {
@@ -58,6 +58,11 @@ export function headerSize(bytes: Uint8Array): { width: number; height: number }
   if (kind === "png" && bytes.length >= 24) {
     const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     return { width: v.getUint32(16), height: v.getUint32(20) };
+  }
+  if (kind === "gif" && bytes.length >= 10) {
+    // The logical screen the frames are drawn on, little-endian.
+    const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return { width: v.getUint16(6, true), height: v.getUint16(8, true) };
   }
   if (kind !== "jpeg") return null;
   let i = 2;
@@ -83,7 +88,8 @@ export function headerSize(bytes: Uint8Array): { width: number; height: number }
 
 /**
  * Decodes a JPEG, PNG or GIF file into RGB. Grayscale and CMYK JPEGs come
- * back as RGB; an alpha channel is dropped.
+ * back as RGB; an alpha channel is dropped; of an animated GIF, the first
+ * frame is read (only that one is decoded).
  */
 export async function decodeImage(bytes: Uint8Array, name = "image"): Promise<RGBImage> {
   const claimed = headerSize(bytes);
@@ -95,11 +101,13 @@ export async function decodeImage(bytes: Uint8Array, name = "image"): Promise<RG
     );
   }
   const { decode, Image } = await imagescript();
-  let img: Image;
+  let img: Pick<Image, "width" | "height" | "bitmap">;
   try {
+    // A GIF decodes to a list of frames (here at most the first), each an Image the size of the logical screen.
     const decoded = await decode(bytes, true);
-    if (!(decoded instanceof Image)) throw new Error("animated image");
-    img = decoded;
+    const first = decoded instanceof Image ? decoded : decoded[0];
+    if (!first) throw new Error("a GIF without any frame");
+    img = first;
   } catch (e) {
     throw new UnreadableImage(`${name}: cannot decode image (${(e as Error).message})`);
   }
