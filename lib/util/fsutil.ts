@@ -186,3 +186,9 @@ export const PROJECT_ROOT: string = (() => {
 export function cacheDir(): string {
   return Deno.env.get("EXEMPLAR_CACHE") ?? join(PROJECT_ROOT, ".cache");
 }
+
+/** Whether process `pid` of this machine still runs (where that cannot be known: yes). */
+export function processAlive(pid: number): boolean {
+  if (Deno.build.os !== "linux") return true;
+  return exists(`/proc/${pid}`);
+}

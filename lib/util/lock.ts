@@ -12,7 +12,7 @@
  */
 import { join, resolve } from "node:path";
 import { UserError } from "./errors.ts";
-import { exists, fsError } from "./fsutil.ts";
+import { exists, fsError, processAlive } from "./fsutil.ts";
 
 /** What `.lock` holds. */
 interface Holder {
@@ -29,12 +29,6 @@ export interface FolderLock {
 
 /** The locks this process holds, by absolute folder, with how many times each is held. */
 const held = new Map<string, { count: number; made: boolean }>();
-
-/** Whether process `pid` of this machine still runs (where that cannot be known: yes). */
-function processAlive(pid: number): boolean {
-  if (Deno.build.os !== "linux") return true;
-  return exists(`/proc/${pid}`);
-}
 
 function hostName(): string {
   try {
