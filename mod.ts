@@ -89,7 +89,16 @@ export {
   selectBackend,
   type SelectOptions,
 } from "./lib/compute/backend.ts";
-export { ExemplarNet, type LayerSpec, netSummary, PAPER_NETS, type SummaryRow } from "./lib/nets.ts";
+export {
+  ExemplarNet,
+  type LayerSpec,
+  layerWalk,
+  type NetLayer,
+  netSummary,
+  PAPER_NETS,
+  type SummaryRow,
+} from "./lib/nets.ts";
+export { type ParamSlot, type SgdHyper, sgdUpdate } from "./lib/compute/sgd.ts";
 export { pretrain, type PretrainOptions, type TrainResult } from "./lib/train.ts";
 export {
   type BudgetPlan,

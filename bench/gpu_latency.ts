@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { netSpec } from "../lib/nets.ts";
 import { tf } from "../lib/compute/backend.ts";
 import { DeviceEngine } from "../lib/compute/engine.ts";
 import { BATCH, CLASSES, randomBatch } from "./nets_bench.ts";
@@ -59,7 +60,7 @@ export async function latency(net = "64c5-64c5-128f"): Promise<Record<string, nu
   uniform.destroy();
   small.dispose();
 
-  const engine = await DeviceEngine.create({ net, classes: CLASSES, method: "release", seed: 1 });
+  const engine = await DeviceEngine.create(netSpec({ net, classes: CLASSES, method: "release", seed: 1 }));
   try {
     const { x, y } = randomBatch();
     const hp = { momentum: 0.9, weightDecay: 0.004 };

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { netSpec } from "../lib/nets.ts";
 import { tf } from "../lib/compute/backend.ts";
 import { DeviceEngine } from "../lib/compute/engine.ts";
 import { BATCH, CLASSES, randomBatch } from "./nets_bench.ts";
@@ -21,7 +22,7 @@ export interface ProfileRow {
 
 /** Profiles one training step of `name` (after a warm-up step) and returns the rows, slowest first. */
 export async function profileStep(name: string): Promise<{ rows: ProfileRow[]; totalMs: number; wallMs: number }> {
-  const engine = await DeviceEngine.create({ net: name, classes: CLASSES, method: "release", seed: 1 });
+  const engine = await DeviceEngine.create(netSpec({ net: name, classes: CLASSES, method: "release", seed: 1 }));
   const hp = { momentum: 0.9, weightDecay: 0.004 };
   try {
     const { x, y } = randomBatch();

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { netSpec } from "../lib/nets.ts";
 import { tf } from "../lib/compute/backend.ts";
 import { DeviceEngine } from "../lib/compute/engine.ts";
 import { BATCH, CLASSES, randomBatch } from "./nets_bench.ts";
@@ -63,7 +64,7 @@ function callRows(clocks: Map<string, Clock>, n: number, perName: string): Recor
 /** Traces `steps` training steps of `net` (loss read every 10 steps) and a few inference batches. */
 export async function trace(net = "64c5-64c5-128f", steps = 20): Promise<Record<string, unknown>> {
   const { clocks, unwrap, on } = wrapWebGpu();
-  const engine = await DeviceEngine.create({ net, classes: CLASSES, method: "release", seed: 1 });
+  const engine = await DeviceEngine.create(netSpec({ net, classes: CLASSES, method: "release", seed: 1 }));
   const hp = { momentum: 0.9, weightDecay: 0.004 };
   try {
     const { x, y } = randomBatch();

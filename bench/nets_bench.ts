@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { netSpec } from "../lib/nets.ts";
 import { fileURLToPath } from "node:url";
 import type { BackendInfo } from "../lib/compute/backend.ts";
 import { createEngine } from "../lib/compute/engine.ts";
@@ -55,7 +56,7 @@ export async function benchNet(
   seconds: number,
   parallel: number,
 ): Promise<{ train: number; infer: number; flops: number }> {
-  const spec = { net: name, classes: CLASSES, method: "release" as const, seed: 1 };
+  const spec = netSpec({ net: name, classes: CLASSES, method: "release", seed: 1 });
   const engine = await createEngine(backend, spec, parallel);
   const { x, y } = randomBatch();
   // As pretraining runs: the loss is read back once every 10 steps (lib/train.ts logs a row every 10 steps).

@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { netSpec } from "./nets.ts";
 import { join } from "node:path";
 import { type BackendInfo, selectBackend } from "./compute/backend.ts";
 import { createEngine } from "./compute/engine.ts";
@@ -41,7 +42,7 @@ export function budgetClasses(samples: number): number {
 
 /** Training samples per second of `cfg`'s network on a backend: steps as pretraining makes them, for 3 s. */
 export async function measureSpeed(cfg: TrainConfig, backend: BackendInfo): Promise<number> {
-  const spec = { net: cfg.net, classes: cfg.classes, method: cfg.method, seed: cfg.seed };
+  const spec = netSpec(cfg);
   const engine = await createEngine(backend, spec, backend.name === "wasm" ? cfg.parallel : 1);
   try {
     const rng = new Rng(1);

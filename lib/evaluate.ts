@@ -24,7 +24,7 @@ import {
 import { hashBytes, hashText } from "./util/rng.ts";
 import { writeFileAtomic } from "./util/fsutil.ts";
 import { lockFolder } from "./util/lock.ts";
-import { ExemplarNet } from "./nets.ts";
+import { ExemplarNet, netSpec } from "./nets.ts";
 import { tf } from "./compute/backend.ts";
 import { flatWeights } from "./compute/engine.ts";
 import {
@@ -164,7 +164,7 @@ async function evaluateLocked(runDir: string, opts: EvaluateOptions): Promise<Ev
 
     // Features run in two workers on the wasm backend (each its own thread), else here.
     const workers = tf.getBackend() === "wasm" ? Math.max(1, Math.min(2, navigator.hardwareConcurrency)) : 1;
-    const spec = { net: cfg.net, classes: cfg.classes, method: cfg.method, seed: cfg.seed };
+    const spec = netSpec(cfg);
     const netFeatures = async (which: string, n: ExemplarNet, trained: boolean) => {
       const { blocks } = featureLayout(n, size, pooling);
       const weights = await flatWeights(n);

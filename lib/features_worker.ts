@@ -10,16 +10,17 @@ import { selectBackend } from "./compute/backend.ts";
 import { openDataset } from "./data/mod.ts";
 import { NetRunner } from "./compute/engine.ts";
 import { extractFeatures, type FeatureJob } from "./features.ts";
+import type { ExemplarNet } from "./nets.ts";
 import { serveRequests } from "./compute/pool.ts";
 import type { Features } from "./svm.ts";
 
 serveRequests<FeatureJob, Features>(async (job, ctx) => {
   await selectBackend("wasm");
-  const runner = new NetRunner(job.spec);
+  const runner = await NetRunner.create(job.spec);
   if (job.weights) runner.load(job.weights);
   const ds = await openDataset(job.data);
   try {
-    return await extractFeatures(runner.net, ds.splits[job.split], job.indices, {
+    return await extractFeatures(runner.net as ExemplarNet, ds.splits[job.split], job.indices, {
       size: job.size,
       pooling: job.pooling,
       mean: job.mean,

@@ -26,6 +26,8 @@ import { tf } from "./compute/backend.ts";
 import { UserError } from "./util/errors.ts";
 import { hash32 } from "./util/rng.ts";
 import { method as methodNamed, type MethodName, METHODS, type NetNumbers } from "./presets.ts";
+import type { NetSpec } from "./compute/engine.ts";
+import { PATCH } from "./patch.ts";
 
 /** The three networks of the paper, by name. */
 export const PAPER_NETS = {
@@ -328,6 +330,24 @@ export class ExemplarNet {
     throw new Error(`${this.name}: no softmax layer`);
   }
 
+  /**
+   * The surrogate task's loss: "the softmax cross-entropy over the surrogate classes" (§4), summed over the batch's
+   * samples (x: B x 32 x 32 x 3, y: their classes), with dropout on the FC layers when `dropoutSeed` is given.
+   *
+   * @internal
+   */
+  loss(x: tf.Tensor4D, y: tf.Tensor1D, opts: { dropoutSeed?: number } = {}): { loss: tf.Scalar; logits: tf.Tensor2D } {
+    const logits = this.forward(x, opts);
+    const loss = tf.losses.softmaxCrossEntropy(
+      tf.oneHot(y, this.classes),
+      logits,
+      undefined,
+      undefined,
+      tf.Reduction.SUM,
+    );
+    return { loss: loss as tf.Scalar, logits };
+  }
+
   /** Layers, output shapes, parameters and forward FLOPs per sample (paper §5.1; PAPER.md "Networks"). */
   summary(): SummaryRow[] {
     return netSummary(this.name, this.classes, this.method, this.inputSize);
@@ -429,4 +449,21 @@ const BASE_BYTES = 64 * 2 ** 20;
 export function netFlops(rows: SummaryRow[]): { withoutSoftmax: number; total: number } {
   const total = rows.reduce((a, r) => a + r.flops, 0);
   return { withoutSoftmax: total - rows[rows.length - 1].flops, total };
+}
+
+/**
+ * What the engines of lib/compute/engine.ts need to build network `net` (with N = `classes` and the seeded initial
+ * weights of `method`) in this thread and in each of their workers.
+ */
+export function netSpec(s: { net: string; classes: number; method: MethodName; seed: number }): NetSpec {
+  return { builder: import.meta.url, net: s.net, classes: s.classes, method: s.method, seed: s.seed, inputSize: PATCH };
+}
+
+/** Builds the network of a {@link netSpec} (the engines call it, in this module, by the spec's `builder`). */
+export function buildNet(spec: NetSpec): ExemplarNet {
+  return new ExemplarNet(spec.net, spec.classes, {
+    method: methodNamed(spec.method).name,
+    seed: spec.seed,
+    inputSize: spec.inputSize,
+  });
 }

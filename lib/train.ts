@@ -29,6 +29,7 @@
  *
  * @module
  */
+import { netSpec } from "./nets.ts";
 import { type BackendInfo, selectBackend } from "./compute/backend.ts";
 import { UserError } from "./util/errors.ts";
 import { lockFolder } from "./util/lock.ts";
@@ -124,11 +125,7 @@ async function pretrainLocked(cfg: TrainConfig, backend: BackendInfo, opts: Pret
     seed: cfg.seed,
     validationCopies: cfg.validationCopies,
   });
-  const engine = await createEngine(
-    backend,
-    { net: cfg.net, classes: cfg.classes, method: cfg.method, seed: cfg.seed },
-    parallel,
-  );
+  const engine = await createEngine(backend, netSpec(cfg), parallel);
   const loader = new SurrogateLoader(data, cfg.batch, { workers: cfg.workers, start: state.step });
   const metrics = new MetricsLog(out);
   const signals = stopOnSignals();

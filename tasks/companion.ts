@@ -50,7 +50,7 @@ const STAGES = [
     id: "pretraining",
     title: "Pretraining on the surrogate task",
     section: "§4, §5.1",
-    modules: ["lib/train.ts", "lib/schedule.ts"],
+    modules: ["lib/train.ts", "lib/compute/sgd.ts", "lib/schedule.ts"],
     numbers: "train.",
   },
   {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { requestGpuAdapter, selectBackend, tf } from "../lib/compute/backend.ts";
 import { DeviceEngine, type GradientEngine, LocalEngine } from "../lib/compute/engine.ts";
 import { Rng } from "../lib/util/rng.ts";
+import { netSpec } from "../lib/nets.ts";
 
 // The WebGPU path, exercised on the software adapter (llvmpipe) that Deno offers on a machine without a GPU: the
 // chain never picks it by itself, `softwareGpu` lets a test use it. Skipped only where not even that adapter exists.
@@ -9,7 +10,7 @@ const adapter = await requestGpuAdapter();
 
 Deno.test("WebGPU: a training step and an evaluation equal the wasm backend's", { ignore: !adapter }, async () => {
   // With an FC layer and dropout: the dropout mask comes from the same seed on every backend.
-  const spec = { net: "8c5-8c5-16f", classes: 10, method: "release" as const, seed: 3 };
+  const spec = netSpec({ net: "8c5-8c5-16f", classes: 10, method: "release", seed: 3 });
   const n = 8, rng = new Rng(2);
   const x = Float32Array.from({ length: n * 32 * 32 * 3 }, () => rng.normal());
   const y = Int32Array.from({ length: n }, (_, i) => i % 10);
@@ -57,7 +58,7 @@ Deno.test(
   "WebGPU: DeviceEngine (in-place WGSL update) trains as LocalEngine on wasm does",
   { ignore: !adapter },
   async () => {
-    const spec = { net: "8c5-8c5-16f", classes: 10, method: "release" as const, seed: 5 };
+    const spec = netSpec({ net: "8c5-8c5-16f", classes: 10, method: "release", seed: 5 });
     const n = 8, rng = new Rng(4);
     const x = Float32Array.from({ length: n * 32 * 32 * 3 }, () => rng.normal());
     const y = Int32Array.from({ length: n }, (_, i) => i % 10);
@@ -135,7 +136,7 @@ Deno.test(
   { ignore: !adapter },
   async () => {
     await selectBackend("webgpu", { softwareGpu: true });
-    const engine = await DeviceEngine.create({ net: "8c5-16f", classes: 4, method: "paper", seed: 1 });
+    const engine = await DeviceEngine.create(netSpec({ net: "8c5-16f", classes: 4, method: "paper", seed: 1 }));
     try {
       const n = 4, rng = new Rng(3);
       const x = Float32Array.from({ length: n * 32 * 32 * 3 }, () => rng.normal());

@@ -22,20 +22,8 @@
  */
 import { type BackendInfo, selectBackend, tf, wasmHeapView, weightsInPlace } from "./backend.ts";
 import { DeviceSgd } from "./webgpu_sgd.ts";
-import { ExemplarNet } from "../nets.ts";
-import type { MethodName } from "../presets.ts";
 import { WorkerPool } from "./pool.ts";
-import { PATCH } from "../patch.ts";
-
-/** A parameter's place in the flat weight vector. */
-export interface ParamSlot {
-  name: string;
-  shape: number[];
-  offset: number;
-  size: number;
-  lrMult: number;
-  decayMult: number;
-}
+import { type ParamSlot, type SgdHyper, sgdUpdate, sgdUpdateTensors } from "./sgd.ts";
 
 /** What one step returns: summed loss and correct count over the batch, and the mean gradient. */
 export interface StepResult {
@@ -43,13 +31,39 @@ export interface StepResult {
   correct: number;
 }
 
-/** What builds the same network everywhere. */
+/**
+ * What builds the same network in this thread and in every worker: the module that builds it (it exports
+ * `buildNet(spec)`: lib/nets.ts, whose `netSpec` makes these) and what it needs.
+ */
 export interface NetSpec {
+  /** The URL of the module that exports `buildNet(spec): TrainableNet`. */
+  builder: string;
+  /** The network's name (`64c5-64c5-128f`). */
   net: string;
+  /** N: the softmax layer's classes. */
   classes: number;
   /** Method preset (initialisation, pooling). */
-  method: MethodName;
+  method: string;
+  /** Seed of the initial weights. */
   seed: number;
+  /** Side of the square training inputs (32). */
+  inputSize: number;
+}
+
+/** A network the engines can train: its parameters with their multipliers, and its loss (lib/nets.ts ExemplarNet). */
+export interface TrainableNet {
+  /** The parameters in a fixed order, with Caffe's per-parameter learning-rate and weight-decay multipliers. */
+  readonly params: { name: string; v: tf.Variable; lrMult: number; decayMult: number }[];
+  /** The summed loss of a batch and its logits, with dropout when `dropoutSeed` is given. */
+  loss(x: tf.Tensor4D, y: tf.Tensor1D, opts?: { dropoutSeed?: number }): { loss: tf.Scalar; logits: tf.Tensor2D };
+  /** Frees the parameters. */
+  dispose(): void;
+}
+
+/** Builds the network of `spec` with the module it names. */
+export async function buildNet(spec: NetSpec): Promise<TrainableNet> {
+  const builder = await import(spec.builder) as { buildNet(spec: NetSpec): TrainableNet };
+  return builder.buildNet(spec);
 }
 
 /** Sums over steps: loss and correct count summed over their samples; and how large the weights have grown. */
@@ -57,40 +71,6 @@ export interface StepSums extends StepResult {
   samples: number;
   /** The largest absolute weight after the last update (NaN when some weight is not a finite number). */
   weightMax: number;
-}
-
-/** The hyperparameters of Caffe's SGD that do not change during a run. */
-export interface SgdHyper {
-  momentum: number;
-  weightDecay: number;
-}
-
-/**
- * Caffe's SGD as the release uses it, on flat arrays: for each parameter slot,
- * v = momentum v + lr lr_mult (g + weight_decay decay_mult w), then w -= v.
- * Returns the largest absolute weight after the update, NaN when some weight is not a finite number (a run that
- * diverged).
- */
-export function sgdUpdate(
-  slots: ParamSlot[],
-  W: Float32Array,
-  V: Float32Array,
-  G: Float32Array,
-  lr: number,
-  hp: SgdHyper,
-): number {
-  let max = 0, sum = 0;
-  for (const s of slots) {
-    const rate = lr * s.lrMult, decay = hp.weightDecay * s.decayMult, end = s.offset + s.size;
-    for (let i = s.offset; i < end; i++) {
-      V[i] = hp.momentum * V[i] + rate * (G[i] + decay * W[i]);
-      const w = W[i] -= V[i];
-      const a = w < 0 ? -w : w;
-      if (a > max) max = a;
-      sum += a; // (NaN and infinity stay in the sum: the comparison above passes them over)
-    }
-  }
-  return Number.isFinite(sum) ? max : NaN;
 }
 
 /** The common interface of the engines. */
@@ -125,7 +105,7 @@ export interface GradientEngine {
 }
 
 /** The flat layout of a network's parameters. */
-export function slotsOf(net: ExemplarNet): ParamSlot[] {
+export function slotsOf(net: TrainableNet): ParamSlot[] {
   let offset = 0;
   return net.params.map((p) => {
     const s = {
@@ -158,7 +138,11 @@ function assignSlot(v: tf.Variable, flat: Float32Array, s: ParamSlot): void {
  * A network's parameters as one flat vector, in its parameter order (into `flat` when given). Reads are
  * asynchronous: the WebGPU backend cannot read synchronously in Deno (its synchronous path needs a 2D canvas).
  */
-export async function flatWeights(net: ExemplarNet, slots = slotsOf(net), flat?: Float32Array): Promise<Float32Array> {
+export async function flatWeights(
+  net: TrainableNet,
+  slots = slotsOf(net),
+  flat?: Float32Array,
+): Promise<Float32Array> {
   const out = flat ?? new Float32Array(flatSize(slots));
   for (let i = 0; i < net.params.length; i++) out.set(await net.params[i].v.data() as Float32Array, slots[i].offset);
   return out;
@@ -171,12 +155,19 @@ async function readInto(t: tf.Tensor, dst: Float32Array, offset: number): Promis
 
 /** Runs forward and backward passes of a network whose weights come from a flat vector. */
 export class NetRunner {
-  readonly net: ExemplarNet;
+  readonly net: TrainableNet;
   readonly slots: ParamSlot[];
+  readonly inputSize: number;
 
-  constructor(spec: NetSpec) {
-    this.net = new ExemplarNet(spec.net, spec.classes, { method: spec.method, seed: spec.seed });
-    this.slots = slotsOf(this.net);
+  private constructor(net: TrainableNet, inputSize: number) {
+    this.net = net;
+    this.slots = slotsOf(net);
+    this.inputSize = inputSize;
+  }
+
+  /** Builds the network of `spec` (its seeded initial weights) on the current backend. */
+  static async create(spec: NetSpec): Promise<NetRunner> {
+    return new NetRunner(await buildNet(spec), spec.inputSize);
   }
 
   /** Copies the net's own (initial) weights into `flat`. */
@@ -208,19 +199,15 @@ export class NetRunner {
     dropoutSeed: number,
   ): { loss: tf.Scalar; correct: tf.Scalar; grads: tf.Tensor[] } {
     const vars = this.net.params.map((p) => p.v);
+    const S = this.inputSize;
     return tf.tidy(() => {
-      const xt = tf.tensor4d(x, [n, PATCH, PATCH, 3]);
+      const xt = tf.tensor4d(x, [n, S, S, 3]);
       const yt = tf.tensor1d(y, "int32");
       let logits: tf.Tensor2D | null = null;
       const { value, grads: g } = tf.variableGrads(() => {
-        logits = tf.keep(this.net.forward(xt, { dropoutSeed }));
-        return tf.losses.softmaxCrossEntropy(
-          tf.oneHot(yt, this.net.classes),
-          logits,
-          undefined,
-          undefined,
-          tf.Reduction.SUM,
-        ) as tf.Scalar;
+        const out = this.net.loss(xt, yt, { dropoutSeed });
+        logits = tf.keep(out.logits);
+        return out.loss;
       }, vars);
       const correct = tf.equal(tf.argMax(logits!, 1), yt).sum() as tf.Scalar;
       (logits as tf.Tensor2D | null)?.dispose();
@@ -243,18 +230,12 @@ export class NetRunner {
     let loss = 0, correct = 0;
     for (let s = 0; s < n; s += 256) {
       const m = Math.min(256, n - s);
+      const S = this.inputSize, D = S * S * 3;
       const both = tf.tidy(() => {
-        const xt = tf.tensor4d(x.subarray(s * PATCH * PATCH * 3, (s + m) * PATCH * PATCH * 3), [m, PATCH, PATCH, 3]);
+        const xt = tf.tensor4d(x.subarray(s * D, (s + m) * D), [m, S, S, 3]);
         const yt = tf.tensor1d(y.subarray(s, s + m), "int32");
-        const logits = this.net.forward(xt);
-        const l = tf.losses.softmaxCrossEntropy(
-          tf.oneHot(yt, this.net.classes),
-          logits,
-          undefined,
-          undefined,
-          tf.Reduction.SUM,
-        );
-        return tf.stack([l, tf.equal(tf.argMax(logits, 1), yt).sum().toFloat()]);
+        const { loss, logits } = this.net.loss(xt, yt);
+        return tf.stack([loss, tf.equal(tf.argMax(logits, 1), yt).sum().toFloat()]);
       });
       try {
         const [l, c] = await both.data(); // one read for both numbers (a read waits ~11 ms for a GPU under Deno)
@@ -331,7 +312,7 @@ export class LocalEngine extends HostEngine {
 
   /** Builds the network on the current backend; the initial weights are those `spec` gives. */
   static async create(spec: NetSpec): Promise<LocalEngine> {
-    const eng = new LocalEngine(new NetRunner(spec));
+    const eng = new LocalEngine(await NetRunner.create(spec));
     await eng.runner.readWeights(eng.weights);
     return eng;
   }
@@ -388,7 +369,7 @@ export class DeviceEngine implements GradientEngine {
 
   /** Builds the network on the current backend; the initial weights are those `spec` gives. */
   static async create(spec: NetSpec): Promise<DeviceEngine> {
-    const eng = new DeviceEngine(new NetRunner(spec));
+    const eng = new DeviceEngine(await NetRunner.create(spec));
     await eng.pull();
     return eng;
   }
@@ -455,17 +436,7 @@ export class DeviceEngine implements GradientEngine {
         momentum: hp.momentum,
         scale: 1 / this.#n,
       })));
-    } else {
-      tf.tidy(() => {
-        params.forEach((p, i) => {
-          const v = this.#momenta[i].mul(hp.momentum).add(
-            grads[i].mul(1 / this.#n).add(p.v.mul(hp.weightDecay * p.decayMult)).mul(lr * p.lrMult),
-          );
-          this.#momenta[i].assign(v);
-          p.v.assign(p.v.sub(v));
-        });
-      });
-    }
+    } else sgdUpdateTensors(params, this.#momenta, grads, this.#n, lr, hp);
     tf.dispose(grads);
     this.#grads = null;
   }
@@ -541,7 +512,7 @@ export class ParallelEngine extends HostEngine {
   /** Starts the workers; the initial weights are those `spec` gives in this thread. */
   static async start(spec: NetSpec, workers: number): Promise<ParallelEngine> {
     await selectBackend("wasm");
-    const local = new NetRunner(spec);
+    const local = await NetRunner.create(spec);
     const w = new Float32Array(flatSize(local.slots));
     await local.readWeights(w);
     local.net.dispose();
@@ -565,7 +536,7 @@ export class ParallelEngine extends HostEngine {
     n: number,
     dropoutSeed = 0,
   ): Promise<{ w: number; r: StepResult }[]> {
-    const W = this.#pool.size, per = Math.ceil(n / W), D = PATCH * PATCH * 3;
+    const W = this.#pool.size, per = Math.ceil(n / W), D = x.length / n;
     const parts = [];
     for (let w = 0; w < W; w++) {
       const a = Math.min(n, w * per), b = Math.min(n, a + per);

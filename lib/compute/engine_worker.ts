@@ -15,7 +15,7 @@ let weights: Float32Array, grads: Float32Array;
 serveRequests<WorkerRequest, StepResult | null>(async (m) => {
   if (m.kind === "init") {
     await selectBackend("wasm");
-    runner = new NetRunner(m.spec);
+    runner = await NetRunner.create(m.spec);
     weights = m.weights;
     grads = m.grads;
     return null;
