@@ -19,6 +19,7 @@ import type { PlateauState } from "./schedule.ts";
 import type { TrainConfig } from "./train.ts";
 import { UserError } from "./util/errors.ts";
 import { exists, fsError, writeFileAtomic } from "./util/fsutil.ts";
+import { escapeHtml, scriptJson } from "./util/html.ts";
 import type { PlotlyFigure } from "./util/viz.ts";
 
 /** The files of a run folder. */
@@ -274,9 +275,9 @@ export async function writeCurves(dir: string, title: string): Promise<void> {
     );
   }
   const fig = curvesFigure(await readMetrics(dir), title);
-  const html = `<!doctype html><html><head><meta charset="utf-8"><title>${title.replace(/</g, "&lt;")}</title>
+  const html = `<!doctype html><html><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
 <script src="plotly.min.js"></script></head><body><div id="curves"></div><script>
-const fig = ${JSON.stringify(fig)};
+const fig = ${scriptJson(fig)};
 Plotly.newPlot("curves", fig.data, fig.layout).then(() => document.body.setAttribute("data-chart", "drawn"));
 </script></body></html>
 `;
