@@ -16,6 +16,7 @@ import { BACKENDS } from "../lib/compute/backend.ts";
 import { parseFlags, Progress, runTask } from "../lib/util/cli.ts";
 import { DATA_SPECS } from "../lib/data/mod.ts";
 import { UserError } from "../lib/util/errors.ts";
+import { refuseFileAsFolder } from "../lib/util/output_folder.ts";
 import { pretrain, SCHEDULE_NAMES } from "../lib/train.ts";
 import { planBudget } from "../lib/budget.ts";
 import { BUDGET_TRAINING } from "../lib/presets.ts";
@@ -40,6 +41,7 @@ async function main(args: string[]): Promise<void> {
   }, USAGE);
   if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}" (usage: ${USAGE})`);
   if (!values.out) throw new UserError(`--out DIR is required (usage: ${USAGE})`);
+  refuseFileAsFolder(values.out, "--out");
   // A time budget trains at its own rate and schedule unless the flags say otherwise.
   let cfg = trainConfigFromFlags(values, values.minutes !== undefined ? BUDGET_TRAINING : {});
   if (values.minutes !== undefined) {

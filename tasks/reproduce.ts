@@ -25,6 +25,7 @@ import { selectBackend } from "../lib/compute/backend.ts";
 import { fmtSecs, parseFlags, Progress, progressBars, runTask } from "../lib/util/cli.ts";
 import { DATA_SPECS, inspectDataset, openDataset } from "../lib/data/mod.ts";
 import { UserError } from "../lib/util/errors.ts";
+import { refuseFileAsFolder } from "../lib/util/output_folder.ts";
 import { evaluateRun } from "../lib/evaluate.ts";
 import { measureSpeed, planBudget } from "../lib/budget.ts";
 import { exists, writeFileAtomic } from "../lib/util/fsutil.ts";
@@ -94,6 +95,7 @@ async function main(args: string[]): Promise<void> {
   validateConfig(cfg); // every flag checked before any work starts
   const out = (values.out as string | undefined) ??
     (saved ? `${dirname(values.config as string)}-again` : join("runs", `reproduce-${scaleName}`));
+  refuseFileAsFolder(out, "--out");
   if (minutes !== undefined) {
     Object.assign(
       cfg,

@@ -12,6 +12,7 @@ import { intFlag, parseFlags, Progress, runTask } from "../lib/util/cli.ts";
 import { DATA_SPECS, openDataset, pretrainingSplit } from "../lib/data/mod.ts";
 import { UserError } from "../lib/util/errors.ts";
 import { writeFileAtomic } from "../lib/util/fsutil.ts";
+import { outputFolder } from "../lib/util/output_folder.ts";
 import { encodePng, imageGrid } from "../lib/util/image.ts";
 import { saveSeeds, seedPatch, seedPatches } from "../lib/seeds.ts";
 import { method as methodNamed, METHOD_NAMES } from "../lib/presets.ts";
@@ -24,7 +25,10 @@ async function main(args: string[]): Promise<void> {
   const { values, positionals } = parseFlags(args, {
     data: { type: "string", help: "images to draw seeds from (default: synthetic)" },
     n: { type: "string", help: "N, seed patches to draw (default 1000)" },
-    out: { type: "string", help: "folder for seeds.bin, seeds.json and seeds.png (required)" },
+    out: {
+      type: "string",
+      help: "folder for seeds.bin, seeds.json and seeds.png: new, empty or written before (required)",
+    },
     method: { type: "string", help: "paper (default) or release" },
     seed: { type: "string", help: "run seed (default 0)" },
     split: { type: "string", help: "split to draw from (default: unlabeled, else train)" },
@@ -35,9 +39,10 @@ async function main(args: string[]): Promise<void> {
   const method = methodNamed(values.method ?? "paper").name;
   const n = intFlag("n", values.n, 1000, 1);
   const seed = intFlag("seed", values.seed, 0, 0);
+  const limit = values.limit === undefined ? undefined : intFlag("limit", values.limit, 0, 1);
+  const out = outputFolder(values.out, { task: "seeds", flag: "--out" });
   const ds = await openDataset(values.data ?? "synthetic", { log: (m) => console.error(m) });
   const split = pretrainingSplit(ds, values.split);
-  const limit = values.limit === undefined ? undefined : intFlag("limit", values.limit, 0, 1);
   const bars: Record<string, Progress> = {};
   const t0 = performance.now();
   const seeds = await seedPatches(split, {
@@ -48,6 +53,7 @@ async function main(args: string[]): Promise<void> {
     onProgress: (phase, done, total) => (bars[phase] ??= new Progress(`seeds: ${phase}`, total)).update(done),
   });
   ds.close();
+  await out.make();
   await saveSeeds(values.out, seeds);
   const shown = Math.min(n, 400);
   const grid = imageGrid(Array.from({ length: shown }, (_, i) => seedPatch(seeds, i)), 20, 32, 1);
