@@ -20,6 +20,7 @@ import type { ExemplarNet } from "./nets.ts";
 import { convolutionalMaps } from "./features.ts";
 import { encodeBase64 } from "./util/base64.ts";
 import { writeFileAtomic } from "./util/fsutil.ts";
+import { scriptJson } from "./util/html.ts";
 import { encodePng, type RGBImage } from "./util/image.ts";
 
 /** How an image becomes the model's input, and what its outputs are. */
@@ -139,7 +140,7 @@ export async function exportNetwork(
     await writeFileAtomic(
       join(dir, "model.js"),
       `window.EXEMPLAR = ${
-        JSON.stringify({
+        scriptJson({
           model: JSON.parse(json),
           weights: encodeBase64(weights),
           preprocessing,
@@ -202,6 +203,14 @@ async function features(model, img) {
   });
 }
 const cosine = (a, b) => a.reduce((s, v, i) => s + v * b[i], 0);
+// A picture with its caption. Names (class folders, dropped files) are the user's: they go in as text, never as HTML.
+function figure(src, caption) {
+  const fig = document.createElement("figure"), img = document.createElement("img"), cap = document.createElement("figcaption");
+  img.src = src;
+  cap.textContent = caption;
+  fig.append(img, cap);
+  return fig;
+}
 async function main() {
   const model = await ready;
   const w = model.getLayer("conv1").getWeights()[0], [kh, kw, ci, co] = w.shape, d = w.dataSync();
@@ -217,15 +226,15 @@ async function main() {
   for (const g of E.gallery) {
     const img = await load("data:image/png;base64," + g.png);
     gallery.push({ name: g.name, src: img.src, f: await features(model, img) });
-    const fig = document.createElement("figure"); fig.innerHTML = '<img src="' + img.src + '"><figcaption>' + g.name + "</figcaption>";
-    document.getElementById("gallery").appendChild(fig);
+    document.getElementById("gallery").appendChild(figure(img.src, g.name));
   }
   async function query(img, label) {
     const f = await features(model, img);
     const ranked = gallery.map((g) => ({ g, s: cosine(f, g.f) })).sort((a, b) => b.s - a.s).slice(0, 5);
-    document.getElementById("query").innerHTML = "<p>" + label + "</p>";
-    document.getElementById("nearest").innerHTML = ranked.map(({ g, s }) =>
-      '<figure><img src="' + g.src + '"><figcaption>' + g.name + " (" + s.toFixed(3) + ")</figcaption></figure>").join("");
+    const p = document.createElement("p");
+    p.textContent = label;
+    document.getElementById("query").replaceChildren(p);
+    document.getElementById("nearest").replaceChildren(...ranked.map(({ g, s }) => figure(g.src, g.name + " (" + s.toFixed(3) + ")")));
     document.body.dataset.nearest = ranked.map(({ g }) => g.name).join(",");
   }
   const fromFile = (file) => { const r = new FileReader(); r.onload = async () => query(await load(r.result), file.name); r.readAsDataURL(file); };

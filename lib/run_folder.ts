@@ -25,6 +25,7 @@ import { runEnvironment } from "./environment.ts";
 import { netFlops, netSummary } from "./nets.ts";
 import { UserError } from "./util/errors.ts";
 import { exists, fsError, writeFileAtomic } from "./util/fsutil.ts";
+import { escapeHtml, scriptJson } from "./util/html.ts";
 import type { PlotlyFigure } from "./util/viz.ts";
 
 /** The files of a run folder. */
@@ -327,9 +328,9 @@ export async function writeCurves(dir: string, title: string): Promise<void> {
     );
   }
   const fig = curvesFigure(await readMetrics(dir), title);
-  const html = `<!doctype html><html><head><meta charset="utf-8"><title>${title.replace(/</g, "&lt;")}</title>
+  const html = `<!doctype html><html><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
 <script src="plotly.min.js"></script></head><body><div id="curves"></div><script>
-const fig = ${JSON.stringify(fig)};
+const fig = ${scriptJson(fig)};
 Plotly.newPlot("curves", fig.data, fig.layout).then(() => document.body.setAttribute("data-chart", "drawn"));
 </script></body></html>
 `;

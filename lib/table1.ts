@@ -14,6 +14,7 @@
 import { join } from "node:path";
 import type { EvaluationResults } from "./evaluate.ts";
 import { writeFileAtomic } from "./util/fsutil.ts";
+import { escapeHtml, scriptJson } from "./util/html.ts";
 import { PROTOCOL_COLUMN, type ProtocolResult } from "./protocols.ts";
 import type { PlotlyFigure } from "./util/viz.ts";
 
@@ -139,10 +140,6 @@ export function table1Figure(data: Table1Data, results: EvaluationResults[]): Pl
   };
 }
 
-function escapeHtml(s: string): string {
-  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-}
-
 /** The HTML page: chart and table; loads `plotly.min.js` from its own folder. */
 export function table1Html(data: Table1Data, results: EvaluationResults[]): string {
   const fig = table1Figure(data, results);
@@ -166,7 +163,7 @@ ${trs}</table>
 <p>Paper: ${escapeHtml(data.source)}</p>${data.nipsSource ? `<p>${escapeHtml(data.nipsSource)}</p>` : ""}
 <p>Measured rows were made at this scale:</p><ul>${scales}</ul>
 <script>
-const fig = ${JSON.stringify(fig)};
+const fig = ${scriptJson(fig)};
 Plotly.newPlot("chart", fig.data, fig.layout).then(() => document.body.setAttribute("data-chart", "drawn"));
 </script></body></html>
 `;

@@ -16,6 +16,7 @@ import { intFlag, parseFlags, runTask } from "../lib/util/cli.ts";
 import { DATA_SPECS, openDataset, pretrainingSplit } from "../lib/data/mod.ts";
 import { UserError } from "../lib/util/errors.ts";
 import { writeFileAtomic } from "../lib/util/fsutil.ts";
+import { outputFolder } from "../lib/util/output_folder.ts";
 import { encodePng, imageGrid, type RGBImage } from "../lib/util/image.ts";
 import { PATCH, seedPatch, seedPatches } from "../lib/seeds.ts";
 import { SurrogateData } from "../lib/surrogate.ts";
@@ -29,7 +30,7 @@ const USAGE =
 async function main(args: string[]): Promise<void> {
   const { values, positionals } = parseFlags(args, {
     data: { type: "string", help: "images to draw seeds from (default: synthetic)" },
-    out: { type: "string", help: "folder for transforms.png and classes.png (required)" },
+    out: { type: "string", help: "folder for transforms.png and classes.png: new, empty or written before (required)" },
     n: { type: "string", help: "seeds shown, 2..64 (default 8)" },
     k: { type: "string", help: "copies shown per seed, 1..64 (default 16)" },
     method: { type: "string", help: "paper (default) or release" },
@@ -43,6 +44,7 @@ async function main(args: string[]): Promise<void> {
   const n = intFlag("n", values.n, 8, 2, 64);
   const k = intFlag("k", values.k, 16, 1, 64);
   const seed = intFlag("seed", values.seed, 0, 0);
+  const out = outputFolder(values.out, { task: "augment", flag: "--out" });
   const ds = await openDataset(values.data ?? "synthetic", { log: (m) => console.error(m) });
   const split = pretrainingSplit(ds);
   const seeds = await seedPatches(split, { n, method, seed });
@@ -55,6 +57,7 @@ async function main(args: string[]): Promise<void> {
   };
 
   const steps = 9;
+  await out.make();
   const sweep: RGBImage[] = [];
   for (const name of TRANSFORMS) for (const p of sweepParams(name, method, steps)) sweep.push(render(0, p));
   await writeFileAtomic(join(values.out, "transforms.png"), await encodePng(imageGrid(sweep, steps, 64)));

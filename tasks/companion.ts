@@ -13,16 +13,19 @@
  * The notebooks are executed headless with Deno's Jupyter kernel
  * (`tests/run_notebooks.py`, which needs Jupyter: see README.md), all of them
  * or those `--notebooks` names (`02_augmentations,04_table1`);
- * `--executed DIR` takes notebooks executed before instead. The committed
- * notebooks stay without outputs.
+ * `--executed DIR` takes notebooks executed before instead (executions of
+ * the notebooks as they are now). The committed notebooks stay without
+ * outputs. DIR is new, empty, or a site written before (lib/util/output_folder.ts).
  *
  * @module
  */
 import { basename, join } from "node:path";
-import { marked } from "marked";
+import { Marked, marked } from "marked";
 import { parseFlags, runTask } from "../lib/util/cli.ts";
 import { UserError } from "../lib/util/errors.ts";
 import { exists, writeFileAtomic } from "../lib/util/fsutil.ts";
+import { escapeHtml } from "../lib/util/html.ts";
+import { outputFolder } from "../lib/util/output_folder.ts";
 import { METHODS, numberPaths, SOURCES } from "../lib/presets.ts";
 
 const USAGE = "deno task companion --out DIR [--notebooks 00_data,04_table1,...] [--executed DIR]";
@@ -63,9 +66,6 @@ const STAGES = [
   { id: "table1", title: "Table 1", section: "§5.2", modules: ["lib/table1.ts"], numbers: null },
 ] as const;
 
-const escape = (s: string) =>
-  s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
-
 /** The module documentation of a source file (its first doc comment, ending in `@module`), as Markdown. */
 export function moduleDoc(source: string): string {
   const m = /\/\*\*([\s\S]*?)\*\//.exec(source);
@@ -77,10 +77,10 @@ export function moduleDoc(source: string): string {
 /** A page of the site: the shared header, `body`, and the check every page runs after loading. */
 function page(title: string, body: string, opts: { plotly?: boolean } = {}): string {
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${escape(title)} - Exemplar-CNN companion</title>
+<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)} - Exemplar-CNN companion</title>
 <link rel="stylesheet" href="style.css">${opts.plotly ? '\n<script src="plotly.min.js"></script>' : ""}</head>
 <body><nav><a href="index.html">Exemplar-CNN companion</a></nav><main>
-<h1>${escape(title)}</h1>
+<h1>${escapeHtml(title)}</h1>
 ${body}
 </main>
 <script>
@@ -112,7 +112,7 @@ table { border-collapse: collapse; font-size: 14px; } td, th { border: 1px solid
 `;
 
 /** Renders a value of a preset for the table. */
-const show = (v: unknown) => escape(JSON.stringify(v));
+const show = (v: unknown) => escapeHtml(JSON.stringify(v));
 
 /** The numbers of one stage, for both presets, with their sources. */
 function numbersTable(prefix: string): string {
@@ -121,9 +121,9 @@ function numbersTable(prefix: string): string {
     const value = (m: keyof typeof METHODS) =>
       (METHODS[m] as unknown as Record<string, Record<string, unknown>>)[group][key];
     const src = SOURCES[path];
-    return `<tr><td><code>${path}</code></td><td>${show(value("paper"))}</td><td>${escape(src.paper)}</td><td>${
-      show(value("release"))
-    }</td><td>${escape(src.release)}</td></tr>`;
+    return `<tr><td><code>${escapeHtml(path)}</code></td><td>${show(value("paper"))}</td><td>${
+      escapeHtml(src.paper)
+    }</td><td>${show(value("release"))}</td><td>${escapeHtml(src.release)}</td></tr>`;
   });
   return `<table><tr><th>number</th><th>paper preset</th><th>the paper says</th><th>release preset</th><th>the release does</th></tr>
 ${rows.join("\n")}</table>`;
@@ -142,7 +142,7 @@ async function stagePage(stage: typeof STAGES[number]): Promise<string> {
     const source = await Deno.readTextFile(here(m));
     parts.push(
       `<details><summary><code>${m}</code> (${source.split("\n").length} lines)</summary><pre><code>${
-        escape(source)
+        escapeHtml(source)
       }</code></pre></details>`,
     );
   }
@@ -157,17 +157,40 @@ interface NotebookCell {
 
 const joined = (s: string | string[] | undefined) => Array.isArray(s) ? s.join("") : s ?? "";
 
-/** One output of a code cell: a chart, a picture (HTML or PNG), or text. */
+/** Where a link or picture of computed Markdown may point: the web, mail, the page itself, or a relative path. */
+const SAFE_URL = /^(?:https?:|mailto:|#|[^:]*$)/i;
+
+/**
+ * Markdown that a cell computed (Table 1 with a run's data paths and scale, say) holds values from the user's files:
+ * it is rendered with its raw HTML as text, and a link or picture pointing anywhere else (`javascript:`) as its text.
+ */
+const computedMarkdown = new Marked({
+  renderer: {
+    html: ({ text }) => escapeHtml(text),
+    link(token) {
+      return SAFE_URL.test(token.href) ? false : this.parser.parseInline(token.tokens);
+    },
+    image: (token) => SAFE_URL.test(token.href) ? false : escapeHtml(token.text),
+  },
+});
+
+/**
+ * One output of a code cell: a chart, a picture (HTML or PNG), or text. Text, charts and Markdown are escaped. HTML
+ * goes in as it is: the notebook is the project's own (see {@link readExecuted}), and its HTML comes from the display
+ * helpers of lib/util/viz.ts, which escape every value they write.
+ */
 function outputHtml(o: NonNullable<NotebookCell["outputs"]>[number]): string {
-  if (o.output_type === "stream") return `<pre>${escape(joined(o.text))}</pre>`;
-  if (o.output_type === "error") return `<pre>error: ${escape(o.evalue ?? "")}</pre>`;
+  if (o.output_type === "stream") return `<pre>${escapeHtml(joined(o.text))}</pre>`;
+  if (o.output_type === "error") return `<pre>error: ${escapeHtml(o.evalue ?? "")}</pre>`;
   const d = o.data ?? {};
   const fig = d["application/vnd.plotly.v1+json"];
-  if (fig) return `<div class="chart" data-figure="${escape(JSON.stringify(fig))}"></div>`;
+  if (fig) return `<div class="chart" data-figure="${escapeHtml(JSON.stringify(fig))}"></div>`;
   if (d["text/html"]) return joined(d["text/html"] as string | string[]);
-  if (d["image/png"]) return `<img src="data:image/png;base64,${joined(d["image/png"] as string)}">`;
-  if (d["text/markdown"]) return marked.parse(joined(d["text/markdown"] as string), { async: false }) as string;
-  return `<pre>${escape(joined(d["text/plain"] as string | string[]))}</pre>`;
+  if (d["image/png"]) return `<img src="data:image/png;base64,${escapeHtml(joined(d["image/png"] as string))}">`;
+  if (d["text/markdown"]) {
+    return computedMarkdown.parse(joined(d["text/markdown"] as string), { async: false }) as string;
+  }
+  return `<pre>${escapeHtml(joined(d["text/plain"] as string | string[]))}</pre>`;
 }
 
 /** An executed notebook as a page. */
@@ -178,9 +201,31 @@ function notebookPage(name: string, nb: { cells: NotebookCell[] }): string {
     }
     if (c.cell_type !== "code") return "";
     const outs = (c.outputs ?? []).map((o) => `<div class="output">${outputHtml(o)}</div>`).join("\n");
-    return `<div class="cell"><pre><code>${escape(joined(c.source))}</code></pre>${outs}</div>`;
+    return `<div class="cell"><pre><code>${escapeHtml(joined(c.source))}</code></pre>${outs}</div>`;
   });
   return page(`Notebook ${name}`, cells.join("\n"), { plotly: true });
+}
+
+/**
+ * Reads an executed notebook, which must be an execution of the project's notebook `source` as it is now (the same
+ * cells): the companion shows its outputs, HTML included, as the project's own.
+ */
+async function readExecuted(path: string, source: string): Promise<{ cells: NotebookCell[] }> {
+  let nb: { cells?: NotebookCell[] };
+  try {
+    nb = JSON.parse(await Deno.readTextFile(path));
+  } catch {
+    throw new UserError(`${path}: not a notebook (not JSON)`);
+  }
+  const cells = (n: { cells?: NotebookCell[] }) => (n.cells ?? []).map((c) => `${c.cell_type}\n${joined(c.source)}`);
+  const committed = JSON.parse(await Deno.readTextFile(source));
+  if (!Array.isArray(nb?.cells) || JSON.stringify(cells(nb)) !== JSON.stringify(cells(committed))) {
+    throw new UserError(
+      `${path}: not an execution of ${source.slice(here("").length)} as it is now (the cells differ); ` +
+        `execute it again, or leave out --executed`,
+    );
+  }
+  return nb as { cells: NotebookCell[] };
 }
 
 /** Executes notebooks headless into `dir`, with the project's strict runner. */
@@ -204,9 +249,9 @@ async function executeNotebooks(paths: string[], dir: string): Promise<void> {
 
 async function main(args: string[]): Promise<void> {
   const { values, positionals } = parseFlags(args, {
-    out: { type: "string", help: "folder the site is written into (required)" },
+    out: { type: "string", help: "folder the site is written into: new, empty, or an earlier site (required)" },
     notebooks: { type: "string", help: "comma-separated notebooks to execute and include (default: all)" },
-    executed: { type: "string", help: "a folder of notebooks executed before (skips executing them)" },
+    executed: { type: "string", help: "a folder of the notebooks, executed before as they are now (skips executing)" },
   }, USAGE);
   if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}" (usage: ${USAGE})`);
   if (!values.out) throw new UserError(`--out DIR is required (usage: ${USAGE})`);
@@ -218,6 +263,8 @@ async function main(args: string[]): Promise<void> {
     if (!all.includes(n)) throw new UserError(`--notebooks: no notebook ${n} (there are: ${all.join(", ")})`);
   }
 
+  // The site's folder is checked before the notebooks run (minutes), and made only when the pages are written.
+  const out = outputFolder(values.out, { task: "companion", flag: "--out" });
   let executed = values.executed;
   const tmp = executed ? null : await Deno.makeTempDir({ prefix: "exemplar-companion-" });
   try {
@@ -225,26 +272,27 @@ async function main(args: string[]): Promise<void> {
       executed = tmp!;
       await executeNotebooks(wanted.map((n) => here(`notebooks/${n}`)), executed);
     }
-    const out = values.out;
-    await Deno.mkdir(out, { recursive: true });
-    await writeFileAtomic(join(out, "style.css"), STYLE);
-    await writeFileAtomic(
-      join(out, "plotly.min.js"),
-      await Deno.readFile(here("node_modules/plotly.js-dist-min/plotly.min.js")),
-    );
-    for (const stage of STAGES) await writeFileAtomic(join(out, `stage-${stage.id}.html`), await stagePage(stage));
-    const pages: string[] = [];
+    // Every executed notebook is read and checked before anything is written.
+    const notebooks: { name: string; html: string }[] = [];
     for (const n of wanted) {
       const path = join(executed, n);
       if (!exists(path)) throw new UserError(`${path}: no executed notebook there`);
-      const nb = JSON.parse(await Deno.readTextFile(path));
       const name = basename(n, ".ipynb");
-      await writeFileAtomic(join(out, `notebook-${name}.html`), notebookPage(name, nb));
-      pages.push(name);
+      notebooks.push({ name, html: notebookPage(name, await readExecuted(path, here(`notebooks/${n}`))) });
     }
+    await out.make();
+    await writeFileAtomic(join(out.path, "style.css"), STYLE);
+    await writeFileAtomic(
+      join(out.path, "plotly.min.js"),
+      await Deno.readFile(here("node_modules/plotly.js-dist-min/plotly.min.js")),
+    );
+    for (const stage of STAGES) {
+      await writeFileAtomic(join(out.path, `stage-${stage.id}.html`), await stagePage(stage));
+    }
+    for (const nb of notebooks) await writeFileAtomic(join(out.path, `notebook-${nb.name}.html`), nb.html);
     const fidelity = await Deno.readTextFile(here("FIDELITY.md"));
     await writeFileAtomic(
-      join(out, "fidelity.html"),
+      join(out.path, "fidelity.html"),
       page(
         "Every number of the method: the paper, the release, this project",
         await marked.parse(fidelity.split("\n").slice(1).join("\n")),
@@ -255,15 +303,17 @@ async function main(args: string[]): Promise<void> {
     const index = [
       await marked.parse(intro),
       "<h2>The method, stage by stage</h2><ol>",
-      ...STAGES.map((s) => `<li><a href="stage-${s.id}.html">${escape(s.title)}</a> (paper ${s.section})</li>`),
+      ...STAGES.map((s) => `<li><a href="stage-${s.id}.html">${escapeHtml(s.title)}</a> (paper ${s.section})</li>`),
       "</ol>",
       "<p><a href=\"fidelity.html\">Every number of the method</a>: the paper's words, the release's value, both presets, the code and the test of each.</p>",
       "<h2>The notebooks, executed</h2><ul>",
-      ...pages.map((p) => `<li><a href="notebook-${p}.html">${escape(p)}</a></li>`),
+      ...notebooks.map(({ name }) => `<li><a href="notebook-${name}.html">${escapeHtml(name)}</a></li>`),
       "</ul>",
     ].join("\n");
-    await writeFileAtomic(join(out, "index.html"), page("Exemplar-CNN, a companion to the paper", index));
-    console.log(`companion written: ${join(out, "index.html")} (${STAGES.length} stages, ${pages.length} notebooks)`);
+    await writeFileAtomic(join(out.path, "index.html"), page("Exemplar-CNN, a companion to the paper", index));
+    console.log(
+      `companion written: ${join(out.path, "index.html")} (${STAGES.length} stages, ${notebooks.length} notebooks)`,
+    );
   } finally {
     if (tmp) await Deno.remove(tmp, { recursive: true });
   }

@@ -9,6 +9,7 @@ import { HelpRequested, intFlag, parseFlags, progressBars, runTask } from "../li
 import { ARCHIVES, downloadArchive } from "../lib/data/download.ts";
 import { DATA_SPECS, getSplit, inspectDataset, openDataset } from "../lib/data/mod.ts";
 import { UserError } from "../lib/util/errors.ts";
+import { refuseFileAsFolder } from "../lib/util/output_folder.ts";
 import { writeFileAtomic } from "../lib/util/fsutil.ts";
 import { encodePng } from "../lib/util/image.ts";
 
@@ -68,6 +69,7 @@ async function main(args: string[]): Promise<void> {
       );
     }
     if (!values.to) throw new UserError(`download needs --to DIR`);
+    refuseFileAsFolder(values.to, "--to");
     if (values.md5 !== undefined && values.md5 !== "none" && !/^[0-9a-f]{32}$/i.test(values.md5)) {
       throw new UserError(`--md5 ${values.md5}: expected 32 hex digits or "none"`);
     }

@@ -17,6 +17,7 @@ import { loadTrainedNet } from "../lib/run_folder.ts";
 import { loadSeeds, seedMeanColour } from "../lib/seeds.ts";
 import { intFlag, parseFlags, runTask } from "../lib/util/cli.ts";
 import { UserError } from "../lib/util/errors.ts";
+import { outputFolder } from "../lib/util/output_folder.ts";
 import { resizeAntialiased } from "../lib/util/image.ts";
 import { tf } from "../lib/compute/backend.ts";
 import { lockFolder } from "../lib/util/lock.ts";
@@ -28,7 +29,12 @@ async function main(args: string[]): Promise<void> {
     args,
     {
       run: { type: "string", help: "a pretraining run folder (required)" },
-      out: { type: "string", help: "folder for model.json, weights.bin, preprocessing.json and index.html (required)" },
+      out: {
+        type: "string",
+        help:
+          "folder for model.json, weights.bin, preprocessing.json and index.html: new, empty or an earlier export " +
+          "(required)",
+      },
       data: { type: "string", help: "images for the page's gallery (default: the run's data)" },
       gallery: { type: "string", help: "gallery images, from the data's test split (default 24)" },
     },
@@ -38,6 +44,7 @@ async function main(args: string[]): Promise<void> {
   if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}" (usage: ${USAGE})`);
   if (!values.run || !values.out) throw new UserError(`--run DIR and --out DIR are required (usage: ${USAGE})`);
   const count = intFlag("gallery", values.gallery, 24, 0, 500);
+  const out = outputFolder(values.out, { task: "export", flag: "--out" });
   await selectBackend();
   // (No live pretraining replaces the checkpoint while it is read.)
   const lock = await lockFolder(values.run);
@@ -59,6 +66,7 @@ async function main(args: string[]): Promise<void> {
       gallery.push({ name: `${label} ${i}`, image: resizeAntialiased(await split.image(i), 96, 96) });
     }
     ds.close();
+    await out.make();
     await exportNetwork(net, values.out, { mean, net: config.net, method: config.method, steps: step }, gallery);
     // Load it back and check it computes what the project computes.
     const model = await loadExportedModel(values.out);

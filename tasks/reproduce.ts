@@ -24,6 +24,7 @@ import { selectBackend } from "../lib/compute/backend.ts";
 import { fmtSecs, parseFlags, Progress, progressBars, runTask } from "../lib/util/cli.ts";
 import { DATA_SPECS, inspectDataset, openDataset } from "../lib/data/mod.ts";
 import { UserError } from "../lib/util/errors.ts";
+import { refuseFileAsFolder } from "../lib/util/output_folder.ts";
 import { evaluateRun } from "../lib/evaluate.ts";
 import { measureSpeed, planBudget } from "../lib/budget.ts";
 import { exists, writeFileAtomic } from "../lib/util/fsutil.ts";
@@ -80,6 +81,7 @@ async function main(args: string[]): Promise<void> {
   const scale = RUN_SCALES[scaleName as ScaleName];
   const out = (values.out as string | undefined) ??
     (saved ? `${dirname(savedFrom!)}-again` : join("runs", `reproduce-${scaleName}`));
+  refuseFileAsFolder(out, "--out");
   // A run folder made with other settings is refused before anything is written into it; the folder is ours until
   // the end.
   await checkContinues(cfg, out);

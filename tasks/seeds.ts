@@ -12,6 +12,7 @@ import { intFlag, parseFlags, Progress, runTask } from "../lib/util/cli.ts";
 import { DATA_SPECS, openDataset, pretrainingSplit } from "../lib/data/mod.ts";
 import { UserError } from "../lib/util/errors.ts";
 import { writeFileAtomic } from "../lib/util/fsutil.ts";
+import { type OutputFolder, outputFolder } from "../lib/util/output_folder.ts";
 import { encodePng, imageGrid } from "../lib/util/image.ts";
 import { saveSeeds, seedPatch, seedPatches } from "../lib/seeds.ts";
 import { method as methodNamed, METHOD_NAMES } from "../lib/presets.ts";
@@ -27,7 +28,10 @@ async function main(args: string[]): Promise<void> {
   const { values, positionals } = parseFlags(args, {
     data: { type: "string", help: "images to draw seeds from (default: synthetic)" },
     n: { type: "string", help: "N, seed patches to draw (default 1000)" },
-    out: { type: "string", help: "folder for seeds.bin, seeds.json and seeds.png (required)" },
+    out: {
+      type: "string",
+      help: "folder for seeds.bin, seeds.json and seeds.png: new, empty or written before (required)",
+    },
     method: { type: "string", help: "paper (default) or release" },
     seed: { type: "string", help: "run seed (default 0)" },
     split: { type: "string", help: "split to draw from (default: unlabeled, else train)" },
@@ -40,6 +44,8 @@ async function main(args: string[]): Promise<void> {
   const seed = intFlag("seed", values.seed, 0, 0);
   const data = values.data ?? "synthetic";
   const limit = values.limit === undefined ? undefined : intFlag("limit", values.limit, 0, 1);
+  // Checked before any work: a file, or a folder of the user's, is refused (a run's folder is checked below).
+  const folder = outputFolder(values.out, { task: "seeds", flag: "--out", runFolder: true });
   const lock = await lockFolder(values.out);
   try {
     // Into a pretraining run's folder only the seeds that run was made with may go (they are drawn again, the same).
@@ -50,7 +56,7 @@ async function main(args: string[]): Promise<void> {
       seed,
       partial: limit !== undefined || !!values.split,
     });
-    await draw({ data, n, method, seed, limit, split: values.split, out: values.out, run });
+    await draw({ data, n, method, seed, limit, split: values.split, out: values.out, run, folder });
   } finally {
     lock.release();
   }
@@ -89,6 +95,7 @@ async function draw(
     split?: string;
     out: string;
     run: { hash?: string } | null;
+    folder: OutputFolder;
   },
 ): Promise<void> {
   const { n, method, seed, limit, out } = opts;
@@ -110,6 +117,7 @@ async function draw(
         `the folder is left as it was`,
     );
   }
+  await opts.folder.make();
   await saveSeeds(out, seeds);
   const shown = Math.min(n, 400);
   const grid = imageGrid(Array.from({ length: shown }, (_, i) => seedPatch(seeds, i)), 20, 32, 1);

@@ -13,6 +13,7 @@ import { parseFlags, runTask } from "../lib/util/cli.ts";
 import { UserError } from "../lib/util/errors.ts";
 import type { EvaluationResults } from "../lib/evaluate.ts";
 import { exists } from "../lib/util/fsutil.ts";
+import { isRunFolder, outputFolder } from "../lib/util/output_folder.ts";
 import { writeTable1 } from "../lib/table1.ts";
 import { lockFolder } from "../lib/util/lock.ts";
 
@@ -22,7 +23,11 @@ async function main(args: string[]): Promise<void> {
   const { values, positionals } = parseFlags(
     args,
     {
-      out: { type: "string", help: "folder for table1.md and table1.html (default: the run folder, or runs/table1)" },
+      out: {
+        type: "string",
+        help: "folder for table1.md and table1.html: new, empty, written before, or a run folder (default: the run " +
+          "folder, or runs/table1)",
+      },
       run: { type: "string", multiple: true, help: "a run folder with results.json (repeatable)" },
     },
     USAGE,
@@ -40,11 +45,13 @@ async function main(args: string[]): Promise<void> {
     }
   }
   const out = (values.out as string | undefined) ?? (runs.length === 1 ? runs[0] : join("runs", "table1"));
-  // Into a run's folder only while no other task uses it.
-  const lock = exists(join(out, "config.json")) ? await lockFolder(out) : null;
+  // The table goes beside a run's own files (while no other task uses the run), or into a folder of its own.
+  const flag = values.out ? "--out" : runs.length === 1 ? "--run" : "the default folder";
+  const folder = outputFolder(out, { task: "table1", flag, runFolder: true });
+  const lock = isRunFolder(out) ? await lockFolder(out) : null;
   let paths;
   try {
-    await Deno.mkdir(out, { recursive: true });
+    await folder.make();
     paths = await writeTable1(out, results);
   } finally {
     lock?.release();

@@ -46,7 +46,7 @@ Deno.test("--help on every task: usage and every flag with its meaning, exit 0",
 Deno.test("a negative number after a flag is its value, answered as a bad value (not an ambiguous flag)", async () => {
   oneLineError(
     await task("pretrain", ["--out", "/nonexistent/x", "--lr", "-0.5"]),
-    /--lr -0\.5: the learning rate must be a positive number/,
+    /--lr -0\.5: expected a positive number/,
   );
   oneLineError(await task("seeds", ["--out", "/nonexistent/x", "--n", "-3"]), /--n -3: expected an integer/);
 });
@@ -63,7 +63,7 @@ Deno.test("file-system faults are one line naming the path and what was being do
   await Deno.writeTextFile(`${tmp.path}/a-file`, "x");
   oneLineError(
     await task("pretrain", ["--out", `${tmp.path}/a-file/run`, "--steps", "1"]),
-    /cannot make the folder .*a-file\/run: a file stands where a folder is needed/,
+    /--out .*a-file\/run: cannot make this folder, .*a-file is a file/,
   );
   oneLineError(
     await task("seeds", [
@@ -76,7 +76,7 @@ Deno.test("file-system faults are one line naming the path and what was being do
     ], {
       EXEMPLAR_CACHE: `${tmp.path}/cache`,
     }),
-    /cannot make the folder .*a-file\/s: a file stands where a folder is needed/,
+    /--out .*a-file\/s: cannot make this folder, .*a-file is a file/,
   );
   await Deno.mkdir(`${tmp.path}/run`);
   await Deno.writeTextFile(`${tmp.path}/run/results.json`, '{"scale": {"net"');
@@ -100,5 +100,77 @@ Deno.test("deno task test on a machine without Jupyter stops at once with the co
   assert.equal(
     (await new Deno.Command(Deno.execPath(), { args: ["run", "-A", `${ROOT}/tests/preflight.ts`] }).output()).code,
     0,
+  );
+});
+
+Deno.test("every task given a file as its output folder answers one line, exit 2, before any work", async () => {
+  await using tmp = await tempDir();
+  const file = `${tmp.path}/a-file`;
+  await Deno.writeTextFile(file, "mine");
+  const env = { EXEMPLAR_CACHE: `${tmp.path}/cache` };
+  const data = "synthetic:unlabeled=20,train=20,test=10,fold=10";
+  await Deno.mkdir(`${tmp.path}/run`);
+  await Deno.writeTextFile(`${tmp.path}/run/results.json`, "{}");
+  const runs: [string, string[], string][] = [
+    ["reproduce", ["--scale", "tiny", "--out", file], "--out"],
+    ["pretrain", ["--steps", "1", "--minutes", "1", "--out", file], "--out"],
+    ["seeds", ["--data", data, "--n", "3", "--out", file], "--out"],
+    ["augment", ["--data", data, "--out", file], "--out"],
+    ["table1", ["--run", `${tmp.path}/run`, "--out", file], "--out"],
+    ["companion", ["--out", file, "--notebooks", "04_table1"], "--out"],
+    ["export", ["--run", `${tmp.path}/run`, "--out", file], "--out"],
+    ["data", ["download", "stl10", "--to", file, "--url", "http://127.0.0.1:9/none"], "--to"],
+  ];
+  const results = await Promise.all(runs.map(([name, args]) => task(name, args, env)));
+  for (const [i, r] of results.entries()) {
+    const [name, , flag] = runs[i];
+    oneLineError(r, new RegExp(`^error: ${flag} .*a-file: a file, not a folder`));
+    assert.equal(r.code, 2, name);
+    assert.equal(r.stderr.trim().split("\n").length, 1, `${name} did work first: ${r.stderr}`);
+  }
+  assert.equal(await Deno.readTextFile(file), "mine");
+  assert.deepEqual(listTree(tmp.path), ["a-file", "run", "run/results.json"]);
+});
+
+Deno.test("table1 --out: never over a user's files; again into its own folder or a run folder", async () => {
+  await using tmp = await tempDir();
+  const run = `${tmp.path}/run`;
+  await Deno.mkdir(run);
+  await Deno.writeTextFile(`${run}/config.json`, JSON.stringify({ train: { net: "8c5-16f" } }));
+  const mine = `${tmp.path}/mine`;
+  await Deno.mkdir(mine);
+  await Deno.writeTextFile(`${mine}/table1.md`, "my notes");
+  const refused = await task("table1", ["--out", mine]);
+  oneLineError(refused, /--out .*mine: the folder holds files the project did not write \(table1\.md\)/);
+  assert.equal(refused.code, 2);
+  assert.deepEqual(listTree(mine), ["table1.md"]);
+  assert.equal(await Deno.readTextFile(`${mine}/table1.md`), "my notes");
+  const own = `${tmp.path}/own`;
+  for (let i = 0; i < 2; i++) assert.equal((await task("table1", ["--out", own])).code, 0);
+  assert.match(await Deno.readTextFile(`${own}/.exemplar-output`), /^written by deno task table1\n$/);
+  // A run folder is the project's: Table 1 goes beside its files, and no marker is left there.
+  assert.equal((await task("table1", ["--out", run])).code, 0);
+  assert.deepEqual(listTree(run), ["config.json", "plotly.min.js", "table1-chart.json", "table1.html", "table1.md"]);
+});
+
+Deno.test("seeds and augment --out: never over a user's files; one marker for both in a folder of their own", async () => {
+  await using tmp = await tempDir();
+  const env = { EXEMPLAR_CACHE: `${tmp.path}/cache` };
+  const data = "synthetic:unlabeled=40,train=10,test=10,fold=10";
+  const mine = `${tmp.path}/mine`;
+  await Deno.mkdir(mine);
+  await Deno.writeTextFile(`${mine}/seeds.png`, "my picture");
+  for (const name of ["seeds", "augment"]) {
+    const r = await task(name, ["--data", data, "--n", "4", "--out", mine], env);
+    oneLineError(r, /--out .*mine: the folder holds files the project did not write \(seeds\.png\)/);
+    assert.equal(r.code, 2);
+  }
+  assert.deepEqual(listTree(mine), ["seeds.png"]);
+  const own = `${tmp.path}/own`;
+  assert.equal((await task("seeds", ["--data", data, "--n", "4", "--out", own], env)).code, 0);
+  assert.equal((await task("augment", ["--data", data, "--n", "4", "--out", own], env)).code, 0);
+  assert.equal(
+    await Deno.readTextFile(`${own}/.exemplar-output`),
+    "written by deno task seeds\nwritten by deno task augment\n",
   );
 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { numberPaths, SOURCES } from "../lib/presets.ts";
-import { renderedDom, ROOT, task, tempDir } from "./helpers.ts";
+import { exists } from "../lib/util/fsutil.ts";
+import { listTree, oneLineError, renderedDom, ROOT, task, tempDir } from "./helpers.ts";
 
 const jupyter = (await new Deno.Command("/usr/bin/python3", {
   args: ["-c", "import nbformat, jupyter_client"],
@@ -73,4 +74,101 @@ Deno.test("FIDELITY.md is the table the presets make; every number has its code 
   }
   const committed = await Deno.readTextFile(`${ROOT}/FIDELITY.md`);
   assert.equal(committed, fidelityMarkdown(), "FIDELITY.md differs from the presets: run deno task fidelity");
+});
+
+/** The committed notebook 04_table1 as if executed, with `outputs` as the outputs of its first code cell. */
+async function executedWith(dir: string, outputs: unknown[]): Promise<void> {
+  const nb = JSON.parse(await Deno.readTextFile(`${ROOT}/notebooks/04_table1.ipynb`));
+  nb.cells.find((c: { cell_type: string }) => c.cell_type === "code").outputs = outputs;
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(`${dir}/04_table1.ipynb`, JSON.stringify(nb));
+}
+
+const PWN = `document.title='pwned'`;
+
+Deno.test("companion: values a notebook computed show as text on its page; none of their scripts runs", async () => {
+  await using tmp = await tempDir();
+  const executed = `${tmp.path}/executed`;
+  // Table 1 in Markdown whose data path holds HTML and a javascript: link, a chart and a stream with hostile names.
+  await executedWith(executed, [
+    { output_type: "stream", name: "stdout", text: `</script><script>${PWN}</script>\n` },
+    {
+      output_type: "display_data",
+      metadata: {},
+      data: {
+        "text/markdown": `| data | accuracy |\n| --- | --- |\n| caltech101:/d/<img src=x onerror="${PWN}"> | 50 |\n\n` +
+          `[the run](javascript:${PWN}) <script>${PWN}</script>`,
+        "text/plain": "table",
+      },
+    },
+    {
+      output_type: "display_data",
+      metadata: {},
+      data: {
+        "application/vnd.plotly.v1+json": {
+          data: [{ type: "bar", name: `"><img src=x onerror="${PWN}">`, x: [`<img src=x onerror="${PWN}">`], y: [1] }],
+          layout: { title: { text: `</script><script>${PWN}</script>` } },
+        },
+        "text/plain": "chart",
+      },
+    },
+  ]);
+  const out = `${tmp.path}/site`;
+  const r = await task("companion", ["--out", out, "--notebooks", "04_table1", "--executed", executed]);
+  assert.equal(r.code, 0, r.stderr);
+  const dom = await renderedDom(`${out}/notebook-04_table1.html`, `${tmp.path}/chromium`);
+  assert.match(dom, /<title>Notebook 04_table1 - Exemplar-CNN companion<\/title>/, "no script of the outputs ran");
+  const body = /<body[^>]*>/.exec(dom)?.[0] ?? "";
+  assert.equal(attr(body, "data-charts-drawn"), 1, body);
+  assert.ok(dom.includes(`caltech101:/d/&lt;img src=x onerror="${PWN}"&gt;`), "the data path is text");
+  assert.ok(dom.includes(`&lt;script&gt;${PWN}&lt;/script&gt;`), "the HTML of the Markdown is text");
+  assert.doesNotMatch(dom, /href="javascript:/i);
+  assert.match(dom, /the run/);
+});
+
+Deno.test("companion: an executed notebook that is not the project's notebook as it is now is refused", async () => {
+  await using tmp = await tempDir();
+  const executed = `${tmp.path}/executed`;
+  await executedWith(executed, []);
+  const nb = JSON.parse(await Deno.readTextFile(`${executed}/04_table1.ipynb`));
+  nb.cells.push({ cell_type: "code", source: "Deno.exit()", outputs: [], metadata: {}, execution_count: null });
+  await Deno.writeTextFile(`${executed}/04_table1.ipynb`, JSON.stringify(nb));
+  const out = `${tmp.path}/site`;
+  oneLineError(
+    await task("companion", ["--out", out, "--notebooks", "04_table1", "--executed", executed]),
+    /04_table1\.ipynb: not an execution of notebooks\/04_table1\.ipynb as it is now/,
+  );
+  assert.ok(!exists(out), "nothing written");
+});
+
+Deno.test("companion --out: never over a user's files; again into its own site; a file is one line", async () => {
+  await using tmp = await tempDir();
+  const executed = `${tmp.path}/executed`;
+  await executedWith(executed, []);
+  const args = (out: string) => ["--out", out, "--notebooks", "04_table1", "--executed", executed];
+  // A folder of the user's own pages: refused before the notebooks are executed, and left as it was.
+  const mine = `${tmp.path}/mine`;
+  await Deno.mkdir(mine);
+  await Deno.writeTextFile(`${mine}/index.html`, "<p>my page</p>");
+  await Deno.writeTextFile(`${mine}/style.css`, "p { color: red }");
+  const refused = await task("companion", ["--out", mine, "--notebooks", "04_table1"]);
+  oneLineError(refused, /--out .*mine: the folder holds files the project did not write \(index\.html, style\.css\)/);
+  assert.equal(refused.code, 2);
+  assert.doesNotMatch(refused.stderr, /executing/);
+  assert.deepEqual(listTree(mine), ["index.html", "style.css"]);
+  assert.equal(await Deno.readTextFile(`${mine}/index.html`), "<p>my page</p>");
+  assert.equal(await Deno.readTextFile(`${mine}/style.css`), "p { color: red }");
+  // Its own site, written before: written again.
+  const site = `${tmp.path}/site`;
+  assert.equal((await task("companion", args(site))).code, 0);
+  await Deno.writeTextFile(`${site}/index.html`, "stale");
+  const again = await task("companion", args(site));
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(await Deno.readTextFile(`${site}/index.html`), /Exemplar-CNN companion/);
+  // A file where the folder should be.
+  await Deno.writeTextFile(`${tmp.path}/a-file`, "x");
+  const file = await task("companion", args(`${tmp.path}/a-file`));
+  oneLineError(file, /--out .*a-file: a file, not a folder/);
+  assert.equal(file.code, 2);
+  assert.equal(await Deno.readTextFile(`${tmp.path}/a-file`), "x");
 });

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { selectBackend, tf } from "../lib/compute/backend.ts";
 import { exportedDifference, loadExportedModel } from "../lib/export.ts";
 import { loadTrainedNet } from "../lib/run_folder.ts";
-import { renderedDom, task, tempDir } from "./helpers.ts";
+import { CALTECH_TINY, listTree, oneLineError, renderedDom, task, tempDir } from "./helpers.ts";
 
 Deno.test("export: a TensorFlow.js model that loads back and computes the project's features; its page works", async () => {
   await using tmp = await tempDir();
@@ -56,4 +56,38 @@ Deno.test("export: a TensorFlow.js model that loads back and computes the projec
   const nearest = /data-nearest="([^"]*)"/.exec(body)![1].split(",");
   assert.equal(nearest.length, 5);
   assert.match(nearest[0], / 0$/, "the query picture is its own nearest");
+
+  // Class folders are the user's names: one that is HTML shows as text, and its script does not run.
+  const photos = `${tmp.path}/photos`, hostile = `<img src=x onerror="document.title='pwned'">`;
+  for (const [cls, from] of [[hostile, "car_side"], ["ketch", "ketch"]]) {
+    await Deno.mkdir(`${photos}/${cls}`, { recursive: true });
+    for (const f of ["image_0002.jpg", "image_0006.jpg"]) {
+      await Deno.copyFile(`${CALTECH_TINY}/101_ObjectCategories/${from}/${f}`, `${photos}/${cls}/${f}`);
+    }
+  }
+  const named = `${tmp.path}/named`;
+  const h = await task("export", ["--run", run, "--out", named, "--data", `folder:${photos}`, "--gallery", "4"], env);
+  assert.equal(h.code, 0, h.stderr);
+  const hostileDom = await renderedDom(`${named}/index.html`, `${tmp.path}/chromium-named`);
+  assert.match(hostileDom, /<title>Exemplar-CNN: a trained network<\/title>/, "no script of a class name ran");
+  assert.match(hostileDom, /data-ready="yes"/);
+  const caption = `&lt;img src=x onerror="document.title='pwned'"&gt; 0`;
+  assert.ok(hostileDom.includes(`<figcaption>${caption}</figcaption>`), "the name is the caption's text");
+  assert.ok(hostileDom.includes(`<p>query: ${caption} (drop your own)</p>`), "and the query's");
+
+  // The export writes only into its own folders: a user's page is left as it was; its own output is written again.
+  const mine = `${tmp.path}/mine`;
+  await Deno.mkdir(mine);
+  await Deno.writeTextFile(`${mine}/index.html`, "<p>my page</p>");
+  const refused = await task("export", ["--run", run, "--out", mine], env);
+  oneLineError(refused, /--out .*mine: the folder holds files the project did not write \(index\.html\)/);
+  assert.equal(refused.code, 2);
+  assert.deepEqual(listTree(mine), ["index.html"]);
+  assert.equal(await Deno.readTextFile(`${mine}/index.html`), "<p>my page</p>");
+  const again = await task("export", ["--run", run, "--out", out, "--gallery", "8"], env);
+  assert.equal(again.code, 0, again.stderr);
+  await Deno.writeTextFile(`${tmp.path}/a-file`, "x");
+  const file = await task("export", ["--run", run, "--out", `${tmp.path}/a-file`], env);
+  oneLineError(file, /--out .*a-file: a file, not a folder/);
+  assert.equal(file.code, 2);
 });

@@ -60,3 +60,49 @@ Deno.test("reproduce (tiny) writes Table 1, and its chart really draws in headle
   assert.match(html, /class="main-svg"/, "the chart's SVG is in the page");
   assert.ok((html.match(/class="point"/g) ?? []).length >= 3, "bars were drawn");
 });
+
+/** Reverses the character references a serialised DOM uses in text and attribute values. */
+const unescape = (s: string) =>
+  s.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&");
+
+Deno.test("Table 1's page shows hostile results.json fields and data paths as text, and runs none of them", async () => {
+  await using tmp = await tempDir();
+  const run = `${tmp.path}/run`;
+  await Deno.mkdir(run);
+  // A data path with a quote that would end the row's title attribute, and fields that would end the chart's script.
+  const path = `caltech101:/data/a" autofocus tabindex="0" onfocus="document.title='pwned'" x="<b>`;
+  const script = `</script><script>document.title='pwned'</script><!--`;
+  const result = (mean: number) => ({
+    protocol: "caltech101",
+    metric: "mean per-class accuracy",
+    mean,
+    std: 1,
+    runs: [mean],
+    C: 0.01,
+    cScores: [],
+    trainPerRun: 30,
+    test: 20,
+    dim: 64,
+  });
+  await Deno.writeTextFile(
+    `${run}/results.json`,
+    JSON.stringify({
+      scale: { data: path, net: script, N: 8, K: 4, steps: 2, samples: 16, method: script },
+      protocol: "caltech101",
+      evalData: `${script}:x`,
+      learned: result(40),
+      seconds: 1,
+    }),
+  );
+  const out = `${tmp.path}/table`;
+  const r = await task("table1", ["--run", run, "--out", out]);
+  assert.equal(r.code, 0, r.stderr);
+  const dom = await renderedDom(`${out}/table1.html`, `${tmp.path}/chromium`);
+  assert.match(dom, /<title>Exemplar-CNN: Table 1<\/title>/, "no script of the results ran");
+  assert.match(dom, /data-chart="drawn"/, "the chart still draws");
+  const label = `data ${path}, ${script}, N=8, K=4, 2 steps (16 samples), method ${script}; evaluated on ${script}:x`;
+  const title = /<tr class="measured" title="([^"]*)">/.exec(dom);
+  assert.ok(title, "the measured row keeps its one title attribute");
+  assert.equal(unescape(title[1]), label);
+  assert.ok(dom.includes(`<li>${label.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")}</li>`));
+});

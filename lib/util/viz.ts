@@ -6,6 +6,7 @@
  * @module
  */
 import { encodeBase64 } from "./base64.ts";
+import { escapeHtml } from "./html.ts";
 import { encodePng, type RGBImage } from "./image.ts";
 
 /** A MIME bundle the Deno kernel displays. */
@@ -44,10 +45,6 @@ export interface PlotlyFigure {
   data: Record<string, unknown>[];
   /** Plotly layout. */
   layout?: Record<string, unknown>;
-}
-
-function escapeHtml(s: string): string {
-  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
 
 /**

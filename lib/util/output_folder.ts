@@ -1,0 +1,114 @@
+/**
+ * The folders tasks write their results into (`--out`, `--to`), checked before any long work starts.
+ *
+ * A task that writes files of fixed names (`index.html`, `model.json`, `style.css`, `table1.md`, `seeds.png` ...)
+ * writes only into a new or empty folder, or into one the project wrote before: such a folder holds the marker file
+ * {@link OUTPUT_MARKER}, naming the tasks that wrote it. Any other folder may hold a user's own files of those names,
+ * so it is refused with one line and nothing is written. A run folder (its `config.json` from `deno task pretrain`)
+ * is the project's too, and a task may be allowed to write into it.
+ *
+ * @module
+ */
+import { dirname, join } from "node:path";
+import { UserError } from "./errors.ts";
+import { fsError, writeFileAtomic } from "./fsutil.ts";
+
+/** The file that marks a folder as written by the project's tasks (one line per task). */
+export const OUTPUT_MARKER = ".exemplar-output";
+
+/** `path` is stat-ed; null where nothing is there. */
+function statOrNull(path: string): Deno.FileInfo | null {
+  try {
+    return Deno.statSync(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) return null;
+    throw fsError(e, "cannot read", path);
+  }
+}
+
+/**
+ * Refuses a folder path where a file stands, or where a file stands on its way (`a-file/out`): one line naming the
+ * flag. Writes nothing; a missing folder is fine.
+ */
+export function refuseFileAsFolder(path: string, flag: string): void {
+  for (let p = path;; p = dirname(p)) {
+    const info = statOrNull(p);
+    if (info && !info.isDirectory) {
+      throw new UserError(
+        p === path
+          ? `${flag} ${path}: a file, not a folder (give a folder)`
+          : `${flag} ${path}: cannot make this folder, ${p} is a file`,
+      );
+    }
+    if (info || dirname(p) === p) return;
+  }
+}
+
+/** Whether `dir` is a pretraining run folder: its `config.json` holds a `train` configuration. */
+export function isRunFolder(dir: string): boolean {
+  try {
+    const config = JSON.parse(Deno.readTextFileSync(join(dir, "config.json")));
+    return typeof config?.train === "object" && config.train !== null;
+  } catch {
+    return false;
+  }
+}
+
+/** Options of {@link outputFolder}. */
+export interface OutputFolderOptions {
+  /** The task that writes the folder, as in `deno task NAME`; the marker names it. */
+  task: string;
+  /** The flag that named the folder, for the messages (`--out`). */
+  flag: string;
+  /** Whether a run folder (see {@link isRunFolder}) may be written into; it gets no marker. */
+  runFolder?: boolean;
+}
+
+/** An output folder that passed its check; {@link OutputFolder.make} makes it when the task is ready to write. */
+export interface OutputFolder {
+  /** The folder. */
+  path: string;
+  /** Makes the folder (and its parents) and marks it as the project's. */
+  make(): Promise<void>;
+}
+
+/**
+ * Checks an output folder before any work: a file there, or a folder with files the project did not write (no
+ * {@link OUTPUT_MARKER}, and not an allowed run folder), is a {@link UserError}, and nothing is written. The folder
+ * is made, and marked, only by {@link OutputFolder.make}, so a task that fails before it writes leaves nothing.
+ */
+export function outputFolder(path: string, opts: OutputFolderOptions): OutputFolder {
+  refuseFileAsFolder(path, opts.flag);
+  const marker = join(path, OUTPUT_MARKER);
+  let entries: string[] = [];
+  try {
+    entries = [...Deno.readDirSync(path)].map((e) => e.name).sort();
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw fsError(e, `${opts.flag}: cannot read`, path);
+  }
+  const run = opts.runFolder === true && entries.length > 0 && isRunFolder(path);
+  if (entries.length > 0 && !entries.includes(OUTPUT_MARKER) && !run) {
+    const shown = entries.slice(0, 3).join(", ") + (entries.length > 3 ? `, ... (${entries.length} entries)` : "");
+    throw new UserError(
+      `${opts.flag} ${path}: the folder holds files the project did not write (${shown}); ` +
+        `give a new or empty folder, or one deno task ${opts.task} wrote before`,
+    );
+  }
+  return {
+    path,
+    async make() {
+      try {
+        await Deno.mkdir(path, { recursive: true });
+      } catch (e) {
+        throw fsError(e, `${opts.flag}: cannot make the folder`, path);
+      }
+      if (run) return;
+      const line = `written by deno task ${opts.task}`;
+      let lines: string[] = [];
+      try {
+        lines = Deno.readTextFileSync(marker).split("\n").filter((l) => l.trim());
+      } catch { /* a new folder */ }
+      if (!lines.includes(line)) await writeFileAtomic(marker, [...lines, line].join("\n") + "\n");
+    },
+  };
+}
