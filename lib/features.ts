@@ -25,7 +25,7 @@
 import { join } from "node:path";
 import { tf } from "./compute/backend.ts";
 import type { Split } from "./data/dataset.ts";
-import { exists, writeFileAtomic } from "./util/fsutil.ts";
+import { cacheDir, exists, writeFileAtomic } from "./util/fsutil.ts";
 import { resizeAntialiased, type RGBImage } from "./util/image.ts";
 import { type ExemplarNet, layerName } from "./nets.ts";
 import type { NetSpec } from "./compute/engine.ts";
@@ -361,6 +361,8 @@ export interface FeatureJob {
   mean: [number, number, number];
   /** Weights of the pooling levels. */
   levelWeights?: number[];
+  /** The cache folder of the thread that asked (lib/util/fsutil.ts `cacheDir`): the worker reads data from the same. */
+  cache?: string;
 }
 
 /**
@@ -388,7 +390,7 @@ export async function extractFeaturesParallel(
   let parts: Features[];
   try {
     parts = await Promise.all(shares.map((share, w) =>
-      pool.call(w, { ...job, indices: share }, {
+      pool.call(w, { cache: cacheDir(), ...job, indices: share }, {
         onEvent: (d) => {
           done[w] = d as number;
           onProgress?.(done.reduce((a, b) => a + b, 0), indices.length);

@@ -12,10 +12,12 @@ import { NetRunner } from "./compute/engine.ts";
 import { extractFeatures, type FeatureJob } from "./features.ts";
 import type { ExemplarNet } from "./nets.ts";
 import { serveRequests } from "./compute/pool.ts";
+import { useCacheDir } from "./util/fsutil.ts";
 import type { Features } from "./svm.ts";
 
 serveRequests<FeatureJob, Features>(async (job, ctx) => {
   await selectBackend("wasm");
+  if (job.cache) useCacheDir(job.cache);
   const runner = await NetRunner.create(job.spec);
   if (job.weights) runner.load(job.weights);
   const ds = await openDataset(job.data);

@@ -98,12 +98,12 @@ export const IMPLEMENTATIONS: Readonly<Record<string, Implementation>> = {
     test:
       "tests/train_test.ts: pretraining learns the surrogate task, and a resumed run repeats the uninterrupted run's numbers",
   },
-  "train.batch": { code: "lib/train.ts TRAIN_DEFAULTS", test: sgd },
-  "train.lr": { code: "lib/train.ts TRAIN_DEFAULTS", test: sgd },
-  "train.momentum": { code: "lib/train.ts TRAIN_DEFAULTS", test: sgd },
-  "train.weightDecay": { code: "lib/train.ts TRAIN_DEFAULTS", test: sgd },
+  "train.batch": { code: "lib/config.ts TRAIN_DEFAULTS", test: sgd },
+  "train.lr": { code: "lib/config.ts TRAIN_DEFAULTS", test: sgd },
+  "train.momentum": { code: "lib/config.ts TRAIN_DEFAULTS", test: sgd },
+  "train.weightDecay": { code: "lib/config.ts TRAIN_DEFAULTS", test: sgd },
   "train.schedule": {
-    code: "lib/train_flags.ts trainConfigFromFlags",
+    code: "lib/config.ts resolveTrainConfig",
     test: "tests/train_test.ts: the release schedule: fixed stages scaled to the run's length",
   },
   "train.divideBy": {

@@ -46,7 +46,7 @@ Deno.test("--help on every task: usage and every flag with its meaning, exit 0",
 Deno.test("a negative number after a flag is its value, answered as a bad value (not an ambiguous flag)", async () => {
   oneLineError(
     await task("pretrain", ["--out", "/nonexistent/x", "--lr", "-0.5"]),
-    /--lr -0\.5: expected a positive number/,
+    /--lr -0\.5: the learning rate must be a positive number/,
   );
   oneLineError(await task("seeds", ["--out", "/nonexistent/x", "--n", "-3"]), /--n -3: expected an integer/);
 });

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { useCacheDir } from "../lib/util/fsutil.ts";
 import { copyFileSync } from "node:fs";
 import { Frame, GIF, Image } from "imagescript";
 import { openDataset } from "../lib/data/mod.ts";
@@ -178,7 +179,7 @@ Deno.test("a folder with GIFs and a damaged JPEG: inspect and openDataset count 
   assert.equal(p.code, 0, p.stderr);
   assert.match(p.stderr, /0_still\.gif: \d+x\d+, ketch/);
   // Opened again, the answers kept in the cache give the same splits (the damaged file is not decoded again).
-  Deno.env.set("EXEMPLAR_CACHE", env.EXEMPLAR_CACHE);
+  useCacheDir(env.EXEMPLAR_CACHE);
   try {
     const logs: string[] = [];
     const ds = await openDataset(`folder:${root}`, { log: (m) => logs.push(m) });
@@ -187,7 +188,7 @@ Deno.test("a folder with GIFs and a damaged JPEG: inspect and openDataset count 
     assert.equal(ds.skipped.unreadable, 1);
     assert.match(logs.join("\n"), /1 images could not be read/);
   } finally {
-    Deno.env.delete("EXEMPLAR_CACHE");
+    useCacheDir(null);
   }
 });
 
@@ -239,7 +240,7 @@ Deno.test("symbolic links: class folders and images are followed, links to nothi
   await Deno.symlink(`${root}/car_side/a.jpg`, `${root}/car_side/b.jpg`);
   await Deno.symlink(root, `${elsewhere}/ketch/up`); // a link back to the data set's own folder
   const logs: string[] = [];
-  Deno.env.set("EXEMPLAR_CACHE", `${tmp.path}/cache`);
+  useCacheDir(`${tmp.path}/cache`);
   try {
     const ds = await openDataset(`folder:${root}`, { log: (m) => logs.push(m) });
     assert.deepEqual(ds.classNames, ["car_side", "ketch"]);
@@ -253,6 +254,6 @@ Deno.test("symbolic links: class folders and images are followed, links to nothi
       ),
     );
   } finally {
-    Deno.env.delete("EXEMPLAR_CACHE");
+    useCacheDir(null);
   }
 });

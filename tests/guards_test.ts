@@ -3,6 +3,7 @@
  * never evaluated, cached features never outlive their images, a run folder is used by one task at a time and never
  * receives foreign seeds, a refused run writes nothing, and sizes that cannot fit are refused before any work.
  */
+import { useCacheDir } from "../lib/util/fsutil.ts";
 import assert from "node:assert/strict";
 import { loadCheckpoint, saveCheckpoint } from "../lib/checkpoint.ts";
 import { TRAIN_DEFAULTS, type TrainConfig } from "../lib/config.ts";
@@ -43,7 +44,7 @@ async function snapshot(dir: string): Promise<Record<string, string>> {
 
 Deno.test("a run that diverges stops with one line naming the step and the rate, and keeps its last usable checkpoint", async () => {
   await using tmp = await tempDir();
-  Deno.env.set("EXEMPLAR_CACHE", `${tmp.path}/cache`);
+  useCacheDir(`${tmp.path}/cache`);
   // A checkpoint at every step: the last one before the weights blew up is what must stay.
   const out = `${tmp.path}/run`;
   const err = await pretrain(tiny({ lr: 10, steps: 300 }), {

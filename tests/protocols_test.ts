@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { useCacheDir } from "../lib/util/fsutil.ts";
 import { imageToCifar10 } from "../lib/data/cifar10.ts";
 import { openDataset } from "../lib/data/mod.ts";
 import { rawPixelFeatures } from "../lib/features.ts";
@@ -56,9 +57,9 @@ Deno.test("CIFAR-10(400) and STL-10 protocols on generated files", async () => {
     /stl10 protocol does not fit .*training folds/,
   );
 
-  Deno.env.set("EXEMPLAR_CACHE", `${tmp.path}/cache`);
+  useCacheDir(`${tmp.path}/cache`);
   const stl = await openDataset("synthetic:unlabeled=0,train=100,test=50,fold=50");
-  Deno.env.delete("EXEMPLAR_CACHE");
+  useCacheDir(null);
   const s = await runProtocol("stl10", stl, (split, idx) => rawPixelFeatures(stl.splits[split], idx, 8, GRAY), {
     C: 0.1,
   });
@@ -90,9 +91,9 @@ Deno.test("evaluate: a run folder without a checkpoint, a bad C and a protocol t
 
 Deno.test("release evaluation: random log-uniform C in the protocol's range, validated as the release does", async () => {
   await using tmp = await tempDir();
-  Deno.env.set("EXEMPLAR_CACHE", `${tmp.path}/cache`);
+  useCacheDir(`${tmp.path}/cache`);
   const stl = await openDataset("synthetic:unlabeled=0,train=100,test=50,fold=50");
-  Deno.env.delete("EXEMPLAR_CACHE");
+  useCacheDir(null);
   const features = (split: string, idx: number[]) => rawPixelFeatures(stl.splits[split], idx, 8, GRAY);
   const release = await runProtocol("stl10", stl, features, { method: "release", runs: 3 });
   // testing/run_net_on_STL_matcaffe_distr.m: 50 draws of C in [2e-4, 2e-1] (log-uniform), B = 5.

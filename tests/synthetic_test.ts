@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { useCacheDir } from "../lib/util/fsutil.ts";
 import { openDataset } from "../lib/data/mod.ts";
 import { ensureSynthetic, insideShape, parseSyntheticSpec, renderSynthetic } from "../lib/data/synthetic.ts";
 import { Rng } from "../lib/util/rng.ts";
@@ -10,12 +11,12 @@ Deno.test("synthetic data is written as real STL-10 files, deterministically fro
   await using a = await tempDir();
   await using b = await tempDir();
   const quiet = () => {};
-  Deno.env.set("EXEMPLAR_CACHE", a.path);
+  useCacheDir(a.path);
   const dirA = await ensureSynthetic(SMALL, quiet);
-  Deno.env.set("EXEMPLAR_CACHE", b.path);
+  useCacheDir(b.path);
   const dirB = await ensureSynthetic(SMALL, quiet);
   const dirC = await ensureSynthetic({ ...SMALL, seed: 6 }, quiet);
-  Deno.env.delete("EXEMPLAR_CACHE");
+  useCacheDir(null);
   for (const f of ["unlabeled_X.bin", "train_X.bin", "train_y.bin", "test_X.bin", "fold_indices.txt"]) {
     assert.deepEqual(await Deno.readFile(`${dirA}/${f}`), await Deno.readFile(`${dirB}/${f}`), f);
   }

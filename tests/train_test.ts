@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { useCacheDir } from "../lib/util/fsutil.ts";
 import { pretrain } from "../lib/train.ts";
 import { resolveTrainConfig, TRAIN_DEFAULTS, type TrainConfig } from "../lib/config.ts";
 import { type MetricsRow, readMetrics } from "../lib/run_folder.ts";
@@ -37,7 +38,7 @@ function sameRows(a: MetricsRow[], b: MetricsRow[]): void {
 
 Deno.test("pretraining learns the surrogate task, and a resumed run repeats the uninterrupted run's numbers", async () => {
   await using tmp = await tempDir();
-  Deno.env.set("EXEMPLAR_CACHE", `${tmp.path}/cache`);
+  useCacheDir(`${tmp.path}/cache`);
   const data = "synthetic:unlabeled=60,train=10,test=10,fold=10";
   const cfg = config(data);
   const full = await pretrain(cfg, { out: `${tmp.path}/full`, backend: "wasm", log: quiet });
@@ -85,7 +86,7 @@ Deno.test("pretraining learns the surrogate task, and a resumed run repeats the 
   assert.equal(early.steps, 3);
   await pretrain(cfg, { out: `${tmp.path}/early`, backend: "wasm", resume: true, log: quiet });
   sameRows(await readMetrics(`${tmp.path}/early`), rows);
-  Deno.env.delete("EXEMPLAR_CACHE");
+  useCacheDir(null);
 });
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {

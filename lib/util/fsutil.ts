@@ -182,9 +182,20 @@ export const PROJECT_ROOT: string = (() => {
   }
 })();
 
-/** Where generated data is cached: `$EXEMPLAR_CACHE`, else `<project>/.cache`. */
+/** The cache folder this thread uses instead of the default, when one is set ({@link useCacheDir}). */
+let cacheOverride: string | null = null;
+
+/** Where generated data is cached: the folder {@link useCacheDir} set, else `$EXEMPLAR_CACHE`, else `<project>/.cache`. */
 export function cacheDir(): string {
-  return Deno.env.get("EXEMPLAR_CACHE") ?? join(PROJECT_ROOT, ".cache");
+  return cacheOverride ?? Deno.env.get("EXEMPLAR_CACHE") ?? join(PROJECT_ROOT, ".cache");
+}
+
+/**
+ * Makes this thread cache into `dir` (null: back to the default), without touching the process's environment, which
+ * test files running in parallel in one process share.
+ */
+export function useCacheDir(dir: string | null): void {
+  cacheOverride = dir;
 }
 
 /** Whether process `pid` of this machine still runs (where that cannot be known: yes). */
