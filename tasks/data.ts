@@ -2,6 +2,7 @@
  * `deno task data inspect SPEC`
  * `deno task data preview SPEC --split NAME --index I --out FILE.png`
  * `deno task data download stl10|cifar10|caltech101|caltech256 --to DIR [--url URL] [--md5 HEX|none]`
+ * `deno task data subset NAME --from DIR --to DIR` (a named subset of data/subsets.json, e.g. caltech101-mini)
  *
  * @module
  */
@@ -12,16 +13,17 @@ import { UserError } from "../lib/util/errors.ts";
 import { refuseFileAsFolder } from "../lib/util/output_folder.ts";
 import { writeFileAtomic } from "../lib/util/fsutil.ts";
 import { encodePng } from "../lib/util/image.ts";
+import { makeSubset, subsetNamed, SUBSETS, subsetSpec } from "../lib/data/subsets.ts";
 
 const USAGE = `deno task data inspect SPEC | preview SPEC --split NAME --index I --out FILE.png | download ${
   Object.keys(ARCHIVES).join("|")
-} --to DIR   (SPEC: ${DATA_SPECS})`;
+} --to DIR | subset ${Object.keys(SUBSETS).join("|")} --from DIR --to DIR   (SPEC: ${DATA_SPECS})`;
 
 async function main(args: string[]): Promise<void> {
   const [cmd, ...rest] = args;
   if (cmd === "--help" || cmd === "-h") {
     throw new HelpRequested(
-      `usage: ${USAGE}\n\ncommands:\n  inspect SPEC    JSON: splits, sizes, classes, skipped files\n  preview SPEC    one image as a PNG (--help after it lists its flags)\n  download NAME   an official archive, resumed and checked (--help after it lists its flags)`,
+      `usage: ${USAGE}\n\ncommands:\n  inspect SPEC    JSON: splits, sizes, classes, skipped files\n  preview SPEC    one image as a PNG (--help after it lists its flags)\n  download NAME   an official archive, resumed and checked (--help after it lists its flags)\n  subset NAME     a named subset of an official download (data/subsets.json), in its layout`,
     );
   }
   if (cmd === "inspect") {
@@ -86,6 +88,20 @@ async function main(args: string[]): Promise<void> {
       },
     });
     console.log(dir);
+  } else if (cmd === "subset") {
+    const { values, positionals } = parseFlags(rest, {
+      from: { type: "string", help: "the official download's folder (e.g. the one data download caltech101 made)" },
+      to: { type: "string", help: "a new folder for the subset (required)" },
+    }, USAGE);
+    if (positionals.length !== 1) throw new UserError(`subset takes one subset name (usage: ${USAGE})`);
+    const def = subsetNamed(positionals[0]);
+    if (!values.from || !values.to) throw new UserError(`subset needs --from DIR and --to DIR`);
+    refuseFileAsFolder(values.to, "--to");
+    const r = await makeSubset(def, values.from, values.to, (m) => console.error(m));
+    console.error(
+      `${positionals[0]}: ${r.images} images, fingerprint ${r.fingerprint}; use it as --data ${subsetSpec(def, r.dir)}`,
+    );
+    console.log(r.dir);
   } else {
     throw new UserError(`unknown command "${cmd ?? ""}" (usage: ${USAGE})`);
   }
