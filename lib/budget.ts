@@ -4,9 +4,8 @@
  * The plan is made from a measured warm-up (steps as pretraining makes them, {@link measureSpeed}): the steps that
  * fit, the number of surrogate classes that suits that many samples ({@link budgetClasses}) and unlimited copies per
  * class (fresh transformations every epoch). It trains at its own rate and schedule (lib/presets.ts
- * `BUDGET_TRAINING`: 0.03, held for four fifths of the steps and then decayed to a hundredth, the `anneal` schedule):
- * measured at budgets of 30 and 60 minutes on real photographs, that gave better features than the paper's plateau
- * schedule at 0.01, which never lowers the rate in so short a run (README.md, "A time budget"). The plan is printed
+ * `BUDGET_TRAINING`: 0.03, held for four fifths of the steps and then decayed to a hundredth, the `anneal` schedule;
+ * the paper's plateau schedule at 0.01 never lowers the rate in so short a run). The plan is printed
  * and stored in config.json (`train.budget`). A warm-up of seconds measures the backend alone, before its kernels are
  * at full speed, and without the surrogate workers beside it: so the run plans once more at its first validation
  * after a tenth of the steps, from the speed it reached itself ({@link replanFromRun}), and once more after half of
@@ -77,9 +76,8 @@ const SECOND_REPLAN_AT = 0.5;
  * Whether a budget run plans again at `step`: at its first validation after a tenth of the warm-up's plan (the warm-up
  * is short and measures the backend alone; the run's own speed counts the surrogate workers beside it and a busy
  * machine), and a second time after half the steps (the first steps, kernels warming up and the workers filling
- * their queues, are slower than the rest: a 30-minute run planned again at step 500 from 314 samples/s then trained at
- * about 370 and used 27.9 of its minutes). Both come before the anneal schedule's decay, which starts at four
- * fifths of the steps.
+ * their queues, are slower than the rest, so the first re-plan's speed is low). Both come before the anneal schedule's
+ * decay, which starts at four fifths of the steps.
  */
 export function replanDue(plan: BudgetPlan | undefined, step: number): plan is BudgetPlan {
   if (plan === undefined) return false;

@@ -592,11 +592,8 @@ export function numberPaths(m: Method = METHODS.paper): string[] {
 /**
  * How a time budget trains (`--minutes`, the `laptop` scale; lib/budget.ts), unless `--schedule` or `--lr` say
  * otherwise: a budget of an hour or less on a CPU never reaches the plateau where the paper's schedule lowers its rate,
- * so it starts higher and ends decayed (`anneal`: held for four fifths of the steps, then down to a hundredth). Measured
- * on real photographs (README.md, "A time budget"): at 0.03 the surrogate task is learned about twice as fast per
- * step as at the paper's 0.01 (26 % of held-out copies right after 1,500 steps against 13 %; 0.1 gave 24 %), and
- * the features of 30 and 60 minutes led random weights by 14.3 and 14.4 points on caltech101-mini against 10.6 and 12.1
- * at 0.01 with the plateau (the decay itself added 0.8 of the 30 minutes' 14.3).
+ * so it starts higher and ends decayed (`anneal`: held for four fifths of the steps, then down to a hundredth). Chosen
+ * by runs on real photographs that docs/results.md ("Time budgets") lists, with their figures.
  */
 export const BUDGET_TRAINING: { schedule: "anneal"; lr: number } = { schedule: "anneal", lr: 0.03 };
 

@@ -11,7 +11,7 @@
  *   (`plotly.min.js` beside them, so the site works offline).
  *
  * The notebooks are executed headless with Deno's Jupyter kernel
- * (`tests/run_notebooks.py`, which needs Jupyter: see README.md), all of them
+ * (`tests/run_notebooks.py`, which needs Jupyter: see docs/usage.md), all of them
  * or those `--notebooks` names (`02_augmentations,04_table1`);
  * `--executed DIR` takes notebooks executed before instead (executions of
  * the notebooks as they are now). The committed notebooks stay without
@@ -300,6 +300,10 @@ async function main(args: string[]): Promise<void> {
     );
     const readme = await Deno.readTextFile(here("README.md"));
     const intro = readme.split("\n## ")[0].split("\n").slice(1).join("\n");
+    // The pictures the introduction shows, beside it.
+    for (const [, src] of intro.matchAll(/!\[[^\]]*\]\((docs\/[\w.-]+\.png)\)/g)) {
+      await writeFileAtomic(join(out.path, src), await Deno.readFile(here(src)));
+    }
     const index = [
       await marked.parse(intro),
       "<h2>The method, stage by stage</h2><ol>",

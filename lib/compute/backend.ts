@@ -1,5 +1,5 @@
 /**
- * Backends: where the tensor arithmetic runs (README.md, "The stages, one task each").
+ * Backends: where the tensor arithmetic runs (bench/README.md, "Backends").
  *
  * TensorFlow.js is chosen at start-up, best first:
  * `@tensorflow/tfjs-node-gpu` (CUDA) -> `@tensorflow/tfjs-node` (native CPU) ->
