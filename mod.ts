@@ -37,6 +37,8 @@ export {
   type MethodName,
   METHODS,
   type NetNumbers,
+  type ReleaseFile,
+  releaseFile,
   RUN_SCALES,
   type RunScale,
   SCALE_NAMES,

@@ -62,6 +62,11 @@ export const IMPLEMENTATIONS: Readonly<Record<string, Implementation>> = {
     test: "tests/surrogate_test.ts: release geometry: a window larger than the patch is averaged down, not aliased",
   },
   "augment.rotationDeg": { code: AUG, test: ranges },
+  "augment.colorBasis": {
+    code: "lib/augment.ts contrast1Basis, releaseEigenvectors; lib/surrogate.ts SurrogateData",
+    test:
+      "tests/release_data_test.ts: release contrast1: the release's colour eigenvectors, not the principal components of the seeds",
+  },
   "augment.pca": { code: AUG, test: ranges },
   "augment.pcaLog2Std": {
     code: AUG,
@@ -149,6 +154,11 @@ export const IMPLEMENTATIONS: Readonly<Record<string, Implementation>> = {
     code: "lib/protocols.ts protocolPlan",
     test:
       "tests/protocols_test.ts: Caltech-101 protocol on real photographs: 30 training images per class, mean per-class accuracy",
+  },
+  "eval.fixedSplits": {
+    code: "lib/protocols.ts protocolPlan, releaseSplitsPlan",
+    test:
+      "tests/release_data_test.ts: release Caltech-101 splits: 30 training and min(50, rest) test images of each class on Caltech-101's layout; another layout is refused",
   },
 };
 

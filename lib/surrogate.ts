@@ -22,7 +22,7 @@
  */
 import {
   type ColorPCA,
-  colorPCA,
+  contrast1Basis,
   drawParams,
   type ReleaseColour,
   releaseColour,
@@ -78,7 +78,7 @@ export class SurrogateData {
   readonly seed: number;
   /** Held-out copies per class, for validation. */
   readonly validationCopies: number;
-  /** Principal components of the seeds' pixel colours (for contrast1). */
+  /** contrast1's colour basis: the principal components of the seeds' pixels, or the release's fixed ones. */
   readonly pca: ColorPCA;
   /** Per-pixel mean of the seed patches, subtracted from every input. */
   readonly mean: Float32Array;
@@ -107,7 +107,7 @@ export class SurrogateData {
     } else {
       const pixels = new Uint8Array(this.n * PATCH_SIZE);
       for (let i = 0; i < this.n; i++) pixels.set(seedPatch(seeds, i).data, i * PATCH_SIZE);
-      this.pca = colorPCA(pixels);
+      this.pca = contrast1Basis(pixels, a.colorBasis);
       this.mean = seedMean(seeds);
       this.colour = !a.contrast1DataRange && !a.stretchBeforeContrast2
         ? null
@@ -194,7 +194,7 @@ export class SurrogateData {
 
 /** The statistics of the seeds a {@link SurrogateData} computes once (and hands to its workers). */
 export interface SurrogateStats {
-  /** Principal components of the seed pixels' colours. */
+  /** contrast1's colour basis (see {@link SurrogateData.pca}). */
   pca: ColorPCA;
   /** Per-pixel mean patch. */
   mean: Float32Array;
