@@ -85,6 +85,8 @@ export interface PretrainOptions {
   onRow?: (row: MetricsRow) => void;
   /** The run's number of steps when a time budget's re-plan changes it. */
   onSteps?: (steps: number) => void;
+  /** Progress of long work before the first step (drawing the seeds): (what, done, in all). */
+  onProgress?: (what: string, done: number, total: number) => void;
   /** Stop (with a checkpoint) when this returns true; checked every step. */
   shouldStop?: () => boolean;
 }
@@ -117,6 +119,7 @@ async function pretrainLocked(cfg: TrainConfig, backend: BackendInfo, opts: Pret
     backend,
     gradientWorkers: parallel,
     log,
+    onProgress: opts.onProgress,
   });
   // "[...] we apply a set of transformations [...] K times to each seed": the surrogate classes (§3).
   const data = new SurrogateData(seeds, {

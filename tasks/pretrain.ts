@@ -16,7 +16,7 @@
  */
 import { join } from "node:path";
 import { BACKENDS } from "../lib/compute/backend.ts";
-import { parseFlags, Progress, runTask } from "../lib/util/cli.ts";
+import { parseFlags, Progress, progressBars, runTask } from "../lib/util/cli.ts";
 import { DATA_SPECS } from "../lib/data/mod.ts";
 import { UserError } from "../lib/util/errors.ts";
 import { pretrain } from "../lib/train.ts";
@@ -76,6 +76,7 @@ async function main(args: string[]): Promise<void> {
     log: (m) => console.error(m),
     onRow: (r) => bar.update(r.step, rowSummary(r)),
     onSteps: (steps) => bar.setTotal(steps),
+    onProgress: progressBars(),
   });
   console.error(
     `${result.steps} steps (${result.samples} samples) on ${result.backend.name}; run folder ${values.out}`,

@@ -150,6 +150,7 @@ async function run(
     log: (m) => console.error(`  ${m.trim()}`),
     onRow: (r) => bar.update(r.step, rowSummary(r)),
     onSteps: (steps) => bar.setTotal(steps),
+    onProgress: progressBars(),
   });
   if (trained.interrupted) {
     console.error(`interrupted: run the same command again to continue (${out})`);
