@@ -31,6 +31,8 @@ const sgd = "tests/engine_test.ts: sgdUpdate: Caffe's SGD with each slot's learn
 const releaseEval =
   "tests/protocols_test.ts: release evaluation: random log-uniform C in the protocol's range, validated as the release does";
 const protocols = "tests/protocols_test.ts: CIFAR-10(400) and STL-10 protocols on generated files";
+const kFold =
+  "tests/protocols_test.ts: the paper method validates C by 5-fold cross-validation on the first run's training images";
 
 /** Where each number is used and checked, by its path in {@link METHODS}. */
 export const IMPLEMENTATIONS: Readonly<Record<string, Implementation>> = {
@@ -142,6 +144,7 @@ export const IMPLEMENTATIONS: Readonly<Record<string, Implementation>> = {
   "eval.cGrid": { code: PRO, test: releaseEval },
   "eval.cRandom": { code: PRO, test: releaseEval },
   "eval.cValidation": { code: "lib/protocols.ts protocolPlan", test: releaseEval },
+  "eval.cFolds": { code: "lib/protocols.ts kFoldValidation", test: kFold },
   "eval.std": { code: PRO, test: releaseEval },
   "eval.runs": { code: "lib/protocols.ts protocolPlan", test: protocols },
   "eval.cifarPerClass": { code: "lib/protocols.ts protocolPlan", test: protocols },

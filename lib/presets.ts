@@ -159,11 +159,14 @@ export interface EvalNumbers {
     draws: number;
   }>;
   /**
-   * What C is validated on: a held-out part of the first run's training set (`holdOut`), or the release's choice
-   * (STL-10: fold 1 against the rest; CIFAR-10(400), Caltech: run 1's training set against run 2's images not in it;
-   * CIFAR-10: 2-fold cross-validation).
+   * What C is validated on: `kFold`, the first run's training set in `cFolds` stratified folds, each held out in turn
+   * (CIFAR-10(400), Caltech, a folder; STL-10 keeps its protocol's fold 1 against the rest, CIFAR-10 a tenth held out,
+   * both thousands of images); or the release's choice (STL-10: fold 1 against the rest; CIFAR-10(400), Caltech: run
+   * 1's training set against run 2's images not in it; CIFAR-10: 2-fold cross-validation).
    */
-  cValidation: "holdOut" | "release";
+  cValidation: "kFold" | "release";
+  /** `kFold`: the number of folds. */
+  cFolds: number;
   /** Standard deviation over runs: sample (n - 1) or population (n, the release). */
   std: "sample" | "population";
   /** Runs (subsets or splits) a protocol averages over. */
@@ -241,7 +244,8 @@ const PAPER_EVAL: EvalNumbers = {
     caltech256: { range: [2e-3, 1], draws: 30 },
     folder: { range: [2e-3, 1], draws: 30 },
   },
-  cValidation: "holdOut",
+  cValidation: "kFold",
+  cFolds: 5,
   std: "sample",
   runs: 10,
   cifarPerClass: 400,
@@ -256,6 +260,7 @@ const RELEASE_EVAL: EvalNumbers = {
   svmBias: { stl10: 5, "cifar10-400": 1, cifar10: 1, caltech101: 1, caltech256: 1, folder: 1 },
   cSearch: "logRandom",
   cValidation: "release",
+  cFolds: 2,
   std: "population",
   fixedSplits: {
     "cifar10-400": "data/release/cifar10_400_splits.json",
@@ -598,9 +603,14 @@ export const SOURCES: Readonly<Record<string, Source>> = {
       "testing/run_net_on_STL_matcaffe_distr.m: [2e-4, 2e-1], 50 draws; run_net_on_CIFAR_matcaffe_distr.m: [1e-3, 1], 50 (reduced) and 30 (full); run_net_on_Caltech_matcaffe_distr.m: [2e-3, 1], 30",
   },
   "eval.cValidation": {
-    paper: "(not in the paper: a held-out part of the first run's training set)",
+    paper:
+      "(the paper says only that C is validated: 5-fold cross-validation on the first run's training images, where a held-out part would be a few images per class)",
     release:
       "testing/run_net_on_*_matcaffe_distr.m: STL-10 fold 1 against the rest; CIFAR-10(400) and Caltech split 1 against split 2's images not in split 1; CIFAR-10 2-fold cross-validation (-v 2)",
+  },
+  "eval.cFolds": {
+    paper: "(not in the paper: 5 folds, each a fifth of every class's training images)",
+    release: "testing/run_net_on_CIFAR_matcaffe_distr.m: liblinear's -v 2 on CIFAR-10",
   },
   "eval.std": {
     paper: '§5.2: "mean and standard deviation" (sample standard deviation)',
