@@ -7,6 +7,14 @@ import {
   webgpuKernelsInstalled,
 } from "../lib/compute/webgpu_kernels.ts";
 import { Rng } from "../lib/util/rng.ts";
+import { NetRunner } from "../lib/compute/engine.ts";
+import { netSpec, PAPER_NETS } from "../lib/nets.ts";
+import {
+  missingWebGPUInternals,
+  pinnedWebGPUVersion,
+  webgpuInternals,
+  webgpuInternalsProblem,
+} from "../lib/compute/tfjs_internals.ts";
 
 // The project's WebGPU kernels against the cpu backend, on the software adapter (llvmpipe) that Deno offers on a
 // machine without a GPU. Skipped only where not even that adapter exists.
@@ -87,6 +95,59 @@ Deno.test("WebGPU kernels: matrix products with every transpose equal cpu's", { 
   await selectBackend("wasm");
 });
 
+Deno.test("WebGPU kernels: batched and broadcast products equal cpu's", { ignore: !adapter }, async () => {
+  const cases: [number[], number[], boolean, boolean][] = [
+    [[3, 5, 7], [3, 7, 4], false, false],
+    [[2, 3, 9, 70], [2, 3, 70, 6], false, true],
+    [[1, 6, 33], [4, 33, 5], false, false],
+    [[4, 8, 6], [8, 3], true, false],
+  ];
+  for (const [as, bs, ta, tb] of cases) {
+    const a = random(as, 6), b = random(tb ? [...bs.slice(0, -2), bs.at(-1)!, bs.at(-2)!] : bs, 7);
+    const f = (p: tf.Tensor, q: tf.Tensor) => [tf.matMul(p, q, ta, tb)];
+    assertClose((await on("webgpu", [a, b], f))[0], (await on("cpu", [a, b], f))[0], `${as} x ${bs} ${ta} ${tb}`);
+  }
+  await selectBackend("wasm");
+});
+
+Deno.test(
+  "WebGPU kernels: a training step of each paper network runs every product and convolution on the project's kernels",
+  { ignore: !adapter },
+  async () => {
+    await selectBackend("webgpu", { softwareGpu: true });
+    installWebGPUKernels(true);
+    // Every program TensorFlow.js compiles and dispatches goes through runWebGPUProgram: count them by name.
+    const backend = webgpuInternals(), own = backend.runWebGPUProgram;
+    const programs = new Map<string, number>();
+    backend.runWebGPUProgram = function (this: typeof backend, program, inputs, dtype) {
+      const name = program.constructor.name;
+      programs.set(name, (programs.get(name) ?? 0) + 1);
+      return own.call(this, program, inputs, dtype);
+    };
+    try {
+      const n = 2, rng = new Rng(8);
+      const x = Float32Array.from({ length: n * 32 * 32 * 3 }, () => rng.normal());
+      const y = Int32Array.from({ length: n }, (_, i) => i);
+      for (const net of Object.values(PAPER_NETS)) {
+        const runner = await NetRunner.create(netSpec({ net, classes: 10, method: "release", seed: 1 }));
+        try {
+          const out = runner.gradients(x, y, n, 3);
+          await out.loss.data();
+          tf.dispose([out.loss, out.correct, ...out.grads]);
+        } finally {
+          runner.net.dispose();
+        }
+        const theirs = [...programs.keys()].filter((p) => /MatMul|Conv2D|Im2Col/.test(p));
+        assert.deepEqual(theirs, [], `${net}: TensorFlow.js's own products ran: ${JSON.stringify([...programs])}`);
+        assert.ok((programs.get("GemmProgram") ?? 0) >= 10, `${net}: ${JSON.stringify([...programs])}`);
+      }
+    } finally {
+      backend.runWebGPUProgram = own;
+      await selectBackend("wasm");
+    }
+  },
+);
+
 Deno.test(
   "WebGPU kernels: installed and removed on request; long products are split",
   { ignore: !adapter },
@@ -107,3 +168,27 @@ Deno.test(
     await selectBackend("wasm");
   },
 );
+
+Deno.test("TensorFlow.js internals: a WebGPU backend without a member the project uses is named in one line", async () => {
+  const pinned = pinnedWebGPUVersion();
+  assert.match(pinned, /^\d+\.\d+\.\d+$/);
+  const fake = { device: {}, queue: {}, tensorMap: { get() {} }, bufferManager: {}, submitQueue() {} };
+  assert.deepEqual(missingWebGPUInternals(fake), [
+    "bufferManager.acquireBuffer",
+    "commandEncoder",
+    "endComputePassEncoder",
+    "uploadToGPU",
+    "runWebGPUProgram",
+  ]);
+  const problem = webgpuInternalsProblem(fake)!;
+  assert.ok(!problem.includes("\n"), problem);
+  assert.match(
+    problem,
+    new RegExp(`lacks bufferManager.acquireBuffer, commandEncoder, .*${pinned.replaceAll(".", "\\.")}`),
+  );
+  assert.match(problem, /deno\.json/);
+  if (!adapter) return;
+  await selectBackend("webgpu", { softwareGpu: true });
+  assert.deepEqual(missingWebGPUInternals(tf.backend()), []);
+  await selectBackend("wasm");
+});

@@ -28,6 +28,7 @@ import { UserError } from "../util/errors.ts";
 import { type Blas, convFilterGrad, convForward, type ConvGeometry, flipFilter, openBlas } from "./blas.ts";
 import { DEFAULT_WEBGPU_KERNELS, installWebGPUKernels } from "./webgpu_kernels.ts";
 import { installWriteBufferUpload } from "./webgpu_upload.ts";
+import { webgpuInternals, webgpuInternalsProblem } from "./tfjs_internals.ts";
 
 type TensorInfo = tf.TensorInfo;
 // deno-lint-ignore no-explicit-any
@@ -536,10 +537,13 @@ async function tryWebGPU(opts: SelectOptions = {}): Promise<string | null> {
     return `@tensorflow/tfjs-backend-webgpu is not installed (${(e as Error).message.split("\n")[0]})`;
   }
   if (!(await tf.setBackend("webgpu"))) return "the webgpu backend failed to start";
+  // The backend's private members the project uses (lib/compute/tfjs_internals.ts) must all be there.
+  const internals = webgpuInternalsProblem(tf.backend());
+  if (internals) return internals;
   // Uploads through queue.writeBuffer (lib/compute/webgpu_upload.ts); EXEMPLAR_WEBGPU_UPLOAD=mapped keeps
   // TensorFlow.js's own.
   webgpuUpload = Deno.env.get("EXEMPLAR_WEBGPU_UPLOAD") === "mapped" ? "mapped" : "writeBuffer";
-  installWriteBufferUpload(tf.backend(), webgpuUpload === "writeBuffer");
+  installWriteBufferUpload(webgpuInternals(), webgpuUpload === "writeBuffer");
   // The project's kernels (lib/compute/webgpu_kernels.ts): by default those that measured faster than TensorFlow.js's own
   // on a real GPU (bench/README.md, "GPU"); EXEMPLAR_WEBGPU_KERNELS=all installs all of them, =off none, and a
   // comma-separated list of kernel names those.

@@ -22,6 +22,7 @@
  */
 import { type BackendInfo, selectBackend, tf, wasmHeapView, weightsInPlace } from "./backend.ts";
 import { DeviceSgd } from "./webgpu_sgd.ts";
+import { webgpuInternals } from "./tfjs_internals.ts";
 import { WorkerPool } from "./pool.ts";
 import { type ParamSlot, type SgdHyper, sgdUpdate, sgdUpdateTensors } from "./sgd.ts";
 
@@ -364,7 +365,7 @@ export class DeviceEngine implements GradientEngine {
       zeros.dispose(); // the variable holds its own reference
       return v;
     });
-    this.#sgd = tf.getBackend() === "webgpu" ? new DeviceSgd(tf.backend()) : null;
+    this.#sgd = tf.getBackend() === "webgpu" ? new DeviceSgd(webgpuInternals()) : null;
   }
 
   /** Builds the network on the current backend; the initial weights are those `spec` gives. */

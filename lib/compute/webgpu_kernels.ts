@@ -14,7 +14,7 @@
  * | forward y = conv(x, w)             | B OH OW      | Co | KH KW Ci     | x[b, oy + kh - PT, ox + kw - PL, ci]      | w[kh, kw, ci, co]    |
  * | input gradient dx                  | B H W        | Ci | KH KW Co     | dy[b, iy + PT - kh, ix + PL - kw, co]     | w[kh, kw, n, co]     |
  * | filter gradient dw                 | KH KW Ci     | Co | B OH OW      | x[b, oy + kh - PT, ox + kw - PL, ci]      | dy[b, oy, ox, co]    |
- * | dense layer (BatchMatMul, batch 1) | rows of a    | .. | ..           | a or its transpose                        | b or its transpose   |
+ * | dense layer (BatchMatMul)          | rows of a    | .. | ..           | a or its transpose                        | b or its transpose   |
  *
  * (out-of-image reads are zeros). One shader template computes all of them: each workgroup of 16 x 16 threads
  * owns a 64 x 64 tile of C, stages 16-deep slices of A and B in workgroup memory (8 KiB), and each thread
@@ -22,18 +22,18 @@
  * gradients: M N of a few thousand, K = 131,072 for conv1) the K axis is split over workgroups ("split-K") and a
  * second pass sums the partial products.
  *
- * Anything else (strides, dilation, NCHW, batched products) goes to TensorFlow.js's own kernel. Which of the four are
+ * A batched product (BatchMatMul of rank 3 or more, a batch of one operand broadcast over the other's) runs its pairs
+ * side by side in the grid. Anything else (strides, dilation, NCHW, other dtypes) goes to TensorFlow.js's own kernel. Which of the four are
  * installed is {@link DEFAULT_WEBGPU_KERNELS} unless `EXEMPLAR_WEBGPU_KERNELS` says otherwise (lib/compute/backend.ts).
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { WebGPUBackendInternals as WebGPUBackend } from "./tfjs_internals.ts";
 
 type TensorInfo = tf.TensorInfo;
 // deno-lint-ignore no-explicit-any
 type Attrs = any;
-// deno-lint-ignore no-explicit-any
-type WebGPUBackend = any;
 
 /** Tile of C per workgroup (TILE x TILE), depth of the staged slices of A and B, threads per workgroup side. */
 const TILE = 64, DEPTH = 16, SIDE = 16;
@@ -49,27 +49,29 @@ export interface GemmSpec {
   M: number;
   N: number;
   K: number;
+  /** Independent products computed side by side (default 1): the bodies see which one as `pair`. */
+  batch?: number;
   /** Names of the input buffers, as the bodies use them. */
   inputs: string[];
-  /** WGSL statements ending in `return`: A at (m, k), both in range. */
+  /** WGSL statements ending in `return`: A at (m, k), both in range, of product `pair`. */
   loadA: string;
-  /** WGSL statements ending in `return`: B at (k, n), both in range. */
+  /** WGSL statements ending in `return`: B at (k, n), both in range, of product `pair`. */
   loadB: string;
   /** Which index of A (and of B) runs along memory: threads then read neighbouring addresses. */
   aContiguous: "m" | "k";
   bContiguous: "k" | "n";
 }
 
-/** How many parts K is split into for `spec` (1: none). */
-export function kSplits(M: number, N: number, K: number): number {
-  const tiles = Math.ceil(M / TILE) * Math.ceil(N / TILE);
+/** How many parts K is split into for `batch` products of M x N x K (1: none). */
+export function kSplits(M: number, N: number, K: number, batch = 1): number {
+  const tiles = Math.ceil(M / TILE) * Math.ceil(N / TILE) * batch;
   if (tiles >= TARGET_WORKGROUPS / 2) return 1;
   const byWork = Math.ceil(TARGET_WORKGROUPS / tiles);
   const byLength = Math.max(1, Math.floor(K / MIN_SPLIT));
   return Math.max(1, Math.min(byWork, byLength));
 }
 
-/** The tiled matrix product: writes C, or with `splits` > 1 the partial products [splits, M, N]. */
+/** The tiled matrix product: writes C [batch, M, N], or with `splits` > 1 the partial products [batch, splits, M, N]. */
 class GemmProgram {
   variableNames: string[];
   outputShape: number[];
@@ -77,19 +79,22 @@ class GemmProgram {
   dispatchLayout = { x: [] as number[] };
   dispatch: [number, number, number];
   workgroupSize: [number, number, number] = [SIDE, SIDE, 1];
+  /** How many parts K is split into. */
+  readonly parts: number;
   #spec: GemmSpec;
   #chunk: number;
 
   constructor(spec: GemmSpec, splits: number, outShape: number[]) {
     this.#spec = spec;
     this.variableNames = spec.inputs;
+    const batch = spec.batch ?? 1;
     // Each split's share of K, a whole number of slices.
     this.#chunk = Math.ceil(Math.ceil(spec.K / splits) / DEPTH) * DEPTH;
-    const parts = Math.ceil(spec.K / this.#chunk);
-    // Unsplit, C [M, N] is the output's memory layout as it is.
-    this.outputShape = parts > 1 ? [parts, spec.M, spec.N] : outShape;
-    this.dispatch = [Math.ceil(spec.N / TILE), Math.ceil(spec.M / TILE), parts];
-    this.shaderKey = `exemplar_gemm_${spec.key}_${spec.M}_${spec.N}_${spec.K}_${this.#chunk}`;
+    this.parts = Math.ceil(spec.K / this.#chunk);
+    // Unsplit, C [batch, M, N] is the output's memory layout as it is.
+    this.outputShape = this.parts > 1 ? [batch * this.parts, spec.M, spec.N] : outShape;
+    this.dispatch = [Math.ceil(spec.N / TILE), Math.ceil(spec.M / TILE), this.parts * batch];
+    this.shaderKey = `exemplar_gemm_${spec.key}_${batch}_${spec.M}_${spec.N}_${spec.K}_${this.#chunk}`;
   }
 
   getUserCode(): string {
@@ -107,6 +112,9 @@ const M = ${s.M};
 const N = ${s.N};
 const K = ${s.K};
 const CHUNK = ${this.#chunk};
+const PARTS = ${this.parts};
+// Which product of the batch this workgroup computes.
+var<private> pair: i32;
 // Slices of A and B in workgroup memory: [depth][64 / 4] vectors of 4.
 var<workgroup> tileA: array<vec4<f32>, ${DEPTH * TILE / 4}>;
 var<workgroup> tileB: array<vec4<f32>, ${DEPTH * TILE / 4}>;
@@ -127,7 +135,8 @@ fn main(index: i32) {
   let tid = i32(localIndex);
   let m0 = i32(workgroupId.y) * ${TILE};
   let n0 = i32(workgroupId.x) * ${TILE};
-  let kBegin = i32(workgroupId.z) * CHUNK;
+  pair = i32(workgroupId.z) / PARTS;
+  let kBegin = (i32(workgroupId.z) % PARTS) * CHUNK;
   let kEnd = min(K, kBegin + CHUNK);
   var acc0 = vec4<f32>(0.0);
   var acc1 = vec4<f32>(0.0);
@@ -180,7 +189,7 @@ fn main(index: i32) {
   }
 }
 
-/** Sums partial products [parts, size] over the first axis into `outputShape`. */
+/** Sums partial products [batch, parts, size] over the parts into `outputShape` ([batch, size] as laid out). */
 class SplitSumProgram {
   variableNames = ["parts"];
   outputShape: number[];
@@ -190,22 +199,26 @@ class SplitSumProgram {
   workgroupSize: [number, number, number] = [256, 1, 1];
   #parts: number;
   #size: number;
+  #per: number;
 
-  constructor(parts: number, outputShape: number[]) {
+  constructor(parts: number, outputShape: number[], batch: number) {
     this.#parts = parts;
     this.#size = outputShape.reduce((a, b) => a * b, 1);
+    this.#per = this.#size / batch;
     this.outputShape = outputShape;
     this.dispatch = [Math.ceil(this.#size / 256), 1, 1];
-    this.shaderKey = `exemplar_splitsum_${parts}_${this.#size}`;
+    this.shaderKey = `exemplar_splitsum_${parts}_${this.#size}_${batch}`;
   }
 
   getUserCode(): string {
+    const P = this.#parts, per = this.#per;
     return `
 fn main(index: i32) {
   _ = uniforms.NAN;
   if (index < ${this.#size}) {
+    let first = (index / ${per}) * ${P * per} + index % ${per};
     var s = 0.0;
-    for (var p = 0; p < ${this.#parts}; p = p + 1) { s = s + parts[p * ${this.#size} + index]; }
+    for (var p = 0; p < ${P}; p = p + 1) { s = s + parts[first + p * ${per}]; }
     result[index] = s;
   }
 }
@@ -215,12 +228,13 @@ fn main(index: i32) {
 
 /** Runs the matrix product of `spec` on `inputs`; the result has shape `outShape` (M x N elements). */
 export function gemm(backend: WebGPUBackend, spec: GemmSpec, inputs: TensorInfo[], outShape: number[]): TensorInfo {
-  const program = new GemmProgram(spec, kSplits(spec.M, spec.N, spec.K), outShape);
-  const out = backend.runWebGPUProgram(program, inputs, "float32") as TensorInfo;
-  if (program.dispatch[2] === 1) return out;
-  const sum = backend.runWebGPUProgram(new SplitSumProgram(program.outputShape[0], outShape), [out], "float32");
+  const batch = spec.batch ?? 1;
+  const program = new GemmProgram(spec, kSplits(spec.M, spec.N, spec.K, batch), outShape);
+  const out = backend.runWebGPUProgram(program, inputs, "float32");
+  if (program.parts === 1) return out;
+  const sum = backend.runWebGPUProgram(new SplitSumProgram(program.parts, outShape, batch), [out], "float32");
   backend.disposeData(out.dataId);
-  return sum as TensorInfo;
+  return sum;
 }
 
 /** Integer division and remainder as WGSL, for splitting a flat index into coordinates. */
@@ -343,18 +357,66 @@ export function convFilterGradSpec(c: ConvShape): GemmSpec {
   };
 }
 
-/** A (possibly transposed) matrix product of a [1, M, K] and b [1, K, N] as stored. */
-export function matMulSpec(M: number, N: number, K: number, transposeA: boolean, transposeB: boolean): GemmSpec {
+/**
+ * `batch` (possibly transposed) matrix products of a [batch, M, K] and b [batch, K, N] as stored; an operand whose
+ * `batched` flag is false is one matrix, used by every product.
+ */
+export function matMulSpec(
+  M: number,
+  N: number,
+  K: number,
+  transposeA: boolean,
+  transposeB: boolean,
+  batch = 1,
+  batched: [boolean, boolean] = [true, true],
+): GemmSpec {
+  const a0 = batched[0] && batch > 1 ? `pair * ${M * K} + ` : "",
+    b0 = batched[1] && batch > 1 ? `pair * ${K * N} + ` : "";
   return {
-    key: `matmul_${transposeA ? "t" : "n"}${transposeB ? "t" : "n"}`,
+    key: `matmul_${transposeA ? "t" : "n"}${transposeB ? "t" : "n"}_${a0 ? "b" : "1"}${b0 ? "b" : "1"}`,
     M,
     N,
     K,
+    batch,
     inputs: ["a", "b"],
-    loadA: transposeA ? `return a[k * ${M} + m];` : `return a[m * ${K} + k];`,
-    loadB: transposeB ? `return b[n * ${K} + k];` : `return b[k * ${N} + n];`,
+    loadA: transposeA ? `return a[${a0}k * ${M} + m];` : `return a[${a0}m * ${K} + k];`,
+    loadB: transposeB ? `return b[${b0}n * ${K} + k];` : `return b[${b0}k * ${N} + n];`,
     aContiguous: transposeA ? "m" : "k",
     bContiguous: transposeB ? "k" : "n",
+  };
+}
+
+/**
+ * BatchMatMul of a and b (rank 2 or more, as `tf.matMul` hands them over) as a {@link GemmSpec} and its output's
+ * shape, or null for what the template does not take: empty operands, and batch shapes that broadcast other than
+ * one operand's single matrix over the other's batch.
+ */
+export function batchMatMulSpec(
+  aShape: number[],
+  bShape: number[],
+  transposeA: boolean,
+  transposeB: boolean,
+): { spec: GemmSpec; outShape: number[] } | null {
+  if (aShape.length < 2 || bShape.length < 2) return null;
+  const [a0, a1] = aShape.slice(-2), [b0, b1] = bShape.slice(-2);
+  const M = transposeA ? a1 : a0, K = transposeA ? a0 : a1, N = transposeB ? b0 : b1;
+  if ((transposeB ? b1 : b0) !== K) return null; // TensorFlow.js's kernel words the error
+  const batchA = aShape.slice(0, -2), batchB = bShape.slice(0, -2);
+  const size = (s: number[]) => s.reduce((x, y) => x * y, 1);
+  let outBatch: number[];
+  try {
+    outBatch = tf.backend_util.assertAndGetBroadcastShape(batchA, batchB);
+  } catch {
+    return null;
+  }
+  const batch = size(outBatch), BA = size(batchA), BB = size(batchB);
+  if (batch * M * N * K === 0) return null;
+  // A batch of as many matrices as the output's has every dimension of the output's batch (broadcasting only ever
+  // stretches 1s), so its matrices lie in the output's order.
+  if ((BA !== batch && BA !== 1) || (BB !== batch && BB !== 1)) return null;
+  return {
+    spec: matMulSpec(M, N, K, transposeA, transposeB, batch, [BA > 1, BB > 1]),
+    outShape: [...outBatch, M, N],
   };
 }
 
@@ -421,10 +483,9 @@ function ours(name: typeof NAMES[number]): tf.KernelConfig {
     const attrs = args.attrs as Attrs, backend = args.backend as WebGPUBackend;
     if (name === "BatchMatMul") {
       const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
-      if (a.shape.length !== 3 || a.shape[0] !== 1 || b.shape[0] !== 1) return fallback(args);
-      const [M, K] = attrs.transposeA ? [a.shape[2], a.shape[1]] : [a.shape[1], a.shape[2]];
-      const N = attrs.transposeB ? b.shape[1] : b.shape[2];
-      return gemm(backend, matMulSpec(M, N, K, !!attrs.transposeA, !!attrs.transposeB), [a, b], [1, M, N]);
+      const product = batchMatMulSpec(a.shape, b.shape, !!attrs.transposeA, !!attrs.transposeB);
+      if (!product || a.dtype !== "float32" || b.dtype !== "float32") return fallback(args);
+      return gemm(backend, product.spec, [a, b], product.outShape);
     }
     if (!covered(attrs)) return fallback(args);
     if (name === "Conv2D") {

@@ -10,9 +10,7 @@
  * @module
  */
 import type * as tf from "@tensorflow/tfjs";
-
-// deno-lint-ignore no-explicit-any
-type WebGPUBackend = any;
+import { flushTfjs, tensorBuffer, type WebGPUBackendInternals as WebGPUBackend } from "./tfjs_internals.ts";
 
 /** One parameter's update: its weights, momentum and gradient tensors, and the numbers of the formula. */
 export interface SgdItem {
@@ -57,27 +55,19 @@ export class DeviceSgd {
 
   constructor(backend: WebGPUBackend) {
     this.#backend = backend;
-    this.#device = backend.device as GPUDevice;
+    this.#device = backend.device;
     this.#pipeline = this.#device.createComputePipeline({
       layout: "auto",
       compute: { module: this.#device.createShaderModule({ code: WGSL }), entryPoint: "main" },
     });
   }
 
-  #buffer(t: tf.TensorInfo): GPUBuffer {
-    this.#backend.uploadToGPU(t.dataId);
-    return this.#backend.tensorMap.get(t.dataId).resource as GPUBuffer;
-  }
-
   /** Updates every item's weights and momentum in place. */
   run(items: SgdItem[]): void {
     const device = this.#device, backend = this.#backend;
-    const bindings = items.map((it) => [this.#buffer(it.w), this.#buffer(it.v), this.#buffer(it.g)]);
+    const bindings = items.map((it) => [it.w, it.v, it.g].map((t) => tensorBuffer(backend, t)));
     // What TensorFlow.js has recorded (the step's gradient) goes to the queue first.
-    if (backend.commandEncoder) {
-      backend.endComputePassEncoder();
-      backend.submitQueue();
-    }
+    flushTfjs(backend);
     while (this.#uniforms.length < items.length) {
       this.#uniforms.push(device.createBuffer({ size: 32, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST }));
     }

@@ -15,9 +15,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-
-// deno-lint-ignore no-explicit-any
-type WebGPUBackend = any;
+import type { WebGPUBackendInternals as WebGPUBackend } from "./tfjs_internals.ts";
 
 /** Bytes per element on the GPU for the dtypes handled here (TensorFlow.js keeps bool as int32 there). */
 const BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 4 };
@@ -41,12 +39,12 @@ export function installWriteBufferUpload(backend: WebGPUBackend, on = true): voi
     if (data.resource != null || !data.values || !(data.dtype in BYTES)) return own(dataId);
     const size = BYTES[data.dtype] * tf.util.sizeFromShape(data.shape);
     if (size === 0) return own(dataId);
-    const values: ArrayBufferView = data.dtype === "float32"
+    const values: Float32Array | Int32Array = data.dtype === "float32"
       ? (data.values instanceof Float32Array ? data.values : Float32Array.from(data.values))
       : (data.values instanceof Int32Array ? data.values : Int32Array.from(data.values));
     const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
     const buffer: GPUBuffer = backend.bufferManager.acquireBuffer(size, usage);
-    backend.queue.writeBuffer(buffer, 0, values.buffer, values.byteOffset, size);
+    backend.queue.writeBuffer(buffer, 0, values.buffer as ArrayBuffer, values.byteOffset, size);
     data.values = null; // once uploaded, the values live on the GPU only (as TensorFlow.js's own upload does)
     data.resource = buffer;
   };

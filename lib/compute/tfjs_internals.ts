@@ -1,0 +1,127 @@
+/**
+ * The members of TensorFlow.js's WebGPU backend that the project reaches beyond its public API, in one typed place.
+ *
+ * The project's WGSL kernels (lib/compute/webgpu_kernels.ts), its uploads (lib/compute/webgpu_upload.ts), its SGD
+ * pass (lib/compute/webgpu_sgd.ts) and its own training step (lib/compute/webgpu_step.ts) work on the backend's GPU
+ * device, its tensors' buffers and its command encoder. Those are private fields of `WebGPUBackend` in
+ * `@tensorflow/tfjs-backend-webgpu` and may change with any release, so the project pins that release in deno.json
+ * and {@link checkWebGPUInternals} checks, when the `webgpu` backend is selected, that every member named here is
+ * still there: a version that lacks one is refused with one line naming the pinned version, rather than failing in
+ * the middle of a run.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import config from "../../deno.json" with { type: "json" };
+
+/** What the backend keeps for a tensor: its values on the CPU or its buffer on the GPU (one of them), and more. */
+export interface TensorData {
+  /** The GPU buffer that holds the values, once uploaded. */
+  resource: GPUBuffer | null;
+  /** The values, while they are on the CPU only. */
+  values: ArrayLike<number> | null;
+  dtype: string;
+  shape: number[];
+  refCount: number;
+}
+
+/** A program the backend compiles and dispatches (TensorFlow.js's `WebGPUProgram`, as this project writes them). */
+export interface WebGPUProgram {
+  variableNames: string[];
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number];
+  getUserCode(): string;
+}
+
+/** The private members of TensorFlow.js's `WebGPUBackend` that this project uses. */
+export interface WebGPUBackendInternals extends tf.KernelBackend {
+  /** The GPU device every buffer and pipeline belongs to. */
+  device: GPUDevice;
+  /** Its queue. */
+  queue: GPUQueue;
+  /** Every tensor's data, by its data id. */
+  tensorMap: { get(dataId: object): TensorData };
+  /** The pool of GPU buffers tensors take their storage from. */
+  bufferManager: { acquireBuffer(size: number, usage: number): GPUBuffer };
+  /** The command encoder that holds recorded, unsubmitted work (null when there is none). */
+  commandEncoder: GPUCommandEncoder | null;
+  /** Ends the open compute pass, if any. */
+  endComputePassEncoder(): void;
+  /** Submits the recorded work and releases what waited for it. */
+  submitQueue(): void;
+  /** Moves a tensor's values to a GPU buffer (replaced by lib/compute/webgpu_upload.ts). */
+  uploadToGPU(dataId: object): void;
+  /** Compiles (once) and records a program on `inputs`; returns its output. */
+  runWebGPUProgram(program: WebGPUProgram, inputs: tf.TensorInfo[], dtype: tf.DataType): tf.TensorInfo;
+}
+
+/** Each member, as a path from the backend, and what it must be. */
+const MEMBERS: [string, "object" | "function" | "field"][] = [
+  ["device", "object"],
+  ["queue", "object"],
+  ["tensorMap.get", "function"],
+  ["bufferManager.acquireBuffer", "function"],
+  ["commandEncoder", "field"],
+  ["endComputePassEncoder", "function"],
+  ["submitQueue", "function"],
+  ["uploadToGPU", "function"],
+  ["runWebGPUProgram", "function"],
+];
+
+/** The members of {@link WebGPUBackendInternals} that `backend` lacks (none: it is TensorFlow.js's, as pinned). */
+export function missingWebGPUInternals(backend: object): string[] {
+  return MEMBERS.filter(([path, kind]) => {
+    let owner: unknown = backend, value: unknown = backend;
+    const parts = path.split(".");
+    for (const part of parts) {
+      owner = value;
+      value = value != null && typeof value === "object" ? (value as Record<string, unknown>)[part] : undefined;
+    }
+    if (kind === "field") return owner == null || !(parts.at(-1)! in (owner as object));
+    return kind === "function" ? typeof value !== "function" : value == null || typeof value !== "object";
+  }).map(([path]) => path);
+}
+
+/** The `@tensorflow/tfjs-backend-webgpu` version deno.json pins. */
+export function pinnedWebGPUVersion(): string {
+  const spec = (config.imports as Record<string, string>)["@tensorflow/tfjs-backend-webgpu"] ?? "";
+  return spec.split("@").at(-1) ?? spec;
+}
+
+/**
+ * Why `backend` cannot serve as the project's WebGPU backend, in one line (null: it can): the members it lacks and
+ * the TensorFlow.js version the project is pinned to.
+ */
+export function webgpuInternalsProblem(backend: object): string | null {
+  const missing = missingWebGPUInternals(backend);
+  if (!missing.length) return null;
+  return `TensorFlow.js ${tf.version_core}'s WebGPU backend lacks ${missing.join(", ")}, which the project uses ` +
+    `(lib/compute/tfjs_internals.ts); it is written for @tensorflow/tfjs-backend-webgpu ${pinnedWebGPUVersion()}, ` +
+    `as deno.json pins it`;
+}
+
+/** The current (or given) backend as TensorFlow.js's WebGPU backend, its private members typed. */
+export function webgpuInternals(backend: tf.KernelBackend = tf.backend()): WebGPUBackendInternals {
+  const problem = webgpuInternalsProblem(backend);
+  if (problem) throw new Error(problem);
+  return backend as WebGPUBackendInternals;
+}
+
+/** Ends TensorFlow.js's open pass and submits what it has recorded, so that work submitted next runs after it. */
+export function flushTfjs(backend: WebGPUBackendInternals): void {
+  if (backend.commandEncoder) {
+    backend.endComputePassEncoder();
+    backend.submitQueue();
+  }
+}
+
+/** The GPU buffer that holds a tensor's values (uploading them first where they are still on the CPU). */
+export function tensorBuffer(backend: WebGPUBackendInternals, t: tf.TensorInfo): GPUBuffer {
+  backend.uploadToGPU(t.dataId);
+  const resource = backend.tensorMap.get(t.dataId).resource;
+  if (!resource) throw new Error("a tensor has no GPU buffer after its upload");
+  return resource;
+}
