@@ -27,6 +27,7 @@ import { UserError } from "./util/errors.ts";
 import { hash32 } from "./util/rng.ts";
 import { method as methodNamed, type MethodName, METHODS, type NetNumbers } from "./presets.ts";
 import type { NetSpec } from "./compute/engine.ts";
+import type { StepNet } from "./compute/webgpu_step.ts";
 import { PATCH } from "./patch.ts";
 
 /** The three networks of the paper, by name. */
@@ -346,6 +347,27 @@ export class ExemplarNet {
       tf.Reduction.SUM,
     );
     return { loss: loss as tf.Scalar, logits };
+  }
+
+  /**
+   * The network as the project's own WebGPU training step builds it (lib/compute/webgpu_step.ts): the same layers,
+   * pooling and dropout as {@link forward} and {@link loss}.
+   *
+   * @internal
+   */
+  describe(): StepNet {
+    return {
+      inputSize: this.inputSize,
+      layers: this.walk.map((l) => ({
+        name: l.name,
+        kind: l.kind,
+        units: l.units,
+        kernel: l.kernel,
+        pooled: l.pooled,
+      })),
+      pool: this.poolShape,
+      dropout: this.#numbers.dropout,
+    };
   }
 
   /** Layers, output shapes, parameters and forward FLOPs per sample (paper §5.1; PAPER.md "Networks"). */

@@ -23,6 +23,7 @@
 import { type BackendInfo, selectBackend, tf, wasmHeapView, weightsInPlace } from "./backend.ts";
 import { DeviceSgd } from "./webgpu_sgd.ts";
 import { webgpuInternals } from "./tfjs_internals.ts";
+import { type StepNet, WebGPUStepEngine, webgpuStepMode } from "./webgpu_step.ts";
 import { WorkerPool } from "./pool.ts";
 import { type ParamSlot, type SgdHyper, sgdUpdate, sgdUpdateTensors } from "./sgd.ts";
 
@@ -57,6 +58,8 @@ export interface TrainableNet {
   readonly params: { name: string; v: tf.Variable; lrMult: number; decayMult: number }[];
   /** The summed loss of a batch and its logits, with dropout when `dropoutSeed` is given. */
   loss(x: tf.Tensor4D, y: tf.Tensor1D, opts?: { dropoutSeed?: number }): { loss: tf.Scalar; logits: tf.Tensor2D };
+  /** The network as the project's WebGPU step builds it, where it can (lib/compute/webgpu_step.ts). */
+  describe?(): StepNet;
   /** Frees the parameters. */
   dispose(): void;
 }
@@ -476,14 +479,35 @@ export class DeviceEngine implements GradientEngine {
 
 /**
  * The engine for a backend: on `wasm`, `parallel` data-parallel workers (or this thread); on `cpu`, this thread
- * (the numerical reference); on a GPU or native backend, {@link DeviceEngine}.
+ * (the numerical reference); on WebGPU, the project's recorded step (lib/compute/webgpu_step.ts) for a network that
+ * describes itself for it, unless `EXEMPLAR_WEBGPU_STEP=tfjs`; else {@link DeviceEngine}.
  */
 export async function createEngine(backend: BackendInfo, spec: NetSpec, parallel = 1): Promise<GradientEngine> {
   if (backend.name === "wasm") {
     return parallel > 1 ? await ParallelEngine.start(spec, parallel) : await LocalEngine.create(spec);
   }
   if (backend.name === "cpu") return await LocalEngine.create(spec);
+  if (backend.name === "webgpu" && webgpuStepMode() !== "tfjs") {
+    const engine = await createWebGPUStepEngine(spec);
+    if (engine) return engine;
+  }
   return await DeviceEngine.create(spec);
+}
+
+/**
+ * The project's recorded WebGPU step for the network of `spec` with its seeded initial weights (built once by
+ * TensorFlow.js, read, and released), or null where the network does not describe itself for it.
+ */
+export async function createWebGPUStepEngine(spec: NetSpec): Promise<WebGPUStepEngine | null> {
+  const net = await buildNet(spec);
+  try {
+    if (!net.describe) return null;
+    const slots = slotsOf(net), weights = await flatWeights(net, slots);
+    const version = webgpuStepMode() === "project-gemm1" ? "gemm1" : "gemm2";
+    return await WebGPUStepEngine.create(webgpuInternals().device, net.describe(), slots, weights, version);
+  } finally {
+    net.dispose();
+  }
 }
 
 /** Messages to a gradient worker. */
