@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Packs the GPU check and GPU pretraining for a lent GPU machine that has no network, into .gpu/ (ignored by git):
 #   .gpu/gpu.js                 bench/gpu.ts and everything it imports, TensorFlow.js included, in one file
+#   .gpu/gpu_gemm.js            bench/gpu_gemm.ts, likewise
 #   .gpu/pretrain.js            tasks/pretrain.ts, likewise
 #   .gpu/reproduce.js           tasks/reproduce.ts, likewise (its duration estimate is checked there)
 #   .gpu/surrogate_worker.ts    the surrogate-generation worker, bundled (JavaScript under the name the loader asks
@@ -19,6 +20,7 @@ rm -rf .gpu
 mkdir -p .gpu/peers
 bundle() { deno bundle --quiet --platform deno --external imagescript -o "$2" "$1"; }
 bundle bench/gpu.ts .gpu/gpu.js
+bundle bench/gpu_gemm.ts .gpu/gpu_gemm.js
 bundle tasks/pretrain.ts .gpu/pretrain.js
 bundle tasks/reproduce.ts .gpu/reproduce.js
 bundle lib/surrogate_worker.ts .gpu/surrogate_worker.ts

@@ -7,13 +7,16 @@
  *
  * On an H200 a step of the small network took about 80 ms of wall time for 6.5 ms of kernel time; this found 72.5 of
  * them in `GPUBuffer.getMappedRange`, TensorFlow.js's uploads, which now go through `queue.writeBuffer`
- * (lib/compute/webgpu_upload.ts; bench/README.md, "GPU").
+ * (lib/compute/webgpu_upload.ts; bench/README.md, "GPU"). `per_step` counts what a step makes: bind groups, buffer
+ * writes, submissions and reads of the loss and correct count, read every `readEvery` steps (100 by default, as
+ * `pretrain --log-every 100` reads them; lib/train.ts logs a row every 10 steps unless told otherwise).
  *
  * @module
  */
 import { netSpec } from "../lib/nets.ts";
 import { tf } from "../lib/compute/backend.ts";
-import { DeviceEngine } from "../lib/compute/engine.ts";
+import { createWebGPUStepEngine, DeviceEngine, type GradientEngine } from "../lib/compute/engine.ts";
+import { webgpuStepMode } from "../lib/compute/webgpu_step.ts";
 import { BATCH, CLASSES, randomBatch } from "./nets_bench.ts";
 
 /** Milliseconds and calls per WebGPU method, summed while tracing is on. */
@@ -61,10 +64,13 @@ function callRows(clocks: Map<string, Clock>, n: number, perName: string): Recor
     .map(([k, c]) => ({ call: k, [perName]: per(c.calls), ms: per(c.ms), settle_ms: per(c.settleMs) }));
 }
 
-/** Traces `steps` training steps of `net` (loss read every 10 steps) and a few inference batches. */
-export async function trace(net = "64c5-64c5-128f", steps = 20): Promise<Record<string, unknown>> {
+/** Traces `steps` training steps of `net` (loss read every `readEvery` steps) and a few inference batches. */
+export async function trace(net = "64c5-64c5-128f", steps = 100, readEvery = 100): Promise<Record<string, unknown>> {
   const { clocks, unwrap, on } = wrapWebGpu();
-  const engine = await DeviceEngine.create(netSpec({ net, classes: CLASSES, method: "release", seed: 1 }));
+  // The engine training would use (EXEMPLAR_WEBGPU_STEP): the project's recorded step, or TensorFlow.js's.
+  const spec = netSpec({ net, classes: CLASSES, method: "release", seed: 1 });
+  const engine: GradientEngine = (webgpuStepMode() !== "tfjs" ? await createWebGPUStepEngine(spec) : null) ??
+    await DeviceEngine.create(spec);
   const hp = { momentum: 0.9, weightDecay: 0.004 };
   try {
     const { x, y } = randomBatch();
@@ -75,11 +81,13 @@ export async function trace(net = "64c5-64c5-128f", steps = 20): Promise<Record<
       const t1 = performance.now();
       engine.update(1e-4, hp);
       const t2 = performance.now();
-      if (i % 10 === 9) await engine.stats();
+      if (i % readEvery === readEvery - 1) await engine.stats();
       const t3 = performance.now();
       return [t1 - t0, t2 - t1, t3 - t2];
     };
-    for (let i = 0; i < 10; i++) await oneStep(i); // warm: pipelines compiled, buffers pooled
+    // Warm: pipelines compiled, buffers pooled, the sums of the warm steps read.
+    for (let i = 0; i < 10; i++) await oneStep(i);
+    await engine.stats();
     on.value = true;
     const t0 = performance.now();
     for (let i = 0; i < steps; i++) {
@@ -92,6 +100,14 @@ export async function trace(net = "64c5-64c5-128f", steps = 20): Promise<Record<
     on.value = false;
     const per = (ms: number) => Number((ms / steps).toFixed(3));
     const inGpuCalls = [...clocks.values()].reduce((s, c) => s + c.ms, 0);
+    const calls = (k: string) => per(clocks.get(k)?.calls ?? 0);
+    // What a step costs the CPU in WebGPU objects (the project's step: 0 bind groups, 3 writes, 1 submission).
+    const perStep = {
+      bind_groups: calls("GPUDevice.createBindGroup"),
+      writes: calls("GPUQueue.writeBuffer"),
+      submissions: calls("GPUQueue.submit"),
+      reads: calls("GPUBuffer.mapAsync"),
+    };
     const rows = callRows(clocks, steps, "per_step");
     clocks.clear();
     // Inference: the forward pass and one read of the scores per batch.
@@ -103,7 +119,10 @@ export async function trace(net = "64c5-64c5-128f", steps = 20): Promise<Record<
     const inferRows = callRows(clocks, 5, "per_batch").slice(0, 8);
     return {
       net,
+      step: webgpuStepMode(),
       steps,
+      read_every: readEvery,
+      per_step: perStep,
       step_wall_ms: per(wall),
       step_in_webgpu_calls_ms: per(inGpuCalls),
       step_outside_webgpu_calls_ms: per(wall - inGpuCalls),

@@ -55,21 +55,33 @@ export async function benchNet(
   name: string,
   seconds: number,
   parallel: number,
+  deferredReads = false,
 ): Promise<{ train: number; infer: number; flops: number }> {
   const spec = netSpec({ net: name, classes: CLASSES, method: "release", seed: 1 });
   const engine = await createEngine(backend, spec, parallel);
   const { x, y } = randomBatch();
-  // As pretraining runs: the loss is read back once every 10 steps (lib/train.ts logs a row every 10 steps).
-  let step = 0;
+  // As pretraining runs: the loss is read back once every 10 steps (lib/train.ts logs a row every 10 steps). With
+  // `deferredReads`, each read is awaited only at the next one, so the steps between are submitted meanwhile.
+  let step = 0, pending: Promise<unknown> | null = null;
   const train = await timed(
     async () => {
       await engine.accumulate(x, y, BATCH, ++step);
       engine.update(1e-4, { momentum: 0.9, weightDecay: 0.004 });
-      if (step % 10 === 0) await engine.stats();
+      if (step % 10 === 0) {
+        const read = engine.stats();
+        if (deferredReads) {
+          await pending;
+          pending = read;
+        } else await read;
+      }
     },
     seconds,
     BATCH,
-    () => engine.stats(),
+    async () => {
+      await pending;
+      pending = null;
+      await engine.stats();
+    },
   );
   // Inference: forward passes (no dropout) with the loss and correct count, on the same threads as training.
   const infer = await timed(async () => void await engine.evaluate(x, y, BATCH), seconds / 2, BATCH);
@@ -120,21 +132,28 @@ export async function peer(
 }
 
 /**
- * Times each network on the selected backend (with each count of gradient workers in `parallel`), then, unless
- * `peer` is false, PyTorch on the same kind of device, and prints a JSON line for each and the ratios ours / peer.
+ * Times each network on the selected backend (with each count of gradient workers in `parallel`; not with `ours`
+ * false), then, unless `peer` is false, PyTorch on the same kind of device, and prints a JSON line for each and the
+ * ratios ours / peer.
  */
 export async function benchNets(
   nets: string[],
   backend: BackendInfo,
   seconds: number,
-  opts: { parallel?: number[]; peer?: boolean; extra?: Record<string, unknown> } = {},
+  opts: {
+    parallel?: number[];
+    peer?: boolean;
+    ours?: boolean;
+    extra?: Record<string, unknown>;
+    deferredReads?: boolean;
+  } = {},
 ): Promise<void> {
   // On a GPU backend the peer runs on the GPU too.
   const device = backend.name === "webgpu" || backend.name === "tensorflow-gpu" ? "cuda" : "cpu";
   for (const name of nets) {
     const mine = [];
-    for (const p of opts.parallel ?? [1]) {
-      const r = await benchNet(backend, name, seconds, p);
+    for (const p of opts.ours === false ? [] : opts.parallel ?? [1]) {
+      const r = await benchNet(backend, name, seconds, p, opts.deferredReads);
       const line = {
         net: name,
         backend: p > 1 ? `${backend.name}x${p}` : backend.name,

@@ -356,18 +356,7 @@ export class ExemplarNet {
    * @internal
    */
   describe(): StepNet {
-    return {
-      inputSize: this.inputSize,
-      layers: this.walk.map((l) => ({
-        name: l.name,
-        kind: l.kind,
-        units: l.units,
-        kernel: l.kernel,
-        pooled: l.pooled,
-      })),
-      pool: this.poolShape,
-      dropout: this.#numbers.dropout,
-    };
+    return stepNet(this.name, this.classes, this.method, this.inputSize);
   }
 
   /** Layers, output shapes, parameters and forward FLOPs per sample (paper §5.1; PAPER.md "Networks"). */
@@ -405,6 +394,26 @@ export class ExemplarNet {
   dispose(): void {
     for (const p of this.params) p.v.dispose();
   }
+}
+
+/**
+ * Network `name` with a softmax over `classes` and the pooling and dropout of `method`, as the project's WebGPU
+ * training step builds it (lib/compute/webgpu_step.ts).
+ */
+export function stepNet(name: string, classes: number, method: MethodName = "paper", inputSize = 32): StepNet {
+  const nn = methodNamed(method).net;
+  return {
+    inputSize,
+    layers: layerWalk(name, classes, inputSize, nn.pool.stride).map((l) => ({
+      name: l.name,
+      kind: l.kind,
+      units: l.units,
+      kernel: l.kernel,
+      pooled: l.pooled,
+    })),
+    pool: { ...nn.pool },
+    dropout: nn.dropout,
+  };
 }
 
 /** Layers, output shapes, parameters and forward FLOPs per sample of a network (paper §5.1; PAPER.md "Networks"). */

@@ -70,7 +70,7 @@ Deno.test(
   async () => {
     const nets: [string, "paper" | "release", number][] = [
       ["8c5-12c3-6c3-10f", "release", 4], // 3x3 pooling, an unpooled convolution, odd sizes
-      ["4c5-4c5-8f-6f", "paper", 3], // 2x2 pooling, two dense layers with dropout
+      ["6c5-8c5-24f-16f", "paper", 3], // 2x2 pooling, two dense layers with dropout
       [PAPER_NETS.medium, "release", 2],
     ];
     for (const [net, method, n] of nets) {

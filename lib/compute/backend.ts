@@ -29,6 +29,7 @@ import { type Blas, convFilterGrad, convForward, type ConvGeometry, flipFilter, 
 import { DEFAULT_WEBGPU_KERNELS, installWebGPUKernels } from "./webgpu_kernels.ts";
 import { installWriteBufferUpload } from "./webgpu_upload.ts";
 import { webgpuInternals, webgpuInternalsProblem } from "./tfjs_internals.ts";
+import { webgpuStepMode } from "./webgpu_step.ts";
 
 type TensorInfo = tf.TensorInfo;
 // deno-lint-ignore no-explicit-any
@@ -638,6 +639,7 @@ export async function selectBackend(name?: string, opts: SelectOptions = {}): Pr
           ? `; the project's WGSL kernels for ${webgpuKernels.join(", ")}`
           : "; TensorFlow.js's own WebGPU kernels (EXEMPLAR_WEBGPU_KERNELS=off)";
         if (webgpuUpload === "mapped") detail += "; TensorFlow.js's mapped uploads (EXEMPLAR_WEBGPU_UPLOAD=mapped)";
+        detail += `; training step: ${webgpuStepMode()} (lib/compute/webgpu_step.ts, EXEMPLAR_WEBGPU_STEP)`;
       }
       return { name: b, tfBackend: tf.getBackend(), detail, skipped };
     }

@@ -40,6 +40,7 @@ import {
   checked,
   type ConvGeom,
   declare,
+  type Dropout,
   filterT,
   FLAT_INDEX,
   FLAT_MAIN,
@@ -50,6 +51,7 @@ import {
   grid,
   type Kernel,
   type KernelSource,
+  type Mask,
   matrix,
   matrixT,
   patches,
@@ -164,7 +166,7 @@ const STORAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsag
 
 /** Max-pooling of y [B, H, W, C] into p [B, PH, PW, C], each window's first maximum, and where it was in `arg`. */
 function poolForward(
-  g: { B: number; H: number; W: number; C: number; PH: number; PW: number; PT: number; PL: number },
+  g: PoolGeom,
   size: number,
   stride: number,
   y: BufRange,
@@ -214,7 +216,7 @@ ${FLAT_MAIN} {
  * maximum each element was, where the ReLU's output y > 0.
  */
 function poolBackward(
-  g: { B: number; H: number; W: number; C: number; PH: number; PW: number; PT: number; PL: number },
+  g: PoolGeom,
   size: number,
   stride: number,
   y: BufRange,
@@ -455,6 +457,163 @@ function slotRange(buffer: GPUBuffer, offsets: number[], slots: ParamSlot[], i: 
   return { buffer, offset: offsets[i] * 4, size: slots[i].size * 4 };
 }
 
+/** The geometry of a max-pooling ("same" padding) of [B, H, W, C] into [B, PH, PW, C]. */
+export interface PoolGeom {
+  B: number;
+  H: number;
+  W: number;
+  C: number;
+  PH: number;
+  PW: number;
+  PT: number;
+  PL: number;
+}
+
+/** A layer's sizes at batch B: a convolution's geometry (and its pooling's), or a dense layer's inputs and units. */
+export interface LayerShape {
+  layer: StepLayer;
+  conv?: ConvGeom;
+  pool?: PoolGeom;
+  dense?: { B: number; In: number; U: number };
+}
+
+/** Every layer's sizes at batch B, as TensorFlow.js computes them ("same" padding throughout). */
+export function layerShapes(net: StepNet, B: number): LayerShape[] {
+  let H = net.inputSize, W = net.inputSize, C = 3;
+  return net.layers.map((layer) => {
+    if (layer.kind !== "conv") {
+      const dense = { B, In: H * W * C, U: layer.units };
+      H = W = 1;
+      C = layer.units;
+      return { layer, dense };
+    }
+    const info = tf.backend_util.computeConv2DInfo(
+      [B, H, W, C],
+      [layer.kernel, layer.kernel, C, layer.units],
+      1,
+      1,
+      "same",
+    );
+    const conv: ConvGeom = {
+      B,
+      H,
+      W,
+      Ci: C,
+      KH: layer.kernel,
+      KW: layer.kernel,
+      Co: layer.units,
+      OH: info.outHeight,
+      OW: info.outWidth,
+      PT: info.padInfo.top,
+      PL: info.padInfo.left,
+    };
+    [H, W, C] = [conv.OH, conv.OW, conv.Co];
+    if (!layer.pooled) return { layer, conv };
+    const pi = tf.backend_util.computePool2DInfo([B, H, W, C], net.pool.size, net.pool.stride, 1, "same");
+    const pool = { B, H, W, C, PH: pi.outHeight, PW: pi.outWidth, PT: pi.padInfo.top, PL: pi.padInfo.left };
+    [H, W] = [pool.PH, pool.PW];
+    return { layer, conv, pool };
+  });
+}
+
+/**
+ * The products of a convolution: forward (x [B, H, W, Ci] into y, + bias, ReLU), filter gradient (with the bias
+ * gradient) and input gradient (into dx, when given) from gz, the gradient at the convolution's output before its
+ * ReLU or, with `masked`, after it (masked by y > 0 as it is read).
+ */
+export function convProducts(
+  name: string,
+  c: ConvGeom,
+  r: { x: BufRange; w: BufRange; b: BufRange; y: BufRange; gz: BufRange; gw: BufRange; gb: BufRange; dx?: BufRange },
+  vec: boolean,
+  masked: boolean,
+): { forward: GemmSpec; filter: GemmSpec; input?: GemmSpec } {
+  const P = c.B * c.OH * c.OW, mask = masked ? { range: r.y } : undefined;
+  return {
+    forward: {
+      label: `${name} forward`,
+      M: P,
+      N: c.Co,
+      K: c.KH * c.KW * c.Ci,
+      a: patches(c, r.x, vec),
+      b: matrix("B", c.Co, r.w, vec),
+      epilogue: activation(c.Co, r.y, { bias: r.b, relu: true }),
+    },
+    filter: {
+      label: `${name} filter gradient`,
+      M: c.KH * c.KW * c.Ci + 1,
+      N: c.Co,
+      K: P,
+      a: patchesT(c, r.x, vec, true),
+      b: matrix("B", c.Co, r.gz, vec, mask),
+      epilogue: weightGradient(c.KH * c.KW * c.Ci, c.Co, r.gw, r.gb),
+    },
+    input: r.dx && {
+      label: `${name} input gradient`,
+      M: c.B * c.H * c.W,
+      N: c.Ci,
+      K: c.KH * c.KW * c.Co,
+      a: gradPatches(c, r.gz, vec, mask),
+      b: filterT(c, r.w, vec),
+      epilogue: plain(c.Ci, r.dx),
+    },
+  };
+}
+
+/**
+ * The products of a dense layer (or the softmax layer, without ReLU): forward (h [B, In] into out [B, U], + bias,
+ * ReLU, with `dropout` in training), weight gradient (with the bias gradient) and input gradient (into dh, when
+ * given) from gout, the gradient at its output (masked where the output is 0, times dropout's factor, when `mask`).
+ */
+export function denseProducts(
+  name: string,
+  d: { B: number; In: number; U: number },
+  r: {
+    h: BufRange;
+    w: BufRange;
+    b: BufRange;
+    out: BufRange;
+    gout: BufRange;
+    gw: BufRange;
+    gb: BufRange;
+    dh?: BufRange;
+  },
+  vec: boolean,
+  opts: { relu: boolean; dropout?: Dropout; mask?: Mask },
+): { forward: GemmSpec; forwardEval: GemmSpec; weight: GemmSpec; input?: GemmSpec } {
+  const forward = (dropout?: Dropout): GemmSpec => ({
+    label: `${name} forward`,
+    M: d.B,
+    N: d.U,
+    K: d.In,
+    a: matrix("A", d.In, r.h, vec),
+    b: matrix("B", d.U, r.w, vec),
+    epilogue: activation(d.U, r.out, { bias: r.b, relu: opts.relu, dropout }),
+  });
+  return {
+    forward: forward(opts.dropout),
+    forwardEval: forward(),
+    weight: {
+      label: `${name} weight gradient`,
+      M: d.In + 1,
+      N: d.U,
+      K: d.B,
+      a: matrixT("A", d.In, r.h, vec, true),
+      b: matrix("B", d.U, r.gout, vec, opts.mask),
+      epilogue: weightGradient(d.In, d.U, r.gw, r.gb),
+    },
+    input: r.dh && {
+      label: `${name} input gradient`,
+      M: d.B,
+      N: d.In,
+      K: d.U,
+      a: matrix("A", d.U, r.gout, vec, opts.mask),
+      b: matrixT("B", d.U, r.w, vec),
+      epilogue: plain(d.In, r.dh),
+    },
+  };
+}
+
 /** Builds the plan of `net` at batch size B. */
 async function buildPlan(
   device: GPUDevice,
@@ -465,200 +624,81 @@ async function buildPlan(
   version: GemmVersion,
 ): Promise<Plan> {
   const vec = version === "gemm2", maxStaged = device.limits.maxComputeWorkgroupStorageSize;
-  const S = net.inputSize, fcCount = net.layers.filter((l) => l.kind === "fc").length;
+  const S = net.inputSize;
   // Parameter words: header, labels, then each dense layer's keep bits.
   let words = HEADER + B;
   const maskWords: { word: number; count: number; fc: number }[] = [];
-  let fc = 0;
   for (const l of net.layers) {
     if (l.kind !== "fc") continue;
-    maskWords.push({ word: words, count: B * l.units, fc: fc++ });
+    maskWords.push({ word: words, count: B * l.units, fc: maskWords.length });
     words += Math.ceil(B * l.units / 32);
   }
   const plan = new Plan(device, B, B * S * S * 3, words);
   plan.masks.push(...maskWords);
   const prm: BufRange = { buffer: plan.prm };
-  const keep = 1 - net.dropout, factor = Math.fround(1 / Math.fround(keep));
+  const factor = Math.fround(1 / Math.fround(1 - net.dropout));
   // Forward (training and evaluation), and backward per layer (run in reverse).
   type Op = { gemm: GemmSpec } | { src: KernelSource };
   const forward: Op[] = [], forwardEval: Op[] = [], backward: Op[][] = [];
-  let cur = { buf: plan.x, H: S, W: S, C: 3 };
-  let gradCur: GPUBuffer | null = null; // where the gradient of `cur` goes (none for the input)
-  fc = 0;
-  for (const [i, l] of net.layers.entries()) {
+  let cur: BufRange = { buffer: plan.x };
+  let gradCur: BufRange | undefined; // where the gradient of `cur` goes (none for the input)
+  let fc = 0;
+  for (const [i, { layer: l, conv: c, pool: g, dense: d }] of layerShapes(net, B).entries()) {
     if (slots[2 * i]?.name !== `${l.name}.w` || slots[2 * i + 1]?.name !== `${l.name}.b`) {
       throw new Error(`the step expects ${l.name}.w and ${l.name}.b as parameters ${2 * i} and ${2 * i + 1}`);
     }
-    const w = slotRange(shared.W, shared.offsets, slots, 2 * i),
-      b = slotRange(shared.W, shared.offsets, slots, 2 * i + 1);
-    const gw = slotRange(shared.G, shared.offsets, slots, 2 * i);
-    const gb = slotRange(shared.G, shared.offsets, slots, 2 * i + 1);
+    const param = (buffer: GPUBuffer, k: number) => slotRange(buffer, shared.offsets, slots, k);
+    const [w, b, gw, gb] = [
+      param(shared.W, 2 * i),
+      param(shared.W, 2 * i + 1),
+      param(shared.G, 2 * i),
+      param(shared.G, 2 * i + 1),
+    ];
     const back: Op[] = [];
-    if (l.kind === "conv") {
-      const info = tf.backend_util.computeConv2DInfo(
-        [B, cur.H, cur.W, cur.C],
-        [l.kernel, l.kernel, cur.C, l.units],
-        1,
-        1,
-        "same",
-      );
-      const c: ConvGeom = {
-        B,
-        H: cur.H,
-        W: cur.W,
-        Ci: cur.C,
-        KH: l.kernel,
-        KW: l.kernel,
-        Co: l.units,
-        OH: info.outHeight,
-        OW: info.outWidth,
-        PT: info.padInfo.top,
-        PL: info.padInfo.left,
-      };
-      const P = B * c.OH * c.OW, y = plan.buffer(P * c.Co);
-      const op: Op = {
-        gemm: {
-          label: `${l.name} forward`,
-          M: P,
-          N: c.Co,
-          K: c.KH * c.KW * c.Ci,
-          a: patches(c, { buffer: cur.buf }, vec),
-          b: matrix("B", c.Co, w, vec),
-          epilogue: activation(c.Co, { buffer: y }, { bias: b, relu: true }),
-        },
-      };
-      forward.push(op);
-      forwardEval.push(op);
-      let gz: GPUBuffer, mask: { range: BufRange } | undefined;
-      let next = { buf: y, H: c.OH, W: c.OW, C: c.Co }, gradNext: GPUBuffer;
-      if (l.pooled) {
-        const pi = tf.backend_util.computePool2DInfo(
-          [B, c.OH, c.OW, c.Co],
-          net.pool.size,
-          net.pool.stride,
-          1,
-          "same",
-        );
-        const g = {
-          B,
-          H: c.OH,
-          W: c.OW,
-          C: c.Co,
-          PH: pi.outHeight,
-          PW: pi.outWidth,
-          PT: pi.padInfo.top,
-          PL: pi.padInfo.left,
-        };
-        const pooledSize = B * g.PH * g.PW * c.Co;
-        const p = plan.buffer(pooledSize), arg = plan.buffer(pooledSize), gp = plan.buffer(pooledSize);
-        gz = plan.buffer(P * c.Co);
-        const pool: Op = {
-          src: poolForward(g, net.pool.size, net.pool.stride, { buffer: y }, { buffer: p }, { buffer: arg }),
-        };
+    const buf = (floats: number): BufRange => ({ buffer: plan.buffer(floats) });
+    if (c) {
+      const P = B * c.OH * c.OW, y = buf(P * c.Co);
+      // Pooled: the gradient arrives at the pooled map and the pooling gradient makes gz; else it arrives at y.
+      const gz = buf(P * c.Co);
+      const products = convProducts(l.name, c, { x: cur, w, b, y, gz, gw, gb, dx: gradCur }, vec, !g);
+      forward.push({ gemm: products.forward });
+      forwardEval.push({ gemm: products.forward });
+      if (g) {
+        const pooled = B * g.PH * g.PW * g.C, p = buf(pooled), arg = buf(pooled), gp = buf(pooled);
+        const pool: Op = { src: poolForward(g, net.pool.size, net.pool.stride, y, p, arg) };
         forward.push(pool);
         forwardEval.push(pool);
-        back.push({
-          src: poolBackward(g, net.pool.size, net.pool.stride, { buffer: y }, { buffer: gp }, { buffer: arg }, {
-            buffer: gz,
-          }),
-        });
-        next = { buf: p, H: g.PH, W: g.PW, C: c.Co };
-        gradNext = gp;
-      } else {
-        gz = gradNext = plan.buffer(P * c.Co);
-        mask = { range: { buffer: y } };
-      }
-      back.push({
-        gemm: {
-          label: `${l.name} filter gradient`,
-          M: c.KH * c.KW * c.Ci + 1,
-          N: c.Co,
-          K: P,
-          a: patchesT(c, { buffer: cur.buf }, vec, true),
-          b: matrix("B", c.Co, { buffer: gz }, vec, mask),
-          epilogue: weightGradient(c.KH * c.KW * c.Ci, c.Co, gw, gb),
-        },
-      });
-      if (gradCur) {
-        back.push({
-          gemm: {
-            label: `${l.name} input gradient`,
-            M: B * c.H * c.W,
-            N: c.Ci,
-            K: c.KH * c.KW * c.Co,
-            a: gradPatches(c, { buffer: gz }, vec, mask),
-            b: filterT(c, w, vec),
-            epilogue: plain(c.Ci, { buffer: gradCur }),
-          },
-        });
-      }
-      cur = next;
-      gradCur = gradNext;
+        back.push({ src: poolBackward(g, net.pool.size, net.pool.stride, y, gp, arg, gz) });
+        [cur, gradCur] = [p, gp];
+      } else [cur, gradCur] = [y, gz];
+      back.push({ gemm: products.filter });
+      if (products.input) back.push({ gemm: products.input });
     } else {
-      // A dense layer (or the softmax layer) sees each row of the current map flattened.
-      const In = cur.H * cur.W * cur.C, U = l.units, out = plan.buffer(B * U), gout = plan.buffer(B * U);
-      const h = { buffer: cur.buf };
-      const spec = (epilogue: GemmSpec["epilogue"]): GemmSpec => ({
-        label: `${l.name} forward`,
-        M: B,
-        N: U,
-        K: In,
-        a: matrix("A", In, h, vec),
-        b: matrix("B", U, w, vec),
-        epilogue,
+      const { U } = d!, out = buf(B * U), gout = buf(B * U);
+      const dropout = l.kind === "fc" && net.dropout > 0
+        ? { bits: prm, word: maskWords[fc++].word, factor }
+        : undefined;
+      const products = denseProducts(l.name, d!, { h: cur, w, b, out, gout, gw, gb, dh: gradCur }, vec, {
+        relu: l.kind === "fc",
+        dropout,
+        mask: l.kind === "fc" ? { range: out, factor: dropout ? factor : 1 } : undefined,
       });
-      let mask: { range: BufRange; factor: number } | undefined;
-      if (l.kind === "fc") {
-        const m = maskWords[fc++];
-        forward.push({
-          gemm: spec(activation(U, { buffer: out }, {
-            bias: b,
-            relu: true,
-            dropout: net.dropout > 0 ? { bits: prm, word: m.word, factor } : undefined,
-          })),
-        });
-        forwardEval.push({ gemm: spec(activation(U, { buffer: out }, { bias: b, relu: true })) });
-        mask = { range: { buffer: out }, factor: net.dropout > 0 ? factor : 1 };
-      } else {
-        const logits = spec(activation(U, { buffer: out }, { bias: b }));
-        const rows = plan.buffer(2 * B);
-        forward.push({ gemm: logits }, {
-          src: softmaxXent(B, U, { buffer: out }, prm, { buffer: rows }, { buffer: gout }),
-        }, { src: addMetrics(B, { buffer: rows }, prm, { buffer: shared.metrics }) });
-        forwardEval.push({ gemm: logits }, { src: softmaxXent(B, U, { buffer: out }, prm, { buffer: rows }) }, {
-          src: addMetrics(B, { buffer: rows }, prm, { buffer: shared.metrics }),
-        });
+      forward.push({ gemm: products.forward });
+      forwardEval.push({ gemm: products.forwardEval });
+      if (l.kind === "softmax") {
+        const rows = buf(2 * B), metrics = { buffer: shared.metrics };
+        forward.push(
+          { src: softmaxXent(B, U, out, prm, rows, gout) },
+          { src: addMetrics(B, rows, prm, metrics) },
+        );
+        forwardEval.push({ src: softmaxXent(B, U, out, prm, rows) }, { src: addMetrics(B, rows, prm, metrics) });
       }
-      back.push({
-        gemm: {
-          label: `${l.name} weight gradient`,
-          M: In + 1,
-          N: U,
-          K: B,
-          a: matrixT("A", In, h, vec, true),
-          b: matrix("B", U, { buffer: gout }, vec, mask),
-          epilogue: weightGradient(In, U, gw, gb),
-        },
-      });
-      if (gradCur) {
-        back.push({
-          gemm: {
-            label: `${l.name} input gradient`,
-            M: B,
-            N: In,
-            K: U,
-            a: matrix("A", U, { buffer: gout }, vec, mask),
-            b: matrixT("B", U, w, vec),
-            epilogue: plain(In, { buffer: gradCur }),
-          },
-        });
-      }
-      cur = { buf: out, H: 1, W: 1, C: U };
-      gradCur = gout;
+      back.push({ gemm: products.weight });
+      if (products.input) back.push({ gemm: products.input });
+      [cur, gradCur] = [out, gout];
     }
     backward.push(back);
   }
-  if (fc !== fcCount) throw new Error("dense layers out of order");
   const train = [...forward, ...backward.reverse().flat()];
   // One scratch buffer for every split product (they run one after another).
   const plans = new Map<GemmSpec, ReturnType<typeof planGemm>>();
