@@ -27,6 +27,7 @@ import { UserError } from "./util/errors.ts";
 import { hash32 } from "./util/rng.ts";
 import { method as methodNamed, type MethodName, METHODS, type NetNumbers } from "./presets.ts";
 import type { NetSpec } from "./compute/engine.ts";
+import { provideNetBuilder } from "./compute/net_builders.ts";
 import type { StepNet } from "./compute/webgpu_step.ts";
 import { PATCH } from "./patch.ts";
 
@@ -498,3 +499,4 @@ export function buildNet(spec: NetSpec): ExemplarNet {
     inputSize: spec.inputSize,
   });
 }
+provideNetBuilder(import.meta.url, buildNet);

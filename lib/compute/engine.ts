@@ -25,6 +25,7 @@ import { DeviceSgd } from "./webgpu_sgd.ts";
 import { webgpuInternals } from "./tfjs_internals.ts";
 import { type StepNet, WebGPUStepEngine, webgpuStepMode } from "./webgpu_step.ts";
 import { WorkerPool } from "./pool.ts";
+import { netBuilder } from "./net_builders.ts";
 import { type ParamSlot, type SgdHyper, sgdUpdate, sgdUpdateTensors } from "./sgd.ts";
 
 /** What one step returns: summed loss and correct count over the batch, and the mean gradient. */
@@ -64,10 +65,9 @@ export interface TrainableNet {
   dispose(): void;
 }
 
-/** Builds the network of `spec` with the module it names. */
+/** Builds the network of `spec` with the module it names (lib/compute/net_builders.ts). */
 export async function buildNet(spec: NetSpec): Promise<TrainableNet> {
-  const builder = await import(spec.builder) as { buildNet(spec: NetSpec): TrainableNet };
-  return builder.buildNet(spec);
+  return (await netBuilder(spec.builder))(spec);
 }
 
 /** Sums over steps: loss and correct count summed over their samples; and how large the weights have grown. */
