@@ -86,7 +86,7 @@ export async function trace(net = "64c5-64c5-128f", steps = 100, readEvery = 100
       return [t1 - t0, t2 - t1, t3 - t2];
     };
     // Warm: pipelines compiled, buffers pooled, the sums of the warm steps read.
-    for (let i = 0; i < 10; i++) await oneStep(i);
+    for (let i = 0; i < Math.min(10, steps); i++) await oneStep(i);
     await engine.stats();
     on.value = true;
     const t0 = performance.now();
