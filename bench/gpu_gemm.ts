@@ -302,6 +302,7 @@ async function main(args: string[]): Promise<void> {
   const nets = ((values.nets as string | undefined) ?? "small,medium,large").split(",").map((n) =>
     (PAPER_NETS as Record<string, string>)[n] ?? n
   );
+  for (const net of nets) stepNet(net, 1000, "release"); // a name that is not a network: one line, before any GPU work
   const adapter = await requestGpuAdapter();
   if (!adapter) throw new UserError("no WebGPU adapter");
   if ((adapter.info?.isFallbackAdapter) && !values["software-gpu"]) {
