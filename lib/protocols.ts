@@ -185,6 +185,8 @@ export interface ProtocolOptions {
   knn?: KnnOptions | false;
   /** Messages (C chosen, each run's figure). */
   log?: (m: string) => void;
+  /** Changes the protocol's plan before it runs (an experiment on the protocol itself, e.g. another choice of C). */
+  plan?: (plan: ProtocolPlan) => ProtocolPlan;
 }
 
 /**
@@ -511,7 +513,8 @@ export async function runProtocol(
   checkProtocolFits(p, ds);
   const log = opts.log ?? (() => {});
   const e = METHODS[opts.method ?? "paper"].eval;
-  const plan = protocolPlan(p, ds, new Rng(opts.seed ?? 0, 9001), e, opts.runs ?? e.runs);
+  const drawn = protocolPlan(p, ds, new Rng(opts.seed ?? 0, 9001), e, opts.runs ?? e.runs);
+  const plan = opts.plan ? opts.plan(drawn) : drawn;
   const K = ds.classNames.length;
   const bias = opts.bias ?? e.svmBias[p];
   const score = (pred: Int32Array, y: Int32Array) => plan.perClass ? meanClassAccuracy(pred, y, K) : accuracy(pred, y);
