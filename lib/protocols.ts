@@ -194,14 +194,17 @@ export interface ProtocolOptions {
  * (all in `testSplit`), and the training/validation indices C is chosen on.
  */
 export interface ProtocolPlan {
+  /** The split the training sets (and C's validation) come from. */
   trainSplit: string;
+  /** The split the test sets come from. */
   testSplit: string;
   /** One training set per run. */
   train: number[][];
   /** One test set per run (the same set for every run where the protocol has a fixed test split). */
   test: number[][];
-  /** C is chosen by training on `cTrain` and scoring on `cValid` (both in trainSplit). */
+  /** C is chosen by training on `cTrain` and scoring on `cValid` (both in trainSplit)... */
   cTrain: number[];
+  /** ... the images C is scored on. */
   cValid: number[];
   /** With two or more folds, C's score is the mean over them (cross-validation); else cTrain/cValid. */
   cFolds?: { train: number[]; valid: number[] }[];
