@@ -173,6 +173,11 @@ export interface ConvGeometry {
  * Floats of im2col scratch (8 MB): the rows of a convolution are processed in chunks of at most this many, so that a
  * chunk is still in cache when sgemm reads it (measured: 4 MB-8 MB chunks run conv2 of the small network 15 % faster
  * than 16 MB ones; below 2 MB the large network's 6400-wide rows lose as much).
+ *
+ * The size is fixed, not fitted to free memory: OpenBLAS blocks a product's sums by its shape, so the same rows in
+ * chunks of another size come out different in their last bits (within float32's rounding). With one size, the
+ * chunks of a convolution depend on its shape alone: a run continued from a checkpoint computes the same bits as the
+ * run it continues, with one gradient worker or with the batch split between two.
  */
 export const CHUNK_FLOATS = 1 << 21;
 let scratch = new Float32Array(0);
