@@ -197,6 +197,46 @@ Deno.test(
   },
 );
 
+Deno.test("OpenBLAS sgemm refuses a product that does not fit its arrays, before OpenBLAS writes anything", {
+  ignore: !blas,
+}, () => {
+  // Each view lies in a larger buffer filled with a marker, so that a write past its end is seen (and stays in
+  // memory the test owns).
+  const MARK = -7;
+  const inside = (n: number) => new Float32Array(n + 64).fill(MARK).subarray(0, n).fill(1);
+  const untouched = (v: Float32Array) => new Float32Array(v.buffer).subarray(v.length).every((x) => x === MARK);
+  const A = inside(3 * 4), B = inside(4 * 5);
+  // C one row short: 2 x 5 where the product is 3 x 5.
+  const short = inside(2 * 5);
+  assert.throws(
+    () => blas!.sgemm(false, false, 3, 5, 4, 1, A, 4, B, 5, 0, short, 5),
+    /C holds 10 floats, the product reaches 15/,
+  );
+  assert.ok(untouched(short), "nothing written past C");
+  const C = inside(3 * 5);
+  assert.throws(() => blas!.sgemm(false, false, 3, 5, 4, 1, A.subarray(1), 4, B, 5, 0, C, 5), /A holds 11 floats/);
+  assert.throws(() => blas!.sgemm(true, false, 3, 5, 4, 1, A, 3, B.subarray(0, 19), 5, 0, C, 5), /B holds 19 floats/);
+  assert.throws(
+    () => blas!.sgemm(false, true, 3, 5, 4, 1, A, 4, B, 3, 0, C, 5),
+    /B has 4 columns, but its leading dimension is 3/,
+  );
+  assert.throws(() => blas!.sgemm(false, false, 3, 5, 4, 1, A, 4, B, 5, 0, C, 4), /C has 5 columns/);
+  assert.throws(() => blas!.sgemm(false, false, 3, 5, 4.5, 1, A, 4, B, 5, 0, C, 5), /K = 4.5/);
+  const shared = inside(12 + 15);
+  assert.throws(
+    () => blas!.sgemm(false, false, 3, 5, 4, 1, shared.subarray(0, 12), 4, B, 5, 0, shared.subarray(11, 26), 5),
+    /C overlaps A/,
+  );
+  assert.ok(C.every((x) => x === 1) && untouched(C), "C untouched by refused calls");
+  // Padded rows (ld > columns) are products that fit: the gaps between rows stay as they were.
+  const padded = inside(2 * 7 + 5);
+  blas!.sgemm(false, false, 3, 5, 4, 1, A, 4, B, 5, 0, padded, 7);
+  for (let r = 0; r < 3; r++) {
+    for (let c = 0; c < 7 && r * 7 + c < padded.length; c++) assert.equal(padded[r * 7 + c], c < 5 ? 4 : 1);
+  }
+  assert.ok(untouched(padded));
+});
+
 Deno.test("wasm max-pooling gradient, transposed matrix products and row sums equal the cpu backend's", async () => {
   const run = () =>
     tf.tidy(() => {
