@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { installWasmKernels, selectBackend, tf } from "../lib/compute/backend.ts";
 import { CHUNK_FLOATS, convFilterGrad, convForward, type ConvGeometry, openBlas } from "../lib/compute/blas.ts";
+import { WorkerPool } from "../lib/compute/pool.ts";
+import { products } from "./fixtures/blas_products.ts";
+import type { BlasTestRequest } from "./fixtures/blas_worker.ts";
 
 const { blas, why: noBlas } = openBlas();
 /** The wasm kernel sets under test: XNNPACK-based always, OpenBLAS where the library opens. */
@@ -235,6 +238,29 @@ Deno.test("OpenBLAS sgemm refuses a product that does not fit its arrays, before
     for (let c = 0; c < 7 && r * 7 + c < padded.length; c++) assert.equal(padded[r * 7 + c], c < 5 ? 4 : 1);
   }
   assert.ok(untouched(padded));
+});
+
+Deno.test("OpenBLAS called from several workers at once gives the bits it gives alone, within its arrays", {
+  ignore: !blas,
+}, async () => {
+  // Each thread of the project (the main one, each gradient or feature worker) calls the one OpenBLAS of the process.
+  const SEEDS = [1, 2, 3], COUNT = 30;
+  const alone = SEEDS.map((seed) => products(blas!, seed, COUNT));
+  const pool = new WorkerPool<BlasTestRequest, number[]>(
+    new URL("./fixtures/blas_worker.ts", import.meta.url),
+    SEEDS.length,
+    "blas",
+  );
+  try {
+    const answers = SEEDS.map((seed, i) => pool.call(i, { seed, count: COUNT, rounds: 3 }));
+    // This thread computes too while the workers do.
+    const here = [products(blas!, 2, COUNT), products(blas!, 1, COUNT)];
+    const got = await Promise.all(answers);
+    assert.deepEqual(here, [alone[1], alone[0]], "this thread, beside the workers");
+    got.forEach((hashes, i) => assert.deepEqual(hashes, [alone[i], alone[i], alone[i]], `worker ${i}`));
+  } finally {
+    pool.close();
+  }
 });
 
 Deno.test("wasm max-pooling gradient, transposed matrix products and row sums equal the cpu backend's", async () => {
