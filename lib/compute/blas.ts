@@ -69,7 +69,8 @@ export interface Blas {
   setThreads(n: number): void;
   /**
    * Row-major C = alpha op(A) op(B) + beta C, op(A) of M x K, op(B) of K x N.
-   * The arrays may be views into any ArrayBuffer (the wasm heap included).
+   * The arrays may be views into any ArrayBuffer (the wasm heap included); a product that does not fit them, or a
+   * C that overlaps A or B, throws a RangeError before OpenBLAS is called ({@link assertProduct}).
    */
   sgemm(
     transA: boolean,
@@ -86,6 +87,46 @@ export interface Blas {
     C: Float32Array,
     ldc: number,
   ): void;
+}
+
+/**
+ * Throws unless `a`, read as `rows` rows of `cols` floats, each `ld` floats after the one before (row-major), lies
+ * inside the array: OpenBLAS reads and writes through the bare pointer, so a product that does not fit its arrays
+ * would write past the end of C into whatever memory follows it.
+ */
+function assertMatrix(a: Float32Array, rows: number, cols: number, ld: number, what: string): void {
+  if (!Number.isInteger(ld) || ld < Math.max(1, cols) || ld > 0x7fffffff) {
+    throw new RangeError(`sgemm: ${what} has ${cols} columns, but its leading dimension is ${ld}`);
+  }
+  const reach = rows > 0 && cols > 0 ? (rows - 1) * ld + cols : 0;
+  if (reach > a.length) throw new RangeError(`sgemm: ${what} holds ${a.length} floats, the product reaches ${reach}`);
+}
+
+/** The checks of {@link Blas.sgemm}: sizes, each operand inside its array, and C apart from A and B. */
+function assertProduct(
+  transA: boolean,
+  transB: boolean,
+  M: number,
+  N: number,
+  K: number,
+  A: Float32Array,
+  lda: number,
+  B: Float32Array,
+  ldb: number,
+  C: Float32Array,
+  ldc: number,
+): void {
+  for (const [v, name] of [[M, "M"], [N, "N"], [K, "K"]] as const) {
+    if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) throw new RangeError(`sgemm: ${name} = ${v}`);
+  }
+  assertMatrix(A, transA ? K : M, transA ? M : K, lda, "A");
+  assertMatrix(B, transB ? N : K, transB ? K : N, ldb, "B");
+  assertMatrix(C, M, N, ldc, "C");
+  for (const [X, name] of [[A, "A"], [B, "B"]] as const) {
+    const overlap = X.buffer === C.buffer && X.byteOffset < C.byteOffset + C.byteLength &&
+      C.byteOffset < X.byteOffset + X.byteLength;
+    if (overlap && M > 0 && N > 0) throw new RangeError(`sgemm: C overlaps ${name}`);
+  }
 }
 
 let cached: { blas: Blas | null; why: string } | undefined;
@@ -126,7 +167,8 @@ export function openBlas(): { blas: Blas | null; why: string } {
       config: s.openblas_get_config
         ? `${cstr(s.openblas_get_config())}, kernels ${cstr(s.openblas_get_corename?.() ?? null)}`
         : "CBLAS",
-      sgemm: (ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) =>
+      sgemm: (ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) => {
+        assertProduct(ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
         s.cblas_sgemm(
           ROW_MAJOR,
           ta ? TRANS : NO_TRANS,
@@ -142,7 +184,8 @@ export function openBlas(): { blas: Blas | null; why: string } {
           beta,
           C,
           ldc,
-        ),
+        );
+      },
     };
     return cached = { blas, why: "" };
   }
@@ -173,6 +216,11 @@ export interface ConvGeometry {
  * Floats of im2col scratch (8 MB): the rows of a convolution are processed in chunks of at most this many, so that a
  * chunk is still in cache when sgemm reads it (measured: 4 MB-8 MB chunks run conv2 of the small network 15 % faster
  * than 16 MB ones; below 2 MB the large network's 6400-wide rows lose as much).
+ *
+ * The size is fixed, not fitted to free memory: OpenBLAS blocks a product's sums by its shape, so the same rows in
+ * chunks of another size come out different in their last bits (within float32's rounding). With one size, the
+ * chunks of a convolution depend on its shape alone: a run continued from a checkpoint computes the same bits as the
+ * run it continues, with one gradient worker or with the batch split between two.
  */
 export const CHUNK_FLOATS = 1 << 21;
 let scratch = new Float32Array(0);
