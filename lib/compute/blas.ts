@@ -132,6 +132,21 @@ function assertProduct(
 let cached: { blas: Blas | null; why: string } | undefined;
 
 /**
+ * This worker's gate to OpenBLAS, in memory shared with the thread that started it (lib/compute/pool.ts): slot 0
+ * counts the calls in flight, slot 1 is set when the worker's pool closes, after which no call enters. A process must
+ * not exit while another of its threads is inside OpenBLAS (measured: a process that exits while two workers multiply
+ * crashes, a segmentation fault or glibc's heap check, within a few dozen exits), and a terminated worker does not
+ * stop at once: it can go on calling native code until it next returns to its event loop. Null in a thread nobody
+ * waits for.
+ */
+let nativeGate: Int32Array | null = null;
+
+/** Counts this thread's calls into OpenBLAS at `gate` and refuses new ones once its slot 1 is set (see above). */
+export function gateNativeCalls(gate: Int32Array): void {
+  nativeGate = gate;
+}
+
+/**
  * Opens OpenBLAS once per thread, or answers why it is not used: `EXEMPLAR_BLAS=off`, no
  * library found, or no `--allow-ffi` permission.
  */
@@ -169,22 +184,39 @@ export function openBlas(): { blas: Blas | null; why: string } {
         : "CBLAS",
       sgemm: (ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) => {
         assertProduct(ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
-        s.cblas_sgemm(
-          ROW_MAJOR,
-          ta ? TRANS : NO_TRANS,
-          tb ? TRANS : NO_TRANS,
-          M,
-          N,
-          K,
-          alpha,
-          A,
-          lda,
-          B,
-          ldb,
-          beta,
-          C,
-          ldc,
-        );
+        const gate = nativeGate;
+        if (gate) {
+          // In, then look at the gate: a pool that closed has counted this call or will see it refused.
+          Atomics.add(gate, 0, 1);
+          if (Atomics.load(gate, 1)) {
+            Atomics.sub(gate, 0, 1);
+            Atomics.notify(gate, 0);
+            throw new Error("OpenBLAS: this worker's pool was closed");
+          }
+        }
+        try {
+          s.cblas_sgemm(
+            ROW_MAJOR,
+            ta ? TRANS : NO_TRANS,
+            tb ? TRANS : NO_TRANS,
+            M,
+            N,
+            K,
+            alpha,
+            A,
+            lda,
+            B,
+            ldb,
+            beta,
+            C,
+            ldc,
+          );
+        } finally {
+          if (gate) {
+            Atomics.sub(gate, 0, 1);
+            Atomics.notify(gate, 0);
+          }
+        }
       },
     };
     return cached = { blas, why: "" };
