@@ -82,9 +82,9 @@ async function main(args: string[]): Promise<void> {
   const out = (values.out as string | undefined) ??
     (saved ? `${dirname(savedFrom!)}-again` : join("runs", `reproduce-${scaleName}`));
   refuseFileAsFolder(out, "--out");
-  // A run folder made with other settings is refused before anything is written into it; the folder is ours until
-  // the end.
-  await checkContinues(cfg, out);
+  // A run folder made with other settings is refused before anything is written into it (a time budget's run once
+  // its plan is made, since the plan decides N and K); the folder is ours until the end.
+  if (minutes === undefined) await checkContinues(cfg, out);
   checkTrainingFits(cfg, await selectBackend(values.backend as string | undefined));
   const lock = await lockFolder(out);
   try {

@@ -280,6 +280,20 @@ Deno.test("a time budget: steps and N planned from a warm-up and again from the 
   assert.deepEqual([continued.lr, continued.schedule, continued.steps], [train.lr, "anneal", train.steps]);
 });
 
+Deno.test("reproduce with a time budget: the same command again continues its plan, whatever N and K the plan chose", async () => {
+  await using tmp = await tempDir();
+  const env = { EXEMPLAR_CACHE: `${tmp.path}/cache` };
+  const args = ["--scale", "tiny", "--minutes", "0.05", "--out", `${tmp.path}/run`];
+  const first = await task("reproduce", args, env);
+  assert.equal(first.code, 0, first.stderr);
+  const train = JSON.parse(await Deno.readTextFile(`${tmp.path}/run/config.json`)).train;
+  // The plan chose N and unlimited K, not the tiny scale's N = 40 and K = 10.
+  assert.deepEqual([train.classes, train.perClass], [100, "inf"]);
+  const again = await task("reproduce", args, env);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /continuing the 0\.05-minute plan/);
+});
+
 Deno.test("the laptop scale run for given steps: no budget planned, the budget's rate and schedule", async () => {
   await using tmp = await tempDir();
   const r = await task("reproduce", [
