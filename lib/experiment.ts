@@ -199,7 +199,7 @@ export interface SweepFile {
   vary: Vary;
   /** The settings every point shares (the flags as given, the scale, the evaluation): the sweep's identity. */
   settings: Record<string, string | number | boolean | null>;
-  /** The protocol evaluated with, and its data. */
+  /** The protocol every point is evaluated with. */
   protocol: ProtocolName;
   /** Data evaluated on. */
   evalData: string;
@@ -258,6 +258,8 @@ async function planSweep(o: ExperimentOptions): Promise<SweepPlan> {
   }
   const planned = points.map((p) => {
     const { cfg, minutes } = resolveTrainConfig({ ...flags, ...p.flags }, { scale });
+    // Under a budget K is unlimited unless given (lib/budget.ts); N is always the sweep's.
+    if (minutes !== undefined && vary !== "K" && flags["per-class"] === undefined) cfg.perClass = "inf";
     return { ...p, cfg, minutes, dir: join(o.out, p.name) };
   });
   const ev = o.evaluation ?? {};
@@ -371,13 +373,7 @@ async function describePlan(plan: SweepPlan, o: ExperimentOptions, done: Set<str
         : `${first.steps} steps of pretraining`
     } of ${plan.vary === "net" ? "its network" : first.net} on ${first.data}, N = ${
       plan.vary === "N" ? "the point's" : first.classes
-    }, K = ${
-      plan.vary === "K"
-        ? "the point's"
-        : plan.points[0].minutes !== undefined && o.flags?.["per-class"] === undefined
-        ? "unlimited"
-        : first.perClass
-    }, ${
+    }, K = ${plan.vary === "K" ? "the point's" : first.perClass === "inf" ? "unlimited" : first.perClass}, ${
       plan.vary === "transforms" ? "the point's transformations" : transformsLabel(first.transforms)
     }, ${first.method} method, seed ${first.seed}`,
     `  evaluation: the ${plan.protocol} protocol on ${plan.evalData} (${images} labelled images), learned features ` +
@@ -677,7 +673,7 @@ async function runPoints(plan: SweepPlan, o: ExperimentOptions, log: (m: string)
         cfg = await planBudget(cfg, p.minutes, p.dir, {
           backend: o.backend,
           classesGiven: true,
-          perClassGiven: plan.vary === "K" || o.flags?.["per-class"] !== undefined,
+          perClassGiven: true,
           log: (m) => log(`  ${m}`),
         });
         await checkContinues(cfg, p.dir);

@@ -133,8 +133,9 @@ async function sweep(values: Record<string, string | boolean | undefined>): Prom
 /** The invariance of a trained run. */
 async function invariance(values: Record<string, string | boolean | undefined>): Promise<void> {
   if (!values.run) throw new UserError(`--invariance needs --run RUN (a trained run folder)`);
-  for (const f of ["vary", "values"]) {
-    if (values[f] !== undefined) throw new UserError(`--${f} belongs to a sweep, not to --invariance`);
+  const own = new Set(["invariance", "run", "out", "patches", "magnitudes", "patches-from", "data", "backend"]);
+  for (const [f, v] of Object.entries(values)) {
+    if (v !== undefined && !own.has(f)) throw new UserError(`--${f} belongs to a sweep, not to --invariance`);
   }
   const run = values.run as string;
   const from = (values["patches-from"] as string | undefined) ?? "data";

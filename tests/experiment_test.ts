@@ -194,6 +194,31 @@ Deno.test("a sweep over N: a run folder a point, sweep.json, the table, a chart 
   assert.equal((page.match(/class="subplot x\d*y\d*"/g) ?? []).length, 6, "six panels");
 });
 
+Deno.test("a sweep under a time budget: each point planned for the same minutes, the sweep's N, K unlimited; run again, nothing is redone", async () => {
+  await using tmp = await tempDir();
+  const env = { EXEMPLAR_CACHE: `${tmp.path}/cache` };
+  const out = `${tmp.path}/sweep`;
+  // TINY without its steps and K: a budget plans the steps, and K is unlimited unless given.
+  const budget = TINY.filter((v, i, a) =>
+    !["--steps", "--per-class"].includes(a[i - 1]) && !["--steps", "--per-class"].includes(v)
+  );
+  const args = ["--vary", "N", "--values", "6,12", ...budget, "--minutes", "0.05", "--out", out];
+  const r = await task("experiment", args, env);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /each point: 0\.05 minutes of pretraining \(a time budget\) .* K = unlimited/);
+  assert.match(r.stderr, /about 2 x \(0\.05 min of pretraining \+ \d+ (s|min \d+ s) of features\) = /);
+  for (const n of [6, 12]) {
+    const train = (await json(`${out}/N=${n}/config.json`)).train;
+    assert.deepEqual([train.classes, train.perClass, train.budget.minutes], [n, "inf", 0.05]);
+  }
+  const sweep = await json(`${out}/sweep.json`);
+  const again = await task("experiment", args, env);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /\(2 points, 2 already done\)/);
+  assert.match(again.stderr, /every point is done/);
+  assert.deepEqual((await json(`${out}/sweep.json`)).points, sweep.points);
+});
+
 Deno.test("bad sweeps are one line, exit 2, before any work; a user's folder or a file is refused", async () => {
   await using tmp = await tempDir();
   const env = { EXEMPLAR_CACHE: `${tmp.path}/cache` };
@@ -209,12 +234,15 @@ Deno.test("bad sweeps are one line, exit 2, before any work; a user's folder or 
     [["--vary", "transforms", "--values", "without-blur"], /without-blur is not a set of transformations/],
     [["--values", "1,2"], /^error: --vary is required/],
     [["--vary", "N", "--patches", "3"], /^error: --patches belongs to --invariance$/],
-    [["--invariance"], /^error: --invariance needs --run RUN/],
+    [["--invariance", "--patches", "3"], /^error: --invariance needs --run RUN/],
     [
       ["--vary", "N", "--values", "6", "--out", mine],
       /^error: --out .*mine: the folder holds files the project did not write \(notes\.txt\)/,
     ],
     [["--vary", "N", "--values", "6", "--out", `${tmp.path}/a-file`], /^error: --out .*a-file: a file, not a folder/],
+    [["--invariance", "--run", mine, "--out", `${tmp.path}/a-file`], /^error: --out .*a-file: a file, not a folder/],
+    [["--invariance", "--run", mine], /^error: .*mine: no trained checkpoint/],
+    [["--invariance", "--run", mine, "--steps", "3"], /^error: --steps belongs to a sweep, not to --invariance$/],
     [
       ["--vary", "N", "--values", "6", "--protocol", "imagenet", "--out", `${tmp.path}/s`],
       /^error: --protocol imagenet: unknown protocol/,
@@ -224,7 +252,9 @@ Deno.test("bad sweeps are one line, exit 2, before any work; a user's folder or 
       /^error: --transforms shear: unknown transformation "shear"/,
     ],
   ];
-  const results = await Promise.all(cases.map(([args]) => task("experiment", [...TINY, ...args], env)));
+  const results = await Promise.all(
+    cases.map(([args]) => task("experiment", args.includes("--invariance") ? args : [...TINY, ...args], env)),
+  );
   for (const [i, r] of results.entries()) {
     oneLineError(r, cases[i][1]);
     assert.equal(r.code, 2, cases[i][0].join(" "));
