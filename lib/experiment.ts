@@ -518,6 +518,7 @@ export function sweepRows(sweep: SweepFile): { head: string[]; rows: string[][] 
     "steps (samples)",
     ...FIGURES.flatMap((f) => [`${f.what}, SVM`, `${f.what}, kNN`]),
     "surrogate val. acc.",
+    "status",
   ];
   const rows = ordered(sweep.points).map((p) => {
     const t = p.train, r = p.results;
@@ -530,7 +531,8 @@ export function sweepRows(sweep: SweepFile): { head: string[]; rows: string[][] 
       t ? `${r?.scale.steps ?? t.steps} (${(r?.scale.samples ?? t.samples)})` : "-",
       ...FIGURES.flatMap((f) => [pm(r?.[f.key]), pm(r?.[f.key]?.knn)]),
       p.surrogate ? `${(100 * p.surrogate.val_accuracy).toFixed(1)} %` : "-",
-    ].concat(p.status === "done" ? [] : [p.status === "failed" ? `failed: ${p.error}` : "not finished"]);
+      p.status === "done" ? "done" : p.status === "failed" ? `failed: ${p.error}` : "not finished",
+    ];
   });
   return { head, rows };
 }
@@ -554,9 +556,7 @@ export function sweepMarkdown(sweep: SweepFile): string {
     "",
     `| ${head.map(cell).join(" | ")} |`,
     `| ${head.map(() => "---").join(" | ")} |`,
-    ...rows.map((r) =>
-      `| ${r.slice(0, head.length).map(cell).join(" | ")} |${r[head.length] ? ` ${cell(r[head.length])}` : ""}`
-    ),
+    ...rows.map((r) => `| ${r.map(cell).join(" | ")} |`),
     "",
     "Settings every point shares:",
     "",
@@ -569,15 +569,11 @@ export function sweepMarkdown(sweep: SweepFile): string {
 export function sweepHtml(sweep: SweepFile): string {
   const { head, rows } = sweepRows(sweep);
   const th = head.map((h) => `<th>${escapeHtml(h)}</th>`).join("");
-  const trs = rows.map((r) =>
-    `<tr>${r.slice(0, head.length).map((c) => `<td>${escapeHtml(c)}</td>`).join("")}${
-      r[head.length] ? `<td class="note">${escapeHtml(r[head.length])}</td>` : ""
-    }</tr>`
-  ).join("\n");
+  const trs = rows.map((r) => `<tr>${r.map((c) => `<td>${escapeHtml(c)}</td>`).join("")}</tr>`).join("\n");
   const settings = settingsLines(sweep).map((l) => `<li>${escapeHtml(l)}</li>`).join("");
   return `<!doctype html>
 <html><head><meta charset="utf-8"><title>${escapeHtml(AXIS[sweep.vary])}</title>
-<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}td.note{color:#a00}</style>
+<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}</style>
 <script src="plotly.min.js"></script></head>
 <body><h1>${escapeHtml(AXIS[sweep.vary])}</h1>
 <div id="chart" style="width:960px;height:560px"></div>
