@@ -275,7 +275,10 @@ Deno.test("a pool closed while its workers multiply returns once none of them is
     new Promise<void>((ok) => pool.call(w, { ms: 60_000 }, { onEvent: () => ok() }).catch(() => {}))
   );
   await Promise.all(begun);
-  await new Promise((r) => setTimeout(r, 30));
+  // A busy machine may not run a worker at once: wait (up to 10 s) until one is inside OpenBLAS.
+  for (const until = Date.now() + 10_000; pool.nativeCalls === 0 && Date.now() < until;) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
   assert.ok(pool.nativeCalls > 0, "the workers are multiplying");
   pool.close();
   assert.equal(pool.nativeCalls, 0, "no worker inside OpenBLAS once close() returns");
