@@ -329,9 +329,6 @@ function contrast2AndColor(r: number, g: number, b: number, p: TransformParams, 
   out[o + 2] = b;
 }
 
-/** One pixel of the release's path, RGB in [0, 1]. */
-const sampled = new Float64Array(3);
-
 /**
  * The release's pixel at source position (sx, sy) of a seed's window, RGB in [0, 1] into `rgb`: one bilinear sample,
  * or, where the window shrinks to the patch, the mean of 2 x 2 bilinear samples a quarter pixel around it (the output
@@ -369,15 +366,30 @@ function bilinearAdd(src: Uint8Array, srcOff: number, sx: number, sy: number, we
   }
 }
 
-/** The release's patch after contrast1, kept until its min and max are known (one patch at a time). */
-const stretchScratch = new Float64Array(PATCH * PATCH * 3);
+/**
+ * Working memory of {@link transformPatch}, reused from patch to patch by whoever makes many (lib/surrogate.ts keeps
+ * one per data set): one pixel of the release's path, and the release's patch after contrast1, kept until its
+ * minimum and maximum are known.
+ */
+export interface PatchScratch {
+  /** One sampled pixel, RGB in [0, 1]. */
+  pixel: Float64Array;
+  /** A patch of 32 x 32 x 3 values. */
+  patch: Float64Array;
+}
+
+/** Fresh working memory for {@link transformPatch}. */
+export function patchScratch(): PatchScratch {
+  return { pixel: new Float64Array(3), patch: new Float64Array(PATCH * PATCH * 3) };
+}
 
 /**
  * Applies one parameter set to a seed: samples the 32x32 patch from the seed's
  * CONTEXT x CONTEXT window (bytes at `src[srcOff..]`) through the geometric
  * transform, then applies contrast1, contrast2 and color. Writes 32x32x3 RGB
  * values in [0, 1] to `out[outOff..]` (HWC). `release` switches contrast1 and
- * contrast2 to the release's arithmetic (see {@link ReleaseColour}).
+ * contrast2 to the release's arithmetic (see {@link ReleaseColour}). `scratch` is working memory a caller that
+ * makes many patches passes again and again ({@link patchScratch}).
  */
 export function transformPatch(
   src: Uint8Array,
@@ -387,7 +399,9 @@ export function transformPatch(
   out: Float32Array,
   outOff = 0,
   release: ReleaseColour | null = null,
+  scratch: PatchScratch = patchScratch(),
 ): void {
+  const sampled = scratch.pixel, stretchScratch = scratch.patch;
   // Geometry: "translation [...], scaling [...], rotation": output pixel (u, v), centred, reads the source at
   // centre + shift + R(angle) (u, v) / scale, one affine map for the three.
   const centre = CONTEXT / 2 - 0.5, half = PATCH / 2 - 0.5;

@@ -185,6 +185,8 @@ export interface ProtocolOptions {
   knn?: KnnOptions | false;
   /** Messages (C chosen, each run's figure). */
   log?: (m: string) => void;
+  /** Changes the protocol's plan before it runs (an experiment on the protocol itself, e.g. another choice of C). */
+  plan?: (plan: ProtocolPlan) => ProtocolPlan;
 }
 
 /**
@@ -192,14 +194,17 @@ export interface ProtocolOptions {
  * (all in `testSplit`), and the training/validation indices C is chosen on.
  */
 export interface ProtocolPlan {
+  /** The split the training sets (and C's validation) come from. */
   trainSplit: string;
+  /** The split the test sets come from. */
   testSplit: string;
   /** One training set per run. */
   train: number[][];
   /** One test set per run (the same set for every run where the protocol has a fixed test split). */
   test: number[][];
-  /** C is chosen by training on `cTrain` and scoring on `cValid` (both in trainSplit). */
+  /** C is chosen by training on `cTrain` and scoring on `cValid` (both in trainSplit)... */
   cTrain: number[];
+  /** ... the images C is scored on. */
   cValid: number[];
   /** With two or more folds, C's score is the mean over them (cross-validation); else cTrain/cValid. */
   cFolds?: { train: number[]; valid: number[] }[];
@@ -511,7 +516,8 @@ export async function runProtocol(
   checkProtocolFits(p, ds);
   const log = opts.log ?? (() => {});
   const e = METHODS[opts.method ?? "paper"].eval;
-  const plan = protocolPlan(p, ds, new Rng(opts.seed ?? 0, 9001), e, opts.runs ?? e.runs);
+  const drawn = protocolPlan(p, ds, new Rng(opts.seed ?? 0, 9001), e, opts.runs ?? e.runs);
+  const plan = opts.plan ? opts.plan(drawn) : drawn;
   const K = ds.classNames.length;
   const bias = opts.bias ?? e.svmBias[p];
   const score = (pred: Int32Array, y: Int32Array) => plan.perClass ? meanClassAccuracy(pred, y, K) : accuracy(pred, y);

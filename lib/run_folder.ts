@@ -27,6 +27,7 @@ import { UserError } from "./util/errors.ts";
 import { exists, fsError, writeFileAtomic } from "./util/fsutil.ts";
 import { escapeHtml, scriptJson } from "./util/html.ts";
 import type { PlotlyFigure } from "./util/viz.ts";
+import { TRANSFORMS } from "./augment.ts";
 
 /** The files of a run folder. */
 export const RUN_FILES = { config: "config.json", metrics: "metrics.jsonl", checkpoint: "checkpoint.ckpt" } as const;
@@ -81,7 +82,10 @@ export function readRunConfig(dir: string): Promise<RunConfigFile> {
   return readRunConfigFile(join(dir, RUN_FILES.config));
 }
 
-/** Reads a run's config file; a config written before the presets were called methods (`preset`) reads as `method`. */
+/**
+ * Reads a run's config file; a config written before the presets were called methods (`preset`) reads as `method`,
+ * and one written before runs named their transformations was made with all six.
+ */
 export async function readRunConfigFile(path: string): Promise<RunConfigFile> {
   let file: RunConfigFile & { train: { preset?: TrainConfig["method"] } };
   try {
@@ -94,6 +98,7 @@ export async function readRunConfigFile(path: string): Promise<RunConfigFile> {
   if (!file?.train || typeof file.train !== "object") throw new UserError(`${path}: no "train" configuration`);
   if (file.train.method === undefined) file.train.method = file.train.preset ?? "paper";
   delete file.train.preset;
+  if (file.train.transforms === undefined) file.train.transforms = [...TRANSFORMS];
   return file;
 }
 
@@ -345,6 +350,7 @@ const IDENTITY_KEYS: (keyof TrainConfig)[] = [
   "perClass",
   "batch",
   "method",
+  "transforms",
   "schedule",
   "lr",
   "momentum",

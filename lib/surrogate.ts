@@ -24,6 +24,7 @@ import {
   type ColorPCA,
   contrast1Basis,
   drawParams,
+  patchScratch,
   type ReleaseColour,
   releaseColour,
   type TransformName,
@@ -87,6 +88,8 @@ export class SurrogateData {
   /** Where each seed's image lies in its window, when samples must stay inside the image; else null. */
   readonly bounds: Float32Array | null;
   #epochPerm: { e: number; perm: Int32Array } | null = null;
+  /** Working memory of the transformations, reused from patch to patch. */
+  #scratch = patchScratch();
 
   /** The surrogate data of `seeds`; `stats` (colour PCA and mean patch) are computed from the seeds unless given. */
   constructor(seeds: Seeds, opts: SurrogateOptions, stats?: SurrogateStats) {
@@ -148,7 +151,7 @@ export class SurrogateData {
 
   /** Writes seed i transformed by `p`, as RGB in [0, 1] (not normalised), at `out[off..]`. */
   render(i: number, p: TransformParams, out: Float32Array, off = 0): void {
-    transformPatch(this.seeds.context, i * CONTEXT * CONTEXT * 3, p, this.pca, out, off, this.colour);
+    transformPatch(this.seeds.context, i * CONTEXT * CONTEXT * 3, p, this.pca, out, off, this.colour, this.#scratch);
   }
 
   /** The (class, copy) of sample j of the training stream. */

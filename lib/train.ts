@@ -47,7 +47,8 @@ import {
 } from "./run_folder.ts";
 import { learningRate, plateauStep } from "./schedule.ts";
 import { Replanner } from "./budget.ts";
-import { checkTrainingFits, type TrainConfig, validateConfig } from "./config.ts";
+import { checkTrainingFits, type TrainConfig, transformsLabel, validateConfig } from "./config.ts";
+import { TRANSFORMS } from "./augment.ts";
 import { METHODS } from "./presets.ts";
 import { hash32 } from "./util/rng.ts";
 import { PATCH } from "./seeds.ts";
@@ -125,6 +126,7 @@ async function pretrainLocked(cfg: TrainConfig, backend: BackendInfo, opts: Pret
   const data = new SurrogateData(seeds, {
     k: cfg.perClass === "inf" ? Infinity : cfg.perClass,
     method: cfg.method,
+    transforms: cfg.transforms,
     seed: cfg.seed,
     validationCopies: cfg.validationCopies,
   });
@@ -238,7 +240,9 @@ async function trainLoop(cfg: TrainConfig, p: LoopParts, opts: PretrainOptions):
       if (doVal) {
         await writeCurves(
           out,
-          `${cfg.net}, N = ${cfg.classes}, K = ${cfg.perClass}, ${cfg.steps} steps, ${cfg.method} method`,
+          `${cfg.net}, N = ${cfg.classes}, K = ${cfg.perClass}, ${cfg.steps} steps, ${cfg.method} method${
+            cfg.transforms.length === TRANSFORMS.length ? "" : `, ${transformsLabel(cfg.transforms)}`
+          }`,
         );
       }
       last = row;
