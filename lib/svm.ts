@@ -24,9 +24,12 @@
  * the same steps in the same order; they differ in the rounding of the margins
  * only.
  *
- * The classes of one-vs-rest are independent problems, each with its own random
- * order (a stream of the seed and the class), so {@link SVMWorkers} solves them
- * in parallel threads with the same results as {@link trainSVM} in one.
+ * The inner loops of both forms (a margin as a dot product, w or the margins
+ * updated from a row) run as WebAssembly SIMD kernels (lib/svm_kernels.ts) over
+ * one memory that holds the training set. The classes of one-vs-rest are
+ * independent problems, each with its own random order (a stream of the seed
+ * and the class), so {@link SVMWorkers} solves them in parallel threads over
+ * that memory, shared, with the same results as {@link trainSVM} in one.
  *
  * @module
  */
@@ -36,6 +39,7 @@ import { METHODS } from "./presets.ts";
 import { type Blas, openBlas } from "./compute/blas.ts";
 import { rowDots } from "./util/rowdots.ts";
 import { WorkerPool } from "./compute/pool.ts";
+import { Arena, kernels } from "./svm_kernels.ts";
 
 /** A set of feature vectors: `n` rows of `dim` floats. */
 export interface Features {
@@ -94,18 +98,27 @@ export function usesGram(n: number, form: SVMForm = "auto"): boolean {
   return form === "gram" || (form === "auto" && n * n * 4 <= GRAM_MAX_BYTES);
 }
 
-/** One training set as the solver sees it: the rows, their Gram matrix in the Gram form, and B. */
+/**
+ * One training set as the solver sees it: the rows, |x_i|^2 + B^2, the Gram matrix in the Gram form, and scratch
+ * memory for one solver; all of them in one WebAssembly memory (lib/svm_kernels.ts), made by {@link dualProblem}.
+ */
 export interface DualProblem {
   /** Rows. */
   n: number;
   /** Features per row. */
   dim: number;
-  /** The rows (n x dim). */
-  x: Float32Array;
-  /** The Gram form's K = X X^T + B^2 (n x n), or null for the primal form. */
-  gram: Float32Array | null;
   /** The bias feature B. */
   bias: number;
+  /** The memory that holds the arrays below. */
+  memory: WebAssembly.Memory;
+  /** The rows (n x dim). */
+  x: Float32Array;
+  /** |x_i|^2 + B^2 for every row (float64). */
+  norms: Float64Array;
+  /** The Gram form's K = X X^T + B^2 (n x n), or null for the primal form. */
+  gram: Float32Array | null;
+  /** n + dim + 1 float64 the solver works in (the margins, then w). */
+  scratch: Float64Array;
 }
 
 /** What {@link solveDual} returns. */
@@ -130,23 +143,13 @@ export function solveDual(
   maxIter: number,
   rng: Rng,
 ): DualSolution {
-  const { n, dim, x, gram: K, bias: B } = p;
+  const { n, dim, x, gram: K, bias: B } = p, k = kernels(p.memory);
   const alpha = new Float64Array(n);
   const Dii = 1 / (2 * C);
   // The diagonal of the dual's Hessian: |x_i|^2 + B^2 + 1 / 2C.
-  const Q = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    if (K) Q[i] = K[i * n + i] + Dii;
-    else {
-      let s = B * B;
-      const o = i * dim;
-      for (let j = 0; j < dim; j++) s += x[o + j] * x[o + j];
-      Q[i] = s + Dii;
-    }
-  }
-  // Primal form: w. Gram form: margin[i] = w.(x_i, B) for every i.
-  const w = K ? null : new Float64Array(dim + 1);
-  const margin = K ? new Float64Array(n) : null;
+  const Q = Float64Array.from(p.norms, (v) => v + Dii);
+  // Primal form: w (and its last weight, the bias's). Gram form: margin[i] = w.(x_i, B) for every i.
+  const margin = p.scratch.subarray(0, n).fill(0), w = p.scratch.subarray(n, n + dim + 1).fill(0);
   const index = new Int32Array(n);
   for (let i = 0; i < n; i++) index[i] = i;
   let active = n;
@@ -159,13 +162,8 @@ export function solveDual(
       [index[i], index[j]] = [index[j], index[i]];
     }
     for (let s = 0; s < active; s++) {
-      const i = index[s], yi = sign[i], o = i * dim;
-      let wx: number;
-      if (margin) wx = margin[i];
-      else {
-        wx = w![dim] * B;
-        for (let j = 0; j < dim; j++) wx += w![j] * x[o + j];
-      }
+      const i = index[s], yi = sign[i];
+      const wx = K ? margin[i] : w[dim] * B + k.dot(w, 0, x, i * dim, dim);
       const G = yi * wx - 1 + Dii * alpha[i];
       let PG = 0;
       if (alpha[i] === 0) {
@@ -185,12 +183,10 @@ export function solveDual(
         alpha[i] = Math.max(old - G / Q[i], 0);
         const d = (alpha[i] - old) * yi;
         if (d === 0) continue;
-        if (margin) {
-          const r = i * n;
-          for (let j = 0; j < n; j++) margin[j] += d * K![r + j];
-        } else {
-          for (let j = 0; j < dim; j++) w![j] += d * x[o + j];
-          w![dim] += d * B;
+        if (K) k.axpy(d, K, i * n, margin, 0, n);
+        else {
+          k.axpy(d, x, i * dim, w, 0, dim);
+          w[dim] += d * B;
         }
       }
     }
@@ -203,22 +199,43 @@ export function solveDual(
     }
     PGmaxOld = PGmax <= 0 ? Infinity : PGmax;
   }
-  return { alpha, w: w ?? primalWeights(p, sign, alpha), iterations: iter };
+  if (K) {
+    // w = sum_i alpha_i y_i (x_i, B).
+    let b = 0;
+    for (let i = 0; i < n; i++) {
+      if (alpha[i] === 0) continue;
+      k.axpy(alpha[i] * sign[i], x, i * dim, w, 0, dim);
+      b += alpha[i] * sign[i];
+    }
+    w[dim] = b * B;
+  }
+  return { alpha, w: w.slice(), iterations: iter };
 }
 
-/** w = sum_i alpha_i y_i (x_i, B). */
-function primalWeights(p: DualProblem, sign: Int8Array, alpha: Float64Array): Float64Array {
-  const { n, dim, x, bias: B } = p;
-  const w = new Float64Array(dim + 1);
-  let b = 0;
+/**
+ * A training set in the solvers' memory (shared between threads): the rows, |x_i|^2 + B^2, room for the Gram matrix
+ * when `gram` (filled by {@link fillGram}) and scratch memory for `solvers` solvers at once (the problem holds the
+ * first; `scratch` all).
+ */
+export function dualProblem(
+  f: Features,
+  bias: number,
+  gram: boolean,
+  solvers = 1,
+): { problem: DualProblem; scratch: Float64Array[] } {
+  const { n, dim } = f;
+  const arena = new Arena(Arena.bytes([n * dim, gram ? n * n : 0], [n, ...Array(solvers).fill(n + dim + 1)]));
+  const x = arena.f32(n * dim);
+  x.set(f.x.subarray(0, n * dim));
+  const norms = arena.f64(n);
   for (let i = 0; i < n; i++) {
-    if (alpha[i] === 0) continue;
-    const a = alpha[i] * sign[i], o = i * dim;
-    for (let j = 0; j < dim; j++) w[j] += a * x[o + j];
-    b += a;
+    let s = bias * bias;
+    for (let j = i * dim; j < (i + 1) * dim; j++) s += x[j] * x[j];
+    norms[i] = s;
   }
-  w[dim] = b * B;
-  return w;
+  const K = gram ? arena.f32(n * n) : null;
+  const scratch = Array.from({ length: solvers }, () => arena.f64(n + dim + 1));
+  return { problem: { n, dim, bias, memory: arena.memory, x, norms, gram: K, scratch: scratch[0] }, scratch };
 }
 
 /**
@@ -267,6 +284,11 @@ export function gramMatrix(
   return out;
 }
 
+/** Computes the Gram matrix of a problem made by {@link dualProblem} with `gram`, in this thread. */
+export function fillGram(p: DualProblem, blas: Blas | null): void {
+  if (p.gram) gramMatrix(p, p.bias, blas, p.gram);
+}
+
 function checkTraining(f: Features, labels: Int32Array, opts: SVMOptions): void {
   checkC(opts.C);
   if (labels.length !== f.n) throw new Error(`${labels.length} labels for ${f.n} feature vectors`);
@@ -283,11 +305,9 @@ const classRng = (seed: number, c: number) => new Rng(seed, 555, c);
 /** Trains a one-vs-rest linear SVM on features with labels 0..classes-1, in this thread. */
 export function trainSVM(f: Features, labels: Int32Array, classes: number, opts: SVMOptions): LinearSVM {
   checkTraining(f, labels, opts);
-  const B = opts.bias ?? METHODS.paper.eval.svmBias.stl10;
-  const gram = usesGram(f.n, opts.form)
-    ? gramMatrix(f, B, opts.blas === undefined ? openBlas().blas : opts.blas)
-    : null;
-  return trainWith({ ...f, gram, bias: B }, labels, classes, opts);
+  const { problem } = dualProblem(f, opts.bias ?? METHODS.paper.eval.svmBias.stl10, usesGram(f.n, opts.form));
+  fillGram(problem, opts.blas === undefined ? openBlas().blas : opts.blas);
+  return trainWith(problem, labels, classes, opts);
 }
 
 function trainWith(p: DualProblem, labels: Int32Array, classes: number, opts: SVMOptions): LinearSVM {
@@ -449,8 +469,8 @@ export function chooseC(
 ): CChoice {
   for (const C of grid) checkC(C);
   if (yTrain.length !== train.n) throw new Error(`${yTrain.length} labels for ${train.n} feature vectors`);
-  const gram = usesGram(train.n) ? gramMatrix(train, bias) : null;
-  const p = { ...train, gram, bias };
+  const { problem: p } = dualProblem(train, bias, usesGram(train.n));
+  fillGram(p, openBlas().blas);
   return bestC(
     grid.map((C) => ({ C, accuracy: score(predictSVM(trainWith(p, yTrain, classes, { C }), valid), yValid) })),
   );
@@ -472,7 +492,7 @@ export type SVMJob =
     gram: Float32Array;
   }
   | {
-    /** Class c against the rest with one C. */
+    /** Class c against the rest with one C (in the problem's scratch memory, which is this worker's). */
     kind: "solve";
     problem: DualProblem;
     labels: Int32Array;
@@ -496,11 +516,10 @@ export function runSVMJob(job: SVMJob): SVMAnswer {
   return { w: s.w, iterations: s.iterations };
 }
 
-/** The same floats in shared memory (the array itself when it is already there). */
-function shared<T extends Float32Array | Int32Array>(a: T): T {
-  if (a.buffer instanceof SharedArrayBuffer) return a;
-  const s = new (a.constructor as { new (b: SharedArrayBuffer): T })(new SharedArrayBuffer(a.byteLength));
-  s.set(a as never);
+/** The labels in shared memory. */
+function shared(a: Int32Array): Int32Array {
+  const s = new Int32Array(new SharedArrayBuffer(a.byteLength));
+  s.set(a);
   return s;
 }
 
@@ -529,43 +548,62 @@ export class SVMWorkers {
     this.#pool.close();
   }
 
-  /** Runs the jobs on the workers, each taking the next as soon as it is free; answers in the jobs' order. */
-  async #run(jobs: SVMJob[]): Promise<SVMAnswer[]> {
+  /**
+   * Runs the jobs on the workers, each taking the next as soon as it is free (`job(w)`: the job as worker w runs it);
+   * answers in the jobs' order.
+   */
+  async #run(jobs: ((worker: number) => SVMJob)[]): Promise<SVMAnswer[]> {
     const answers: SVMAnswer[] = new Array(jobs.length).fill(null);
     let next = 0;
     await Promise.all(
       Array.from({ length: Math.min(this.size, jobs.length) }, async (_, w) => {
         while (next < jobs.length) {
           const i = next++;
-          answers[i] = await this.#pool.call(w, jobs[i]);
+          answers[i] = await this.#pool.call(w, jobs[i](w));
         }
       }),
     );
     return answers;
   }
 
-  /** The training set in shared memory, with its Gram matrix in the Gram form. */
-  async #problem(f: Features, bias: number, form: SVMForm | undefined): Promise<DualProblem> {
-    const x = shared(f.x), { n, dim } = f;
-    if (!usesGram(n, form)) return { n, dim, x, gram: null, bias };
-    const gram = new Float32Array(new SharedArrayBuffer(n * n * 4));
-    if (this.#blas) gramMatrix({ n, dim, x }, bias, this.#blas, gram);
-    else {
-      const jobs: SVMJob[] = [];
+  /** The training set in the workers' shared memory, with its Gram matrix in the Gram form and scratch for each. */
+  async #problem(f: Features, bias: number, form: SVMForm | undefined) {
+    const { n, dim } = f;
+    const made = dualProblem(f, bias, usesGram(n, form), this.size), { x, gram } = made.problem;
+    if (gram && this.#blas) fillGram(made.problem, this.#blas);
+    else if (gram) {
+      const jobs: ((w: number) => SVMJob)[] = [];
       for (let r = 0; r < n; r += GRAM_BLOCK) {
-        jobs.push({ kind: "gram", x, n, dim, r0: r, r1: Math.min(n, r + GRAM_BLOCK), gram });
+        const job: SVMJob = { kind: "gram", x, n, dim, r0: r, r1: Math.min(n, r + GRAM_BLOCK), gram };
+        jobs.push(() => job);
       }
       await this.#run(jobs);
       finishGram(gram, n, bias);
     }
-    return { n, dim, x, gram, bias };
+    return made;
   }
 
   /** One-vs-rest SVMs of a training set, one per C. */
-  async #train(p: DualProblem, labels: Int32Array, classes: number, Cs: number[], opts: Omit<SVMOptions, "C">) {
-    const y = shared(labels), tol = opts.tol ?? 0.1, maxIter = opts.maxIter ?? 1000, seed = opts.seed ?? 1;
-    const jobs: SVMJob[] = Cs.flatMap((C) =>
-      Array.from({ length: classes }, (_, c) => ({ kind: "solve", problem: p, labels: y, c, C, tol, maxIter, seed }))
+  async #train(
+    made: { problem: DualProblem; scratch: Float64Array[] },
+    labels: Int32Array,
+    classes: number,
+    Cs: number[],
+    opts: Omit<SVMOptions, "C">,
+  ) {
+    const p = made.problem, y = shared(labels), tol = opts.tol ?? 0.1, maxIter = opts.maxIter ?? 1000;
+    const seed = opts.seed ?? 1;
+    const jobs = Cs.flatMap((C) =>
+      Array.from({ length: classes }, (_, c) => (w: number): SVMJob => ({
+        kind: "solve",
+        problem: { ...p, scratch: made.scratch[w] },
+        labels: y,
+        c,
+        C,
+        tol,
+        maxIter,
+        seed,
+      }))
     );
     const answers = await this.#run(jobs);
     return Cs.map((C, k): LinearSVM => {
