@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { UserError } from "./util/errors.ts";
 
 /** Bytes of a WebAssembly page, and the most pages a (32-bit) memory holds. */
 const PAGE = 65536, MAX_PAGES = 65536;
@@ -220,7 +221,9 @@ export class Arena {
   constructor(bytes: number) {
     const pages = Math.max(1, Math.ceil(bytes / PAGE));
     if (pages > MAX_PAGES) {
-      throw new RangeError(`${(bytes / 2 ** 30).toFixed(1)} GiB of training data: the SVM holds at most 4 GiB`);
+      throw new UserError(
+        `${(bytes / 2 ** 30).toFixed(1)} GiB of training data (features and Gram matrix): the SVM holds at most 4 GiB`,
+      );
     }
     this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
   }

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { Rng } from "../lib/util/rng.ts";
 import { openBlas } from "../lib/compute/blas.ts";
+import { Arena, kernels } from "../lib/svm_kernels.ts";
+import { UserError } from "../lib/util/errors.ts";
 import {
   accuracy,
   chooseC,
@@ -234,6 +236,36 @@ Deno.test("SVM: predictions are those of float64 scores, with OpenBLAS too (ties
       if (classes > 4) assert.ok(plain.includes(1) && !plain.includes(3) && plain.includes(4) && plain.includes(0));
     }
   }
+});
+
+Deno.test("SVM kernels: dot and axpy equal plain loops at any length and offset; too large a set is refused", () => {
+  const arena = new Arena(Arena.bytes([5000], [5000, 5000]));
+  const x = arena.f32(5000), w = arena.f64(5000), y = arena.f64(5000), k = kernels(arena.memory), rng = new Rng(61);
+  x.forEach((_, i) => x[i] = rng.normal());
+  w.forEach((_, i) => w[i] = rng.normal());
+  y.forEach((_, i) => y[i] = rng.normal());
+  for (const [wi, xi, n] of [[0, 0, 0], [0, 0, 1], [1, 3, 7], [0, 0, 8], [5, 2, 9], [3, 1, 4095], [0, 0, 4992]]) {
+    let s = 0;
+    for (let j = 0; j < n; j++) s += w[wi + j] * x[xi + j];
+    // Eight partial sums instead of one: within a few roundings of the plain sum's terms.
+    let mag = 0;
+    for (let j = 0; j < n; j++) mag += Math.abs(w[wi + j] * x[xi + j]);
+    assert.ok(Math.abs(k.dot(w, wi, x, xi, n) - s) <= 1e-15 * n * mag + 1e-300, `dot, n = ${n}`);
+    const before = y.slice(), a = rng.normal();
+    k.axpy(a, x, xi, y, wi, n);
+    for (let j = 0; j < y.length; j++) {
+      // The same operations per value: exact.
+      assert.equal(
+        y[j],
+        j >= wi && j < wi + n ? before[j] + a * x[xi + j - wi] : before[j],
+        `axpy, n = ${n}, j = ${j}`,
+      );
+    }
+  }
+  assert.throws(
+    () => new Arena(5 * 2 ** 30),
+    (e) => e instanceof UserError && /5\.0 GiB of training data .*at most 4 GiB/.test(e.message),
+  );
 });
 
 Deno.test("SVM: the Gram form where its matrix fits in memory, the primal form beyond", () => {
