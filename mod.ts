@@ -37,6 +37,8 @@ export {
   type MethodName,
   METHODS,
   type NetNumbers,
+  type ReleaseFile,
+  releaseFile,
   RUN_SCALES,
   type RunScale,
   SCALE_NAMES,
@@ -71,6 +73,8 @@ export {
   colorPCA,
   drawParams,
   identityParams,
+  type PatchScratch,
+  patchScratch,
   patchToImage,
   type ReleaseColour,
   sweepParams,
@@ -111,6 +115,7 @@ export {
   type ScheduleName,
   TRAIN_DEFAULTS,
   type TrainConfig,
+  transformsLabel,
   validateConfig,
 } from "./lib/config.ts";
 export { loadTrainedNet, type MetricsRow, readMetrics } from "./lib/run_folder.ts";
@@ -133,6 +138,7 @@ export {
   PROTOCOL_INPUT,
   type ProtocolName,
   type ProtocolOptions,
+  type ProtocolPlan,
   type ProtocolResult,
   PROTOCOLS,
   runProtocol,
@@ -141,6 +147,34 @@ export { type EvaluateOptions, evaluateRun, type EvaluationResults, type Scale }
 
 // 5. Table 1 (paper §5.2): the paper's numbers beside the measured ones.
 export { loadTable1, type Table1Data, table1Figure, table1Markdown, writeTable1 } from "./lib/table1.ts";
+
+// 6. The paper's experiments (§5): sweeps over N, K, the transformations or the network; invariance.
+export {
+  DEFAULT_VALUES,
+  type ExperimentOptions,
+  type ExperimentResult,
+  runExperiment,
+  type SweepEvaluation,
+  sweepFigure,
+  type SweepFile,
+  sweepMarkdown,
+  type SweepPoint,
+  type SweepPointRecord,
+  sweepPoints,
+  VARIES,
+  type Vary,
+} from "./lib/experiment.ts";
+export {
+  type InvarianceCurve,
+  invarianceFigure,
+  type InvarianceOptions,
+  type InvarianceResult,
+  type InvarianceTransform,
+  type Magnitudes,
+  magnitudes,
+  measureInvariance,
+  writeInvariance,
+} from "./lib/invariance.ts";
 
 // Pictures and charts, in Jupyter and out.
 export { drawRect, heatmap, imageGrid, type RGBImage } from "./lib/util/image.ts";

@@ -9,7 +9,7 @@
  * | `translation` | "vertical or horizontal translation by a distance within 0.2 of the patch size" | within 0.25 |
  * | `scaling` | "multiplication of the patch scale by a factor between 0.7 and 1.4" | factor in [1/sqrt 2, sqrt 2] |
  * | `rotation` | "rotation of the image by an angle up to 20 degrees" | the same |
- * | `contrast1` | "multiply the projection of each patch pixel onto the principal components of the set of all pixels by a factor between 0.5 and 2 (factors are independent for each principal component)" | factor 2^(z s), z ~ N(0,1), s = (1, 1, 0.5) |
+ * | `contrast1` | "multiply the projection of each patch pixel onto the principal components of the set of all pixels by a factor between 0.5 and 2 (factors are independent for each principal component)" | factor 2^(z s), z ~ N(0,1), s = (1, 1, 0.5), on fixed eigenvectors (`color_eigenvectors.mat`) |
  * | `contrast2` | "raise saturation and value (S and V components of the HSV color representation) of all pixels to a power between 0.25 and 4, multiply these values by a factor between 0.7 and 1.4, add to them a value between -0.1 and 0.1" | power 2^(2u), factor 2^(0.5u), u ~ U(-1, 1) |
  * | `color` | "add a value between -0.1 and 0.1 to the hue (H component of the HSV representation)" | the same, hue taken mod 1 |
  *
@@ -28,7 +28,7 @@
 import { UserError } from "./util/errors.ts";
 import { CONTEXT, PATCH } from "./seeds.ts";
 import type { Rng } from "./util/rng.ts";
-import { type AugmentNumbers, type MethodName, METHODS } from "./presets.ts";
+import { type AugmentNumbers, type MethodName, METHODS, type ReleaseFile, releaseFile } from "./presets.ts";
 
 /** The six transformations, by the names used on the command line. */
 export const TRANSFORMS = ["translation", "scaling", "rotation", "contrast1", "contrast2", "color"] as const;
@@ -203,6 +203,35 @@ function jacobiEigen3(A: number[][]): { values: number[]; vectors: number[][] } 
   return { values: [a[0][0], a[1][1], a[2][2]], vectors: v };
 }
 
+/**
+ * contrast1's colour basis as a preset names it (`augment.colorBasis`): "the principal components of the set of all
+ * pixels" (`seeds`: of `pixels`, the seed patches' pixels), or the release's fixed eigenvectors (adjust_color.m
+ * loads color_eigenvectors.mat) around the mean colour of `pixels` (adjust_color.m centres on the data's mean).
+ */
+export function contrast1Basis(pixels: Uint8Array, basis: AugmentNumbers["colorBasis"]): ColorPCA {
+  const pca = colorPCA(pixels);
+  return basis === "seeds" ? pca : { mean: pca.mean, ...releaseEigenvectors(basis) };
+}
+
+/**
+ * The release's colour eigenvectors (the columns of `v`, rows R, G, B) and eigenvalues `d`, as rows by decreasing
+ * eigenvalue. adjust_color.m projects onto v and maps back with inv(v); v is orthonormal (to 1e-16), so inv(v) is the
+ * transpose that {@link transformPatch} uses.
+ */
+export function releaseEigenvectors(file: ReleaseFile): Pick<ColorPCA, "vectors" | "variances"> {
+  const { v, d } = releaseFile(file) as { v?: unknown; d?: unknown };
+  const finite = (x: unknown, n: number): x is number[] =>
+    Array.isArray(x) && x.length === n && x.every((e) => typeof e === "number" && Number.isFinite(e));
+  if (!(Array.isArray(v) && v.length === 3 && v.every((row) => finite(row, 3)) && finite(d, 3))) {
+    throw new UserError(`${file}: expected v, a 3 x 3 matrix of numbers, and d, 3 numbers`);
+  }
+  const order = [0, 1, 2].sort((a, b) => d[b] - d[a]);
+  return {
+    vectors: order.map((k) => [v[0][k], v[1][k], v[2][k]]) as [number, number, number][],
+    variances: order.map((k) => d[k]) as [number, number, number],
+  };
+}
+
 /** The identity colour transform's PCA (any orthonormal basis works when all factors are 1). */
 export const NO_PCA: ColorPCA = {
   mean: [0.5, 0.5, 0.5],
@@ -300,9 +329,6 @@ function contrast2AndColor(r: number, g: number, b: number, p: TransformParams, 
   out[o + 2] = b;
 }
 
-/** One pixel of the release's path, RGB in [0, 1]. */
-const sampled = new Float64Array(3);
-
 /**
  * The release's pixel at source position (sx, sy) of a seed's window, RGB in [0, 1] into `rgb`: one bilinear sample,
  * or, where the window shrinks to the patch, the mean of 2 x 2 bilinear samples a quarter pixel around it (the output
@@ -340,15 +366,30 @@ function bilinearAdd(src: Uint8Array, srcOff: number, sx: number, sy: number, we
   }
 }
 
-/** The release's patch after contrast1, kept until its min and max are known (one patch at a time). */
-const stretchScratch = new Float64Array(PATCH * PATCH * 3);
+/**
+ * Working memory of {@link transformPatch}, reused from patch to patch by whoever makes many (lib/surrogate.ts keeps
+ * one per data set): one pixel of the release's path, and the release's patch after contrast1, kept until its
+ * minimum and maximum are known.
+ */
+export interface PatchScratch {
+  /** One sampled pixel, RGB in [0, 1]. */
+  pixel: Float64Array;
+  /** A patch of 32 x 32 x 3 values. */
+  patch: Float64Array;
+}
+
+/** Fresh working memory for {@link transformPatch}. */
+export function patchScratch(): PatchScratch {
+  return { pixel: new Float64Array(3), patch: new Float64Array(PATCH * PATCH * 3) };
+}
 
 /**
  * Applies one parameter set to a seed: samples the 32x32 patch from the seed's
  * CONTEXT x CONTEXT window (bytes at `src[srcOff..]`) through the geometric
  * transform, then applies contrast1, contrast2 and color. Writes 32x32x3 RGB
  * values in [0, 1] to `out[outOff..]` (HWC). `release` switches contrast1 and
- * contrast2 to the release's arithmetic (see {@link ReleaseColour}).
+ * contrast2 to the release's arithmetic (see {@link ReleaseColour}). `scratch` is working memory a caller that
+ * makes many patches passes again and again ({@link patchScratch}).
  */
 export function transformPatch(
   src: Uint8Array,
@@ -358,7 +399,9 @@ export function transformPatch(
   out: Float32Array,
   outOff = 0,
   release: ReleaseColour | null = null,
+  scratch: PatchScratch = patchScratch(),
 ): void {
+  const sampled = scratch.pixel, stretchScratch = scratch.patch;
   // Geometry: "translation [...], scaling [...], rotation": output pixel (u, v), centred, reads the source at
   // centre + shift + R(angle) (u, v) / scale, one affine map for the three.
   const centre = CONTEXT / 2 - 0.5, half = PATCH / 2 - 0.5;

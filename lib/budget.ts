@@ -106,13 +106,14 @@ export function replanFromRun(
 
 /**
  * The training config for a budget of `minutes`: the plan stored in `out` when the same budget is continued there,
- * else a new plan from a measured warm-up. `classesGiven` keeps the user's N instead of choosing one.
+ * else a new plan from a measured warm-up. `classesGiven` keeps the user's N instead of choosing one, `perClassGiven`
+ * the user's K instead of unlimited copies.
  */
 export async function planBudget(
   cfg: TrainConfig,
   minutes: number,
   out: string,
-  opts: { backend?: string; classesGiven?: boolean; log?: (m: string) => void } = {},
+  opts: { backend?: string; classesGiven?: boolean; perClassGiven?: boolean; log?: (m: string) => void } = {},
 ): Promise<TrainConfig> {
   if (!(minutes > 0 && Number.isFinite(minutes))) throw new UserError(`--minutes ${minutes}: expected minutes > 0`);
   const log = opts.log ?? (() => {});
@@ -149,12 +150,14 @@ export async function planBudget(
     : schedule === "cosine"
     ? `rate ${cfg.lr} down to ${decayed} along a cosine`
     : `${schedule} schedule from rate ${cfg.lr}`;
+  const perClass = opts.perClassGiven ? cfg.perClass : "inf";
   log(
     `plan for ${minutes} minutes: ${samplesPerSecond.toFixed(0)} samples/s measured on ${backend.name} -> ${steps} ` +
-      `steps of ${cfg.batch} (${steps * cfg.batch} samples), N = ${classes}, K unlimited, ${rate}; planned again ` +
-      `from the run's own speed after a tenth of the steps and at half of them`,
+      `steps of ${cfg.batch} (${steps * cfg.batch} samples), N = ${classes}, ${
+        perClass === "inf" ? "K unlimited" : `K = ${perClass}`
+      }, ${rate}; planned again from the run's own speed after a tenth of the steps and at half of them`,
   );
-  return { ...cfg, steps, classes, perClass: "inf", schedule, budget };
+  return { ...cfg, steps, classes, perClass, schedule, budget };
 }
 
 /**

@@ -18,6 +18,7 @@ import {
 import { UserError } from "./util/errors.ts";
 import { checkNetFits, trainingMemory } from "./nets.ts";
 import type { BackendInfo } from "./compute/backend.ts";
+import { type TransformName, TRANSFORMS } from "./augment.ts";
 
 /** The learning-rate schedules: `plateau` (the paper), `stages` (the release), `anneal` and `cosine` (time budgets). */
 export const SCHEDULE_NAMES = ["plateau", "stages", "anneal", "cosine"] as const;
@@ -71,6 +72,11 @@ export interface TrainConfig {
   batch: number;
   /** Method preset (`paper` or `release`, lib/presets.ts): seed sampling, transformation ranges, network and schedule. */
   method: MethodName;
+  /**
+   * The transformations that make the surrogate classes (lib/augment.ts `TRANSFORMS`, in that order): all six by
+   * default; the paper's ablation leaves some out (§5). A run's config.json without it was made with all six.
+   */
+  transforms: TransformName[];
   /** Learning-rate schedule: `plateau` (the paper), `stages` (the release), `anneal` or `cosine` (a time budget's). */
   schedule: ScheduleName;
   /** The time budget this run was planned for (lib/budget.ts), if any. */
@@ -104,6 +110,7 @@ export interface TrainConfig {
 export const TRAIN_DEFAULTS: Omit<TrainConfig, "data" | "net" | "classes" | "perClass" | "steps"> = {
   batch: METHODS.paper.train.batch,
   method: "paper",
+  transforms: [...TRANSFORMS],
   schedule: METHODS.paper.train.schedule,
   lr: METHODS.paper.train.lr,
   momentum: METHODS.paper.train.momentum,
@@ -161,6 +168,7 @@ export function validateConfig(c: TrainConfig): void {
   if (typeof c.data !== "string" || c.data === "") throw new UserError(`--data ${c.data}: expected a data spec`);
   if (typeof c.net !== "string") throw new UserError(`--net ${c.net}: expected a network name`);
   methodNamed(c.method);
+  checkTransforms(c.transforms);
   checkNetFits(c.net);
   intIn("classes", c.classes, 2, LIMITS.classes, "N");
   if (c.perClass !== "inf") intIn("per-class", c.perClass, 1, LIMITS.perClass, "K (or inf)");
@@ -188,6 +196,49 @@ export function validateConfig(c: TrainConfig): void {
     if (typeof b !== "object" || b === null) throw new UserError(`budget: expected a time budget's plan`);
     numberIn("minutes", b.minutes, Number.MIN_VALUE, Infinity, "a time budget");
   }
+}
+
+/**
+ * A set of transformations as a run keeps it: an array of names of lib/augment.ts `TRANSFORMS`, each once, in that
+ * order (so that the same set is always written the same way); anything else is one line naming `--transforms`.
+ */
+export function checkTransforms(t: unknown): asserts t is TransformName[] {
+  const names = TRANSFORMS as readonly unknown[];
+  const ok = Array.isArray(t) && t.every((x) => names.includes(x)) &&
+    t.every((x, i) => i === 0 || names.indexOf(x) > names.indexOf(t[i - 1]));
+  if (!ok) {
+    throw new UserError(
+      `--transforms ${JSON.stringify(t)}: expected some of ${TRANSFORMS.join(", ")}, each once and in that order`,
+    );
+  }
+}
+
+/**
+ * A `--transforms` flag's value as a set of transformations in the order of lib/augment.ts `TRANSFORMS`: names
+ * separated by commas, `all` (the default: all six) or `none`.
+ */
+export function parseTransformsFlag(value: string): TransformName[] {
+  const list = value.trim();
+  if (list === "all") return [...TRANSFORMS];
+  if (list === "none") return [];
+  const given = list.split(",").map((s) => s.trim());
+  for (const t of given) {
+    if (!(TRANSFORMS as readonly string[]).includes(t)) {
+      throw new UserError(
+        `--transforms ${value}: unknown transformation "${t}" (expected some of ${TRANSFORMS.join(", ")}, all or none)`,
+      );
+    }
+  }
+  return TRANSFORMS.filter((t) => given.includes(t));
+}
+
+/** A set of transformations in words: `all six`, `without rotation`, `rotation only`, or the names. */
+export function transformsLabel(t: readonly TransformName[]): string {
+  if (t.length === TRANSFORMS.length) return "all six transformations";
+  if (t.length === 0) return "no transformation";
+  if (t.length === 1) return `${t[0]} only`;
+  const left = TRANSFORMS.filter((x) => !t.includes(x));
+  return left.length === 1 ? `all but ${left[0]}` : t.join(", ");
 }
 
 /**
@@ -244,6 +295,8 @@ export function flagSettings(v: Record<string, string | boolean | undefined>): P
   set("steps", num("steps"));
   set("batch", num("batch"));
   set("method", str("method") as MethodName | undefined);
+  const transforms = str("transforms");
+  set("transforms", transforms === undefined ? undefined : parseTransformsFlag(transforms));
   set("schedule", str("schedule") as ScheduleName | undefined);
   set("lr", num("lr"));
   set("validEvery", num("valid-every"));

@@ -22,7 +22,7 @@ import {
   rawPixelFeatures,
 } from "./features.ts";
 import { hashBytes, hashText } from "./util/rng.ts";
-import { writeFileAtomic } from "./util/fsutil.ts";
+import { cacheDir, writeFileAtomic } from "./util/fsutil.ts";
 import { lockFolder } from "./util/lock.ts";
 import { ExemplarNet, netSpec } from "./nets.ts";
 import { tf } from "./compute/backend.ts";
@@ -159,7 +159,10 @@ async function evaluateLocked(runDir: string, opts: EvaluateOptions): Promise<Ev
     const levelWeights = METHODS[cfg.method].eval.levelWeights;
     // Mean colour of the pretraining inputs (the seeds' mean), subtracted as in pretraining.
     const mean = seedMeanColour(await loadSeeds(runDir));
-    const cache = join(runDir, "features");
+    // The learned features are the run's; the baselines', keyed by everything they depend on (lib/features.ts
+    // imagesIdentity, the random network's weights, the mean colour), are shared by every run and evaluation that
+    // asks for the same ones.
+    const cache = join(runDir, "features"), shared = join(cacheDir(), "features");
     const settings = { size, pooling, mean, levelWeights: levelWeights ?? null };
 
     // Features run in two workers on the wasm backend (each its own thread), else here.
@@ -170,7 +173,7 @@ async function evaluateLocked(runDir: string, opts: EvaluateOptions): Promise<Ev
       const weights = await flatWeights(n);
       const flat = trained ? weights : null;
       const what = { kind: which, net: cfg.net, weights: hashBytes(weights), ...settings };
-      return scaledFeatures(cache, ds!, what, async (split, idx) => {
+      return scaledFeatures(trained ? cache : shared, ds!, what, async (split, idx) => {
         const progress = (d: number) => opts.onProgress?.(`features (${which}, ${split})`, d, idx.length);
         if (workers > 1) {
           return await extractFeaturesParallel(
@@ -230,7 +233,7 @@ async function evaluateLocked(runDir: string, opts: EvaluateOptions): Promise<Ev
       }
       log(`random weights:   ${out.random.mean.toFixed(2)} +- ${out.random.std.toFixed(2)} %`);
       const raw = scaledFeatures(
-        cache,
+        shared,
         ds,
         { kind: "raw", side: 32, mean },
         (split, idx) => rawPixelFeatures(getSplit(ds!, split), idx, 32, mean),

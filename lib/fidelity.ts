@@ -31,6 +31,8 @@ const sgd = "tests/engine_test.ts: sgdUpdate: Caffe's SGD with each slot's learn
 const releaseEval =
   "tests/protocols_test.ts: release evaluation: random log-uniform C in the protocol's range, validated as the release does";
 const protocols = "tests/protocols_test.ts: CIFAR-10(400) and STL-10 protocols on generated files";
+const kFold =
+  "tests/protocols_test.ts: the paper method validates C by 5-fold cross-validation on the first run's training images";
 
 /** Where each number is used and checked, by its path in {@link METHODS}. */
 export const IMPLEMENTATIONS: Readonly<Record<string, Implementation>> = {
@@ -62,6 +64,11 @@ export const IMPLEMENTATIONS: Readonly<Record<string, Implementation>> = {
     test: "tests/surrogate_test.ts: release geometry: a window larger than the patch is averaged down, not aliased",
   },
   "augment.rotationDeg": { code: AUG, test: ranges },
+  "augment.colorBasis": {
+    code: "lib/augment.ts contrast1Basis, releaseEigenvectors; lib/surrogate.ts SurrogateData",
+    test:
+      "tests/release_data_test.ts: release contrast1: the release's colour eigenvectors, not the principal components of the seeds",
+  },
   "augment.pca": { code: AUG, test: ranges },
   "augment.pcaLog2Std": {
     code: AUG,
@@ -137,6 +144,7 @@ export const IMPLEMENTATIONS: Readonly<Record<string, Implementation>> = {
   "eval.cGrid": { code: PRO, test: releaseEval },
   "eval.cRandom": { code: PRO, test: releaseEval },
   "eval.cValidation": { code: "lib/protocols.ts protocolPlan", test: releaseEval },
+  "eval.cFolds": { code: "lib/protocols.ts kFoldValidation", test: kFold },
   "eval.std": { code: PRO, test: releaseEval },
   "eval.runs": { code: "lib/protocols.ts protocolPlan", test: protocols },
   "eval.cifarPerClass": { code: "lib/protocols.ts protocolPlan", test: protocols },
@@ -149,6 +157,11 @@ export const IMPLEMENTATIONS: Readonly<Record<string, Implementation>> = {
     code: "lib/protocols.ts protocolPlan",
     test:
       "tests/protocols_test.ts: Caltech-101 protocol on real photographs: 30 training images per class, mean per-class accuracy",
+  },
+  "eval.fixedSplits": {
+    code: "lib/protocols.ts protocolPlan, releaseSplitsPlan",
+    test:
+      "tests/release_data_test.ts: release Caltech-101 splits: 30 training and min(50, rest) test images of each class on Caltech-101's layout; another layout is refused",
   },
 };
 

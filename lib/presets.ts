@@ -17,7 +17,9 @@
  *
  * @module
  */
+import { join } from "node:path";
 import { UserError } from "./util/errors.ts";
+import { PROJECT_ROOT } from "./util/fsutil.ts";
 
 /** The two method presets. */
 export type MethodName = "paper" | "release";
@@ -60,6 +62,11 @@ export interface AugmentNumbers {
   antialias: boolean;
   /** Maximal |angle| in degrees. */
   rotationDeg: number;
+  /**
+   * contrast1's colour basis: the principal components of the seed pixels (`seeds`), or the release's fixed
+   * eigenvectors, a data file of the project (`data/release/color_eigenvectors.json`).
+   */
+  colorBasis: "seeds" | ReleaseFile;
   /** contrast1 factor range (drawn log-uniformly, unless `pcaLog2Std` is set). */
   pca: [number, number];
   /**
@@ -152,11 +159,14 @@ export interface EvalNumbers {
     draws: number;
   }>;
   /**
-   * What C is validated on: a held-out part of the first run's training set (`holdOut`), or the release's choice
-   * (STL-10: fold 1 against the rest; CIFAR-10(400), Caltech: run 1's training set against run 2's images not in it;
-   * CIFAR-10: 2-fold cross-validation).
+   * What C is validated on: `kFold`, the first run's training set in `cFolds` stratified folds, each held out in turn
+   * (CIFAR-10(400), Caltech, a folder; STL-10 keeps its protocol's fold 1 against the rest, CIFAR-10 a tenth held out,
+   * both thousands of images); or the release's choice (STL-10: fold 1 against the rest; CIFAR-10(400), Caltech: run
+   * 1's training set against run 2's images not in it; CIFAR-10: 2-fold cross-validation).
    */
-  cValidation: "holdOut" | "release";
+  cValidation: "kFold" | "release";
+  /** `kFold`: the number of folds. */
+  cFolds: number;
   /** Standard deviation over runs: sample (n - 1) or population (n, the release). */
   std: "sample" | "population";
   /** Runs (subsets or splits) a protocol averages over. */
@@ -167,6 +177,32 @@ export interface EvalNumbers {
   caltechTrain: number;
   /** Caltech: at most this many test images per class. */
   caltechTestMax: number;
+  /**
+   * The release's fixed training (and Caltech test) splits, a data file of the project by protocol; null: the
+   * protocol draws its own random subsets and splits.
+   */
+  fixedSplits: Record<"cifar10-400" | "caltech101", ReleaseFile | null>;
+}
+
+/** One of the release's data files, converted to JSON with its values unchanged (data/release/README.md). */
+export type ReleaseFile = `data/release/${string}.json`;
+
+const releaseFiles = new Map<string, unknown>();
+
+/**
+ * The contents of one of the release's data files a preset names (read once). A file that is missing or not JSON
+ * is a one-line error: the files ship with the project.
+ */
+export function releaseFile(file: ReleaseFile): unknown {
+  if (!releaseFiles.has(file)) {
+    const path = join(PROJECT_ROOT, file);
+    try {
+      releaseFiles.set(file, JSON.parse(Deno.readTextFileSync(path)));
+    } catch (e) {
+      throw new UserError(`${path}: the release's data file cannot be read (${(e as Error).message.split("\n")[0]})`);
+    }
+  }
+  return releaseFiles.get(file);
 }
 
 /** Every number of one method preset. */
@@ -208,12 +244,14 @@ const PAPER_EVAL: EvalNumbers = {
     caltech256: { range: [2e-3, 1], draws: 30 },
     folder: { range: [2e-3, 1], draws: 30 },
   },
-  cValidation: "holdOut",
+  cValidation: "kFold",
+  cFolds: 5,
   std: "sample",
   runs: 10,
   cifarPerClass: 400,
   caltechTrain: 30,
   caltechTestMax: 50,
+  fixedSplits: { "cifar10-400": null, caltech101: null },
 };
 
 const RELEASE_EVAL: EvalNumbers = {
@@ -222,7 +260,12 @@ const RELEASE_EVAL: EvalNumbers = {
   svmBias: { stl10: 5, "cifar10-400": 1, cifar10: 1, caltech101: 1, caltech256: 1, folder: 1 },
   cSearch: "logRandom",
   cValidation: "release",
+  cFolds: 2,
   std: "population",
+  fixedSplits: {
+    "cifar10-400": "data/release/cifar10_400_splits.json",
+    caltech101: "data/release/caltech101_splits.json",
+  },
 };
 
 const RELEASE_STAGES: [number, number][] = [[1_200_000, 0.01], [120_000, 0.004], [120_000, 0.001], [
@@ -274,6 +317,7 @@ export const METHODS: Readonly<Record<MethodName, Method>> = {
       scaleDraw: "logUniform",
       insideImage: false,
       rotationDeg: 20,
+      colorBasis: "seeds",
       pca: [0.5, 2],
       pcaLog2Std: null,
       pcaClip: 6,
@@ -308,6 +352,7 @@ export const METHODS: Readonly<Record<MethodName, Method>> = {
       scaleDraw: "uniform",
       insideImage: true,
       rotationDeg: 20,
+      colorBasis: "data/release/color_eigenvectors.json",
       // 2^(z s) with z ~ N(0, 1) clipped to |z| <= 6: these are its bounds.
       pca: [2 ** -6, 2 ** 6],
       // The release lists (1, 1, 0.5) in the order of MATLAB's eig, smallest eigenvalue first: the 0.5 belongs to
@@ -422,6 +467,11 @@ export const SOURCES: Readonly<Record<string, Source>> = {
   "augment.rotationDeg": {
     paper: '§3: "rotation of the image by an angle up to 20 degrees"',
     release: "make_data/augment_patches_distr.m: angle up to 20 degrees",
+  },
+  "augment.colorBasis": {
+    paper: '§3: "the principal components of the set of all pixels" (here: of the N seed patches\' pixels)',
+    release:
+      "make_data/adjust_color.m, color_eigenvectors.mat: fixed eigenvectors v of an RGB pixel covariance (pixels projected onto v, scaled, mapped back with inv(v)); data/release/color_eigenvectors.json holds them",
   },
   "augment.pca": {
     paper:
@@ -553,9 +603,14 @@ export const SOURCES: Readonly<Record<string, Source>> = {
       "testing/run_net_on_STL_matcaffe_distr.m: [2e-4, 2e-1], 50 draws; run_net_on_CIFAR_matcaffe_distr.m: [1e-3, 1], 50 (reduced) and 30 (full); run_net_on_Caltech_matcaffe_distr.m: [2e-3, 1], 30",
   },
   "eval.cValidation": {
-    paper: "(not in the paper: a held-out part of the first run's training set)",
+    paper:
+      "(the paper says only that C is validated: 5-fold cross-validation on the first run's training images, where a held-out part would be a few images per class)",
     release:
       "testing/run_net_on_*_matcaffe_distr.m: STL-10 fold 1 against the rest; CIFAR-10(400) and Caltech split 1 against split 2's images not in split 1; CIFAR-10 2-fold cross-validation (-v 2)",
+  },
+  "eval.cFolds": {
+    paper: "(not in the paper: 5 folds, each a fifth of every class's training images)",
+    release: "testing/run_net_on_CIFAR_matcaffe_distr.m: liblinear's -v 2 on CIFAR-10",
   },
   "eval.std": {
     paper: '§5.2: "mean and standard deviation" (sample standard deviation)',
@@ -576,6 +631,11 @@ export const SOURCES: Readonly<Record<string, Source>> = {
   "eval.caltechTestMax": {
     paper: "§5.1: the rest of the images (at most 50 per class) for testing",
     release: "testing/caltech101_no_back_splits.mat",
+  },
+  "eval.fixedSplits": {
+    paper: "§5.1: random subsets (CIFAR-10(400)) and random splits (Caltech-101), not listed: this project draws them",
+    release:
+      "testing/all_cifar_splits.mat (10 x 4,000 training images), testing/caltech101_no_back_splits.mat (10 x 3,030 training and 10 x 2,945 test images), read by run_net_on_CIFAR_matcaffe_distr.m and run_net_on_Caltech_matcaffe_distr.m; data/release/*.json hold them",
   },
 };
 

@@ -13,6 +13,12 @@
  * - `caltech256`: the same with 30 per class (`257.clutter` excluded).
  * Every protocol reports mean +- standard deviation over its runs.
  *
+ * The `release` method takes CIFAR-10(400)'s subsets and Caltech-101's splits
+ * from the release's files instead of drawing them (`eval.fixedSplits`,
+ * data/release/README.md), and refuses a data set they do not index as the
+ * release did; C is then chosen on split 1, validated on split 2's training
+ * images not in split 1, as the release does.
+ *
  * A protocol sees the data only through `features(split, indices)`, so the
  * same code evaluates learned features and the baselines (random weights, raw
  * pixels).
@@ -23,7 +29,7 @@ import type { Dataset } from "./data/dataset.ts";
 import { UserError } from "./util/errors.ts";
 import { Rng } from "./util/rng.ts";
 import { accuracy, chooseC, type Features, meanClassAccuracy, predictSVM, subset, trainSVM } from "./svm.ts";
-import { type EvalNumbers, type MethodName, METHODS } from "./presets.ts";
+import { type EvalNumbers, type MethodName, METHODS, type ReleaseFile, releaseFile } from "./presets.ts";
 import { KNN_DEFAULTS, type KnnOptions, knnPredict } from "./knn.ts";
 import type { Pooling } from "./features.ts";
 
@@ -179,6 +185,8 @@ export interface ProtocolOptions {
   knn?: KnnOptions | false;
   /** Messages (C chosen, each run's figure). */
   log?: (m: string) => void;
+  /** Changes the protocol's plan before it runs (an experiment on the protocol itself, e.g. another choice of C). */
+  plan?: (plan: ProtocolPlan) => ProtocolPlan;
 }
 
 /**
@@ -186,14 +194,17 @@ export interface ProtocolOptions {
  * (all in `testSplit`), and the training/validation indices C is chosen on.
  */
 export interface ProtocolPlan {
+  /** The split the training sets (and C's validation) come from. */
   trainSplit: string;
+  /** The split the test sets come from. */
   testSplit: string;
   /** One training set per run. */
   train: number[][];
   /** One test set per run (the same set for every run where the protocol has a fixed test split). */
   test: number[][];
-  /** C is chosen by training on `cTrain` and scoring on `cValid` (both in trainSplit). */
+  /** C is chosen by training on `cTrain` and scoring on `cValid` (both in trainSplit)... */
   cTrain: number[];
+  /** ... the images C is scored on. */
   cValid: number[];
   /** With two or more folds, C's score is the mean over them (cross-validation); else cTrain/cValid. */
   cFolds?: { train: number[]; valid: number[] }[];
@@ -336,8 +347,107 @@ function folderPlan(ds: Dataset, rng: Rng, runs: number): ProtocolPlan {
   };
 }
 
-/** The plan of a protocol on a data set (random subsets and splits drawn from `rng`). */
+/** What the release's split files index: the images of the data set, in its official order, and its classes. */
+const RELEASE_SPLITS_INDEX = {
+  "cifar10-400": { images: 50_000, classes: 10, what: "the 50,000 official CIFAR-10 training images" },
+  caltech101: {
+    images: 8_677,
+    classes: 101,
+    what: "the 8,677 images of Caltech-101's 101 classes without BACKGROUND_Google",
+  },
+} as const;
+
+/**
+ * The lists of one of the release's split files (`key`: train_splits, test_splits) as 0-based indices, with a
+ * one-line error for a file that is not `count` lists of indices in 1..`n` (at least two: C is validated on split 2).
+ */
+function splitLists(file: ReleaseFile, key: string, n: number, count?: number): number[][] {
+  const lists = (releaseFile(file) as Record<string, unknown>)[key];
+  const ok = Array.isArray(lists) && lists.length >= 2 && (count === undefined || lists.length === count) &&
+    lists.every((l) => Array.isArray(l) && l.every((i) => Number.isInteger(i) && i >= 1 && i <= n));
+  if (!ok) throw new UserError(`${file}: expected ${key}, ${count ?? "two or more"} lists of image indices in 1..${n}`);
+  return (lists as number[][]).map((l) => l.map((i) => i - 1));
+}
+
+/** Images of each class in a list of indices. */
+function perClassCounts(y: Int32Array, idx: number[], classes: number): number[] {
+  const counts = new Array<number>(classes).fill(0);
+  for (const i of idx) counts[y[i]]++;
+  return counts;
+}
+
+/**
+ * The release's fixed splits of CIFAR-10(400) or Caltech-101 (testing/all_cifar_splits.mat,
+ * caltech101_no_back_splits.mat): its first `runs` splits, C chosen on split 1 and validated on split 2's training
+ * images not in split 1. The files index the data set's images in its official order; a data set of another size,
+ * or one whose classes the splits do not take `cifarPerClass` (CIFAR-10) or `caltechTrain` and min(`caltechTestMax`,
+ * rest) (Caltech-101) images of, is refused with one line rather than misindexed.
+ */
+function releaseSplitsPlan(
+  p: "cifar10-400" | "caltech101",
+  file: ReleaseFile,
+  ds: Dataset,
+  e: EvalNumbers,
+  runs: number,
+): ProtocolPlan {
+  const expected = RELEASE_SPLITS_INDEX[p];
+  const split = p === "cifar10-400" ? "train" : ds.splits.all ? "all" : "train";
+  const y = ds.splits[split].labels!, K = ds.classNames.length;
+  const name = `${ds.format}:${ds.root}`;
+  if (y.length !== expected.images || K !== expected.classes) {
+    throw new UserError(
+      `the release's ${PROTOCOL_COLUMN[p]} splits (${file}) index ${expected.what}; ${name} has ${y.length} ${
+        p === "cifar10-400" ? "training " : ""
+      }images in ${K} classes`,
+    );
+  }
+  const train = splitLists(file, "train_splits", y.length);
+  if (runs > train.length) {
+    throw new UserError(`${runs} runs: the release's ${PROTOCOL_COLUMN[p]} has ${train.length} splits (${file})`);
+  }
+  // Each split must take the preset's number of images of every class, as it does from the official order.
+  const sizes = perClassCounts(y, [...y.keys()], K);
+  const check = (k: number, idx: number[], what: string, want: (c: number) => number) => {
+    perClassCounts(y, idx, K).forEach((n, c) => {
+      if (n === want(c)) return;
+      throw new UserError(
+        `the release's ${PROTOCOL_COLUMN[p]} split ${k + 1} (${file}) takes ${n} ${what} of class "${
+          ds.classNames[c]
+        }" where it takes ${want(c)}: the images of ${name} are not in the order it indexes (${
+          p === "cifar10-400" ? "data_batch_1 ... data_batch_5" : "class folders sorted, file names sorted in a class"
+        })`,
+      );
+    });
+  };
+  let test: number[][];
+  if (p === "cifar10-400") {
+    train.forEach((tr, k) => check(k, tr, "images", () => e.cifarPerClass));
+    const all = [...Array(ds.splits.test.length).keys()];
+    test = train.map(() => all);
+  } else {
+    test = splitLists(file, "test_splits", y.length, train.length);
+    train.forEach((tr, k) => check(k, tr, "training images", () => e.caltechTrain));
+    test.forEach((te, k) => check(k, te, "test images", (c) => Math.min(e.caltechTestMax, sizes[c] - e.caltechTrain)));
+  }
+  const first = new Set(train[0]);
+  return {
+    trainSplit: split,
+    testSplit: p === "cifar10-400" ? "test" : split,
+    train: train.slice(0, runs),
+    test: test.slice(0, runs),
+    cTrain: train[0],
+    cValid: train[1].filter((i) => !first.has(i)),
+    perClass: p === "caltech101",
+  };
+}
+
+/**
+ * The plan of a protocol on a data set: the release's fixed splits where the method names them
+ * (`eval.fixedSplits`), else random subsets and splits drawn from `rng`.
+ */
 export function protocolPlan(p: ProtocolName, ds: Dataset, rng: Rng, e: EvalNumbers, runs = e.runs): ProtocolPlan {
+  const fixed = p === "cifar10-400" || p === "caltech101" ? e.fixedSplits[p] : null;
+  if (fixed) return releaseSplitsPlan(p as "cifar10-400" | "caltech101", fixed, ds, e, runs);
   const plan = p === "stl10"
     ? stl10Plan(ds, runs)
     : p === "cifar10-400"
@@ -347,7 +457,33 @@ export function protocolPlan(p: ProtocolName, ds: Dataset, rng: Rng, e: EvalNumb
     : p === "folder"
     ? folderPlan(ds, rng, runs)
     : caltechPlan(ds, rng, runs, e.caltechTrain, e.caltechTestMax);
-  return e.cValidation === "release" ? releaseValidation(p, plan) : plan;
+  if (e.cValidation === "release") return releaseValidation(p, plan);
+  // STL-10 validates on its protocol's 4,000 images outside fold 1, CIFAR-10 on a tenth of 50,000: enough. Elsewhere
+  // a held-out part would be a few images per class, and C would follow the luck of which ones.
+  return p === "stl10" || p === "cifar10" ? plan : kFoldValidation(plan, ds, rng, e.cFolds);
+}
+
+/**
+ * C validated by k-fold cross-validation on the first run's training images: each class's images dealt, in a random
+ * order, to `k` folds in turn (so every fold holds about a k-th of every class); C's score is its mean over the folds,
+ * each fold held out once while the SVM trains on the rest.
+ */
+export function kFoldValidation(plan: ProtocolPlan, ds: Dataset, rng: Rng, k: number): ProtocolPlan {
+  const y = ds.splits[plan.trainSplit].labels!;
+  const byLabel = new Map<number, number[]>();
+  for (const i of plan.train[0]) byLabel.set(y[i], [...byLabel.get(y[i]) ?? [], i]);
+  const folds = Array.from({ length: k }, () => [] as number[]);
+  let next = 0;
+  for (const label of [...byLabel.keys()].sort((a, b) => a - b)) {
+    const idx = byLabel.get(label)!;
+    for (const j of rng.permutation(idx.length)) folds[next++ % k].push(idx[j]);
+  }
+  const sorted = (a: number[]) => a.sort((x, z) => x - z);
+  const cFolds = folds.filter((f) => f.length > 0).map((valid, v) => ({
+    train: sorted(folds.filter((_, u) => u !== v).flat()),
+    valid: sorted([...valid]),
+  }));
+  return { ...plan, cTrain: plan.train[0], cValid: [], cFolds };
 }
 
 /**
@@ -380,7 +516,8 @@ export async function runProtocol(
   checkProtocolFits(p, ds);
   const log = opts.log ?? (() => {});
   const e = METHODS[opts.method ?? "paper"].eval;
-  const plan = protocolPlan(p, ds, new Rng(opts.seed ?? 0, 9001), e, opts.runs ?? e.runs);
+  const drawn = protocolPlan(p, ds, new Rng(opts.seed ?? 0, 9001), e, opts.runs ?? e.runs);
+  const plan = opts.plan ? opts.plan(drawn) : drawn;
   const K = ds.classNames.length;
   const bias = opts.bias ?? e.svmBias[p];
   const score = (pred: Int32Array, y: Int32Array) => plan.perClass ? meanClassAccuracy(pred, y, K) : accuracy(pred, y);

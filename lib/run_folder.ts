@@ -27,6 +27,7 @@ import { UserError } from "./util/errors.ts";
 import { exists, fsError, writeFileAtomic } from "./util/fsutil.ts";
 import { escapeHtml, scriptJson } from "./util/html.ts";
 import type { PlotlyFigure } from "./util/viz.ts";
+import { TRANSFORMS } from "./augment.ts";
 
 /** The files of a run folder. */
 export const RUN_FILES = { config: "config.json", metrics: "metrics.jsonl", checkpoint: "checkpoint.ckpt" } as const;
@@ -81,7 +82,10 @@ export function readRunConfig(dir: string): Promise<RunConfigFile> {
   return readRunConfigFile(join(dir, RUN_FILES.config));
 }
 
-/** Reads a run's config file; a config written before the presets were called methods (`preset`) reads as `method`. */
+/**
+ * Reads a run's config file; a config written before the presets were called methods (`preset`) reads as `method`,
+ * and one written before runs named their transformations was made with all six.
+ */
 export async function readRunConfigFile(path: string): Promise<RunConfigFile> {
   let file: RunConfigFile & { train: { preset?: TrainConfig["method"] } };
   try {
@@ -94,6 +98,7 @@ export async function readRunConfigFile(path: string): Promise<RunConfigFile> {
   if (!file?.train || typeof file.train !== "object") throw new UserError(`${path}: no "train" configuration`);
   if (file.train.method === undefined) file.train.method = file.train.preset ?? "paper";
   delete file.train.preset;
+  if (file.train.transforms === undefined) file.train.transforms = [...TRANSFORMS];
   return file;
 }
 
@@ -345,6 +350,7 @@ const IDENTITY_KEYS: (keyof TrainConfig)[] = [
   "perClass",
   "batch",
   "method",
+  "transforms",
   "schedule",
   "lr",
   "momentum",
@@ -394,7 +400,14 @@ export interface OpenedRun {
 export async function openRun(
   cfg: TrainConfig,
   out: string,
-  opts: { resume: boolean; backend: BackendInfo; gradientWorkers: number; log: (m: string) => void },
+  opts: {
+    resume: boolean;
+    backend: BackendInfo;
+    gradientWorkers: number;
+    log: (m: string) => void;
+    /** Progress of drawing the seeds: (phase, images done, images in all). */
+    onProgress?: (phase: string, done: number, total: number) => void;
+  },
 ): Promise<OpenedRun> {
   const { log } = opts;
   const hasConfig = exists(join(out, RUN_FILES.config));
@@ -409,11 +422,11 @@ export async function openRun(
   if (continued) {
     await checkContinues(cfg, out);
     const saved = await loadRunCheckpoint(out);
-    opened = { saved, state: saved.state, seeds: await runSeeds(cfg, out, log) };
+    opened = { saved, state: saved.state, seeds: await runSeeds(cfg, out, log, opts.onProgress) };
     await recordSteps(out, cfg.steps, log);
   } else {
     // "We sample N patches [...] forming the initial training set" (§3): drawn once, kept in the run folder.
-    const seeds = await drawSeeds(cfg, out, log);
+    const seeds = await drawSeeds(cfg, out, log, undefined, opts.onProgress);
     const summary = netSummary(cfg.net, cfg.classes, cfg.method);
     await writeRunConfig(out, {
       train: cfg,
@@ -448,9 +461,14 @@ async function recordSteps(out: string, steps: number, log: (m: string) => void)
  * records it, the same hash), else the folder's seeds were replaced and the run is refused. Missing ones are drawn
  * again (the same, from the same data and settings).
  */
-async function runSeeds(cfg: TrainConfig, out: string, log: (m: string) => void): Promise<Seeds> {
+async function runSeeds(
+  cfg: TrainConfig,
+  out: string,
+  log: (m: string) => void,
+  onProgress?: (phase: string, done: number, total: number) => void,
+): Promise<Seeds> {
   const recorded = ((await readRunConfig(out)).seeds as { hash?: string } | undefined)?.hash;
-  if (!exists(join(out, "seeds.json"))) return await drawSeeds(cfg, out, log, recorded);
+  if (!exists(join(out, "seeds.json"))) return await drawSeeds(cfg, out, log, recorded, onProgress);
   const seeds = await loadSeeds(out);
   if (seeds.n !== cfg.classes || (recorded !== undefined && recorded !== seedsHash(seeds))) {
     throw new UserError(
@@ -466,14 +484,27 @@ async function runSeeds(cfg: TrainConfig, out: string, log: (m: string) => void)
  * Draws the run's N seed patches from the data's pretraining split and saves them in the run folder; with `expected`
  * (a continued run's recorded hash), only if they are the run's own.
  */
-async function drawSeeds(cfg: TrainConfig, out: string, log: (m: string) => void, expected?: string): Promise<Seeds> {
+async function drawSeeds(
+  cfg: TrainConfig,
+  out: string,
+  log: (m: string) => void,
+  expected?: string,
+  onProgress?: (phase: string, done: number, total: number) => void,
+): Promise<Seeds> {
   const ds = await openDataset(cfg.data, { log });
   try {
     const split = pretrainingSplit(ds);
     log(
       `drawing N = ${cfg.classes} seed patches (${cfg.method}) from ${cfg.data} ${split.name} (${split.length} images)`,
     );
-    const seeds = await seedPatches(split, { n: cfg.classes, method: cfg.method, seed: cfg.seed, flag: "--classes" });
+    const seeds = await seedPatches(split, {
+      n: cfg.classes,
+      method: cfg.method,
+      seed: cfg.seed,
+      flag: "--classes",
+      workers: { data: cfg.data, count: seedWorkers() },
+      onProgress: onProgress && ((phase, done, total) => onProgress(`seeds: ${phase}`, done, total)),
+    });
     if (seeds.skipped?.length) {
       log(
         `${seeds.skipped.length} images could not be read and were skipped (listed in seeds.json), the first: ${
@@ -492,4 +523,9 @@ async function drawSeeds(cfg: TrainConfig, out: string, log: (m: string) => void
   } finally {
     ds.close();
   }
+}
+
+/** Workers that read the images seeds are drawn from: every core, at most 8. */
+export function seedWorkers(): number {
+  return Math.max(1, Math.min(8, navigator.hardwareConcurrency || 1));
 }

@@ -34,7 +34,8 @@
  */
 import { join } from "node:path";
 import { UserError } from "./util/errors.ts";
-import { writeFileAtomic } from "./util/fsutil.ts";
+import { cacheDir, writeFileAtomic } from "./util/fsutil.ts";
+import { WorkerPool } from "./compute/pool.ts";
 import { newImage, resizeAntialiased, resizeBilinear, type RGBImage, UnreadableImage } from "./util/image.ts";
 import { PATCH } from "./patch.ts";
 import { Rng } from "./util/rng.ts";
@@ -97,6 +98,11 @@ export interface SeedOptions {
   seed?: number;
   /** Use only the first `limit` images of the split. */
   limit?: number;
+  /**
+   * Read the images in this many workers, each opening the split's data set (its spec) itself: both passes run there.
+   * Default: this thread.
+   */
+  workers?: { data: string; count: number };
   /** Progress callback: (phase, images done, images total). */
   onProgress?: (phase: string, done: number, total: number) => void;
   /** The flag that set `n`, as error messages name it (default `--n`; pretraining's is `--classes`). */
@@ -337,9 +343,143 @@ export function seedPatch(seeds: Seeds, i: number): RGBImage {
   return img;
 }
 
+/** Pass 1 for one image: the weight by which it is drawn, its candidate positions, whether it is below patch size. */
+export function imageCandidates(
+  img: RGBImage,
+  method: MethodName,
+): { weight: number; positions: number; small: boolean } {
+  const numbers = methodNamed(method).seeds;
+  const maps = (numbers.sampler === "gradient" ? paperCandidates : releaseCandidates)(withoutFrame(img).picture);
+  const weight = imageWeight(maps, numbers.perImage);
+  let positions = 0;
+  if (weight > 0) {
+    for (const m of maps) {
+      for (let j = 0; j < m.weights.length; j++) if (m.weights[j] > 0) positions++;
+    }
+  }
+  return { weight, positions, small: img.width < PATCH || img.height < PATCH };
+}
+
+/**
+ * Pass 2 for one image, image `i` of its split: `count` seeds cut from it, positions drawn proportionally to their
+ * weight and without replacement, from a random stream of its own (so images can be cut in any order, in any worker).
+ */
+export function cutSeeds(
+  img: RGBImage,
+  i: number,
+  count: number,
+  method: MethodName,
+  seed: number,
+): { context: Uint8Array; origins: SeedOrigin[] } {
+  const numbers = methodNamed(method).seeds;
+  const onePerImage = numbers.perImage === "one";
+  const { picture, left, top } = withoutFrame(img);
+  const maps = (numbers.sampler === "gradient" ? paperCandidates : releaseCandidates)(picture);
+  const imgRng = new Rng(seed, 7002, i);
+  const all = maps.map((m) => Float32Array.from(m.weights));
+  const totals = all.map((a) => sum(a));
+  const context = new Uint8Array(count * CONTEXT * CONTEXT * 3);
+  const origins: SeedOrigin[] = [];
+  for (let k = 0; k < count; k++) {
+    let s: number;
+    if (onePerImage) {
+      // A pyramid scale uniformly, then the position proportionally to its map.
+      const valid = totals.map((t, j) => t > 0 ? j : -1).filter((j) => j >= 0);
+      if (valid.length === 0) break;
+      s = valid[imgRng.int(valid.length)];
+    } else {
+      s = drawIndex(Float32Array.from(totals), totals.reduce((a, b) => a + b, 0), imgRng);
+    }
+    if (s < 0) break;
+    const j = drawIndex(all[s], totals[s], imgRng);
+    if (j < 0) break;
+    const [x, y] = maps[s].positionOf(j);
+    cropContext(maps[s].image, x, y, context, origins.length * CONTEXT * CONTEXT * 3);
+    const scale = maps[s].scale;
+    origins.push({
+      image: i,
+      scale,
+      x: x + left * scale,
+      y: y + top * scale,
+      energy: all[s][j],
+      width: maps[s].image.width,
+      height: maps[s].image.height,
+      ...(left || top ? { left: left * scale, top: top * scale } : {}),
+    });
+    // Without replacement within the image.
+    totals[s] -= all[s][j];
+    all[s][j] = 0;
+  }
+  return { context: context.subarray(0, origins.length * CONTEXT * CONTEXT * 3), origins };
+}
+
+/** What pass 1 found for a range of images. */
+export interface CandidateCounts {
+  /** Each image's weight (0 for one that could not be read). */
+  weights: Float64Array;
+  /** Candidate positions of the images with any weight. */
+  positions: number;
+  /** Images smaller than a patch. */
+  small: number;
+  /** Images that could not be read, and why. */
+  skipped: { image: number; reason: string }[];
+}
+
+/** Reads image `i`, or null (and a reason in `skipped`) for a damaged one: among thousands, skipped, not fatal. */
+export async function readableImage(
+  split: Split,
+  i: number,
+  skipped: { image: number; reason: string }[],
+): Promise<RGBImage | null> {
+  try {
+    return await split.image(i);
+  } catch (e) {
+    if (!(e instanceof UnreadableImage)) throw e;
+    skipped.push({ image: i, reason: e.message });
+    return null;
+  }
+}
+
+/** Pass 1 over images [from, to) of a split (in this thread). */
+export async function countCandidates(
+  split: Split,
+  from: number,
+  to: number,
+  method: MethodName,
+  onImage: () => void = () => {},
+): Promise<CandidateCounts> {
+  const out: CandidateCounts = { weights: new Float64Array(to - from), positions: 0, small: 0, skipped: [] };
+  for (let i = from; i < to; i++) {
+    const img = await readableImage(split, i, out.skipped);
+    if (img) {
+      const c = imageCandidates(img, method);
+      out.weights[i - from] = c.weight;
+      if (c.small) out.small++;
+      if (c.weight > 0) out.positions += c.positions;
+    }
+    onImage();
+  }
+  return out;
+}
+
+/** A request to a seed worker (lib/seeds_worker.ts): pass 1 over a range of images, or pass 2 for some of them. */
+export type SeedJob =
+  | { kind: "count"; data: string; split: string; from: number; to: number; method: MethodName; cache?: string }
+  | {
+    kind: "cut";
+    data: string;
+    split: string;
+    images: [number, number][];
+    method: MethodName;
+    seed: number;
+    cache?: string;
+  };
+
 /**
  * Draws N seed patches from a split of unlabeled images (see the module
- * documentation for the two presets). Deterministic from `seed`.
+ * documentation for the two presets). Deterministic from `seed`, whatever the number of workers: with `workers`
+ * (the split's data spec and how many), both passes over the images run in that many workers, each image with the
+ * same arithmetic and random stream as in one thread.
  */
 export async function seedPatches(split: Split, opts: SeedOptions): Promise<Seeds> {
   const method = opts.method ?? "paper";
@@ -353,114 +493,160 @@ export async function seedPatches(split: Split, opts: SeedOptions): Promise<Seed
   if (split.size && (size.width < PATCH || size.height < PATCH)) {
     throw new UserError(`images of ${size.width}x${size.height} are smaller than the ${PATCH}x${PATCH} patch size`);
   }
-  const candidates = numbers.sampler === "gradient" ? paperCandidates : releaseCandidates;
   const rng = new Rng(opts.seed ?? 0, 7001);
+  const pool = opts.workers && opts.workers.count > 1 && count > 1 ? new SeedPool(opts.workers, split.name) : null;
+  try {
+    // Pass 1: the weight of every image (and how many candidates it has).
+    let done = 0;
+    const progress = () => opts.onProgress?.("energy", ++done, count);
+    const found = pool
+      ? await pool.count(count, method, (d) => opts.onProgress?.("energy", d, count))
+      : await countCandidates(split, 0, count, method, progress);
+    const weights = found.weights, skipped = found.skipped;
+    const usable = weights.reduce((a, w) => a + (w > 0 ? 1 : 0), 0);
+    const available = onePerImage ? usable : found.positions;
+    if (n > available) {
+      const why = [
+        found.small ? `${found.small} images are smaller than ${PATCH}x${PATCH}` : "",
+        skipped.length ? `${skipped.length} could not be read` : "",
+      ].filter(Boolean).join(", ");
+      throw new UserError(
+        `${flag} ${n} is larger than the ${available} candidate ${
+          onePerImage ? "images (the release takes one seed per image)" : "patches with any gradient"
+        } in ${count} images${why ? ` (${why})` : ""}`,
+      );
+    }
 
-  // A damaged image among thousands is skipped and counted, not fatal.
-  const skipped: { image: number; reason: string }[] = [];
-  let small = 0;
-  const readable = async (i: number) => {
-    try {
-      return await split.image(i);
-    } catch (e) {
-      if (!(e instanceof UnreadableImage)) throw e;
-      skipped.push({ image: i, reason: e.message });
-      return null;
-    }
-  };
-  // Pass 1: the weight of every image (and how many candidates it has).
-  const weights = new Float64Array(count);
-  let usable = 0, positions = 0;
-  for (let i = 0; i < count; i++) {
-    const img = await readable(i);
-    if (!img) {
-      opts.onProgress?.("energy", i + 1, count);
-      continue;
-    }
-    if (img.width < PATCH || img.height < PATCH) small++;
-    const maps = candidates(withoutFrame(img).picture);
-    weights[i] = imageWeight(maps, numbers.perImage);
-    if (weights[i] > 0) {
-      usable++;
-      for (const m of maps) for (let j = 0; j < m.weights.length; j++) if (m.weights[j] > 0) positions++;
-    }
-    opts.onProgress?.("energy", i + 1, count);
-  }
-  const available = onePerImage ? usable : positions;
-  if (n > available) {
-    const why = [
-      small ? `${small} images are smaller than ${PATCH}x${PATCH}` : "",
-      skipped.length ? `${skipped.length} could not be read` : "",
-    ].filter(Boolean).join(", ");
-    throw new UserError(
-      `${flag} ${n} is larger than the ${available} candidate ${
-        onePerImage ? "images (the release takes one seed per image)" : "patches with any gradient"
-      } in ${count} images${why ? ` (${why})` : ""}`,
-    );
-  }
-
-  // Draw images: without replacement, each at most `cap` times.
-  const cap = onePerImage ? 1 : Math.ceil(n / Math.max(1, usable));
-  const perImage = new Map<number, number>();
-  const w = Float64Array.from(weights);
-  let total = w.reduce((a, b) => a + b, 0);
-  for (let k = 0; k < n; k++) {
-    const i = drawIndex(w, total, rng);
-    if (i < 0) throw new UserError(`${flag} ${n}: not enough images with gradients to draw from`);
-    const c = (perImage.get(i) ?? 0) + 1;
-    perImage.set(i, c);
-    if (c >= cap) {
-      total -= w[i];
-      w[i] = 0;
-    }
-  }
-
-  // Pass 2: cut the seeds from the chosen images, positions proportional to weight.
-  const chosen = [...perImage.keys()].sort((a, b) => a - b);
-  // Shared memory, so that the surrogate-data workers read the seeds without copies.
-  const context = new Uint8Array(new SharedArrayBuffer(n * CONTEXT * CONTEXT * 3));
-  const origins: SeedOrigin[] = [];
-  let done = 0;
-  for (const i of chosen) {
-    const { picture, left, top } = withoutFrame(await split.image(i));
-    const maps = candidates(picture);
-    const imgRng = new Rng(opts.seed ?? 0, 7002, i);
-    const all = maps.map((m) => Float32Array.from(m.weights));
-    const totals = all.map((a) => sum(a));
-    for (let k = 0; k < perImage.get(i)!; k++) {
-      let s: number;
-      if (onePerImage) {
-        // A pyramid scale uniformly, then the position proportionally to its map.
-        const valid = totals.map((t, j) => t > 0 ? j : -1).filter((j) => j >= 0);
-        if (valid.length === 0) break;
-        s = valid[imgRng.int(valid.length)];
-      } else {
-        s = drawIndex(Float32Array.from(totals), totals.reduce((a, b) => a + b, 0), imgRng);
+    // Draw images: without replacement, each at most `cap` times.
+    const cap = onePerImage ? 1 : Math.ceil(n / Math.max(1, usable));
+    const perImage = new Map<number, number>();
+    const w = Float64Array.from(weights);
+    let total = w.reduce((a, b) => a + b, 0);
+    for (let k = 0; k < n; k++) {
+      const i = drawIndex(w, total, rng);
+      if (i < 0) throw new UserError(`${flag} ${n}: not enough images with gradients to draw from`);
+      const c = (perImage.get(i) ?? 0) + 1;
+      perImage.set(i, c);
+      if (c >= cap) {
+        total -= w[i];
+        w[i] = 0;
       }
-      if (s < 0) break;
-      const j = drawIndex(all[s], totals[s], imgRng);
-      if (j < 0) break;
-      const [x, y] = maps[s].positionOf(j);
-      cropContext(maps[s].image, x, y, context, origins.length * CONTEXT * CONTEXT * 3);
-      const scale = maps[s].scale;
-      origins.push({
-        image: i,
-        scale,
-        x: x + left * scale,
-        y: y + top * scale,
-        energy: all[s][j],
-        width: maps[s].image.width,
-        height: maps[s].image.height,
-        ...(left || top ? { left: left * scale, top: top * scale } : {}),
-      });
-      // Without replacement within the image.
-      totals[s] -= all[s][j];
-      all[s][j] = 0;
     }
-    opts.onProgress?.("crop", ++done, chosen.length);
+
+    // Pass 2: cut the seeds from the chosen images, positions proportional to weight.
+    const chosen: [number, number][] = [...perImage.keys()].sort((a, b) => a - b).map((i) => [i, perImage.get(i)!]);
+    const seed = opts.seed ?? 0;
+    const cuts = pool
+      ? await pool.cut(chosen, method, seed, (d) => opts.onProgress?.("crop", d, chosen.length))
+      : await cutAll(split, chosen, method, seed, (d) => opts.onProgress?.("crop", d, chosen.length));
+    // Shared memory, so that the surrogate-data workers read the seeds without copies.
+    const context = new Uint8Array(new SharedArrayBuffer(n * CONTEXT * CONTEXT * 3));
+    const origins: SeedOrigin[] = [];
+    for (const c of cuts) {
+      if (origins.length + c.origins.length > n) break;
+      context.set(c.context, origins.length * CONTEXT * CONTEXT * 3);
+      origins.push(...c.origins);
+    }
+    if (origins.length !== n) throw new UserError(`${flag} ${n}: only ${origins.length} patches could be drawn`);
+    return { n, context, origins, method, ...(skipped.length ? { skipped } : {}) };
+  } finally {
+    pool?.close();
   }
-  if (origins.length !== n) throw new UserError(`${flag} ${n}: only ${origins.length} patches could be drawn`);
-  return { n, context, origins, method, ...(skipped.length ? { skipped } : {}) };
+}
+
+/** Pass 2 in this thread, image after image. */
+async function cutAll(
+  split: Split,
+  chosen: [number, number][],
+  method: MethodName,
+  seed: number,
+  onDone: (done: number) => void,
+): Promise<{ context: Uint8Array; origins: SeedOrigin[] }[]> {
+  const out = [];
+  for (const [i, count] of chosen) {
+    out.push(cutSeeds(await split.image(i), i, count, method, seed));
+    onDone(out.length);
+  }
+  return out;
+}
+
+/** Both passes over a split's images in workers (lib/seeds_worker.ts), each with its own reader of the data. */
+class SeedPool {
+  readonly #pool: WorkerPool<SeedJob, CandidateCounts | { context: Uint8Array; origins: SeedOrigin[] }[]>;
+  readonly #size: number;
+  constructor(readonly workers: { data: string; count: number }, readonly split: string) {
+    this.#size = workers.count;
+    this.#pool = new WorkerPool(new URL("./seeds_worker.ts", import.meta.url), workers.count, "seed");
+  }
+
+  /** Contiguous shares of `n` items, one per worker. */
+  #shares(n: number): [number, number][] {
+    const per = Math.ceil(n / this.#size);
+    return Array.from({ length: this.#size }, (_, w) => [Math.min(n, w * per), Math.min(n, (w + 1) * per)])
+      .filter(([a, b]) => b > a) as [number, number][];
+  }
+
+  /** Pass 1 over the first `count` images, the shares merged in image order. */
+  async count(count: number, method: MethodName, onDone: (done: number) => void): Promise<CandidateCounts> {
+    const shares = this.#shares(count), done = shares.map(() => 0);
+    const parts = await Promise.all(
+      shares.map(([from, to], w) =>
+        this.#pool.call(w, {
+          kind: "count",
+          data: this.workers.data,
+          split: this.split,
+          from,
+          to,
+          method,
+          cache: cacheDir(),
+        }, {
+          onEvent: (d) => {
+            done[w] = d as number;
+            onDone(done.reduce((a, b) => a + b, 0));
+          },
+        }) as Promise<CandidateCounts>
+      ),
+    );
+    const weights = new Float64Array(count);
+    parts.forEach((p, k) => weights.set(p.weights, shares[k][0]));
+    return {
+      weights,
+      positions: parts.reduce((a, p) => a + p.positions, 0),
+      small: parts.reduce((a, p) => a + p.small, 0),
+      skipped: parts.flatMap((p) => p.skipped),
+    };
+  }
+
+  /** Pass 2 for the chosen images, in their order. */
+  async cut(
+    chosen: [number, number][],
+    method: MethodName,
+    seed: number,
+    onDone: (done: number) => void,
+  ): Promise<{ context: Uint8Array; origins: SeedOrigin[] }[]> {
+    const shares = this.#shares(chosen.length), done = shares.map(() => 0);
+    const parts = await Promise.all(shares.map(([a, b], w) =>
+      this.#pool.call(w, {
+        kind: "cut",
+        data: this.workers.data,
+        split: this.split,
+        images: chosen.slice(a, b),
+        method,
+        seed,
+        cache: cacheDir(),
+      }, {
+        onEvent: (d) => {
+          done[w] = d as number;
+          onDone(done.reduce((x, y) => x + y, 0));
+        },
+      }) as Promise<{ context: Uint8Array; origins: SeedOrigin[] }[]>
+    ));
+    return parts.flat();
+  }
+
+  close(): void {
+    this.#pool.close();
+  }
 }
 
 /** The per-pixel mean of the seed patches (RGB in [0, 1], 32x32x3), subtracted from every input. */

@@ -22,8 +22,9 @@
  */
 import {
   type ColorPCA,
-  colorPCA,
+  contrast1Basis,
   drawParams,
+  patchScratch,
   type ReleaseColour,
   releaseColour,
   type TransformName,
@@ -78,7 +79,7 @@ export class SurrogateData {
   readonly seed: number;
   /** Held-out copies per class, for validation. */
   readonly validationCopies: number;
-  /** Principal components of the seeds' pixel colours (for contrast1). */
+  /** contrast1's colour basis: the principal components of the seeds' pixels, or the release's fixed ones. */
   readonly pca: ColorPCA;
   /** Per-pixel mean of the seed patches, subtracted from every input. */
   readonly mean: Float32Array;
@@ -87,6 +88,8 @@ export class SurrogateData {
   /** Where each seed's image lies in its window, when samples must stay inside the image; else null. */
   readonly bounds: Float32Array | null;
   #epochPerm: { e: number; perm: Int32Array } | null = null;
+  /** Working memory of the transformations, reused from patch to patch. */
+  #scratch = patchScratch();
 
   /** The surrogate data of `seeds`; `stats` (colour PCA and mean patch) are computed from the seeds unless given. */
   constructor(seeds: Seeds, opts: SurrogateOptions, stats?: SurrogateStats) {
@@ -107,7 +110,7 @@ export class SurrogateData {
     } else {
       const pixels = new Uint8Array(this.n * PATCH_SIZE);
       for (let i = 0; i < this.n; i++) pixels.set(seedPatch(seeds, i).data, i * PATCH_SIZE);
-      this.pca = colorPCA(pixels);
+      this.pca = contrast1Basis(pixels, a.colorBasis);
       this.mean = seedMean(seeds);
       this.colour = !a.contrast1DataRange && !a.stretchBeforeContrast2
         ? null
@@ -148,7 +151,7 @@ export class SurrogateData {
 
   /** Writes seed i transformed by `p`, as RGB in [0, 1] (not normalised), at `out[off..]`. */
   render(i: number, p: TransformParams, out: Float32Array, off = 0): void {
-    transformPatch(this.seeds.context, i * CONTEXT * CONTEXT * 3, p, this.pca, out, off, this.colour);
+    transformPatch(this.seeds.context, i * CONTEXT * CONTEXT * 3, p, this.pca, out, off, this.colour, this.#scratch);
   }
 
   /** The (class, copy) of sample j of the training stream. */
@@ -194,7 +197,7 @@ export class SurrogateData {
 
 /** The statistics of the seeds a {@link SurrogateData} computes once (and hands to its workers). */
 export interface SurrogateStats {
-  /** Principal components of the seed pixels' colours. */
+  /** contrast1's colour basis (see {@link SurrogateData.pca}). */
   pca: ColorPCA;
   /** Per-pixel mean patch. */
   mean: Float32Array;

@@ -47,7 +47,8 @@ import {
 } from "./run_folder.ts";
 import { learningRate, plateauStep } from "./schedule.ts";
 import { Replanner } from "./budget.ts";
-import { checkTrainingFits, type TrainConfig, validateConfig } from "./config.ts";
+import { checkTrainingFits, type TrainConfig, transformsLabel, validateConfig } from "./config.ts";
+import { TRANSFORMS } from "./augment.ts";
 import { METHODS } from "./presets.ts";
 import { hash32 } from "./util/rng.ts";
 import { PATCH } from "./seeds.ts";
@@ -85,6 +86,8 @@ export interface PretrainOptions {
   onRow?: (row: MetricsRow) => void;
   /** The run's number of steps when a time budget's re-plan changes it. */
   onSteps?: (steps: number) => void;
+  /** Progress of long work before the first step (drawing the seeds): (what, done, in all). */
+  onProgress?: (what: string, done: number, total: number) => void;
   /** Stop (with a checkpoint) when this returns true; checked every step. */
   shouldStop?: () => boolean;
 }
@@ -117,11 +120,13 @@ async function pretrainLocked(cfg: TrainConfig, backend: BackendInfo, opts: Pret
     backend,
     gradientWorkers: parallel,
     log,
+    onProgress: opts.onProgress,
   });
   // "[...] we apply a set of transformations [...] K times to each seed": the surrogate classes (§3).
   const data = new SurrogateData(seeds, {
     k: cfg.perClass === "inf" ? Infinity : cfg.perClass,
     method: cfg.method,
+    transforms: cfg.transforms,
     seed: cfg.seed,
     validationCopies: cfg.validationCopies,
   });
@@ -235,7 +240,9 @@ async function trainLoop(cfg: TrainConfig, p: LoopParts, opts: PretrainOptions):
       if (doVal) {
         await writeCurves(
           out,
-          `${cfg.net}, N = ${cfg.classes}, K = ${cfg.perClass}, ${cfg.steps} steps, ${cfg.method} method`,
+          `${cfg.net}, N = ${cfg.classes}, K = ${cfg.perClass}, ${cfg.steps} steps, ${cfg.method} method${
+            cfg.transforms.length === TRANSFORMS.length ? "" : `, ${transformsLabel(cfg.transforms)}`
+          }`,
         );
       }
       last = row;

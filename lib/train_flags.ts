@@ -7,6 +7,7 @@
 import type { MetricsRow } from "./run_folder.ts";
 import { SCHEDULE_NAMES } from "./config.ts";
 import { SCALE_NAMES } from "./presets.ts";
+import { TRANSFORMS } from "./augment.ts";
 
 /** Flags of pretraining, shared by the tasks that pretrain. */
 export const TRAIN_FLAGS = {
@@ -24,6 +25,12 @@ export const TRAIN_FLAGS = {
   batch: { type: "string", help: "samples per step (default 128)" },
   backend: { type: "string", help: "wasm, webgpu, cpu, tensorflow, tensorflow-gpu (default: the first that works)" },
   method: { type: "string", help: "method preset: paper (the text, default) or release (the authors' code)" },
+  transforms: {
+    type: "string",
+    help: `the transformations that make the surrogate classes, some of ${
+      TRANSFORMS.join(",")
+    }, or all (default) or none`,
+  },
   schedule: {
     type: "string",
     help: `${

@@ -64,6 +64,13 @@ const STAGES = [
     numbers: "eval.",
   },
   { id: "table1", title: "Table 1", section: "§5.2", modules: ["lib/table1.ts"], numbers: null },
+  {
+    id: "experiments",
+    title: "The paper's experiments: N, K, the transformations, invariance",
+    section: "§5",
+    modules: ["lib/experiment.ts", "lib/invariance.ts"],
+    numbers: null,
+  },
 ] as const;
 
 /** The module documentation of a source file (its first doc comment, ending in `@module`), as Markdown. */

@@ -1,6 +1,6 @@
 /**
  * `deno task pretrain --out DIR [--scale NAME] [--config RUN/config.json] [--data SPEC] [--net NAME] [--classes N]
- *  [--per-class K|inf] [--steps S] [--batch B] [--backend NAME] [--method paper|release] [--schedule NAME] [--seed S]
+ *  [--per-class K|inf] [--steps S] [--batch B] [--backend NAME] [--method paper|release] [--transforms LIST] [--schedule NAME] [--seed S]
  *  [--minutes M] [--resume]`
  *
  * The settings are the flags over a saved run's config.json (`--config`) over a run scale (`--scale`, default
@@ -16,7 +16,7 @@
  */
 import { join } from "node:path";
 import { BACKENDS } from "../lib/compute/backend.ts";
-import { parseFlags, Progress, runTask } from "../lib/util/cli.ts";
+import { parseFlags, Progress, progressBars, runTask } from "../lib/util/cli.ts";
 import { DATA_SPECS } from "../lib/data/mod.ts";
 import { UserError } from "../lib/util/errors.ts";
 import { pretrain } from "../lib/train.ts";
@@ -31,7 +31,7 @@ const USAGE = `deno task pretrain --out DIR [--scale ${
   SCALE_NAMES.join("|")
 }] [--config RUN/config.json] [--data SPEC] [--net NAME] [--classes N] [--per-class K|inf] [--steps S] [--batch B] [--backend ${
   BACKENDS.join("|")
-}] [--method paper|release] [--schedule ${
+}] [--method paper|release] [--transforms LIST] [--schedule ${
   SCHEDULE_NAMES.join("|")
 }] [--lr R] [--valid-every S] [--seed S] [--workers W] [--checkpoint-minutes M] [--minutes M] [--resume]   (SPEC: ${DATA_SPECS})`;
 
@@ -64,6 +64,7 @@ async function main(args: string[]): Promise<void> {
     cfg = await planBudget(cfg, minutes, values.out, {
       backend: values.backend as string | undefined,
       classesGiven: values.classes !== undefined || saved !== undefined,
+      perClassGiven: values["per-class"] !== undefined || saved !== undefined,
       log: (m) => console.error(m),
     });
   }
@@ -76,6 +77,7 @@ async function main(args: string[]): Promise<void> {
     log: (m) => console.error(m),
     onRow: (r) => bar.update(r.step, rowSummary(r)),
     onSteps: (steps) => bar.setTotal(steps),
+    onProgress: progressBars(),
   });
   console.error(
     `${result.steps} steps (${result.samples} samples) on ${result.backend.name}; run folder ${values.out}`,

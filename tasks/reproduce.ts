@@ -38,7 +38,7 @@ import { METHOD_NAMES, RUN_SCALES, SCALE_NAMES, type ScaleName } from "../lib/pr
 
 const USAGE = `deno task reproduce [--scale ${SCALE_NAMES.join("|")}] [--method ${
   METHOD_NAMES.join("|")
-}] [--config RUN/config.json] [--minutes M] [--data SPEC] [--net NAME] [--classes N] [--per-class K|inf] [--steps S] [--batch B] [--schedule ${
+}] [--config RUN/config.json] [--minutes M] [--data SPEC] [--net NAME] [--classes N] [--per-class K|inf] [--transforms LIST] [--steps S] [--batch B] [--schedule ${
   SCHEDULE_NAMES.join("|")
 }] [--lr R] [--valid-every S] [--seed S] [--workers W] [--backend NAME] [--out DIR]   (SPEC: ${DATA_SPECS})`;
 
@@ -82,9 +82,9 @@ async function main(args: string[]): Promise<void> {
   const out = (values.out as string | undefined) ??
     (saved ? `${dirname(savedFrom!)}-again` : join("runs", `reproduce-${scaleName}`));
   refuseFileAsFolder(out, "--out");
-  // A run folder made with other settings is refused before anything is written into it; the folder is ours until
-  // the end.
-  await checkContinues(cfg, out);
+  // A run folder made with other settings is refused before anything is written into it (a time budget's run once
+  // its plan is made, since the plan decides N and K); the folder is ours until the end.
+  if (minutes === undefined) await checkContinues(cfg, out);
   checkTrainingFits(cfg, await selectBackend(values.backend as string | undefined));
   const lock = await lockFolder(out);
   try {
@@ -108,6 +108,7 @@ async function run(
       await planBudget(cfg, minutes, out, {
         backend: values.backend as string | undefined,
         classesGiven: values.classes !== undefined || values.config !== undefined,
+        perClassGiven: values["per-class"] !== undefined || values.config !== undefined,
         log: (m) => console.error(m),
       }),
     );
@@ -150,6 +151,7 @@ async function run(
     log: (m) => console.error(`  ${m.trim()}`),
     onRow: (r) => bar.update(r.step, rowSummary(r)),
     onSteps: (steps) => bar.setTotal(steps),
+    onProgress: progressBars(),
   });
   if (trained.interrupted) {
     console.error(`interrupted: run the same command again to continue (${out})`);

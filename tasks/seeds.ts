@@ -16,7 +16,7 @@ import { type OutputFolder, outputFolder } from "../lib/util/output_folder.ts";
 import { encodePng, imageGrid } from "../lib/util/image.ts";
 import { saveSeeds, seedPatch, seedPatches } from "../lib/seeds.ts";
 import { method as methodNamed, METHOD_NAMES } from "../lib/presets.ts";
-import { readRunConfig, RUN_FILES, seedsHash } from "../lib/run_folder.ts";
+import { readRunConfig, RUN_FILES, seedsHash, seedWorkers } from "../lib/run_folder.ts";
 import { exists } from "../lib/util/fsutil.ts";
 import { lockFolder } from "../lib/util/lock.ts";
 
@@ -108,6 +108,7 @@ async function draw(
     method,
     seed,
     limit,
+    workers: { data: opts.data, count: seedWorkers() },
     onProgress: (phase, done, total) => (bars[phase] ??= new Progress(`seeds: ${phase}`, total)).update(done),
   });
   ds.close();

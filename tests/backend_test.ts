@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { installWasmKernels, selectBackend, tf } from "../lib/compute/backend.ts";
-import { convFilterGrad, convForward, type ConvGeometry, openBlas } from "../lib/compute/blas.ts";
+import { CHUNK_FLOATS, convFilterGrad, convForward, type ConvGeometry, openBlas } from "../lib/compute/blas.ts";
+import { WorkerPool } from "../lib/compute/pool.ts";
+import { products } from "./fixtures/blas_products.ts";
+import type { BlasTestRequest } from "./fixtures/blas_worker.ts";
 
 const { blas, why: noBlas } = openBlas();
 /** The wasm kernel sets under test: XNNPACK-based always, OpenBLAS where the library opens. */
@@ -86,45 +89,210 @@ Deno.test("OpenBLAS convolutions: strided and padded forward passes, strided fil
   for (let i = 0; i < ref.length; i++) assertClose(got[i], ref[i], `output ${i}`);
 });
 
-Deno.test("OpenBLAS convolutions give the same numbers whatever the im2col chunk size", { ignore: !blas }, () => {
-  const g: ConvGeometry = {
-    batch: 3,
-    inH: 7,
-    inW: 6,
-    inC: 4,
-    outH: 4,
-    outW: 3,
-    outC: 5,
-    kh: 3,
-    kw: 3,
-    strideH: 2,
-    strideW: 2,
-    padTop: 1,
-    padLeft: 1,
-  };
-  const rnd = (n: number, seed: number) =>
-    Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 1000 + i * 12.9898));
-  const x = rnd(3 * 7 * 6 * 4, 1), w = rnd(3 * 3 * 4 * 5, 2), dy = rnd(3 * 4 * 3 * 5, 3);
-  const whole = new Float32Array(3 * 4 * 3 * 5), dwWhole = new Float32Array(w.length);
-  convForward(blas!, x, w, whole, g);
-  convFilterGrad(blas!, x, dy, dwWhole, g);
-  for (const chunk of [1, 36, 100, 1000]) {
-    const y = new Float32Array(whole.length), dw = new Float32Array(w.length);
-    convForward(blas!, x, w, y, g, chunk);
-    convFilterGrad(blas!, x, dy, dw, g, chunk);
-    assert.deepEqual(y, whole, `forward, chunks of ${chunk} floats`);
-    assertClose(dw, dwWhole, `filter gradient, chunks of ${chunk} floats`, 1e-5);
+/** Unit roundoff of float32. */
+const U32 = 2 ** -24;
+
+/**
+ * Asserts |got - exact| <= gamma_n * bound elementwise, gamma_n = n u / (1 - n u): Higham's bound on a sum of n
+ * float32 products computed in any order, with or without fused multiply-adds, against the exact sum (here in
+ * float64) with bound = the sum of the products' magnitudes. It holds for every blocking a BLAS library may choose.
+ */
+function assertWithinRounding(got: Float32Array, exact: Float64Array, bound: Float64Array, n: number, what: string) {
+  const gamma = n * U32 / (1 - n * U32);
+  assert.equal(got.length, exact.length, `${what}: lengths`);
+  for (let i = 0; i < got.length; i++) {
+    const err = Math.abs(got[i] - exact[i]);
+    assert.ok(
+      err <= gamma * bound[i],
+      `${what}: element ${i} is ${got[i]}, exact ${exact[i]} (allowed ${gamma * bound[i]})`,
+    );
   }
-  // A direct sum for one output: image 1, position (2, 1), channel 3.
-  let direct = 0;
-  for (let ky = 0; ky < 3; ky++) {
-    for (let kx = 0; kx < 3; kx++) {
-      const iy = 2 * 2 - 1 + ky, ix = 1 * 2 - 1 + kx;
-      if (iy < 0 || iy >= 7 || ix < 0 || ix >= 6) continue;
-      for (let c = 0; c < 4; c++) direct += x[((1 * 7 + iy) * 6 + ix) * 4 + c] * w[((ky * 3 + kx) * 4 + c) * 5 + 3];
+}
+
+/** A float32 array holding the same values at a different place in memory (offset floats into a fresh buffer). */
+function moved(a: Float32Array, offset: number): Float32Array {
+  const b = new Float32Array(a.length + offset).subarray(offset);
+  b.set(a);
+  return b;
+}
+
+Deno.test(
+  "OpenBLAS convolutions: every im2col chunk size within float32's rounding of the exact sums; a repeated call gives the same bits wherever its operands lie",
+  {
+    ignore: !blas,
+  },
+  () => {
+    const geometries: ConvGeometry[] = [
+      {
+        batch: 3,
+        inH: 7,
+        inW: 6,
+        inC: 4,
+        outH: 4,
+        outW: 3,
+        outC: 5,
+        kh: 3,
+        kw: 3,
+        strideH: 2,
+        strideW: 2,
+        padTop: 1,
+        padLeft: 1,
+      },
+      // Wide enough rows (K = 200) that OpenBLAS's kernels block the sums differently for different chunks.
+      {
+        batch: 2,
+        inH: 12,
+        inW: 12,
+        inC: 8,
+        outH: 12,
+        outW: 12,
+        outC: 16,
+        kh: 5,
+        kw: 5,
+        strideH: 1,
+        strideW: 1,
+        padTop: 2,
+        padLeft: 2,
+      },
+    ];
+    const rnd = (n: number, seed: number) =>
+      Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 1000 + i * 12.9898));
+    for (const [gi, g] of geometries.entries()) {
+      const K = g.kh * g.kw * g.inC, M = g.batch * g.outH * g.outW, N = g.outC;
+      const x = rnd(g.batch * g.inH * g.inW * g.inC, 1), w = rnd(K * N, 2), dy = rnd(M * N, 3);
+      // The exact sums, and the sums of the products' magnitudes, by direct loops in float64.
+      const y64 = new Float64Array(M * N), yAbs = new Float64Array(M * N);
+      const dw64 = new Float64Array(K * N), dwAbs = new Float64Array(K * N);
+      for (let r = 0; r < M; r++) {
+        const n = Math.floor(r / (g.outH * g.outW)), oy = Math.floor(r / g.outW) % g.outH, ox = r % g.outW;
+        for (let ky = 0; ky < g.kh; ky++) {
+          for (let kx = 0; kx < g.kw; kx++) {
+            const iy = oy * g.strideH - g.padTop + ky, ix = ox * g.strideW - g.padLeft + kx;
+            if (iy < 0 || iy >= g.inH || ix < 0 || ix >= g.inW) continue;
+            for (let c = 0; c < g.inC; c++) {
+              const xv = x[((n * g.inH + iy) * g.inW + ix) * g.inC + c], k = (ky * g.kw + kx) * g.inC + c;
+              for (let o = 0; o < N; o++) {
+                y64[r * N + o] += xv * w[k * N + o], yAbs[r * N + o] += Math.abs(xv * w[k * N + o]);
+                dw64[k * N + o] += xv * dy[r * N + o], dwAbs[k * N + o] += Math.abs(xv * dy[r * N + o]);
+              }
+            }
+          }
+        }
+      }
+      for (const chunk of [1, K, 7 * K + 3, 1000, CHUNK_FLOATS]) {
+        const what = `geometry ${gi}, chunks of ${chunk} floats`;
+        const y = new Float32Array(M * N), dw = new Float32Array(K * N);
+        convForward(blas!, x, w, y, g, chunk);
+        convFilterGrad(blas!, x, dy, dw, g, chunk);
+        assertWithinRounding(y, y64, yAbs, K, `${what}: forward`);
+        assertWithinRounding(dw, dw64, dwAbs, M, `${what}: filter gradient`);
+        // Determinism (a run continued from a checkpoint ends with the same weights as one never stopped): the same
+        // call gives the same bits, also with its tensors elsewhere in memory, as in a continued run's wasm heap.
+        for (const offset of [0, 1, 3]) {
+          const y2 = moved(new Float32Array(M * N), offset + 2), dw2 = moved(new Float32Array(K * N), offset);
+          convForward(blas!, moved(x, offset), moved(w, offset + 1), y2, g, chunk);
+          convFilterGrad(blas!, moved(x, offset + 2), moved(dy, offset), dw2, g, chunk);
+          assert.deepEqual(y2, y, `${what}: forward again, operands moved by ${offset}`);
+          assert.deepEqual(dw2, dw, `${what}: filter gradient again, operands moved by ${offset}`);
+        }
+      }
     }
+  },
+);
+
+Deno.test("OpenBLAS sgemm refuses a product that does not fit its arrays, before OpenBLAS writes anything", {
+  ignore: !blas,
+}, () => {
+  // Each view lies in a larger buffer filled with a marker, so that a write past its end is seen (and stays in
+  // memory the test owns).
+  const MARK = -7;
+  const inside = (n: number) => new Float32Array(n + 64).fill(MARK).subarray(0, n).fill(1);
+  const untouched = (v: Float32Array) => new Float32Array(v.buffer).subarray(v.length).every((x) => x === MARK);
+  const A = inside(3 * 4), B = inside(4 * 5);
+  // C one row short: 2 x 5 where the product is 3 x 5.
+  const short = inside(2 * 5);
+  assert.throws(
+    () => blas!.sgemm(false, false, 3, 5, 4, 1, A, 4, B, 5, 0, short, 5),
+    /C holds 10 floats, the product reaches 15/,
+  );
+  assert.ok(untouched(short), "nothing written past C");
+  const C = inside(3 * 5);
+  assert.throws(() => blas!.sgemm(false, false, 3, 5, 4, 1, A.subarray(1), 4, B, 5, 0, C, 5), /A holds 11 floats/);
+  assert.throws(() => blas!.sgemm(true, false, 3, 5, 4, 1, A, 3, B.subarray(0, 19), 5, 0, C, 5), /B holds 19 floats/);
+  assert.throws(
+    () => blas!.sgemm(false, true, 3, 5, 4, 1, A, 4, B, 3, 0, C, 5),
+    /B has 4 columns, but its leading dimension is 3/,
+  );
+  assert.throws(() => blas!.sgemm(false, false, 3, 5, 4, 1, A, 4, B, 5, 0, C, 4), /C has 5 columns/);
+  assert.throws(() => blas!.sgemm(false, false, 3, 5, 4.5, 1, A, 4, B, 5, 0, C, 5), /K = 4.5/);
+  const shared = inside(12 + 15);
+  assert.throws(
+    () => blas!.sgemm(false, false, 3, 5, 4, 1, shared.subarray(0, 12), 4, B, 5, 0, shared.subarray(11, 26), 5),
+    /C overlaps A/,
+  );
+  assert.ok(C.every((x) => x === 1) && untouched(C), "C untouched by refused calls");
+  // Padded rows (ld > columns) are products that fit: the gaps between rows stay as they were.
+  const padded = inside(2 * 7 + 5);
+  blas!.sgemm(false, false, 3, 5, 4, 1, A, 4, B, 5, 0, padded, 7);
+  for (let r = 0; r < 3; r++) {
+    for (let c = 0; c < 7 && r * 7 + c < padded.length; c++) assert.equal(padded[r * 7 + c], c < 5 ? 4 : 1);
   }
-  assert.ok(Math.abs(whole[((1 * 4 + 2) * 3 + 1) * 5 + 3] - direct) < 1e-4);
+  assert.ok(untouched(padded));
+});
+
+Deno.test("OpenBLAS called from several workers at once gives the bits it gives alone, within its arrays", {
+  ignore: !blas,
+}, async () => {
+  // Each thread of the project (the main one, each gradient or feature worker) calls the one OpenBLAS of the process.
+  const SEEDS = [1, 2, 3], COUNT = 30;
+  const alone = SEEDS.map((seed) => products(blas!, seed, COUNT));
+  const pool = new WorkerPool<BlasTestRequest, number[]>(
+    new URL("./fixtures/blas_worker.ts", import.meta.url),
+    SEEDS.length,
+    "blas",
+  );
+  try {
+    const answers = SEEDS.map((seed, i) => pool.call(i, { seed, count: COUNT, rounds: 3 }));
+    // This thread computes too while the workers do.
+    const here = [products(blas!, 2, COUNT), products(blas!, 1, COUNT)];
+    const got = await Promise.all(answers);
+    assert.deepEqual(here, [alone[1], alone[0]], "this thread, beside the workers");
+    got.forEach((hashes, i) => assert.deepEqual(hashes, [alone[i], alone[i], alone[i]], `worker ${i}`));
+  } finally {
+    pool.close();
+  }
+});
+
+Deno.test("a pool closed while its workers multiply returns once none of them is inside OpenBLAS", {
+  ignore: !blas,
+}, async () => {
+  const pool = new WorkerPool<{ ms: number }, number>(
+    new URL("./fixtures/blas_busy_worker.ts", import.meta.url),
+    2,
+    "busy",
+  );
+  const begun = [0, 1].map((w) =>
+    new Promise<void>((ok) => pool.call(w, { ms: 60_000 }, { onEvent: () => ok() }).catch(() => {}))
+  );
+  await Promise.all(begun);
+  await new Promise((r) => setTimeout(r, 30));
+  assert.ok(pool.nativeCalls > 0, "the workers are multiplying");
+  pool.close();
+  assert.equal(pool.nativeCalls, 0, "no worker inside OpenBLAS once close() returns");
+});
+
+Deno.test("a process that exits while pool workers multiply ends cleanly (no crash in OpenBLAS's clean-up)", {
+  ignore: !blas,
+}, async () => {
+  // Without the wait, about one such exit in 300 crashed (a segmentation fault, or glibc's heap check).
+  for (let i = 0; i < 12; i++) {
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL("./fixtures/blas_exit.ts", import.meta.url).pathname, String(5 + 17 * i)],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assert.equal(r.code, 0, `exit ${i}: code ${r.code} ${new TextDecoder().decode(r.stderr)}`);
+  }
 });
 
 Deno.test("wasm max-pooling gradient, transposed matrix products and row sums equal the cpu backend's", async () => {

@@ -26,7 +26,10 @@ Deno.test("preview: bad index and bad output name are refused, nothing is writte
 });
 
 Deno.test("--help on every task: usage and every flag with its meaning, exit 0", async () => {
-  const tasks = ["reproduce", "pretrain", "seeds", "augment", "evaluate", "table1", "data", "companion", "fidelity"];
+  const tasks = [
+    ...["reproduce", "pretrain", "seeds", "augment", "evaluate", "table1", "data", "companion", "fidelity"],
+    "experiment",
+  ];
   const results = await Promise.all(tasks.map((t) => task(t, ["--help"])));
   for (const [i, r] of results.entries()) {
     assert.equal(r.code, 0, `${tasks[i]}: ${r.stderr}`);

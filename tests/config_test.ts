@@ -1,6 +1,15 @@
 /** A run's configuration: where each setting comes from (flags, a saved config.json, the run scale) and its checks. */
 import assert from "node:assert/strict";
-import { resolveTrainConfig, TRAIN_DEFAULTS, type TrainConfig, validateConfig } from "../lib/config.ts";
+import {
+  resolveTrainConfig,
+  TRAIN_DEFAULTS,
+  type TrainConfig,
+  transformsLabel,
+  validateConfig,
+} from "../lib/config.ts";
+import { checkContinues, readRunConfigFile } from "../lib/run_folder.ts";
+import { TRANSFORMS } from "../lib/augment.ts";
+import { tempDir } from "./helpers.ts";
 import { BUDGET_TRAINING, METHODS, RUN_SCALES } from "../lib/presets.ts";
 import { UserError } from "../lib/util/errors.ts";
 
@@ -94,4 +103,37 @@ Deno.test("every setting is checked, one line naming its flag, whatever it came 
   for (const [change, re] of bad) refused(() => validateConfig({ ...ok, ...change }), re);
   refused(() => resolveTrainConfig({ batch: "abc" }), /^--batch abc: expected a number/);
   refused(() => resolveTrainConfig({ batch: "0", minutes: "1" }), /^--batch 0/);
+});
+
+Deno.test("the transformations are a run setting: all six by default, named by --transforms, checked, kept in order", () => {
+  assert.deepEqual(resolveTrainConfig({}).cfg.transforms, [...TRANSFORMS]);
+  // Given in any order, kept in the order of lib/augment.ts TRANSFORMS (so one set is always written one way).
+  assert.deepEqual(resolveTrainConfig({ transforms: "color, rotation" }).cfg.transforms, ["rotation", "color"]);
+  assert.deepEqual(resolveTrainConfig({ transforms: "none" }).cfg.transforms, []);
+  assert.deepEqual(resolveTrainConfig({ transforms: "all" }).cfg.transforms, [...TRANSFORMS]);
+  refused(
+    () => resolveTrainConfig({ transforms: "rotation,shear" }),
+    /^--transforms rotation,shear: unknown transformation "shear"/,
+  );
+  const ok: TrainConfig = { ...TRAIN_DEFAULTS, data: "synthetic", net: "8c5-16f", classes: 4, perClass: 2, steps: 1 };
+  for (const t of [["color", "rotation"], ["rotation", "rotation"], ["blur"], "rotation", null]) {
+    refused(() => validateConfig({ ...ok, transforms: t as TrainConfig["transforms"] }), /^--transforms /);
+  }
+  assert.equal(transformsLabel([...TRANSFORMS]), "all six transformations");
+  assert.equal(transformsLabel(TRANSFORMS.filter((t) => t !== "rotation")), "all but rotation");
+  assert.equal(transformsLabel(["color"]), "color only");
+});
+
+Deno.test("a run's transformations are part of what it is: a config.json without them had all six; another set is refused", async () => {
+  await using tmp = await tempDir();
+  const cfg: TrainConfig = { ...TRAIN_DEFAULTS, data: "synthetic", net: "8c5-16f", classes: 4, perClass: 2, steps: 1 };
+  const { transforms: _, ...older } = cfg;
+  await Deno.writeTextFile(`${tmp.path}/config.json`, JSON.stringify({ train: older }));
+  assert.deepEqual((await readRunConfigFile(`${tmp.path}/config.json`)).train.transforms, [...TRANSFORMS]);
+  await checkContinues(cfg, tmp.path);
+  await assert.rejects(
+    checkContinues({ ...cfg, transforms: ["translation", "scaling"] }, tmp.path),
+    (e) =>
+      e instanceof UserError && /made with transforms = \[.*"color"\], not \["translation","scaling"\]/.test(e.message),
+  );
 });

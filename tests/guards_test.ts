@@ -127,19 +127,23 @@ Deno.test("cached features follow their images: replaced images (same names, sam
   }
   const after = await evaluate();
   await Deno.remove(`${run}/features`, { recursive: true });
+  await Deno.remove(`${tmp.path}/cache/features`, { recursive: true }); // (the baselines' cache)
   const fresh = await evaluate();
   assert.deepEqual(after, fresh, "the features of the new images, not the cached ones of the old");
   assert.notDeepEqual(fresh, first, "(the new images do score otherwise)");
 
   // Damaged cache files: one cut short, one with its bytes changed, one whose description is not JSON.
-  const cached = [...Deno.readDirSync(`${run}/features`)].map((e) => e.name).sort();
-  const bins = cached.filter((n) => n.endsWith(".f32")), metas = cached.filter((n) => n.endsWith(".json"));
-  assert.ok(bins.length >= 3);
-  await Deno.truncate(`${run}/features/${bins[0]}`, 100);
-  const bytes = await Deno.readFile(`${run}/features/${bins[1]}`);
+  const cacheFiles = (ext: string) =>
+    [`${run}/features`, `${tmp.path}/cache/features`].flatMap((d) =>
+      [...Deno.readDirSync(d)].map((e) => `${d}/${e.name}`).filter((f) => f.endsWith(ext)).sort()
+    );
+  const bins = cacheFiles(".f32"), metas = cacheFiles(".json");
+  assert.ok(bins.length >= 3, bins.join(", "));
+  await Deno.truncate(bins[0], 100);
+  const bytes = await Deno.readFile(bins[1]);
   bytes[bytes.length - 1] ^= 0x40;
-  await Deno.writeFile(`${run}/features/${bins[1]}`, bytes);
-  await Deno.writeTextFile(`${run}/features/${metas[2]}`, "{not json");
+  await Deno.writeFile(bins[1], bytes);
+  await Deno.writeTextFile(metas[2], "{not json");
   assert.deepEqual(await evaluate(), fresh);
 });
 

@@ -146,3 +146,31 @@ Deno.test("folder protocol: your own photographs, stratified splits or your trai
   assert.equal(r2.trainPerRun, 30 + 31 + 32);
   assert.equal(r2.test, 10 + 9 + 8);
 });
+
+Deno.test("the paper method validates C by 5-fold cross-validation on the first run's training images", async () => {
+  const { protocolPlan } = await import("../lib/protocols.ts");
+  const { METHODS } = await import("../lib/presets.ts");
+  const ds = await openDataset(`caltech101:${CALTECH_TINY}`);
+  const e = METHODS.paper.eval;
+  const plan = protocolPlan("caltech101", ds, new Rng(0, 9001), e, 3);
+  const y = ds.splits.all.labels!;
+  assert.equal(plan.cFolds!.length, e.cFolds);
+  const held = plan.cFolds!.flatMap((f) => f.valid).sort((a, b) => a - b);
+  assert.deepEqual(held, [...plan.train[0]].sort((a, b) => a - b), "every training image is held out once");
+  for (const f of plan.cFolds!) {
+    // 30 images per class in 5 folds: 6 of every class held out, the other 24 trained on.
+    for (let c = 0; c < 3; c++) {
+      assert.equal(f.valid.filter((i) => y[i] === c).length, 6);
+      assert.equal(f.train.filter((i) => y[i] === c).length, 24);
+    }
+    assert.ok(f.valid.every((i) => !f.train.includes(i)));
+  }
+  // C's score is its mean over the folds; the run reports the C it chose and each one's score.
+  const r = await runProtocol("caltech101", ds, (split, idx) => rawPixelFeatures(ds.splits[split], idx, 16, GRAY), {
+    runs: 2,
+  });
+  assert.equal(r.cScores.length, e.cGrid.length);
+  const best = Math.max(...r.cScores.map((s) => s.accuracy));
+  assert.equal(r.C, r.cScores.find((s) => s.accuracy > best - 1e-12)!.C, "the smallest C of the best score");
+  ds.close();
+});

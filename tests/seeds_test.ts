@@ -15,6 +15,8 @@ import {
   withoutFrame,
 } from "../lib/seeds.ts";
 import { CALTECH_TINY, oneLineError, task, tempDir } from "./helpers.ts";
+import { openDataset, pretrainingSplit } from "../lib/data/mod.ts";
+import { useCacheDir } from "../lib/util/fsutil.ts";
 
 /** A split over images made in memory. */
 function memorySplit(images: RGBImage[]): Split {
@@ -218,4 +220,30 @@ Deno.test("release pyramid levels are resized with antialiasing, the paper prese
   const paper = paperCandidates(img).find((m) => m.scale < 1 && m.scale > 0.7)!.image;
   assert.equal(release.width, 64);
   assert.ok(spread(release) < 0.5 * spread(paper), `${spread(release)} against ${spread(paper)}`);
+});
+
+Deno.test("seeds drawn in workers are the seeds drawn in one thread, for both methods, with progress", async () => {
+  await using tmp = await tempDir();
+  useCacheDir(`${tmp.path}/cache`);
+  try {
+    const data = "synthetic:unlabeled=120,train=10,test=10,fold=10,seed=3";
+    const ds = await openDataset(data);
+    for (const method of ["paper", "release"] as const) {
+      const one = await seedPatches(pretrainingSplit(ds), { n: 40, method, seed: 2 });
+      const seen: string[] = [];
+      const two = await seedPatches(pretrainingSplit(ds), {
+        n: 40,
+        method,
+        seed: 2,
+        workers: { data, count: 2 },
+        onProgress: (phase, done, total) => seen.push(`${phase} ${done}/${total}`),
+      });
+      assert.deepEqual(two.origins, one.origins, method);
+      assert.deepEqual(two.context, one.context, method);
+      assert.ok(seen.includes("energy 120/120") && seen.some((s) => /^crop (\d+)\/\1$/.test(s)), seen.join(", "));
+    }
+    ds.close();
+  } finally {
+    useCacheDir(null);
+  }
 });

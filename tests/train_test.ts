@@ -89,6 +89,22 @@ Deno.test("pretraining learns the surrogate task, and a resumed run repeats the 
   useCacheDir(null);
 });
 
+Deno.test("the transformations a run names are the ones its surrogate classes are made with", async () => {
+  await using tmp = await tempDir();
+  useCacheDir(`${tmp.path}/cache`);
+  const cfg = { ...config("synthetic:unlabeled=60,train=10,test=10,fold=10"), steps: 2, logEvery: 1, validEvery: 2 };
+  const losses = async (name: string, transforms: TrainConfig["transforms"]) => {
+    await pretrain({ ...cfg, transforms }, { out: `${tmp.path}/${name}`, backend: "wasm", log: quiet });
+    return (await readMetrics(`${tmp.path}/${name}`)).map((r) => [r.loss, r.val_loss]);
+  };
+  const all = await losses("all", cfg.transforms);
+  // The same seeds, weights and batches' classes: only the copies' transformations differ.
+  assert.notDeepEqual(await losses("none", []), all);
+  assert.notDeepEqual(await losses("color", ["color"]), all);
+  assert.deepEqual(await losses("all-again", cfg.transforms), all);
+  useCacheDir(null);
+});
+
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   Deno.test(`${signal} writes a checkpoint and --resume finishes the run; a damaged checkpoint is refused`, async () => {
     await interruptAndResume(signal);
@@ -226,8 +242,10 @@ Deno.test("a time budget: steps and N planned from a warm-up and again from the 
   ]);
   const r = await task("pretrain", args, env);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stderr, /plan for 0\.1 minutes: \d+ samples\/s measured on \w+ -> \d+ steps of 8/);
+  assert.match(r.stderr, /plan for 0\.1 minutes: \d+ samples\/s measured on \w+ -> \d+ steps of 8 .*N = 12, K = 6,/);
   const train = JSON.parse(await Deno.readTextFile(`${tmp.path}/run/config.json`)).train;
+  // N and K given beside a budget are kept (a budget chooses N, and unlimited K, only where they are not given).
+  assert.deepEqual([train.classes, train.perClass], [12, 6]);
   // A budget trains with its own schedule and rate (lib/presets.ts BUDGET_TRAINING) unless the flags say otherwise.
   assert.equal(train.schedule, "anneal");
   assert.equal(train.lr, BUDGET_TRAINING.lr);
@@ -260,6 +278,20 @@ Deno.test("a time budget: steps and N planned from a warm-up and again from the 
   const { planBudget } = await import("../lib/budget.ts");
   const continued = await planBudget({ ...train, lr: 0.5, schedule: "cosine" }, 0.1, `${tmp.path}/run`);
   assert.deepEqual([continued.lr, continued.schedule, continued.steps], [train.lr, "anneal", train.steps]);
+});
+
+Deno.test("reproduce with a time budget: the same command again continues its plan, whatever N and K the plan chose", async () => {
+  await using tmp = await tempDir();
+  const env = { EXEMPLAR_CACHE: `${tmp.path}/cache` };
+  const args = ["--scale", "tiny", "--minutes", "0.05", "--out", `${tmp.path}/run`];
+  const first = await task("reproduce", args, env);
+  assert.equal(first.code, 0, first.stderr);
+  const train = JSON.parse(await Deno.readTextFile(`${tmp.path}/run/config.json`)).train;
+  // The plan chose N and unlimited K, not the tiny scale's N = 40 and K = 10.
+  assert.deepEqual([train.classes, train.perClass], [100, "inf"]);
+  const again = await task("reproduce", args, env);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /continuing the 0\.05-minute plan/);
 });
 
 Deno.test("the laptop scale run for given steps: no budget planned, the budget's rate and schedule", async () => {

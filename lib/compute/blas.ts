@@ -69,7 +69,8 @@ export interface Blas {
   setThreads(n: number): void;
   /**
    * Row-major C = alpha op(A) op(B) + beta C, op(A) of M x K, op(B) of K x N.
-   * The arrays may be views into any ArrayBuffer (the wasm heap included).
+   * The arrays may be views into any ArrayBuffer (the wasm heap included); a product that does not fit them, or a
+   * C that overlaps A or B, throws a RangeError before OpenBLAS is called ({@link assertProduct}).
    */
   sgemm(
     transA: boolean,
@@ -88,7 +89,62 @@ export interface Blas {
   ): void;
 }
 
+/**
+ * Throws unless `a`, read as `rows` rows of `cols` floats, each `ld` floats after the one before (row-major), lies
+ * inside the array: OpenBLAS reads and writes through the bare pointer, so a product that does not fit its arrays
+ * would write past the end of C into whatever memory follows it.
+ */
+function assertMatrix(a: Float32Array, rows: number, cols: number, ld: number, what: string): void {
+  if (!Number.isInteger(ld) || ld < Math.max(1, cols) || ld > 0x7fffffff) {
+    throw new RangeError(`sgemm: ${what} has ${cols} columns, but its leading dimension is ${ld}`);
+  }
+  const reach = rows > 0 && cols > 0 ? (rows - 1) * ld + cols : 0;
+  if (reach > a.length) throw new RangeError(`sgemm: ${what} holds ${a.length} floats, the product reaches ${reach}`);
+}
+
+/** The checks of {@link Blas.sgemm}: sizes, each operand inside its array, and C apart from A and B. */
+function assertProduct(
+  transA: boolean,
+  transB: boolean,
+  M: number,
+  N: number,
+  K: number,
+  A: Float32Array,
+  lda: number,
+  B: Float32Array,
+  ldb: number,
+  C: Float32Array,
+  ldc: number,
+): void {
+  for (const [v, name] of [[M, "M"], [N, "N"], [K, "K"]] as const) {
+    if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) throw new RangeError(`sgemm: ${name} = ${v}`);
+  }
+  assertMatrix(A, transA ? K : M, transA ? M : K, lda, "A");
+  assertMatrix(B, transB ? N : K, transB ? K : N, ldb, "B");
+  assertMatrix(C, M, N, ldc, "C");
+  for (const [X, name] of [[A, "A"], [B, "B"]] as const) {
+    const overlap = X.buffer === C.buffer && X.byteOffset < C.byteOffset + C.byteLength &&
+      C.byteOffset < X.byteOffset + X.byteLength;
+    if (overlap && M > 0 && N > 0) throw new RangeError(`sgemm: C overlaps ${name}`);
+  }
+}
+
 let cached: { blas: Blas | null; why: string } | undefined;
+
+/**
+ * This worker's gate to OpenBLAS, in memory shared with the thread that started it (lib/compute/pool.ts): slot 0
+ * counts the calls in flight, slot 1 is set when the worker's pool closes, after which no call enters. A process must
+ * not exit while another of its threads is inside OpenBLAS (measured: a process that exits while two workers multiply
+ * crashes, a segmentation fault or glibc's heap check, within a few dozen exits), and a terminated worker does not
+ * stop at once: it can go on calling native code until it next returns to its event loop. Null in a thread nobody
+ * waits for.
+ */
+let nativeGate: Int32Array | null = null;
+
+/** Counts this thread's calls into OpenBLAS at `gate` and refuses new ones once its slot 1 is set (see above). */
+export function gateNativeCalls(gate: Int32Array): void {
+  nativeGate = gate;
+}
 
 /**
  * Opens OpenBLAS once per thread, or answers why it is not used: `EXEMPLAR_BLAS=off`, no
@@ -126,23 +182,42 @@ export function openBlas(): { blas: Blas | null; why: string } {
       config: s.openblas_get_config
         ? `${cstr(s.openblas_get_config())}, kernels ${cstr(s.openblas_get_corename?.() ?? null)}`
         : "CBLAS",
-      sgemm: (ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) =>
-        s.cblas_sgemm(
-          ROW_MAJOR,
-          ta ? TRANS : NO_TRANS,
-          tb ? TRANS : NO_TRANS,
-          M,
-          N,
-          K,
-          alpha,
-          A,
-          lda,
-          B,
-          ldb,
-          beta,
-          C,
-          ldc,
-        ),
+      sgemm: (ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) => {
+        assertProduct(ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
+        const gate = nativeGate;
+        if (gate) {
+          // In, then look at the gate: a pool that closed has counted this call or will see it refused.
+          Atomics.add(gate, 0, 1);
+          if (Atomics.load(gate, 1)) {
+            Atomics.sub(gate, 0, 1);
+            Atomics.notify(gate, 0);
+            throw new Error("OpenBLAS: this worker's pool was closed");
+          }
+        }
+        try {
+          s.cblas_sgemm(
+            ROW_MAJOR,
+            ta ? TRANS : NO_TRANS,
+            tb ? TRANS : NO_TRANS,
+            M,
+            N,
+            K,
+            alpha,
+            A,
+            lda,
+            B,
+            ldb,
+            beta,
+            C,
+            ldc,
+          );
+        } finally {
+          if (gate) {
+            Atomics.sub(gate, 0, 1);
+            Atomics.notify(gate, 0);
+          }
+        }
+      },
     };
     return cached = { blas, why: "" };
   }
@@ -173,6 +248,11 @@ export interface ConvGeometry {
  * Floats of im2col scratch (8 MB): the rows of a convolution are processed in chunks of at most this many, so that a
  * chunk is still in cache when sgemm reads it (measured: 4 MB-8 MB chunks run conv2 of the small network 15 % faster
  * than 16 MB ones; below 2 MB the large network's 6400-wide rows lose as much).
+ *
+ * The size is fixed, not fitted to free memory: OpenBLAS blocks a product's sums by its shape, so the same rows in
+ * chunks of another size come out different in their last bits (within float32's rounding). With one size, the
+ * chunks of a convolution depend on its shape alone: a run continued from a checkpoint computes the same bits as the
+ * run it continues, with one gradient worker or with the batch split between two.
  */
 export const CHUNK_FLOATS = 1 << 21;
 let scratch = new Float32Array(0);

@@ -11,15 +11,31 @@
  * so the host sees a clear error and never waits forever. Workers may send
  * events (progress) before their answer.
  *
+ * Closing a pool shuts its workers' gate to native code (OpenBLAS, lib/compute/blas.ts), stops them and waits until
+ * none is inside a native call (a terminated worker leaves a native call only when the call returns, and may call
+ * again before it stops), so that a process never exits, after a pool closed in mid-work, with one of its threads
+ * inside OpenBLAS; pools left open are closed so when the process exits.
+ *
  * @module
  */
 import { UserError } from "../util/errors.ts";
+import { gateNativeCalls } from "./blas.ts";
 
-/** What goes from host to worker. */
+/** What goes from host to worker: a request, and (with the first) the counter of the workers' native calls. */
 interface Envelope<Req> {
   id: number;
   request: Req;
+  nativeCalls?: SharedArrayBuffer;
 }
+
+/** The longest a closing pool waits for its workers' native calls to return. */
+const NATIVE_WAIT_MS = 30_000;
+
+/** The pools not closed yet: closed, waiting for their native calls, when the process exits. */
+const open = new Set<WorkerPool<unknown, unknown>>();
+globalThis.addEventListener?.("unload", () => {
+  for (const p of [...open]) p.close();
+});
 
 /** What comes back: an answer, a failure or an event on the way. */
 type Reply<Res> =
@@ -40,6 +56,9 @@ export class WorkerPool<Req, Res> {
   #pending = new Map<number, Pending<Res>>();
   #failed: Error | null = null;
   #id = 0;
+  /** The workers' gate to native code (lib/compute/blas.ts gateNativeCalls): calls inside it now, and closed. */
+  readonly #native = new Int32Array(new SharedArrayBuffer(8));
+  #told = new Set<number>();
 
   /** Starts `size` workers of the module at `url`; `name` says in errors which pool failed. */
   constructor(url: URL, size: number, name: string) {
@@ -53,6 +72,7 @@ export class WorkerPool<Req, Res> {
       };
       return w;
     });
+    open.add(this as WorkerPool<unknown, unknown>);
   }
 
   /** The number of workers. */
@@ -66,19 +86,36 @@ export class WorkerPool<Req, Res> {
    */
   call(worker: number, request: Req, opts: { transfer?: Transferable[]; onEvent?: (e: unknown) => void } = {}) {
     if (this.#failed) return Promise.reject(this.#failed);
-    const id = ++this.#id;
+    const id = ++this.#id, index = worker % this.#workers.length;
     const p = new Promise<Res>((resolve, reject) => this.#pending.set(id, { resolve, reject, onEvent: opts.onEvent }));
-    this.#workers[worker % this.#workers.length].postMessage(
-      { id, request } satisfies Envelope<Req>,
-      { transfer: opts.transfer ?? [] },
-    );
+    // (Each worker gets the counter of native calls with its first request.)
+    const nativeCalls = this.#told.has(index) ? undefined : this.#native.buffer as SharedArrayBuffer;
+    this.#told.add(index);
+    this.#workers[index].postMessage({ id, request, nativeCalls } satisfies Envelope<Req>, {
+      transfer: opts.transfer ?? [],
+    });
     return p;
   }
 
-  /** Stops the workers; calls still pending are rejected. */
+  /** Calls into native code the workers are inside now. */
+  get nativeCalls(): number {
+    return Atomics.load(this.#native, 0);
+  }
+
+  /**
+   * Stops the workers, and returns once none is inside a native call (at most {@link NATIVE_WAIT_MS}); calls still
+   * pending are rejected.
+   */
   close(): void {
+    // No worker enters native code from now on; those inside it are waited for.
+    Atomics.store(this.#native, 1, 1);
     for (const w of this.#workers) w.terminate();
     this.#workers = [];
+    open.delete(this as WorkerPool<unknown, unknown>);
+    const until = performance.now() + NATIVE_WAIT_MS;
+    for (let n = Atomics.load(this.#native, 0); n > 0 && performance.now() < until; n = Atomics.load(this.#native, 0)) {
+      Atomics.wait(this.#native, 0, n, 10);
+    }
     this.#fail(new Error(`${this.name} workers were closed`));
   }
 
@@ -118,7 +155,8 @@ export function serveRequests<Req, Res>(
   };
   let queue = Promise.resolve();
   scope.onmessage = (e: MessageEvent<Envelope<Req>>) => {
-    const { id, request } = e.data;
+    const { id, request, nativeCalls } = e.data;
+    if (nativeCalls) gateNativeCalls(new Int32Array(nativeCalls));
     queue = queue.then(async () => {
       const ctx = { emit: (event: unknown) => scope.postMessage({ id, event }) };
       try {
