@@ -492,136 +492,156 @@ export type SVMJob =
     gram: Float32Array;
   }
   | {
-    /** Class c against the rest with one C (in the problem's scratch memory, which is this worker's). */
+    /**
+     * The one-vs-rest problems of one C: the worker solves the next class no worker has taken (`next[0]`, counted up
+     * by every worker) until none is left, each in the problem's scratch memory (which is this worker's), and writes
+     * its weights into row c of `out` (classes x (dim + 1)).
+     */
     kind: "solve";
     problem: DualProblem;
     labels: Int32Array;
-    c: number;
+    classes: number;
     C: number;
     tol: number;
     maxIter: number;
     seed: number;
+    next: Int32Array;
+    out: Float64Array;
   };
 
-/** A worker's answer: the weights of a solved class, or nothing. */
-export type SVMAnswer = { w: Float64Array; iterations: number } | null;
+/** A worker's answer: the problems it solved. */
+export type SVMAnswer = number;
 
 /** What a worker does with a request (lib/svm_worker.ts). */
 export function runSVMJob(job: SVMJob): SVMAnswer {
   if (job.kind === "gram") {
     gramBlock(job.x, job.n, job.dim, job.r0, job.r1, job.gram, null);
-    return null;
+    return 0;
   }
-  const s = solveDual(job.problem, signsOf(job.labels, job.c), job.C, job.tol, job.maxIter, classRng(job.seed, job.c));
-  return { w: s.w, iterations: s.iterations };
+  const D = job.problem.dim + 1;
+  for (let solved = 0;; solved++) {
+    const c = Atomics.add(job.next, 0, 1);
+    if (c >= job.classes) return solved;
+    const s = solveDual(job.problem, signsOf(job.labels, c), job.C, job.tol, job.maxIter, classRng(job.seed, c));
+    job.out.set(s.w, c * D);
+  }
 }
 
-/** The labels in shared memory. */
-function shared(a: Int32Array): Int32Array {
-  const s = new Int32Array(new SharedArrayBuffer(a.byteLength));
+/** A copy of `a` in shared memory. */
+function shared<T extends Int32Array | Float64Array>(a: T): T {
+  const s = new (a.constructor as { new (b: SharedArrayBuffer): T })(new SharedArrayBuffer(a.byteLength));
   s.set(a);
   return s;
 }
 
 /**
- * Worker threads that train one-vs-rest SVMs: {@link trainSVM} and {@link chooseC} with the classes (and C values)
- * spread over the workers, and the same results. The Gram matrix is computed here with OpenBLAS where it is
- * installed (one thread calls it), else in the workers. Close it when done.
+ * A training set in the SVM workers' shared memory (made by {@link SVMWorkers.problem}): the rows, |x_i|^2 + B^2,
+ * the Gram matrix in the Gram form, scratch memory for each worker, and the labels. Every C trained on it shares it.
+ */
+export interface WorkerProblem {
+  /** The problem as one thread sees it (with the first worker's scratch memory). */
+  problem: DualProblem;
+  /** Each worker's scratch memory. */
+  scratch: Float64Array[];
+  /** The labels 0..classes-1 of the rows. */
+  labels: Int32Array;
+}
+
+/**
+ * Worker threads that train one-vs-rest SVMs: {@link trainSVM} and {@link chooseC} with the classes spread over the
+ * workers, and the same results. The workers take the classes one after another, each the next one no worker has
+ * taken, without waiting for this thread: work handed to them goes on while this thread does something else (scores
+ * the last SVM). The Gram matrix is computed here with OpenBLAS where it is installed (one thread calls it), else in
+ * the workers. Close it when done.
  */
 export class SVMWorkers {
   #pool: WorkerPool<SVMJob, SVMAnswer>;
   #blas: Blas | null;
+  #size: number;
+  #solved = 0;
 
   /** Starts `size` workers (default: one per core); `blas` as in {@link SVMOptions}. */
   constructor(size: number = navigator.hardwareConcurrency, blas: Blas | null = openBlas().blas) {
-    this.#pool = new WorkerPool(new URL("./svm_worker.ts", import.meta.url), Math.max(1, size), "svm");
+    if (!(Number.isInteger(size) && size >= 1)) {
+      throw new UserError(`${size} SVM workers: expected a whole number >= 1`);
+    }
+    this.#pool = new WorkerPool(new URL("./svm_worker.ts", import.meta.url), size, "svm");
     this.#blas = blas;
+    this.#size = size;
   }
 
   /** The number of workers. */
   get size(): number {
-    return this.#pool.size;
+    return this.#size;
   }
 
-  /** Stops the workers. */
+  /** Binary (one class against the rest) problems the workers have solved so far. */
+  get solved(): number {
+    return this.#solved;
+  }
+
+  /** Stops the workers; work not done is rejected. */
   close(): void {
     this.#pool.close();
   }
 
   /**
-   * Runs the jobs on the workers, each taking the next as soon as it is free (`job(w)`: the job as worker w runs it);
-   * answers in the jobs' order.
+   * A training set in the workers' shared memory, with its Gram matrix in the Gram form (`form`, default `auto`) and
+   * scratch memory for each worker.
    */
-  async #run(jobs: ((worker: number) => SVMJob)[]): Promise<SVMAnswer[]> {
-    const answers: SVMAnswer[] = new Array(jobs.length).fill(null);
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: Math.min(this.size, jobs.length) }, async (_, w) => {
-        while (next < jobs.length) {
-          const i = next++;
-          answers[i] = await this.#pool.call(w, jobs[i](w));
-        }
-      }),
-    );
-    return answers;
-  }
-
-  /** The training set in the workers' shared memory, with its Gram matrix in the Gram form and scratch for each. */
-  async #problem(f: Features, bias: number, form: SVMForm | undefined) {
+  async problem(f: Features, labels: Int32Array, bias: number, form: SVMForm = "auto"): Promise<WorkerProblem> {
+    if (labels.length !== f.n) throw new Error(`${labels.length} labels for ${f.n} feature vectors`);
     const { n, dim } = f;
     const made = dualProblem(f, bias, usesGram(n, form), this.size), { x, gram } = made.problem;
     if (gram && this.#blas) fillGram(made.problem, this.#blas);
     else if (gram) {
-      const jobs: ((w: number) => SVMJob)[] = [];
-      for (let r = 0; r < n; r += GRAM_BLOCK) {
+      const rows: Promise<SVMAnswer>[] = [];
+      for (let r = 0, k = 0; r < n; r += GRAM_BLOCK, k++) {
         const job: SVMJob = { kind: "gram", x, n, dim, r0: r, r1: Math.min(n, r + GRAM_BLOCK), gram };
-        jobs.push(() => job);
+        rows.push(this.#pool.call(k % this.size, job));
       }
-      await this.#run(jobs);
+      await Promise.all(rows);
       finishGram(gram, n, bias);
     }
-    return made;
+    return { ...made, labels: shared(labels) };
   }
 
-  /** One-vs-rest SVMs of a training set, one per C. */
-  async #train(
-    made: { problem: DualProblem; scratch: Float64Array[] },
-    labels: Int32Array,
-    classes: number,
-    Cs: number[],
-    opts: Omit<SVMOptions, "C">,
-  ) {
-    const p = made.problem, y = shared(labels), tol = opts.tol ?? 0.1, maxIter = opts.maxIter ?? 1000;
-    const seed = opts.seed ?? 1;
-    const jobs = Cs.flatMap((C) =>
-      Array.from({ length: classes }, (_, c) => (w: number): SVMJob => ({
-        kind: "solve",
-        problem: { ...p, scratch: made.scratch[w] },
-        labels: y,
-        c,
-        C,
-        tol,
-        maxIter,
-        seed,
-      }))
-    );
-    const answers = await this.#run(jobs);
-    return Cs.map((C, k): LinearSVM => {
-      const w = new Float64Array(classes * (p.dim + 1));
-      for (let c = 0; c < classes; c++) w.set(answers[k * classes + c]!.w, c * (p.dim + 1));
-      return { classes, dim: p.dim, w, bias: p.bias, C };
+  /**
+   * The one-vs-rest SVM of a training set with one C: its classes are handed to the workers at once (they start on
+   * them as soon as they have finished the work handed to them before).
+   */
+  async solve(p: WorkerProblem, classes: number, C: number, opts: Omit<SVMOptions, "C"> = {}): Promise<LinearSVM> {
+    checkC(C);
+    const { problem, scratch, labels } = p, D = problem.dim + 1;
+    const next = new Int32Array(new SharedArrayBuffer(4)), out = shared(new Float64Array(classes * D));
+    const job = (w: number): SVMJob => ({
+      kind: "solve",
+      problem: { ...problem, scratch: scratch[w] },
+      labels,
+      classes,
+      C,
+      tol: opts.tol ?? 0.1,
+      maxIter: opts.maxIter ?? 1000,
+      seed: opts.seed ?? 1,
+      next,
+      out,
     });
+    const solved = await Promise.all(Array.from({ length: this.size }, (_, w) => this.#pool.call(w, job(w))));
+    this.#solved += solved.reduce((a, b) => a + b, 0);
+    return { classes, dim: problem.dim, w: out.slice(), bias: problem.bias, C };
   }
 
   /** {@link trainSVM} in the workers. */
   async train(f: Features, labels: Int32Array, classes: number, opts: SVMOptions): Promise<LinearSVM> {
     checkTraining(f, labels, opts);
-    const B = opts.bias ?? METHODS.paper.eval.svmBias.stl10;
-    const [m] = await this.#train(await this.#problem(f, B, opts.form), labels, classes, [opts.C], opts);
-    return m;
+    const p = await this.problem(f, labels, opts.bias ?? METHODS.paper.eval.svmBias.stl10, opts.form);
+    return await this.solve(p, classes, opts.C, opts);
   }
 
-  /** {@link chooseC} in the workers: all classes of all C values share the workers and one Gram matrix. */
+  /**
+   * {@link chooseC} in the workers: every C trains on one Gram matrix, and the workers train the next C while this
+   * thread scores the last.
+   */
   async chooseC(
     train: Features,
     yTrain: Int32Array,
@@ -633,8 +653,37 @@ export class SVMWorkers {
     score: (p: Int32Array, y: Int32Array) => number = accuracy,
   ): Promise<CChoice> {
     for (const C of grid) checkC(C);
-    if (yTrain.length !== train.n) throw new Error(`${yTrain.length} labels for ${train.n} feature vectors`);
-    const models = await this.#train(await this.#problem(train, bias, "auto"), yTrain, classes, grid, {});
-    return bestC(models.map((m) => ({ C: m.C, accuracy: score(predictSVM(m, valid), yValid) })));
+    const p = await this.problem(train, yTrain, bias);
+    const scores: { C: number; accuracy: number }[] = [];
+    await pipelined(grid.length, (i) => this.solve(p, classes, grid[i]), (m) => {
+      scores.push({ C: m.C, accuracy: score(predictSVM(m, valid), yValid) });
+    });
+    return bestC(scores);
+  }
+}
+
+/**
+ * start(i) for i = 0 .. n - 1, and use(the result, i) in that order, each item started before the last one is used:
+ * while this thread uses item i (scores an SVM), the workers can work on item i + 1. A failure of either stops it,
+ * and is thrown; the items started and not used are dropped.
+ */
+export async function pipelined<T>(
+  n: number,
+  start: (i: number) => Promise<T>,
+  use: (result: T, i: number) => void | Promise<void>,
+): Promise<void> {
+  const started = (i: number) => {
+    const p = start(i);
+    // (A failure is thrown where the item is awaited; one never awaited, after an earlier failure, is dropped.)
+    p.catch(() => {});
+    return p;
+  };
+  let current = n > 0 ? started(0) : null;
+  for (let i = 0; i < n; i++) {
+    const next = i + 1 < n ? started(i + 1) : null;
+    // A turn of the event loop: the next item's work reaches the workers before this thread is busy with item i.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    await use(await current!, i);
+    current = next;
   }
 }
