@@ -97,7 +97,7 @@ export interface EvaluateOptions {
   knn?: KnnOptions | false;
   /** Messages (default: none). */
   log?: (m: string) => void;
-  /** Progress of feature extraction: (what, images done, images in all). */
+  /** Progress of feature extraction (images) and of the SVMs (C values and runs): (what, done, total). */
   onProgress?: (what: string, done: number, total: number) => void;
 }
 
@@ -195,6 +195,8 @@ async function evaluateLocked(runDir: string, opts: EvaluateOptions): Promise<Ev
         });
       }, blocks);
     };
+    const svmProgress = (which: string) => (what: string, done: number, total: number) =>
+      opts.onProgress?.(`SVM ${what} (${which})`, done, total);
     const w = cfg.workers;
     svm = new SVMWorkers(Number.isInteger(w) && w >= 1 ? Math.min(w, navigator.hardwareConcurrency) : undefined);
     log(
@@ -207,6 +209,7 @@ async function evaluateLocked(runDir: string, opts: EvaluateOptions): Promise<Ev
       knn: opts.knn,
       log,
       workers: svm,
+      onProgress: svmProgress("learned"),
     });
     log(`learned features: ${learned.mean.toFixed(2)} +- ${learned.std.toFixed(2)} %`);
     const out: EvaluationResults = {
@@ -234,6 +237,7 @@ async function evaluateLocked(runDir: string, opts: EvaluateOptions): Promise<Ev
           knn: opts.knn,
           log: () => {},
           workers: svm,
+          onProgress: svmProgress("random"),
         });
       } finally {
         random.dispose();
@@ -253,6 +257,7 @@ async function evaluateLocked(runDir: string, opts: EvaluateOptions): Promise<Ev
         knn: opts.knn,
         log: () => {},
         workers: svm,
+        onProgress: svmProgress("raw"),
       });
       log(`raw pixels:       ${out.raw.mean.toFixed(2)} +- ${out.raw.std.toFixed(2)} %`);
     }

@@ -195,6 +195,8 @@ export interface ProtocolOptions {
   knn?: KnnOptions | false;
   /** Messages (C chosen, each run's figure). */
   log?: (m: string) => void;
+  /** Progress of the SVMs: (what, done, total) for the validation of C and for the runs. */
+  onProgress?: (what: string, done: number, total: number) => void;
   /** Changes the protocol's plan before it runs (an experiment on the protocol itself, e.g. another choice of C). */
   plan?: (plan: ProtocolPlan) => ProtocolPlan;
   /**
@@ -531,7 +533,7 @@ export async function runProtocol(
   opts: ProtocolOptions = {},
 ): Promise<ProtocolResult> {
   checkProtocolFits(p, ds);
-  const log = opts.log ?? (() => {});
+  const log = opts.log ?? (() => {}), progress = opts.onProgress ?? (() => {});
   const e = METHODS[opts.method ?? "paper"].eval;
   const drawn = protocolPlan(p, ds, new Rng(opts.seed ?? 0, 9001), e, opts.runs ?? e.runs);
   const plan = opts.plan ? opts.plan(drawn) : drawn;
@@ -587,6 +589,7 @@ export async function runProtocol(
         (m: LinearSVM, t) => {
           const v = Math.floor(t / n), set = setOf(v);
           sums[t % n] += score(predictSVM(m, set.valid), set.y);
+          progress("C validation", t + 1, folds.length * n);
           if (t % n < n - 1) return;
           sets.delete(v);
           if (folds.length > 1) log(`C validated on fold ${v + 1}/${folds.length}`);
@@ -615,6 +618,7 @@ export async function runProtocol(
       const te = plan.test[k], test = testSet(te);
       runs.push(100 * score(predictSVM(m, test), labelsOf(yTest, te)));
       if (knn) knnRuns.push(100 * score(knnPredict(train, y, K, test, knn), labelsOf(yTest, te)));
+      progress("runs", k + 1, plan.train.length);
       log(
         `run ${k + 1}/${plan.train.length}: ${runs.at(-1)!.toFixed(2)} %${
           knn ? ` (kNN ${knnRuns.at(-1)!.toFixed(2)} %)` : ""

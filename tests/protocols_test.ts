@@ -187,14 +187,24 @@ Deno.test("the SVMs train in worker threads: 1 and 2 workers give the same resul
     if (!decoded.has(key)) decoded.set(key, rawPixelFeatures(ds.splits[split], idx, 16, GRAY));
     return decoded.get(key)!;
   };
-  const one = await runProtocol("caltech101", ds, features, { runs: 2, workers: 1 });
+  const progress: string[] = [];
+  const one = await runProtocol("caltech101", ds, features, {
+    runs: 2,
+    workers: 1,
+    onProgress: (what, done, total) => progress.push(`${what} ${done}/${total}`),
+  });
   const pool = new SVMWorkers(2);
   try {
     const two = await runProtocol("caltech101", ds, features, { runs: 2, workers: pool });
     assert.deepEqual(two, one);
     // Every class of every C on every fold, and of each run, was solved by the workers.
-    const e = METHODS.paper.eval;
-    assert.equal(pool.solved, (e.cFolds * e.cGrid.length + 2) * 3);
+    const e = METHODS.paper.eval, Cs = e.cFolds * e.cGrid.length;
+    assert.equal(pool.solved, (Cs + 2) * 3);
+    assert.deepEqual(progress, [
+      ...Array.from({ length: Cs }, (_, i) => `C validation ${i + 1}/${Cs}`),
+      "runs 1/2",
+      "runs 2/2",
+    ]);
     // The caller's workers stay open for its next protocol.
     const fixed = await runProtocol("caltech101", ds, features, { runs: 2, C: one.C, workers: pool });
     assert.deepEqual(fixed.runs, one.runs);
