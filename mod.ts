@@ -131,8 +131,20 @@ export {
   type ResponseMap,
   responseMaps,
 } from "./lib/features.ts";
-export { type Features, type LinearSVM, predictSVM, type SVMOptions, trainSVM } from "./lib/svm.ts";
+export {
+  type CChoice,
+  type DualProblem,
+  type Features,
+  type LinearSVM,
+  predictSVM,
+  type SVMForm,
+  type SVMOptions,
+  SVMWorkers,
+  trainSVM,
+  type WorkerProblem,
+} from "./lib/svm.ts";
 export { KNN_DEFAULTS, type KnnOptions, knnPredict } from "./lib/knn.ts";
+export { type Blas, openBlas } from "./lib/compute/blas.ts";
 export {
   type FeatureFn,
   PROTOCOL_INPUT,

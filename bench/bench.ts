@@ -11,13 +11,16 @@
  *   ratios ours / peer;
  * - `surrogate`: augmented 32x32 patches per second, on one core and with 2
  *   workers (the loader pretraining uses);
- * - `svm`: the linear SVM's accuracy and training time beside scikit-learn's
- *   LinearSVC (liblinear) on the same features and C
- *   (`bench/peers/sklearn_svm.py`), when /usr/bin/python3 can import sklearn.
+ * - `svm`: the linear SVM's accuracy and training time (and processor time,
+ *   which a busy machine inflates less) beside scikit-learn's LinearSVC
+ *   (liblinear) on the same features and C (`bench/peers/sklearn_svm.py`),
+ *   when /usr/bin/python3 can import sklearn; bench/svm_bench.ts times the
+ *   SVM and kNN at the size of a protocol's run.
  *
  * @module
  */
 import { fileURLToPath } from "node:url";
+import process from "node:process";
 import { selectBackend } from "../lib/compute/backend.ts";
 import { openBlas } from "../lib/compute/blas.ts";
 import { parseFlags, runTask } from "../lib/util/cli.ts";
@@ -66,11 +69,11 @@ async function benchSVM(): Promise<void> {
   await Deno.writeFile(files.yb, new Uint8Array(yb.buffer, yb.byteOffset, yb.byteLength));
   const script = fileURLToPath(new URL("./peers/sklearn_svm.py", import.meta.url));
   for (const C of [0.001, 0.01, 0.1]) {
-    const t0 = performance.now();
+    const t0 = performance.now(), c0 = process.cpuUsage();
     const m = trainSVM(a, ya, 10, { C });
-    const secs = (performance.now() - t0) / 1000;
+    const secs = (performance.now() - t0) / 1000, cpu = process.cpuUsage(c0);
     const ours = accuracy(predictSVM(m, b), yb);
-    let peer: { accuracy: number; train_seconds: number } | null = null;
+    let peer: { accuracy: number; train_seconds: number; train_cpu_seconds: number } | null = null;
     try {
       const o = await new Deno.Command("/usr/bin/python3", {
         args: [script, files.a, files.ya, files.b, files.yb, String(a.dim), String(C)],
@@ -85,11 +88,13 @@ async function benchSVM(): Promise<void> {
       C,
       accuracy: ours,
       train_seconds: Number(secs.toFixed(2)),
+      train_cpu_seconds: Number(((cpu.user + cpu.system) / 1e6).toFixed(2)),
       peer: peer
         ? "sklearn LinearSVC (liblinear)"
         : "skipped: /usr/bin/python3 cannot import sklearn (Debian: python3-sklearn)",
       peer_accuracy: peer?.accuracy,
       peer_train_seconds: peer ? Number(peer.train_seconds.toFixed(2)) : undefined,
+      peer_train_cpu_seconds: peer ? Number(peer.train_cpu_seconds.toFixed(2)) : undefined,
     }));
   }
   await Deno.remove(dir, { recursive: true });

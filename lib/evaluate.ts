@@ -42,7 +42,7 @@ import { loadSeeds, seedMeanColour } from "./seeds.ts";
 import { loadTrainedNet } from "./run_folder.ts";
 import { METHODS } from "./presets.ts";
 import type { KnnOptions } from "./knn.ts";
-import type { Features } from "./svm.ts";
+import { type Features, SVMWorkers } from "./svm.ts";
 import type { Dataset } from "./data/dataset.ts";
 
 /** The scale a result was made at, shown beside every measured number. */
@@ -97,7 +97,7 @@ export interface EvaluateOptions {
   knn?: KnnOptions | false;
   /** Messages (default: none). */
   log?: (m: string) => void;
-  /** Progress of feature extraction: (what, images done, images in all). */
+  /** Progress of feature extraction (images) and of the SVMs (C values and runs): (what, done, total). */
   onProgress?: (what: string, done: number, total: number) => void;
 }
 
@@ -147,6 +147,9 @@ async function evaluateLocked(runDir: string, opts: EvaluateOptions): Promise<Ev
   const t0 = performance.now();
   const { net, config: cfg, step } = await loadTrainedNet(runDir);
   let ds: Dataset | null = null;
+  // The SVMs of all three protocols train in the run's number of workers (at most one per core; one per core where
+  // its config names none).
+  let svm: SVMWorkers | null = null;
   try {
     const evalData = opts.data ?? cfg.data;
     ds = await openDataset(evalData, { log });
@@ -192,6 +195,10 @@ async function evaluateLocked(runDir: string, opts: EvaluateOptions): Promise<Ev
         });
       }, blocks);
     };
+    const svmProgress = (which: string) => (what: string, done: number, total: number) =>
+      opts.onProgress?.(`SVM ${what} (${which})`, done, total);
+    const w = cfg.workers;
+    svm = new SVMWorkers(Number.isInteger(w) && w >= 1 ? Math.min(w, navigator.hardwareConcurrency) : undefined);
     log(
       `evaluating ${runDir} (step ${step}) on ${evalData} with the ${protocol} protocol (${size}x${size}, ${pooling} pooling)`,
     );
@@ -201,6 +208,8 @@ async function evaluateLocked(runDir: string, opts: EvaluateOptions): Promise<Ev
       method: cfg.method,
       knn: opts.knn,
       log,
+      workers: svm,
+      onProgress: svmProgress("learned"),
     });
     log(`learned features: ${learned.mean.toFixed(2)} +- ${learned.std.toFixed(2)} %`);
     const out: EvaluationResults = {
@@ -227,6 +236,8 @@ async function evaluateLocked(runDir: string, opts: EvaluateOptions): Promise<Ev
           method: cfg.method,
           knn: opts.knn,
           log: () => {},
+          workers: svm,
+          onProgress: svmProgress("random"),
         });
       } finally {
         random.dispose();
@@ -245,6 +256,8 @@ async function evaluateLocked(runDir: string, opts: EvaluateOptions): Promise<Ev
         method: cfg.method,
         knn: opts.knn,
         log: () => {},
+        workers: svm,
+        onProgress: svmProgress("raw"),
       });
       log(`raw pixels:       ${out.raw.mean.toFixed(2)} +- ${out.raw.std.toFixed(2)} %`);
     }
@@ -252,6 +265,7 @@ async function evaluateLocked(runDir: string, opts: EvaluateOptions): Promise<Ev
     await writeFileAtomic(join(runDir, "results.json"), JSON.stringify(out, null, 2) + "\n");
     return out;
   } finally {
+    svm?.close();
     ds?.close();
     net.dispose();
   }

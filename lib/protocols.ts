@@ -28,7 +28,17 @@
 import type { Dataset } from "./data/dataset.ts";
 import { UserError } from "./util/errors.ts";
 import { Rng } from "./util/rng.ts";
-import { accuracy, chooseC, type Features, meanClassAccuracy, predictSVM, subset, trainSVM } from "./svm.ts";
+import {
+  accuracy,
+  type Features,
+  type LinearSVM,
+  meanClassAccuracy,
+  pipelined,
+  predictSVM,
+  subset,
+  SVMWorkers,
+  type WorkerProblem,
+} from "./svm.ts";
 import { type EvalNumbers, type MethodName, METHODS, type ReleaseFile, releaseFile } from "./presets.ts";
 import { KNN_DEFAULTS, type KnnOptions, knnPredict } from "./knn.ts";
 import type { Pooling } from "./features.ts";
@@ -185,8 +195,15 @@ export interface ProtocolOptions {
   knn?: KnnOptions | false;
   /** Messages (C chosen, each run's figure). */
   log?: (m: string) => void;
+  /** Progress of the SVMs: (what, done, total) for the validation of C and for the runs. */
+  onProgress?: (what: string, done: number, total: number) => void;
   /** Changes the protocol's plan before it runs (an experiment on the protocol itself, e.g. another choice of C). */
   plan?: (plan: ProtocolPlan) => ProtocolPlan;
+  /**
+   * The threads that train the SVMs (lib/svm.ts SVMWorkers): how many (default: one per core, started and closed by
+   * the protocol), or workers the caller started (and closes).
+   */
+  workers?: number | SVMWorkers;
 }
 
 /**
@@ -506,6 +523,8 @@ const sortedUnion = (...lists: number[][]) => [...new Set(lists.flat())].sort((a
 /**
  * Runs a protocol (see the module documentation): its plan, then the features of every image the plan uses, C
  * chosen on the plan's validation split (unless given), and one linear SVM per run scored on the run's test set.
+ * The SVMs train in worker threads (`workers`), with the same results for any number of them; while they train the
+ * next SVM, this thread scores the last.
  */
 export async function runProtocol(
   p: ProtocolName,
@@ -514,7 +533,7 @@ export async function runProtocol(
   opts: ProtocolOptions = {},
 ): Promise<ProtocolResult> {
   checkProtocolFits(p, ds);
-  const log = opts.log ?? (() => {});
+  const log = opts.log ?? (() => {}), progress = opts.onProgress ?? (() => {});
   const e = METHODS[opts.method ?? "paper"].eval;
   const drawn = protocolPlan(p, ds, new Rng(opts.seed ?? 0, 9001), e, opts.runs ?? e.runs);
   const plan = opts.plan ? opts.plan(drawn) : drawn;
@@ -542,72 +561,88 @@ export async function runProtocol(
   const rowsIn = (rows: number[]) => (idx: number[]) => rowsOf(rows, idx);
   const [trRows, teRows] = [rowsIn(trainRows), rowsIn(testRows)];
 
-  let C = opts.C ?? NaN, cScores: { C: number; accuracy: number }[] = [];
-  if (opts.C === undefined) {
-    // The values tried: the grid, or the release's random log-uniform draws in the protocol's range.
-    const { range: [lo, hi], draws } = e.cRandom[p], cRng = new Rng(opts.seed ?? 0, 9002);
-    const candidates = e.cSearch === "grid"
-      ? e.cGrid
-      : Array.from({ length: draws }, () => Math.exp(cRng.uniform(Math.log(lo), Math.log(hi))));
-    const folds = plan.cFolds ?? [{ train: plan.cTrain, valid: plan.cValid }];
-    const perFold = folds.map((f) =>
-      chooseC(
-        subset(fTrain, trRows(f.train)),
-        labelsOf(yTrain, f.train),
-        subset(fTrain, trRows(f.valid)),
-        labelsOf(yTrain, f.valid),
-        K,
-        candidates,
-        bias,
-        score,
-      ).scores
-    );
-    // The score of a C: its mean over the folds; ties go to the first tried (the smaller C on the grid).
-    cScores = candidates.map((c, i) => ({
-      C: c,
-      accuracy: perFold.reduce((a, s) => a + s[i].accuracy, 0) / folds.length,
-    }));
-    const best = cScores.reduce((b, s) => s.accuracy > b.accuracy + 1e-12 ? s : b);
-    C = best.C;
-    log(
-      `C = ${C.toPrecision(3)} (validation ${
-        cScores.map((s) => `${s.C.toPrecision(2)}: ${(100 * s.accuracy).toFixed(1)}`).join(", ")
-      })`,
-    );
-  }
+  const svm = opts.workers instanceof SVMWorkers ? opts.workers : new SVMWorkers(opts.workers);
+  try {
+    let C = opts.C ?? NaN, cScores: { C: number; accuracy: number }[] = [];
+    if (opts.C === undefined) {
+      // The values tried: the grid, or the release's random log-uniform draws in the protocol's range.
+      const { range: [lo, hi], draws } = e.cRandom[p], cRng = new Rng(opts.seed ?? 0, 9002);
+      const candidates = e.cSearch === "grid"
+        ? e.cGrid
+        : Array.from({ length: draws }, () => Math.exp(cRng.uniform(Math.log(lo), Math.log(hi))));
+      const folds = plan.cFolds ?? [{ train: plan.cTrain, valid: plan.cValid }];
+      // Every C of a fold trains on the fold's one training set (and Gram matrix), made when its first C starts.
+      const sets = new Map<number, { problem: Promise<WorkerProblem>; valid: Features; y: Int32Array }>();
+      const setOf = (v: number) => {
+        if (!sets.has(v)) {
+          const f = folds[v], y = labelsOf(yTrain, f.train);
+          const problem = svm.problem(subset(fTrain, trRows(f.train)), y, bias);
+          sets.set(v, { problem, valid: subset(fTrain, trRows(f.valid)), y: labelsOf(yTrain, f.valid) });
+        }
+        return sets.get(v)!;
+      };
+      // The score of a C: its mean over the folds; ties go to the first tried (the smaller C on the grid).
+      const sums = new Array<number>(candidates.length).fill(0), n = candidates.length;
+      await pipelined(
+        folds.length * n,
+        async (t) => await svm.solve(await setOf(Math.floor(t / n)).problem, K, candidates[t % n]),
+        (m: LinearSVM, t) => {
+          const v = Math.floor(t / n), set = setOf(v);
+          sums[t % n] += score(predictSVM(m, set.valid), set.y);
+          progress("C validation", t + 1, folds.length * n);
+          if (t % n < n - 1) return;
+          sets.delete(v);
+          if (folds.length > 1) log(`C validated on fold ${v + 1}/${folds.length}`);
+        },
+      );
+      cScores = candidates.map((c, i) => ({ C: c, accuracy: sums[i] / folds.length }));
+      const best = cScores.reduce((b, s) => s.accuracy > b.accuracy + 1e-12 ? s : b);
+      C = best.C;
+      log(
+        `C = ${C.toPrecision(3)} (validation ${
+          cScores.map((s) => `${s.C.toPrecision(2)}: ${(100 * s.accuracy).toFixed(1)}`).join(", ")
+        })`,
+      );
+    }
 
-  const runs: number[] = [], knnRuns: number[] = [];
-  const knn = opts.knn === false ? null : opts.knn ?? KNN_DEFAULTS;
-  // STL-10 and CIFAR-10 test every run on the same set (one array): its rows are gathered once, not once per run.
-  const testSets = new Map<number[], Features>();
-  const testSet = (te: number[]) => testSets.get(te) ?? testSets.set(te, subset(fTest, teRows(te))).get(te)!;
-  for (const [k, tr] of plan.train.entries()) {
-    const te = plan.test[k];
-    const train = subset(fTrain, trRows(tr)), test = testSet(te), y = labelsOf(yTrain, tr);
-    const m = trainSVM(train, y, K, { C, bias });
-    runs.push(100 * score(predictSVM(m, test), labelsOf(yTest, te)));
-    if (knn) knnRuns.push(100 * score(knnPredict(train, y, K, test, knn), labelsOf(yTest, te)));
-    log(
-      `run ${k + 1}/${plan.train.length}: ${runs.at(-1)!.toFixed(2)} %${
-        knn ? ` (kNN ${knnRuns.at(-1)!.toFixed(2)} %)` : ""
-      }`,
-    );
+    const runs: number[] = [], knnRuns: number[] = [];
+    const knn = opts.knn === false ? null : opts.knn ?? KNN_DEFAULTS;
+    // STL-10 and CIFAR-10 test every run on the same set (one array): its rows are gathered once, not once per run.
+    const testSets = new Map<number[], Features>();
+    const testSet = (te: number[]) => testSets.get(te) ?? testSets.set(te, subset(fTest, teRows(te))).get(te)!;
+    // The workers train run k + 1's SVM while this thread scores run k's.
+    await pipelined(plan.train.length, async (k) => {
+      const tr = plan.train[k], train = subset(fTrain, trRows(tr)), y = labelsOf(yTrain, tr);
+      return { train, y, m: await svm.train(train, y, K, { C, bias }) };
+    }, ({ train, y, m }, k) => {
+      const te = plan.test[k], test = testSet(te);
+      runs.push(100 * score(predictSVM(m, test), labelsOf(yTest, te)));
+      if (knn) knnRuns.push(100 * score(knnPredict(train, y, K, test, knn), labelsOf(yTest, te)));
+      progress("runs", k + 1, plan.train.length);
+      log(
+        `run ${k + 1}/${plan.train.length}: ${runs.at(-1)!.toFixed(2)} %${
+          knn ? ` (kNN ${knnRuns.at(-1)!.toFixed(2)} %)` : ""
+        }`,
+      );
+    });
+    const { mean, std } = meanStd(runs, e.std);
+    const knnResult = knn
+      ? { k: knn.k, temperature: knn.temperature, ...meanStd(knnRuns, e.std), runs: knnRuns }
+      : undefined;
+    return {
+      protocol: p,
+      metric: PROTOCOL_INPUT[p].metric,
+      mean,
+      std,
+      runs,
+      C,
+      cScores,
+      trainPerRun: plan.train.at(-1)!.length,
+      ...(knnResult ? { knn: knnResult } : {}),
+      test: plan.test.at(-1)!.length,
+      dim: fTrain.dim,
+    };
+  } finally {
+    if (svm !== opts.workers) svm.close();
   }
-  const { mean, std } = meanStd(runs, e.std);
-  const knnResult = knn
-    ? { k: knn.k, temperature: knn.temperature, ...meanStd(knnRuns, e.std), runs: knnRuns }
-    : undefined;
-  return {
-    protocol: p,
-    metric: PROTOCOL_INPUT[p].metric,
-    mean,
-    std,
-    runs,
-    C,
-    cScores,
-    trainPerRun: plan.train.at(-1)!.length,
-    ...(knnResult ? { knn: knnResult } : {}),
-    test: plan.test.at(-1)!.length,
-    dim: fTrain.dim,
-  };
 }

@@ -12,11 +12,34 @@
  * in a random order, with liblinear's stopping rule (the spread of projected
  * gradients below `tol`, 0.1 by default) and its shrinking heuristic.
  *
+ * Each coordinate step needs the margin w.x_i of its example. liblinear keeps w
+ * and computes the margin as a dot product over the `dim` features (the
+ * primal form). Where the examples are few enough for their n x n Gram matrix
+ * K = X X^T + B^2 (float32) to fit in memory, the same steps keep every margin
+ * instead (the Gram form): a step that changes alpha_i adds its change times
+ * row i of K to the n margins, and a step that changes nothing costs nothing,
+ * where the primal form pays a dot product for every step. K is computed once
+ * per training set (by OpenBLAS where it is installed) and serves every class
+ * and every C; w = sum_i alpha_i y_i x_i is recovered at the end. Both forms take
+ * the same steps in the same order; they differ in the rounding of the margins
+ * only.
+ *
+ * The inner loops of both forms (a margin as a dot product, w or the margins
+ * updated from a row) run as WebAssembly SIMD kernels (lib/svm_kernels.ts) over
+ * one memory that holds the training set. The classes of one-vs-rest are
+ * independent problems, each with its own random order (a stream of the seed
+ * and the class), so {@link SVMWorkers} solves them in parallel threads over
+ * that memory, shared, with the same results as {@link trainSVM} in one.
+ *
  * @module
  */
 import { UserError } from "./util/errors.ts";
 import { Rng } from "./util/rng.ts";
 import { METHODS } from "./presets.ts";
+import { type Blas, openBlas } from "./compute/blas.ts";
+import { rowDots } from "./util/rowdots.ts";
+import { WorkerPool } from "./compute/pool.ts";
+import { Arena, kernels } from "./svm_kernels.ts";
 
 /** A set of feature vectors: `n` rows of `dim` floats. */
 export interface Features {
@@ -42,6 +65,9 @@ export interface LinearSVM {
   C: number;
 }
 
+/** How the margins are kept during training (see the module notes); `auto` picks the Gram form where K fits. */
+export type SVMForm = "auto" | "gram" | "primal";
+
 /** Options of {@link trainSVM}. */
 export interface SVMOptions {
   /** The cost of a margin violation. */
@@ -54,47 +80,90 @@ export interface SVMOptions {
   maxIter?: number;
   /** Seed of the coordinate order. */
   seed?: number;
+  /** Primal or Gram form (default `auto`). */
+  form?: SVMForm;
+  /** The BLAS for the Gram matrix; default: OpenBLAS where installed (null: JavaScript). */
+  blas?: Blas | null;
 }
+
+/** The largest Gram matrix `auto` builds (float32 bytes): 16,384 examples. */
+export const GRAM_MAX_BYTES = 1 << 30;
 
 function checkC(C: number): void {
   if (!(C > 0 && Number.isFinite(C))) throw new UserError(`C = ${C}: the SVM's C must lie in (0, inf)`);
 }
 
-/** Trains one binary problem (labels +-1) by dual coordinate descent; returns w (dim + 1). */
-function trainBinary(
-  f: Features,
+/** Whether training on `n` examples uses the Gram form. */
+export function usesGram(n: number, form: SVMForm = "auto"): boolean {
+  return form === "gram" || (form === "auto" && n * n * 4 <= GRAM_MAX_BYTES);
+}
+
+/**
+ * One training set as the solver sees it: the rows, |x_i|^2 + B^2, the Gram matrix in the Gram form, and scratch
+ * memory for one solver; all of them in one WebAssembly memory (lib/svm_kernels.ts), made by {@link dualProblem}.
+ */
+export interface DualProblem {
+  /** Rows. */
+  n: number;
+  /** Features per row. */
+  dim: number;
+  /** The bias feature B. */
+  bias: number;
+  /** The memory that holds the arrays below. */
+  memory: WebAssembly.Memory;
+  /** The rows (n x dim). */
+  x: Float32Array;
+  /** |x_i|^2 + B^2 for every row (float64). */
+  norms: Float64Array;
+  /** The Gram form's K = X X^T + B^2 (n x n), or null for the primal form. */
+  gram: Float32Array | null;
+  /** n + dim + 1 float64 the solver works in (the margins, then w). */
+  scratch: Float64Array;
+}
+
+/** What {@link solveDual} returns. */
+export interface DualSolution {
+  /** The dual variables. */
+  alpha: Float64Array;
+  /** w = sum_i alpha_i y_i (x_i, B): dim weights, then the bias weight. */
+  w: Float64Array;
+  /** Passes over the (active) coordinates. */
+  iterations: number;
+}
+
+/**
+ * Solves one binary problem (labels +-1) by dual coordinate descent, in the problem's form; `rng` orders the
+ * coordinates.
+ */
+export function solveDual(
+  p: DualProblem,
   sign: Int8Array,
   C: number,
-  B: number,
   tol: number,
   maxIter: number,
   rng: Rng,
-): Float64Array {
-  const { n, dim, x } = f;
-  const w = new Float64Array(dim + 1);
+): DualSolution {
+  const { n, dim, x, gram: K, bias: B } = p, k = kernels(p.memory);
   const alpha = new Float64Array(n);
   const Dii = 1 / (2 * C);
-  const Q = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    let s = B * B;
-    const o = i * dim;
-    for (let j = 0; j < dim; j++) s += x[o + j] * x[o + j];
-    Q[i] = s + Dii;
-  }
+  // The diagonal of the dual's Hessian: |x_i|^2 + B^2 + 1 / 2C.
+  const Q = Float64Array.from(p.norms, (v) => v + Dii);
+  // Primal form: w (and its last weight, the bias's). Gram form: margin[i] = w.(x_i, B) for every i.
+  const margin = p.scratch.subarray(0, n).fill(0), w = p.scratch.subarray(n, n + dim + 1).fill(0);
   const index = new Int32Array(n);
   for (let i = 0; i < n; i++) index[i] = i;
   let active = n;
   let PGmaxOld = Infinity;
-  for (let iter = 0; iter < maxIter; iter++) {
+  let iter = 0;
+  for (; iter < maxIter; iter++) {
     let PGmax = -Infinity, PGmin = Infinity;
     for (let i = 0; i < active; i++) {
       const j = i + rng.int(active - i);
       [index[i], index[j]] = [index[j], index[i]];
     }
     for (let s = 0; s < active; s++) {
-      const i = index[s], yi = sign[i], o = i * dim;
-      let wx = w[dim] * B;
-      for (let j = 0; j < dim; j++) wx += w[j] * x[o + j];
+      const i = index[s], yi = sign[i];
+      const wx = K ? margin[i] : w[dim] * B + k.dot(w, 0, x, i * dim, dim);
       const G = yi * wx - 1 + Dii * alpha[i];
       let PG = 0;
       if (alpha[i] === 0) {
@@ -113,8 +182,12 @@ function trainBinary(
         const old = alpha[i];
         alpha[i] = Math.max(old - G / Q[i], 0);
         const d = (alpha[i] - old) * yi;
-        for (let j = 0; j < dim; j++) w[j] += d * x[o + j];
-        w[dim] += d * B;
+        if (d === 0) continue;
+        if (K) k.axpy(d, K, i * n, margin, 0, n);
+        else {
+          k.axpy(d, x, i * dim, w, 0, dim);
+          w[dim] += d * B;
+        }
       }
     }
     if (PGmax - PGmin <= tol) {
@@ -126,38 +199,217 @@ function trainBinary(
     }
     PGmaxOld = PGmax <= 0 ? Infinity : PGmax;
   }
-  return w;
+  if (K) {
+    // w = sum_i alpha_i y_i (x_i, B).
+    let b = 0;
+    for (let i = 0; i < n; i++) {
+      if (alpha[i] === 0) continue;
+      k.axpy(alpha[i] * sign[i], x, i * dim, w, 0, dim);
+      b += alpha[i] * sign[i];
+    }
+    w[dim] = b * B;
+  }
+  return { alpha, w: w.slice(), iterations: iter };
 }
 
-/** Trains a one-vs-rest linear SVM on features with labels 0..classes-1. */
-export function trainSVM(f: Features, labels: Int32Array, classes: number, opts: SVMOptions): LinearSVM {
+/**
+ * A training set in the solvers' memory (shared between threads): the rows, |x_i|^2 + B^2, room for the Gram matrix
+ * when `gram` (filled by {@link fillGram}) and scratch memory for `solvers` solvers at once (the problem holds the
+ * first; `scratch` all).
+ */
+export function dualProblem(
+  f: Features,
+  bias: number,
+  gram: boolean,
+  solvers = 1,
+): { problem: DualProblem; scratch: Float64Array[] } {
+  const { n, dim } = f;
+  const arena = new Arena(Arena.bytes([n * dim, gram ? n * n : 0], [n, ...Array(solvers).fill(n + dim + 1)]));
+  const x = arena.f32(n * dim);
+  x.set(f.x.subarray(0, n * dim));
+  const norms = arena.f64(n);
+  for (let i = 0; i < n; i++) {
+    let s = bias * bias;
+    for (let j = i * dim; j < (i + 1) * dim; j++) s += x[j] * x[j];
+    norms[i] = s;
+  }
+  const K = gram ? arena.f32(n * n) : null;
+  const scratch = Array.from({ length: solvers }, () => arena.f64(n + dim + 1));
+  return { problem: { n, dim, bias, memory: arena.memory, x, norms, gram: K, scratch: scratch[0] }, scratch };
+}
+
+/**
+ * Rows of the Gram matrix computed per block (the upper triangle and the diagonal block): in JavaScript, blocks whose
+ * rows stay in cache; OpenBLAS, larger ones (it blocks for the cache itself).
+ */
+const GRAM_BLOCK = 64, GRAM_BLOCK_BLAS = 512;
+
+/** Computes rows [r0, r1) of X X^T from column r0 on (the upper triangle and the block's diagonal) into k. */
+function gramBlock(
+  x: Float32Array,
+  n: number,
+  dim: number,
+  r0: number,
+  r1: number,
+  k: Float32Array,
+  blas: Blas | null,
+) {
+  rowDots({ x, r0, r1 }, { x, r0, r1: n }, dim, k.subarray(r0 * n + r0), n, blas);
+}
+
+/** Completes K from its upper triangle: mirrors it and adds B^2. */
+function finishGram(k: Float32Array, n: number, B: number): void {
+  const B2 = B * B, T = 64;
+  for (let i0 = 0; i0 < n; i0 += T) {
+    for (let j0 = i0; j0 < n; j0 += T) {
+      const i1 = Math.min(n, i0 + T), j1 = Math.min(n, j0 + T);
+      for (let i = i0; i < i1; i++) {
+        for (let j = Math.max(j0, i); j < j1; j++) k[j * n + i] = k[i * n + j] = k[i * n + j] + B2;
+      }
+    }
+  }
+}
+
+/** K = X X^T + B^2 (n x n, float32) of a training set, the Gram form's matrix; `out` may hold it (n x n floats). */
+export function gramMatrix(
+  f: Features,
+  bias: number,
+  blas: Blas | null = openBlas().blas,
+  out: Float32Array = new Float32Array(f.n * f.n),
+): Float32Array {
+  const { n, dim, x } = f;
+  const step = blas ? GRAM_BLOCK_BLAS : GRAM_BLOCK;
+  for (let r = 0; r < n; r += step) gramBlock(x, n, dim, r, Math.min(n, r + step), out, blas);
+  finishGram(out, n, bias);
+  return out;
+}
+
+/** Computes the Gram matrix of a problem made by {@link dualProblem} with `gram`, in this thread. */
+export function fillGram(p: DualProblem, blas: Blas | null): void {
+  if (p.gram) gramMatrix(p, p.bias, blas, p.gram);
+}
+
+function checkTraining(f: Features, labels: Int32Array, opts: SVMOptions): void {
   checkC(opts.C);
   if (labels.length !== f.n) throw new Error(`${labels.length} labels for ${f.n} feature vectors`);
-  const B = opts.bias ?? METHODS.paper.eval.svmBias.stl10;
-  const rng = new Rng(opts.seed ?? 1, 555);
-  const w = new Float64Array(classes * (f.dim + 1));
-  const sign = new Int8Array(f.n);
-  for (let c = 0; c < classes; c++) {
-    for (let i = 0; i < f.n; i++) sign[i] = labels[i] === c ? 1 : -1;
-    w.set(trainBinary(f, sign, opts.C, B, opts.tol ?? 0.1, opts.maxIter ?? 1000, rng), c * (f.dim + 1));
-  }
-  return { classes, dim: f.dim, w, bias: B, C: opts.C };
 }
 
-/** Predicted class of every row: the class with the largest decision value. */
-export function predictSVM(m: LinearSVM, f: Features): Int32Array {
-  if (f.dim !== m.dim) throw new Error(`features of ${f.dim} dimensions for an SVM of ${m.dim}`);
-  const out = new Int32Array(f.n), D = m.dim + 1;
-  for (let i = 0; i < f.n; i++) {
-    let best = -Infinity, arg = 0;
-    const o = i * f.dim;
-    for (let c = 0; c < m.classes; c++) {
-      const wo = c * D;
-      let s = m.w[wo + m.dim] * m.bias;
-      for (let j = 0; j < f.dim; j++) s += m.w[wo + j] * f.x[o + j];
-      if (s > best) best = s, arg = c;
+/** The +-1 labels of class c against the rest. */
+function signsOf(labels: Int32Array, c: number): Int8Array {
+  return Int8Array.from(labels, (l) => (l === c ? 1 : -1));
+}
+
+/** The random order of class c's problem. */
+const classRng = (seed: number, c: number) => new Rng(seed, 555, c);
+
+/** Trains a one-vs-rest linear SVM on features with labels 0..classes-1, in this thread. */
+export function trainSVM(f: Features, labels: Int32Array, classes: number, opts: SVMOptions): LinearSVM {
+  checkTraining(f, labels, opts);
+  const { problem } = dualProblem(f, opts.bias ?? METHODS.paper.eval.svmBias.stl10, usesGram(f.n, opts.form));
+  fillGram(problem, opts.blas === undefined ? openBlas().blas : opts.blas);
+  return trainWith(problem, labels, classes, opts);
+}
+
+function trainWith(p: DualProblem, labels: Int32Array, classes: number, opts: SVMOptions): LinearSVM {
+  const w = new Float64Array(classes * (p.dim + 1));
+  for (let c = 0; c < classes; c++) {
+    const s = solveDual(
+      p,
+      signsOf(labels, c),
+      opts.C,
+      opts.tol ?? 0.1,
+      opts.maxIter ?? 1000,
+      classRng(opts.seed ?? 1, c),
+    );
+    w.set(s.w, c * (p.dim + 1));
+  }
+  return { classes, dim: p.dim, w, bias: p.bias, C: opts.C };
+}
+
+/** The decision values of row i (each summed in float64 in the order of the features), four classes at a time. */
+function exactScores(m: LinearSVM, x: Float32Array, i: number, score: Float64Array): void {
+  const D = m.dim + 1, dim = m.dim, W = m.w, B = m.bias, o = i * dim;
+  let c = 0;
+  for (; c + 4 <= m.classes; c += 4) {
+    const w0 = c * D, w1 = w0 + D, w2 = w1 + D, w3 = w2 + D;
+    let s0 = W[w0 + dim] * B, s1 = W[w1 + dim] * B, s2 = W[w2 + dim] * B, s3 = W[w3 + dim] * B;
+    for (let j = 0; j < dim; j++) {
+      const v = x[o + j];
+      s0 += W[w0 + j] * v;
+      s1 += W[w1 + j] * v;
+      s2 += W[w2 + j] * v;
+      s3 += W[w3 + j] * v;
     }
-    out[i] = arg;
+    score[c] = s0, score[c + 1] = s1, score[c + 2] = s2, score[c + 3] = s3;
+  }
+  for (; c < m.classes; c++) {
+    const wo = c * D;
+    let s = W[wo + dim] * B;
+    for (let j = 0; j < dim; j++) s += W[wo + j] * x[o + j];
+    score[c] = s;
+  }
+}
+
+/** The first index of the largest value. */
+function argmax(v: Float64Array): number {
+  let best = -Infinity, arg = 0;
+  for (let c = 0; c < v.length; c++) if (v[c] > best) best = v[c], arg = c;
+  return arg;
+}
+
+/** Rows scored per OpenBLAS call in {@link predictSVM}. */
+const PREDICT_ROWS = 1024;
+
+/**
+ * Predicted class of every row: the class with the largest decision value w_c.(x, B) (ties: the first class), each
+ * value summed in float64. With OpenBLAS (`blas`), the values are first computed in float32 by `sgemm`, with a bound
+ * on their error, 2 (dim + 2) 2^-24 sum_j |w_cj x_j| (the rounding of w to float32 and the float32 sums, in any order;
+ * Higham, "Accuracy and Stability of Numerical Algorithms", §3.1); a row whose best class leads every other by more
+ * than both bounds has that class, and every other row is scored in float64: the classes are those of float64 scores
+ * throughout, ties included. (The bound also allows for values below float32's normal range.)
+ */
+export function predictSVM(m: LinearSVM, f: Features, blas: Blas | null = openBlas().blas): Int32Array {
+  if (f.dim !== m.dim) throw new Error(`features of ${f.dim} dimensions for an SVM of ${m.dim}`);
+  const out = new Int32Array(f.n), K = m.classes, dim = m.dim, D = dim + 1;
+  const score = new Float64Array(K);
+  if (!blas || dim === 0) {
+    for (let i = 0; i < f.n; i++) {
+      exactScores(m, f.x, i, score);
+      out[i] = argmax(score);
+    }
+    return out;
+  }
+  const w32 = new Float32Array(K * dim), wAbs = new Float32Array(K * dim), bias = new Float64Array(K);
+  for (let c = 0; c < K; c++) {
+    for (let j = 0; j < dim; j++) w32[c * dim + j] = m.w[c * D + j], wAbs[c * dim + j] = Math.abs(m.w[c * D + j]);
+    bias[c] = m.w[c * D + dim] * m.bias;
+  }
+  let negative = false, xMax = 0;
+  for (let i = 0; i < f.x.length; i++) negative ||= f.x[i] < 0, xMax = Math.max(xMax, Math.abs(f.x[i]));
+  const rows = Math.min(PREDICT_ROWS, f.n);
+  const s32 = new Float32Array(rows * K), mag = new Float32Array(rows * K);
+  const xAbs = negative ? new Float32Array(rows * dim) : null;
+  // The bound's factor, with 1 % for the float32 sums of |w_cj x_j| themselves; and what underflow below float32's
+  // normal range may add (2^-150 per rounding).
+  const eps = 2.02 * (dim + 2) * 2 ** -24, tiny = (dim + 2) * 2 ** -148 * (2 + xMax);
+  for (let r0 = 0; r0 < f.n; r0 += rows) {
+    const r1 = Math.min(f.n, r0 + rows);
+    rowDots({ x: f.x, r0, r1 }, { x: w32, r0: 0, r1: K }, dim, s32, K, blas);
+    if (xAbs) {
+      for (let k = 0; k < (r1 - r0) * dim; k++) xAbs[k] = Math.abs(f.x[r0 * dim + k]);
+      rowDots({ x: xAbs, r0: 0, r1: r1 - r0 }, { x: wAbs, r0: 0, r1: K }, dim, mag, K, blas);
+    } else rowDots({ x: f.x, r0, r1 }, { x: wAbs, r0: 0, r1: K }, dim, mag, K, blas);
+    for (let i = r0; i < r1; i++) {
+      const o = (i - r0) * K;
+      for (let c = 0; c < K; c++) score[c] = s32[o + c] + bias[c];
+      const best = argmax(score), bound = eps * mag[o + best] + 2 * tiny;
+      let sure = true;
+      for (let c = 0; c < K && sure; c++) {
+        sure = c === best || score[best] - score[c] > bound + eps * mag[o + c];
+      }
+      if (!sure) exactScores(m, f.x, i, score);
+      out[i] = sure ? best : argmax(score);
+    }
   }
   return out;
 }
@@ -188,7 +440,23 @@ export function subset(f: Features, idx: ArrayLike<number>): Features {
   return { n: idx.length, dim: f.dim, x };
 }
 
-/** Chooses C by accuracy on a validation set; ties go to the smaller C. */
+/** The validation scores of the C values tried, and the C chosen. */
+export interface CChoice {
+  /** The C with the best score (ties: the first tried). */
+  C: number;
+  /** Every C tried with its validation score. */
+  scores: { C: number; accuracy: number }[];
+}
+
+function bestC(scores: { C: number; accuracy: number }[]): CChoice {
+  let best = scores[0];
+  for (const s of scores) if (s.accuracy > best.accuracy + 1e-12) best = s;
+  return { C: best.C, scores };
+}
+
+/**
+ * Chooses C by accuracy on a validation set; ties go to the smaller C. Every C trains on the same Gram matrix.
+ */
 export function chooseC(
   train: Features,
   yTrain: Int32Array,
@@ -198,13 +466,224 @@ export function chooseC(
   grid: number[] = METHODS.paper.eval.cGrid,
   bias: number = METHODS.paper.eval.svmBias.stl10,
   score: (p: Int32Array, y: Int32Array) => number = accuracy,
-): { C: number; scores: { C: number; accuracy: number }[] } {
+): CChoice {
   for (const C of grid) checkC(C);
-  const scores = grid.map((C) => ({
-    C,
-    accuracy: score(predictSVM(trainSVM(train, yTrain, classes, { C, bias }), valid), yValid),
-  }));
-  let best = scores[0];
-  for (const s of scores) if (s.accuracy > best.accuracy + 1e-12) best = s;
-  return { C: best.C, scores };
+  if (yTrain.length !== train.n) throw new Error(`${yTrain.length} labels for ${train.n} feature vectors`);
+  const { problem: p } = dualProblem(train, bias, usesGram(train.n));
+  fillGram(p, openBlas().blas);
+  return bestC(
+    grid.map((C) => ({ C, accuracy: score(predictSVM(trainWith(p, yTrain, classes, { C }), valid), yValid) })),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// In parallel: the classes (and the C values) of one-vs-rest in worker threads, sharing the rows and K.
+
+/** A request to an SVM worker. */
+export type SVMJob =
+  | {
+    /** Rows [r0, r1) of a Gram matrix (their upper triangle), in JavaScript. */
+    kind: "gram";
+    x: Float32Array;
+    n: number;
+    dim: number;
+    r0: number;
+    r1: number;
+    gram: Float32Array;
+  }
+  | {
+    /**
+     * The one-vs-rest problems of one C: the worker solves the next class no worker has taken (`next[0]`, counted up
+     * by every worker) until none is left, each in the problem's scratch memory (which is this worker's), and writes
+     * its weights into row c of `out` (classes x (dim + 1)).
+     */
+    kind: "solve";
+    problem: DualProblem;
+    labels: Int32Array;
+    classes: number;
+    C: number;
+    tol: number;
+    maxIter: number;
+    seed: number;
+    next: Int32Array;
+    out: Float64Array;
+  };
+
+/** A worker's answer: the problems it solved. */
+export type SVMAnswer = number;
+
+/** What a worker does with a request (lib/svm_worker.ts). */
+export function runSVMJob(job: SVMJob): SVMAnswer {
+  if (job.kind === "gram") {
+    gramBlock(job.x, job.n, job.dim, job.r0, job.r1, job.gram, null);
+    return 0;
+  }
+  const D = job.problem.dim + 1;
+  for (let solved = 0;; solved++) {
+    const c = Atomics.add(job.next, 0, 1);
+    if (c >= job.classes) return solved;
+    const s = solveDual(job.problem, signsOf(job.labels, c), job.C, job.tol, job.maxIter, classRng(job.seed, c));
+    job.out.set(s.w, c * D);
+  }
+}
+
+/** A copy of `a` in shared memory. */
+function shared<T extends Int32Array | Float64Array>(a: T): T {
+  const s = new (a.constructor as { new (b: SharedArrayBuffer): T })(new SharedArrayBuffer(a.byteLength));
+  s.set(a);
+  return s;
+}
+
+/**
+ * A training set in the SVM workers' shared memory (made by {@link SVMWorkers.problem}): the rows, |x_i|^2 + B^2,
+ * the Gram matrix in the Gram form, scratch memory for each worker, and the labels. Every C trained on it shares it.
+ */
+export interface WorkerProblem {
+  /** The problem as one thread sees it (with the first worker's scratch memory). */
+  problem: DualProblem;
+  /** Each worker's scratch memory. */
+  scratch: Float64Array[];
+  /** The labels 0..classes-1 of the rows. */
+  labels: Int32Array;
+}
+
+/**
+ * Worker threads that train one-vs-rest SVMs: {@link trainSVM} and {@link chooseC} with the classes spread over the
+ * workers, and the same results. The workers take the classes one after another, each the next one no worker has
+ * taken, without waiting for this thread: work handed to them goes on while this thread does something else (scores
+ * the last SVM). The Gram matrix is computed here with OpenBLAS where it is installed (one thread calls it), else in
+ * the workers. Close it when done.
+ */
+export class SVMWorkers {
+  #pool: WorkerPool<SVMJob, SVMAnswer>;
+  #blas: Blas | null;
+  #size: number;
+  #solved = 0;
+
+  /** Starts `size` workers (default: one per core); `blas` as in {@link SVMOptions}. */
+  constructor(size: number = navigator.hardwareConcurrency, blas: Blas | null = openBlas().blas) {
+    if (!(Number.isInteger(size) && size >= 1)) {
+      throw new UserError(`${size} SVM workers: expected a whole number >= 1`);
+    }
+    this.#pool = new WorkerPool(new URL("./svm_worker.ts", import.meta.url), size, "svm");
+    this.#blas = blas;
+    this.#size = size;
+  }
+
+  /** The number of workers. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Binary (one class against the rest) problems the workers have solved so far. */
+  get solved(): number {
+    return this.#solved;
+  }
+
+  /** Stops the workers; work not done is rejected. */
+  close(): void {
+    this.#pool.close();
+  }
+
+  /**
+   * A training set in the workers' shared memory, with its Gram matrix in the Gram form (`form`, default `auto`) and
+   * scratch memory for each worker.
+   */
+  async problem(f: Features, labels: Int32Array, bias: number, form: SVMForm = "auto"): Promise<WorkerProblem> {
+    if (labels.length !== f.n) throw new Error(`${labels.length} labels for ${f.n} feature vectors`);
+    const { n, dim } = f;
+    const made = dualProblem(f, bias, usesGram(n, form), this.size), { x, gram } = made.problem;
+    if (gram && this.#blas) fillGram(made.problem, this.#blas);
+    else if (gram) {
+      const rows: Promise<SVMAnswer>[] = [];
+      for (let r = 0, k = 0; r < n; r += GRAM_BLOCK, k++) {
+        const job: SVMJob = { kind: "gram", x, n, dim, r0: r, r1: Math.min(n, r + GRAM_BLOCK), gram };
+        rows.push(this.#pool.call(k % this.size, job));
+      }
+      await Promise.all(rows);
+      finishGram(gram, n, bias);
+    }
+    return { ...made, labels: shared(labels) };
+  }
+
+  /**
+   * The one-vs-rest SVM of a training set with one C: its classes are handed to the workers at once (they start on
+   * them as soon as they have finished the work handed to them before).
+   */
+  async solve(p: WorkerProblem, classes: number, C: number, opts: Omit<SVMOptions, "C"> = {}): Promise<LinearSVM> {
+    checkC(C);
+    const { problem, scratch, labels } = p, D = problem.dim + 1;
+    const next = new Int32Array(new SharedArrayBuffer(4)), out = shared(new Float64Array(classes * D));
+    const job = (w: number): SVMJob => ({
+      kind: "solve",
+      problem: { ...problem, scratch: scratch[w] },
+      labels,
+      classes,
+      C,
+      tol: opts.tol ?? 0.1,
+      maxIter: opts.maxIter ?? 1000,
+      seed: opts.seed ?? 1,
+      next,
+      out,
+    });
+    const solved = await Promise.all(Array.from({ length: this.size }, (_, w) => this.#pool.call(w, job(w))));
+    this.#solved += solved.reduce((a, b) => a + b, 0);
+    return { classes, dim: problem.dim, w: out.slice(), bias: problem.bias, C };
+  }
+
+  /** {@link trainSVM} in the workers. */
+  async train(f: Features, labels: Int32Array, classes: number, opts: SVMOptions): Promise<LinearSVM> {
+    checkTraining(f, labels, opts);
+    const p = await this.problem(f, labels, opts.bias ?? METHODS.paper.eval.svmBias.stl10, opts.form);
+    return await this.solve(p, classes, opts.C, opts);
+  }
+
+  /**
+   * {@link chooseC} in the workers: every C trains on one Gram matrix, and the workers train the next C while this
+   * thread scores the last.
+   */
+  async chooseC(
+    train: Features,
+    yTrain: Int32Array,
+    valid: Features,
+    yValid: Int32Array,
+    classes: number,
+    grid: number[] = METHODS.paper.eval.cGrid,
+    bias: number = METHODS.paper.eval.svmBias.stl10,
+    score: (p: Int32Array, y: Int32Array) => number = accuracy,
+  ): Promise<CChoice> {
+    for (const C of grid) checkC(C);
+    const p = await this.problem(train, yTrain, bias);
+    const scores: { C: number; accuracy: number }[] = [];
+    await pipelined(grid.length, (i) => this.solve(p, classes, grid[i]), (m) => {
+      scores.push({ C: m.C, accuracy: score(predictSVM(m, valid), yValid) });
+    });
+    return bestC(scores);
+  }
+}
+
+/**
+ * start(i) for i = 0 .. n - 1, and use(the result, i) in that order, each item started before the last one is used:
+ * while this thread uses item i (scores an SVM), the workers can work on item i + 1. A failure of either stops it,
+ * and is thrown; the items started and not used are dropped.
+ */
+export async function pipelined<T>(
+  n: number,
+  start: (i: number) => Promise<T>,
+  use: (result: T, i: number) => void | Promise<void>,
+): Promise<void> {
+  const started = (i: number) => {
+    const p = start(i);
+    // (A failure is thrown where the item is awaited; one never awaited, after an earlier failure, is dropped.)
+    p.catch(() => {});
+    return p;
+  };
+  let current = n > 0 ? started(0) : null;
+  for (let i = 0; i < n; i++) {
+    const next = i + 1 < n ? started(i + 1) : null;
+    // A turn of the event loop: the next item's work reaches the workers before this thread is busy with item i.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    await use(await current!, i);
+    current = next;
+  }
 }

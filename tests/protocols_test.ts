@@ -6,6 +6,7 @@ import { rawPixelFeatures } from "../lib/features.ts";
 import { newImage } from "../lib/util/image.ts";
 import { defaultProtocol, runProtocol } from "../lib/protocols.ts";
 import { Rng } from "../lib/util/rng.ts";
+import type { Features } from "../lib/svm.ts";
 import { CALTECH_TINY, oneLineError, task, tempDir } from "./helpers.ts";
 
 const GRAY: [number, number, number] = [0.5, 0.5, 0.5];
@@ -172,5 +173,60 @@ Deno.test("the paper method validates C by 5-fold cross-validation on the first 
   assert.equal(r.cScores.length, e.cGrid.length);
   const best = Math.max(...r.cScores.map((s) => s.accuracy));
   assert.equal(r.C, r.cScores.find((s) => s.accuracy > best - 1e-12)!.C, "the smallest C of the best score");
+  ds.close();
+});
+
+Deno.test("the SVMs train in worker threads: 1 and 2 workers give the same results; failures stop it cleanly", async () => {
+  const { SVMWorkers } = await import("../lib/svm.ts");
+  const { METHODS } = await import("../lib/presets.ts");
+  const ds = await openDataset(`caltech101:${CALTECH_TINY}`);
+  // (Decoded once: every protocol below asks for the same images.)
+  const decoded = new Map<string, Promise<Features>>();
+  const features = (split: string, idx: number[]) => {
+    const key = `${split}:${idx}`;
+    if (!decoded.has(key)) decoded.set(key, rawPixelFeatures(ds.splits[split], idx, 16, GRAY));
+    return decoded.get(key)!;
+  };
+  const progress: string[] = [];
+  const one = await runProtocol("caltech101", ds, features, {
+    runs: 2,
+    workers: 1,
+    onProgress: (what, done, total) => progress.push(`${what} ${done}/${total}`),
+  });
+  const pool = new SVMWorkers(2);
+  try {
+    const two = await runProtocol("caltech101", ds, features, { runs: 2, workers: pool });
+    assert.deepEqual(two, one);
+    // Every class of every C on every fold, and of each run, was solved by the workers.
+    const e = METHODS.paper.eval, Cs = e.cFolds * e.cGrid.length;
+    assert.equal(pool.solved, (Cs + 2) * 3);
+    assert.deepEqual(progress, [
+      ...Array.from({ length: Cs }, (_, i) => `C validation ${i + 1}/${Cs}`),
+      "runs 1/2",
+      "runs 2/2",
+    ]);
+    // The caller's workers stay open for its next protocol.
+    const fixed = await runProtocol("caltech101", ds, features, { runs: 2, C: one.C, workers: pool });
+    assert.deepEqual(fixed.runs, one.runs);
+    assert.equal(pool.solved, (e.cFolds * e.cGrid.length + 4) * 3);
+  } finally {
+    pool.close();
+  }
+  // A failure while the next run trains (here, in the log) is thrown, and the run in flight dropped.
+  await assert.rejects(
+    runProtocol("caltech101", ds, features, {
+      runs: 2,
+      C: 0.01,
+      log: (m) => {
+        if (m.startsWith("run 1/")) throw new Error("log failed");
+      },
+    }),
+    /log failed/,
+  );
+  // Workers closed under a protocol reject it with a clear message.
+  const closed = new SVMWorkers(2);
+  closed.close();
+  await assert.rejects(runProtocol("caltech101", ds, features, { runs: 2, C: 0.01, workers: closed }), /svm workers/);
+  await assert.rejects(runProtocol("caltech101", ds, features, { runs: 2, workers: 0 }), /0 SVM workers/);
   ds.close();
 });
