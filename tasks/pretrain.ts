@@ -20,7 +20,7 @@ import { parseFlags, Progress, progressBars, runTask } from "../lib/util/cli.ts"
 import { DATA_SPECS } from "../lib/data/mod.ts";
 import { UserError } from "../lib/util/errors.ts";
 import { pretrain } from "../lib/train.ts";
-import { refuseFileAsFolder } from "../lib/util/output_folder.ts";
+import { outputFolder } from "../lib/util/output_folder.ts";
 import { planBudget } from "../lib/budget.ts";
 import { resolveTrainConfig, SCHEDULE_NAMES } from "../lib/config.ts";
 import { readRunConfigFile } from "../lib/run_folder.ts";
@@ -47,7 +47,8 @@ async function main(args: string[]): Promise<void> {
   }, USAGE);
   if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}" (usage: ${USAGE})`);
   if (!values.out) throw new UserError(`--out DIR is required (usage: ${USAGE})`);
-  refuseFileAsFolder(values.out, "--out");
+  // A run folder to continue, or a new, empty or marked folder: a folder of the user's own files is not written into.
+  const folder = outputFolder(values.out, { task: "pretrain", flag: "--out", runFolder: true });
   const every = values["checkpoint-minutes"] === undefined ? 5 : Number(values["checkpoint-minutes"]);
   if (!(every >= 0 && Number.isFinite(every))) {
     throw new UserError(`--checkpoint-minutes ${values["checkpoint-minutes"]}: expected a number of minutes >= 0`);
@@ -68,6 +69,7 @@ async function main(args: string[]): Promise<void> {
       log: (m) => console.error(m),
     });
   }
+  await folder.make();
   const bar = new Progress("pretrain", cfg.steps);
   const result = await pretrain(cfg, {
     out: values.out,

@@ -24,7 +24,7 @@ import { selectBackend } from "../lib/compute/backend.ts";
 import { fmtSecs, parseFlags, Progress, progressBars, runTask } from "../lib/util/cli.ts";
 import { DATA_SPECS, inspectDataset, openDataset } from "../lib/data/mod.ts";
 import { UserError } from "../lib/util/errors.ts";
-import { refuseFileAsFolder } from "../lib/util/output_folder.ts";
+import { outputFolder } from "../lib/util/output_folder.ts";
 import { evaluateRun } from "../lib/evaluate.ts";
 import { measureSpeed, planBudget } from "../lib/budget.ts";
 import { exists, writeFileAtomic } from "../lib/util/fsutil.ts";
@@ -81,11 +81,13 @@ async function main(args: string[]): Promise<void> {
   const scale = RUN_SCALES[scaleName as ScaleName];
   const out = (values.out as string | undefined) ??
     (saved ? `${dirname(savedFrom!)}-again` : join("runs", `reproduce-${scaleName}`));
-  refuseFileAsFolder(out, "--out");
+  // A run folder to continue, or a new, empty or marked folder: a folder of the user's own files is not written into.
+  const folder = outputFolder(out, { task: "reproduce", flag: "--out", runFolder: true });
   // A run folder made with other settings is refused before anything is written into it (a time budget's run once
   // its plan is made, since the plan decides N and K); the folder is ours until the end.
   if (minutes === undefined) await checkContinues(cfg, out);
   checkTrainingFits(cfg, await selectBackend(values.backend as string | undefined));
+  await folder.make();
   const lock = await lockFolder(out);
   try {
     await run(cfg, minutes, out, { scaleName, estimateFirst: !saved && scale.data === undefined, values });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { listTree, oneLineError, ROOT, task, tempDir } from "./helpers.ts";
+import { listTree, oneLineError, ROOT, task, tempDir, tinyRunArgs } from "./helpers.ts";
 
 Deno.test("unknown flags and commands are refused with one line", async () => {
   oneLineError(await task("data", ["inspect", "synthetic", "--verbose"]), /Unknown option '--verbose'/);
@@ -176,4 +176,30 @@ Deno.test("seeds and augment --out: never over a user's files; one marker for bo
     await Deno.readTextFile(`${own}/.exemplar-output`),
     "written by deno task seeds\nwritten by deno task augment\n",
   );
+});
+
+Deno.test("pretrain and reproduce --out: never into a folder of a user's files; a run of their own is continued", async () => {
+  await using tmp = await tempDir();
+  const env = { EXEMPLAR_CACHE: `${tmp.path}/cache` };
+  const mine = `${tmp.path}/mine`;
+  await Deno.mkdir(mine);
+  await Deno.writeTextFile(`${mine}/metrics.jsonl`, "my notes");
+  await Deno.writeTextFile(`${mine}/index.html`, "<p>my page</p>");
+  for (const [name, args] of [["pretrain", tinyRunArgs(mine, 2)], ["reproduce", ["--scale", "tiny", "--out", mine]]]) {
+    const r = await task(name as string, args as string[], env);
+    oneLineError(r, /--out .*mine: the folder holds files the project did not write \(index\.html, metrics\.jsonl\)/);
+    assert.equal(r.code, 2, name as string);
+  }
+  assert.deepEqual(listTree(mine), ["index.html", "metrics.jsonl"]);
+  assert.equal(await Deno.readTextFile(`${mine}/metrics.jsonl`), "my notes");
+  // A new run's folder is the project's from its first file on: the same command continues it, and a task that
+  // writes a folder of its own (export) does not write into it.
+  const run = `${tmp.path}/run`;
+  for (const steps of [2, 3]) {
+    const r = await task("pretrain", tinyRunArgs(run, steps), env);
+    assert.equal(r.code, 0, r.stderr);
+  }
+  const exported = await task("export", ["--run", run, "--out", run], env);
+  oneLineError(exported, /--out .*run is a pretraining run's folder; give a folder of its own for deno task export/);
+  assert.ok(!listTree(run).includes("model.json"));
 });

@@ -5,7 +5,8 @@
  * writes only into a new or empty folder, or into one the project wrote before: such a folder holds the marker file
  * {@link OUTPUT_MARKER}, naming the tasks that wrote it. Any other folder may hold a user's own files of those names,
  * so it is refused with one line and nothing is written. A run folder (its `config.json` from `deno task pretrain`)
- * is the project's too, and a task may be allowed to write into it.
+ * is the project's too: a task may be allowed to write into it (`pretrain` and `reproduce` continue it), and any
+ * other task is refused there, marker or not.
  *
  * @module
  */
@@ -86,7 +87,13 @@ export function outputFolder(path: string, opts: OutputFolderOptions): OutputFol
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw fsError(e, `${opts.flag}: cannot read`, path);
   }
-  const run = opts.runFolder === true && entries.length > 0 && isRunFolder(path);
+  const isRun = entries.length > 0 && isRunFolder(path);
+  if (isRun && opts.runFolder !== true) {
+    throw new UserError(
+      `${opts.flag} ${path} is a pretraining run's folder; give a folder of its own for deno task ${opts.task}`,
+    );
+  }
+  const run = opts.runFolder === true && isRun;
   if (entries.length > 0 && !entries.includes(OUTPUT_MARKER) && !run) {
     const shown = entries.slice(0, 3).join(", ") + (entries.length > 3 ? `, ... (${entries.length} entries)` : "");
     throw new UserError(
