@@ -32,7 +32,7 @@ import { planBudget } from "./budget.ts";
 import { selectBackend, tf } from "./compute/backend.ts";
 import { checkTrainingFits, LIMITS, resolveTrainConfig, type TrainConfig, transformsLabel } from "./config.ts";
 import { openDataset } from "./data/mod.ts";
-import { type EvaluateOptions, evaluateRun, type EvaluationResults } from "./evaluate.ts";
+import { type EvaluateOptions, evaluateRun, type EvaluationResults, readResults } from "./evaluate.ts";
 import { convolutionalMaps } from "./features.ts";
 import { ExemplarNet, PAPER_NETS } from "./nets.ts";
 import { SCALE_NAMES, type ScaleName } from "./presets.ts";
@@ -305,7 +305,7 @@ async function evaluated(dir: string, protocol: ProtocolName, evalData: string):
   const path = join(dir, "results.json");
   if (!exists(path) || !exists(join(dir, RUN_FILES.config))) return null;
   try {
-    const r = JSON.parse(await Deno.readTextFile(path)) as EvaluationResults;
+    const r = await readResults(path);
     const train = (await readRunConfig(dir)).train;
     return r.protocol === protocol && r.evalData === evalData && r.scale.steps === train.steps ? r : null;
   } catch {

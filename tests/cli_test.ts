@@ -82,6 +82,7 @@ Deno.test("file-system faults are one line naming the path and what was being do
     /--out .*a-file\/s: cannot make this folder, .*a-file is a file/,
   );
   await Deno.mkdir(`${tmp.path}/run`);
+  await Deno.writeTextFile(`${tmp.path}/run/config.json`, JSON.stringify({ train: { net: "8c5-16f" } }));
   await Deno.writeTextFile(`${tmp.path}/run/results.json`, '{"scale": {"net"');
   oneLineError(await task("table1", ["--run", `${tmp.path}/run`]), /results\.json: empty or damaged/);
 });
