@@ -204,3 +204,18 @@ Deno.test("pretrain and reproduce --out: never into a folder of a user's files; 
   oneLineError(exported, /--out .*run is a pretraining run's folder; give a folder of its own for deno task export/);
   assert.ok(!listTree(run).includes("model.json"));
 });
+
+Deno.test("a --run that names no folder: one line, and no folder made on its way", async () => {
+  await using tmp = await tempDir();
+  const env = { EXEMPLAR_CACHE: `${tmp.path}/cache` };
+  const cases: [string, string[]][] = [
+    ["evaluate", ["--run", `${tmp.path}/no/such/run`]],
+    ["export", ["--run", `${tmp.path}/no/such/run`, "--out", `${tmp.path}/model`]],
+  ];
+  for (const [name, args] of cases) {
+    const r = await task(name, args, env);
+    oneLineError(r, /no\/such\/run: no trained checkpoint/);
+    assert.equal(r.code, 2, name);
+    assert.deepEqual(listTree(tmp.path).filter((p) => !p.startsWith("cache")), [], name);
+  }
+});
