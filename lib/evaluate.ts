@@ -102,21 +102,29 @@ export interface EvaluateOptions {
 }
 
 /**
- * Reads a run's `results.json`, checked before anything is made from it: the protocol one of {@link PROTOCOLS}, the
- * scale's network and data and the evaluated data as text, and every figure a finite number (accuracies in [0, 100]).
- * A file that is damaged or edited into something else is a {@link UserError} naming the field.
+ * Reads a run's `results.json`, checked by {@link checkResults} before anything is made from it. A file that is
+ * damaged or edited into something else is a {@link UserError} naming the field.
  */
 export async function readResults(path: string): Promise<EvaluationResults> {
-  let r: EvaluationResults;
+  let r: unknown;
   try {
     r = JSON.parse(await Deno.readTextFile(path));
   } catch {
     throw new UserError(`${path}: empty or damaged (run deno task evaluate again to write it)`);
   }
-  const bad = (field: string, value: unknown, expected: string) => {
-    const shown = typeof value === "number" ? String(value) : JSON.stringify(value) ?? "missing";
+  return checkResults(r, path);
+}
+
+/**
+ * Checks what `where` (a file, or a field of one) holds as an evaluation: the protocol one of {@link PROTOCOLS}, the
+ * scale's network and data and the evaluated data as text, and every figure a finite number (accuracies in
+ * [0, 100]); a {@link UserError} naming the first field that is not.
+ */
+export function checkResults(value: unknown, where: string): EvaluationResults {
+  const bad = (field: string, v: unknown, expected: string) => {
+    const shown = typeof v === "number" ? String(v) : JSON.stringify(v) ?? "missing";
     return new UserError(
-      `${path}: ${field} is ${shown}, expected ${expected} (not the results of deno task evaluate; run it again)`,
+      `${where}: ${field} is ${shown}, expected ${expected} (not the results of deno task evaluate; run it again)`,
     );
   };
   const text = (field: string, v: unknown) => {
@@ -142,7 +150,8 @@ export async function readResults(path: string): Promise<EvaluationResults> {
       num(`${name}.knn.std`, q.knn?.std, 0, 100);
     }
   };
-  if (typeof r !== "object" || r === null || Array.isArray(r)) throw bad("the file", r, "an object");
+  const r = value as EvaluationResults;
+  if (typeof r !== "object" || r === null || Array.isArray(r)) throw bad("the evaluation", r, "an object");
   if (!(PROTOCOLS as readonly unknown[]).includes(r.protocol)) throw bad("protocol", r.protocol, PROTOCOLS.join(", "));
   if (typeof r.scale !== "object" || r.scale === null) throw bad("scale", r.scale, "the pretraining's scale");
   text("scale.net", r.scale.net);
