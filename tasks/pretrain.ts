@@ -80,6 +80,9 @@ async function main(args: string[]): Promise<void> {
     onRow: (r) => bar.update(r.step, rowSummary(r)),
     onSteps: (steps) => bar.setTotal(steps),
     onProgress: progressBars(),
+  }).catch((e) => {
+    folder.abandon(); // (a new run refused before it wrote anything leaves no folder)
+    throw e;
   });
   console.error(
     `${result.steps} steps (${result.samples} samples) on ${result.backend.name}; run folder ${values.out}`,

@@ -88,11 +88,16 @@ async function main(args: string[]): Promise<void> {
   if (minutes === undefined) await checkContinues(cfg, out);
   checkTrainingFits(cfg, await selectBackend(values.backend as string | undefined));
   await folder.make();
-  const lock = await lockFolder(out);
   try {
-    await run(cfg, minutes, out, { scaleName, estimateFirst: !saved && scale.data === undefined, values });
-  } finally {
-    lock.release();
+    const lock = await lockFolder(out);
+    try {
+      await run(cfg, minutes, out, { scaleName, estimateFirst: !saved && scale.data === undefined, values });
+    } finally {
+      lock.release();
+    }
+  } catch (e) {
+    folder.abandon(); // (a new run refused before it wrote anything leaves no folder)
+    throw e;
   }
 }
 

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { UserError } from "./errors.ts";
 import { fsError, writeFileAtomic } from "./fsutil.ts";
 
@@ -71,6 +71,11 @@ export interface OutputFolder {
   path: string;
   /** Makes the folder (and its parents) and marks it as the project's. */
   make(): Promise<void>;
+  /**
+   * After a failure: removes what {@link OutputFolder.make} made (the marker, the folder and its parents) where
+   * nothing else was written into it, so that a task refused once it had made its folder leaves nothing behind.
+   */
+  abandon(): void;
 }
 
 /**
@@ -101,6 +106,9 @@ export function outputFolder(path: string, opts: OutputFolderOptions): OutputFol
         `give a new or empty folder, or one deno task ${opts.task} wrote before`,
     );
   }
+  // The folders make() makes, the deepest first (none where the folder stands already).
+  const missing: string[] = [];
+  for (let p = resolve(path); statOrNull(p) === null && dirname(p) !== p; p = dirname(p)) missing.push(p);
   return {
     path,
     async make() {
@@ -116,6 +124,21 @@ export function outputFolder(path: string, opts: OutputFolderOptions): OutputFol
         lines = Deno.readTextFileSync(marker).split("\n").filter((l) => l.trim());
       } catch { /* a new folder */ }
       if (!lines.includes(line)) await writeFileAtomic(marker, [...lines, line].join("\n") + "\n");
+    },
+    abandon() {
+      if (!missing.length) return;
+      try {
+        const left = [...Deno.readDirSync(path)].map((e) => e.name);
+        if (left.some((n) => n !== OUTPUT_MARKER)) return;
+        Deno.removeSync(marker);
+      } catch { /* not made, or gone */ }
+      for (const dir of missing) {
+        try {
+          Deno.removeSync(dir); // (fails, as it should, unless empty)
+        } catch {
+          return;
+        }
+      }
     },
   };
 }
