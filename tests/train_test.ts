@@ -319,3 +319,12 @@ Deno.test("a budget too large for any run names --minutes, after its warm-up, an
   assert.equal(r.code, 2);
   assert.ok(!listTree(tmp.path).includes("run"), "no run folder");
 });
+
+Deno.test("metrics.jsonl that is a folder: one line naming it", async () => {
+  await using tmp = await tempDir();
+  await Deno.mkdir(`${tmp.path}/metrics.jsonl`);
+  await assert.rejects(
+    () => readMetrics(tmp.path),
+    /^UserError: cannot read .*metrics\.jsonl: a folder stands where the file goes$/,
+  );
+});
