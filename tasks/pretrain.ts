@@ -23,7 +23,8 @@ import { pretrain } from "../lib/train.ts";
 import { outputFolder } from "../lib/util/output_folder.ts";
 import { planBudget } from "../lib/budget.ts";
 import { resolveTrainConfig, SCHEDULE_NAMES } from "../lib/config.ts";
-import { readRunConfigFile } from "../lib/run_folder.ts";
+import { readRunConfig, readRunConfigFile, RUN_FILES } from "../lib/run_folder.ts";
+import { exists } from "../lib/util/fsutil.ts";
 import { SCALE_NAMES, type ScaleName } from "../lib/presets.ts";
 import { rowSummary, TRAIN_FLAGS } from "../lib/train_flags.ts";
 
@@ -47,6 +48,8 @@ async function main(args: string[]): Promise<void> {
   }, USAGE);
   if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}" (usage: ${USAGE})`);
   if (!values.out) throw new UserError(`--out DIR is required (usage: ${USAGE})`);
+  // A run folder whose config.json is damaged is named as such, not taken for a folder of a user's files.
+  if (exists(join(values.out, RUN_FILES.config))) await readRunConfig(values.out);
   // A run folder to continue, or a new, empty or marked folder: a folder of the user's own files is not written into.
   const folder = outputFolder(values.out, { task: "pretrain", flag: "--out", runFolder: true });
   const every = values["checkpoint-minutes"] === undefined ? 5 : Number(values["checkpoint-minutes"]);

@@ -31,7 +31,7 @@ import { exists, writeFileAtomic } from "../lib/util/fsutil.ts";
 import { lockFolder } from "../lib/util/lock.ts";
 import { writeTable1 } from "../lib/table1.ts";
 import { pretrain } from "../lib/train.ts";
-import { checkContinues, readRunConfigFile } from "../lib/run_folder.ts";
+import { checkContinues, readRunConfig, readRunConfigFile, RUN_FILES } from "../lib/run_folder.ts";
 import { checkTrainingFits, resolveTrainConfig, SCHEDULE_NAMES, type TrainConfig } from "../lib/config.ts";
 import { rowSummary, TRAIN_FLAGS } from "../lib/train_flags.ts";
 import { METHOD_NAMES, RUN_SCALES, SCALE_NAMES, type ScaleName } from "../lib/presets.ts";
@@ -81,6 +81,8 @@ async function main(args: string[]): Promise<void> {
   const scale = RUN_SCALES[scaleName as ScaleName];
   const out = (values.out as string | undefined) ??
     (saved ? `${dirname(savedFrom!)}-again` : join("runs", `reproduce-${scaleName}`));
+  // A run folder whose config.json is damaged is named as such, not taken for a folder of a user's files.
+  if (exists(join(out, RUN_FILES.config))) await readRunConfig(out);
   // A run folder to continue, or a new, empty or marked folder: a folder of the user's own files is not written into.
   const folder = outputFolder(out, { task: "reproduce", flag: "--out", runFolder: true });
   // A run folder made with other settings is refused before anything is written into it (a time budget's run once

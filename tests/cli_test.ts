@@ -219,3 +219,18 @@ Deno.test("a --run that names no folder: one line, and no folder made on its way
     assert.deepEqual(listTree(tmp.path).filter((p) => !p.startsWith("cache")), [], name);
   }
 });
+
+Deno.test("pretrain and reproduce on a run folder whose config.json is damaged: one line naming config.json", async () => {
+  await using tmp = await tempDir();
+  const run = `${tmp.path}/run`;
+  await Deno.mkdir(run);
+  await Deno.writeTextFile(`${run}/config.json`, '{"train": {"lr": NaN}}');
+  await Deno.writeTextFile(`${run}/checkpoint.ckpt`, "EXCNNCK2");
+  for (const args of [tinyRunArgs(run, 2), ["--scale", "tiny", "--out", run]]) {
+    const r = await task(args.includes("--scale") ? "reproduce" : "pretrain", args, {
+      EXEMPLAR_CACHE: `${tmp.path}/c`,
+    });
+    oneLineError(r, /run\/config\.json: not JSON \(expected a run's config\.json\)/);
+  }
+  assert.deepEqual(listTree(run), ["checkpoint.ckpt", "config.json"]);
+});
