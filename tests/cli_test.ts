@@ -234,3 +234,13 @@ Deno.test("pretrain and reproduce on a run folder whose config.json is damaged: 
   }
   assert.deepEqual(listTree(run), ["checkpoint.ckpt", "config.json"]);
 });
+
+Deno.test("a user's file named with a line break, in a refused --out: still one line", async () => {
+  await using tmp = await tempDir();
+  const mine = `${tmp.path}/mine`;
+  await Deno.mkdir(mine);
+  await Deno.writeTextFile(`${mine}/my\nnotes.md`, "mine");
+  const r = await task("table1", ["--out", mine]);
+  oneLineError(r, /--out .*mine: the folder holds files the project did not write \("my\\nnotes\.md"\)/);
+  assert.deepEqual(listTree(mine), ["my\nnotes.md"]);
+});

@@ -100,7 +100,11 @@ export function outputFolder(path: string, opts: OutputFolderOptions): OutputFol
   }
   const run = opts.runFolder === true && isRun;
   if (entries.length > 0 && !entries.includes(OUTPUT_MARKER) && !run) {
-    const shown = entries.slice(0, 3).join(", ") + (entries.length > 3 ? `, ... (${entries.length} entries)` : "");
+    // (A name with a line break or another control character is quoted, so that the message stays one line.)
+    const control = (n: string) => [...n].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
+    const name = (n: string) => (control(n) ? JSON.stringify(n) : n);
+    const shown = entries.slice(0, 3).map(name).join(", ") +
+      (entries.length > 3 ? `, ... (${entries.length} entries)` : "");
     throw new UserError(
       `${opts.flag} ${path}: the folder holds files the project did not write (${shown}); ` +
         `give a new or empty folder, or one deno task ${opts.task} wrote before`,
