@@ -19,7 +19,7 @@ import { join } from "node:path";
 import { type BackendInfo, selectBackend } from "./compute/backend.ts";
 import { createEngine } from "./compute/engine.ts";
 import { readRunConfig, RUN_FILES, updateTrainConfig } from "./run_folder.ts";
-import { type BudgetPlan, checkTrainingFits, type Replan, type TrainConfig } from "./config.ts";
+import { type BudgetPlan, checkTrainingFits, LIMITS, type Replan, type TrainConfig } from "./config.ts";
 import { UserError } from "./util/errors.ts";
 import { exists } from "./util/fsutil.ts";
 import { Rng } from "./util/rng.ts";
@@ -141,6 +141,12 @@ export async function planBudget(
   checkTrainingFits(probe, backend);
   const samplesPerSecond = await measureSpeed(probe, backend);
   const steps = Math.max(1, Math.floor((minutes * 60 * samplesPerSecond * EFFICIENCY) / cfg.batch));
+  if (steps > LIMITS.steps) {
+    throw new UserError(
+      `--minutes ${minutes}: at the ${samplesPerSecond.toFixed(0)} samples/s measured on ${backend.name} that is ` +
+        `${steps} steps, more than the ${LIMITS.steps} a run takes; give fewer minutes`,
+    );
+  }
   const classes = opts.classesGiven ? cfg.classes : budgetClasses(steps * cfg.batch);
   const budget: BudgetPlan = { minutes, samplesPerSecond, efficiency: EFFICIENCY, steps, classes };
   const schedule = cfg.schedule;

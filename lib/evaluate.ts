@@ -101,6 +101,68 @@ export interface EvaluateOptions {
   onProgress?: (what: string, done: number, total: number) => void;
 }
 
+/**
+ * Reads a run's `results.json`, checked by {@link checkResults} before anything is made from it. A file that is
+ * damaged or edited into something else is a {@link UserError} naming the field.
+ */
+export async function readResults(path: string): Promise<EvaluationResults> {
+  let r: unknown;
+  try {
+    r = JSON.parse(await Deno.readTextFile(path));
+  } catch {
+    throw new UserError(`${path}: empty or damaged (run deno task evaluate again to write it)`);
+  }
+  return checkResults(r, path);
+}
+
+/**
+ * Checks what `where` (a file, or a field of one) holds as an evaluation: the protocol one of {@link PROTOCOLS}, the
+ * scale's network and data and the evaluated data as text, and every figure a finite number (accuracies in
+ * [0, 100]); a {@link UserError} naming the first field that is not.
+ */
+export function checkResults(value: unknown, where: string): EvaluationResults {
+  const bad = (field: string, v: unknown, expected: string) => {
+    const shown = typeof v === "number" ? String(v) : JSON.stringify(v) ?? "missing";
+    return new UserError(
+      `${where}: ${field} is ${shown}, expected ${expected} (not the results of deno task evaluate; run it again)`,
+    );
+  };
+  const text = (field: string, v: unknown) => {
+    if (typeof v !== "string") throw bad(field, v, "text");
+  };
+  const num = (field: string, v: unknown, lo: number, hi: number) => {
+    if (typeof v !== "number" || !Number.isFinite(v) || v < lo || v > hi) {
+      throw bad(field, v, `a number in [${lo}, ${hi}]`);
+    }
+  };
+  const result = (name: string, p: unknown) => {
+    if (typeof p !== "object" || p === null) throw bad(name, p, "a protocol's result");
+    const q = p as ProtocolResult;
+    text(`${name}.metric`, q.metric);
+    num(`${name}.mean`, q.mean, 0, 100);
+    num(`${name}.std`, q.std, 0, 100);
+    num(`${name}.C`, q.C, 0, Number.MAX_VALUE);
+    if (!Array.isArray(q.runs)) throw bad(`${name}.runs`, q.runs, "a list of each run's figure");
+    q.runs.forEach((v, i) => num(`${name}.runs[${i}]`, v, 0, 100));
+    if (q.knn !== undefined) {
+      num(`${name}.knn.k`, q.knn?.k, 1, Number.MAX_SAFE_INTEGER);
+      num(`${name}.knn.mean`, q.knn?.mean, 0, 100);
+      num(`${name}.knn.std`, q.knn?.std, 0, 100);
+    }
+  };
+  const r = value as EvaluationResults;
+  if (typeof r !== "object" || r === null || Array.isArray(r)) throw bad("the evaluation", r, "an object");
+  if (!(PROTOCOLS as readonly unknown[]).includes(r.protocol)) throw bad("protocol", r.protocol, PROTOCOLS.join(", "));
+  if (typeof r.scale !== "object" || r.scale === null) throw bad("scale", r.scale, "the pretraining's scale");
+  text("scale.net", r.scale.net);
+  text("scale.data", r.scale.data);
+  text("evalData", r.evalData);
+  result("learned", r.learned);
+  if (r.random !== undefined) result("random", r.random);
+  if (r.raw !== undefined) result("raw", r.raw);
+  return r;
+}
+
 /** The version of the feature computation: a change to what features hold changes it, and every cached set with it. */
 const FEATURES_VERSION = 3;
 

@@ -32,7 +32,7 @@ import { planBudget } from "./budget.ts";
 import { selectBackend, tf } from "./compute/backend.ts";
 import { checkTrainingFits, LIMITS, resolveTrainConfig, type TrainConfig, transformsLabel } from "./config.ts";
 import { openDataset } from "./data/mod.ts";
-import { type EvaluateOptions, evaluateRun, type EvaluationResults } from "./evaluate.ts";
+import { checkResults, type EvaluateOptions, evaluateRun, type EvaluationResults, readResults } from "./evaluate.ts";
 import { convolutionalMaps } from "./features.ts";
 import { ExemplarNet, PAPER_NETS } from "./nets.ts";
 import { SCALE_NAMES, type ScaleName } from "./presets.ts";
@@ -226,17 +226,46 @@ interface SweepPlan {
   previous: SweepFile | null;
 }
 
-/** Reads a sweep folder's sweep.json, or null where there is none. */
+/**
+ * Reads a sweep folder's sweep.json, or null where there is none. Its points are shown again in the chart and the
+ * table, so each is checked first: a file damaged or edited into other types is a {@link UserError} naming the field.
+ */
 export async function readSweep(dir: string): Promise<SweepFile | null> {
   const path = join(dir, SWEEP_FILES.json);
   if (!exists(path)) return null;
+  const refused = (why: string) =>
+    new UserError(`${path}: not a sweep's sweep.json (${why}); move it away, or give another --out`);
+  let f: SweepFile;
   try {
-    const f = JSON.parse(await Deno.readTextFile(path)) as SweepFile;
+    f = JSON.parse(await Deno.readTextFile(path)) as SweepFile;
     if (!(VARIES as readonly string[]).includes(f?.vary) || !Array.isArray(f.points)) throw new Error();
-    return f;
+    if (typeof f.settings !== "object" || f.settings === null) throw new Error();
   } catch {
-    throw new UserError(`${path}: not a sweep's sweep.json (damaged?); move it away, or give another --out`);
+    throw refused("damaged?");
   }
+  f.points.forEach((p, i) => {
+    const at = `points[${i}]`;
+    const finite = (v: unknown) => typeof v === "number" && Number.isFinite(v);
+    if (typeof p?.name !== "string" || !(typeof p.x === "string" || finite(p.x))) throw refused(`${at}: its name`);
+    if (!["done", "failed", "pending"].includes(p.status)) throw refused(`${at}.status`);
+    if (p.error !== undefined && typeof p.error !== "string") throw refused(`${at}.error`);
+    const t = p.train;
+    if (
+      t !== undefined &&
+      !(typeof t?.net === "string" && Array.isArray(t.transforms) && t.transforms.every((x) => typeof x === "string") &&
+        finite(t.classes) && (t.perClass === "inf" || finite(t.perClass)) && finite(t.steps) && finite(t.samples))
+    ) throw refused(`${at}.train`);
+    const v = p.surrogate;
+    if (v != null && !(finite(v.step) && finite(v.val_accuracy))) throw refused(`${at}.surrogate`);
+    if (p.results !== undefined) {
+      try {
+        checkResults(p.results, `${at}.results`);
+      } catch (e) {
+        throw refused((e as Error).message.replace(/ \(not the results of .*$/, ""));
+      }
+    }
+  });
+  return f;
 }
 
 /** Plans a sweep: every point's settings checked, the folder's earlier sweep matched, the protocol fitted. */
@@ -305,7 +334,7 @@ async function evaluated(dir: string, protocol: ProtocolName, evalData: string):
   const path = join(dir, "results.json");
   if (!exists(path) || !exists(join(dir, RUN_FILES.config))) return null;
   try {
-    const r = JSON.parse(await Deno.readTextFile(path)) as EvaluationResults;
+    const r = await readResults(path);
     const train = (await readRunConfig(dir)).train;
     return r.protocol === protocol && r.evalData === evalData && r.scale.steps === train.steps ? r : null;
   } catch {

@@ -321,8 +321,8 @@ export interface FeatureCacheMeta {
 
 /**
  * Reads cached features, or computes and caches them (`dir/name.f32` and `.json`). `name` must identify everything
- * the features depend on (see {@link imagesIdentity}); a file that is cut short, damaged or does not match its
- * checksum is recomputed.
+ * the features depend on (see {@link imagesIdentity}); a file that is cut short, damaged, does not match its
+ * checksum, or was made for another `about` (what the key was made of) is recomputed.
  */
 export async function cachedFeatures(
   dir: string,
@@ -335,7 +335,9 @@ export async function cachedFeatures(
     try {
       const meta = JSON.parse(await Deno.readTextFile(metaPath)) as FeatureCacheMeta;
       const bytes = await Deno.readFile(bin);
-      if (Number.isInteger(meta.n) && Number.isInteger(meta.dim) && bytes.length === meta.n * meta.dim * 4) {
+      // A set made for other weights, images or settings (a file copied over another's name) is not served.
+      const same = about === undefined || JSON.stringify(meta.about) === JSON.stringify(about);
+      if (same && Number.isInteger(meta.n) && Number.isInteger(meta.dim) && bytes.length === meta.n * meta.dim * 4) {
         const x = new Float32Array(bytes.buffer, bytes.byteOffset, meta.n * meta.dim);
         if (hashBytes(x) === meta.checksum) return { n: meta.n, dim: meta.dim, x };
       }

@@ -117,7 +117,13 @@ export async function writeRunConfig(dir: string, file: RunConfigFile): Promise<
 export async function readMetrics(dir: string, maxStep = Infinity): Promise<MetricsRow[]> {
   const path = join(dir, RUN_FILES.metrics);
   if (!exists(path)) return [];
-  const lines = (await Deno.readTextFile(path)).split("\n");
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw fsError(e, "cannot read", path);
+  }
+  const lines = text.split("\n");
   const rows: MetricsRow[] = [];
   for (let i = 0; i < lines.length; i++) {
     if (!lines[i].trim()) continue;

@@ -20,10 +20,11 @@ import { parseFlags, Progress, progressBars, runTask } from "../lib/util/cli.ts"
 import { DATA_SPECS } from "../lib/data/mod.ts";
 import { UserError } from "../lib/util/errors.ts";
 import { pretrain } from "../lib/train.ts";
-import { refuseFileAsFolder } from "../lib/util/output_folder.ts";
+import { outputFolder } from "../lib/util/output_folder.ts";
 import { planBudget } from "../lib/budget.ts";
 import { resolveTrainConfig, SCHEDULE_NAMES } from "../lib/config.ts";
-import { readRunConfigFile } from "../lib/run_folder.ts";
+import { readRunConfig, readRunConfigFile, RUN_FILES } from "../lib/run_folder.ts";
+import { exists } from "../lib/util/fsutil.ts";
 import { SCALE_NAMES, type ScaleName } from "../lib/presets.ts";
 import { rowSummary, TRAIN_FLAGS } from "../lib/train_flags.ts";
 
@@ -47,7 +48,10 @@ async function main(args: string[]): Promise<void> {
   }, USAGE);
   if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}" (usage: ${USAGE})`);
   if (!values.out) throw new UserError(`--out DIR is required (usage: ${USAGE})`);
-  refuseFileAsFolder(values.out, "--out");
+  // A run folder whose config.json is damaged is named as such, not taken for a folder of a user's files.
+  if (exists(join(values.out, RUN_FILES.config))) await readRunConfig(values.out);
+  // A run folder to continue, or a new, empty or marked folder: a folder of the user's own files is not written into.
+  const folder = outputFolder(values.out, { task: "pretrain", flag: "--out", runFolder: true });
   const every = values["checkpoint-minutes"] === undefined ? 5 : Number(values["checkpoint-minutes"]);
   if (!(every >= 0 && Number.isFinite(every))) {
     throw new UserError(`--checkpoint-minutes ${values["checkpoint-minutes"]}: expected a number of minutes >= 0`);
@@ -68,6 +72,7 @@ async function main(args: string[]): Promise<void> {
       log: (m) => console.error(m),
     });
   }
+  await folder.make();
   const bar = new Progress("pretrain", cfg.steps);
   const result = await pretrain(cfg, {
     out: values.out,
@@ -78,6 +83,9 @@ async function main(args: string[]): Promise<void> {
     onRow: (r) => bar.update(r.step, rowSummary(r)),
     onSteps: (steps) => bar.setTotal(steps),
     onProgress: progressBars(),
+  }).catch((e) => {
+    folder.abandon(); // (a new run refused before it wrote anything leaves no folder)
+    throw e;
   });
   console.error(
     `${result.steps} steps (${result.samples} samples) on ${result.backend.name}; run folder ${values.out}`,

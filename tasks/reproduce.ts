@@ -24,14 +24,14 @@ import { selectBackend } from "../lib/compute/backend.ts";
 import { fmtSecs, parseFlags, Progress, progressBars, runTask } from "../lib/util/cli.ts";
 import { DATA_SPECS, inspectDataset, openDataset } from "../lib/data/mod.ts";
 import { UserError } from "../lib/util/errors.ts";
-import { refuseFileAsFolder } from "../lib/util/output_folder.ts";
+import { outputFolder } from "../lib/util/output_folder.ts";
 import { evaluateRun } from "../lib/evaluate.ts";
 import { measureSpeed, planBudget } from "../lib/budget.ts";
 import { exists, writeFileAtomic } from "../lib/util/fsutil.ts";
 import { lockFolder } from "../lib/util/lock.ts";
 import { writeTable1 } from "../lib/table1.ts";
 import { pretrain } from "../lib/train.ts";
-import { checkContinues, readRunConfigFile } from "../lib/run_folder.ts";
+import { checkContinues, readRunConfig, readRunConfigFile, RUN_FILES } from "../lib/run_folder.ts";
 import { checkTrainingFits, resolveTrainConfig, SCHEDULE_NAMES, type TrainConfig } from "../lib/config.ts";
 import { rowSummary, TRAIN_FLAGS } from "../lib/train_flags.ts";
 import { METHOD_NAMES, RUN_SCALES, SCALE_NAMES, type ScaleName } from "../lib/presets.ts";
@@ -81,16 +81,25 @@ async function main(args: string[]): Promise<void> {
   const scale = RUN_SCALES[scaleName as ScaleName];
   const out = (values.out as string | undefined) ??
     (saved ? `${dirname(savedFrom!)}-again` : join("runs", `reproduce-${scaleName}`));
-  refuseFileAsFolder(out, "--out");
+  // A run folder whose config.json is damaged is named as such, not taken for a folder of a user's files.
+  if (exists(join(out, RUN_FILES.config))) await readRunConfig(out);
+  // A run folder to continue, or a new, empty or marked folder: a folder of the user's own files is not written into.
+  const folder = outputFolder(out, { task: "reproduce", flag: "--out", runFolder: true });
   // A run folder made with other settings is refused before anything is written into it (a time budget's run once
   // its plan is made, since the plan decides N and K); the folder is ours until the end.
   if (minutes === undefined) await checkContinues(cfg, out);
   checkTrainingFits(cfg, await selectBackend(values.backend as string | undefined));
-  const lock = await lockFolder(out);
+  await folder.make();
   try {
-    await run(cfg, minutes, out, { scaleName, estimateFirst: !saved && scale.data === undefined, values });
-  } finally {
-    lock.release();
+    const lock = await lockFolder(out);
+    try {
+      await run(cfg, minutes, out, { scaleName, estimateFirst: !saved && scale.data === undefined, values });
+    } finally {
+      lock.release();
+    }
+  } catch (e) {
+    folder.abandon(); // (a new run refused before it wrote anything leaves no folder)
+    throw e;
   }
 }
 

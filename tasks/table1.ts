@@ -8,10 +8,10 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { parseFlags, runTask } from "../lib/util/cli.ts";
 import { UserError } from "../lib/util/errors.ts";
-import type { EvaluationResults } from "../lib/evaluate.ts";
+import { type EvaluationResults, readResults } from "../lib/evaluate.ts";
 import { exists } from "../lib/util/fsutil.ts";
 import { isRunFolder, outputFolder } from "../lib/util/output_folder.ts";
 import { writeTable1 } from "../lib/table1.ts";
@@ -34,20 +34,23 @@ async function main(args: string[]): Promise<void> {
   );
   if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}" (usage: ${USAGE})`);
   const runs = ((values as Record<string, unknown>).run as string[] | undefined) ?? [];
+  const out = (values.out as string | undefined) ?? (runs.length === 1 ? runs[0] : join("runs", "table1"));
+  // The table goes beside a run's own files (while no other task uses the run), or into a folder of its own; not
+  // into the folder of a run it does not show, whose table1.md is that run's.
+  const flag = values.out ? "--out" : runs.length === 1 ? "--run" : "the default folder";
+  const folder = outputFolder(out, { task: "table1", flag, runFolder: true });
+  if (runs.length && isRunFolder(out) && !runs.some((r) => resolve(r) === resolve(out))) {
+    throw new UserError(
+      `${flag} ${out} is the folder of a run that is not among the --run folders; give a folder of its own, or ` +
+        `that run with --run`,
+    );
+  }
   const results: EvaluationResults[] = [];
   for (const r of runs) {
     const p = join(r, "results.json");
     if (!exists(p)) throw new UserError(`--run ${r}: no results.json there (run deno task evaluate --run ${r} first)`);
-    try {
-      results.push(JSON.parse(await Deno.readTextFile(p)));
-    } catch {
-      throw new UserError(`${p}: empty or damaged (run deno task evaluate --run ${r} again to write it)`);
-    }
+    results.push(await readResults(p));
   }
-  const out = (values.out as string | undefined) ?? (runs.length === 1 ? runs[0] : join("runs", "table1"));
-  // The table goes beside a run's own files (while no other task uses the run), or into a folder of its own.
-  const flag = values.out ? "--out" : runs.length === 1 ? "--run" : "the default folder";
-  const folder = outputFolder(out, { task: "table1", flag, runFolder: true });
   const lock = isRunFolder(out) ? await lockFolder(out) : null;
   let paths;
   try {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { listTree, oneLineError, ROOT, task, tempDir } from "./helpers.ts";
+import { listTree, oneLineError, ROOT, task, tempDir, tinyRunArgs } from "./helpers.ts";
 
 Deno.test("unknown flags and commands are refused with one line", async () => {
   oneLineError(await task("data", ["inspect", "synthetic", "--verbose"]), /Unknown option '--verbose'/);
@@ -82,6 +82,7 @@ Deno.test("file-system faults are one line naming the path and what was being do
     /--out .*a-file\/s: cannot make this folder, .*a-file is a file/,
   );
   await Deno.mkdir(`${tmp.path}/run`);
+  await Deno.writeTextFile(`${tmp.path}/run/config.json`, JSON.stringify({ train: { net: "8c5-16f" } }));
   await Deno.writeTextFile(`${tmp.path}/run/results.json`, '{"scale": {"net"');
   oneLineError(await task("table1", ["--run", `${tmp.path}/run`]), /results\.json: empty or damaged/);
 });
@@ -176,4 +177,70 @@ Deno.test("seeds and augment --out: never over a user's files; one marker for bo
     await Deno.readTextFile(`${own}/.exemplar-output`),
     "written by deno task seeds\nwritten by deno task augment\n",
   );
+});
+
+Deno.test("pretrain and reproduce --out: never into a folder of a user's files; a run of their own is continued", async () => {
+  await using tmp = await tempDir();
+  const env = { EXEMPLAR_CACHE: `${tmp.path}/cache` };
+  const mine = `${tmp.path}/mine`;
+  await Deno.mkdir(mine);
+  await Deno.writeTextFile(`${mine}/metrics.jsonl`, "my notes");
+  await Deno.writeTextFile(`${mine}/index.html`, "<p>my page</p>");
+  for (const [name, args] of [["pretrain", tinyRunArgs(mine, 2)], ["reproduce", ["--scale", "tiny", "--out", mine]]]) {
+    const r = await task(name as string, args as string[], env);
+    oneLineError(r, /--out .*mine: the folder holds files the project did not write \(index\.html, metrics\.jsonl\)/);
+    assert.equal(r.code, 2, name as string);
+  }
+  assert.deepEqual(listTree(mine), ["index.html", "metrics.jsonl"]);
+  assert.equal(await Deno.readTextFile(`${mine}/metrics.jsonl`), "my notes");
+  // A new run's folder is the project's from its first file on: the same command continues it, and a task that
+  // writes a folder of its own (export) does not write into it.
+  const run = `${tmp.path}/run`;
+  for (const steps of [2, 3]) {
+    const r = await task("pretrain", tinyRunArgs(run, steps), env);
+    assert.equal(r.code, 0, r.stderr);
+  }
+  const exported = await task("export", ["--run", run, "--out", run], env);
+  oneLineError(exported, /--out .*run is a pretraining run's folder; give a folder of its own for deno task export/);
+  assert.ok(!listTree(run).includes("model.json"));
+});
+
+Deno.test("a --run that names no folder: one line, and no folder made on its way", async () => {
+  await using tmp = await tempDir();
+  const env = { EXEMPLAR_CACHE: `${tmp.path}/cache` };
+  const cases: [string, string[]][] = [
+    ["evaluate", ["--run", `${tmp.path}/no/such/run`]],
+    ["export", ["--run", `${tmp.path}/no/such/run`, "--out", `${tmp.path}/model`]],
+  ];
+  for (const [name, args] of cases) {
+    const r = await task(name, args, env);
+    oneLineError(r, /no\/such\/run: no trained checkpoint/);
+    assert.equal(r.code, 2, name);
+    assert.deepEqual(listTree(tmp.path).filter((p) => !p.startsWith("cache")), [], name);
+  }
+});
+
+Deno.test("pretrain and reproduce on a run folder whose config.json is damaged: one line naming config.json", async () => {
+  await using tmp = await tempDir();
+  const run = `${tmp.path}/run`;
+  await Deno.mkdir(run);
+  await Deno.writeTextFile(`${run}/config.json`, '{"train": {"lr": NaN}}');
+  await Deno.writeTextFile(`${run}/checkpoint.ckpt`, "EXCNNCK2");
+  for (const args of [tinyRunArgs(run, 2), ["--scale", "tiny", "--out", run]]) {
+    const r = await task(args.includes("--scale") ? "reproduce" : "pretrain", args, {
+      EXEMPLAR_CACHE: `${tmp.path}/c`,
+    });
+    oneLineError(r, /run\/config\.json: not JSON \(expected a run's config\.json\)/);
+  }
+  assert.deepEqual(listTree(run), ["checkpoint.ckpt", "config.json"]);
+});
+
+Deno.test("a user's file named with a line break, in a refused --out: still one line", async () => {
+  await using tmp = await tempDir();
+  const mine = `${tmp.path}/mine`;
+  await Deno.mkdir(mine);
+  await Deno.writeTextFile(`${mine}/my\nnotes.md`, "mine");
+  const r = await task("table1", ["--out", mine]);
+  oneLineError(r, /--out .*mine: the folder holds files the project did not write \("my\\nnotes\.md"\)/);
+  assert.deepEqual(listTree(mine), ["my\nnotes.md"]);
 });

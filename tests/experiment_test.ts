@@ -1,6 +1,6 @@
 /** The paper's experiments: sweeps over N, K, the transformations or the network, and invariance (lib/experiment.ts). */
 import assert from "node:assert/strict";
-import { DEFAULT_VALUES, type SweepFile, sweepPoints, writeSweep } from "../lib/experiment.ts";
+import { DEFAULT_VALUES, readSweep, type SweepFile, sweepPoints, writeSweep } from "../lib/experiment.ts";
 import { type InvarianceResult, magnitudes, normalisedDistances, writeInvariance } from "../lib/invariance.ts";
 import { TRANSFORMS } from "../lib/augment.ts";
 import { METHODS } from "../lib/presets.ts";
@@ -331,4 +331,51 @@ Deno.test("the sweep's and the invariance page show hostile data paths and setti
   const page = await renderedDom(`${tmp.path}/inv/invariance.html`, `${tmp.path}/chromium-inv`);
   assert.ok(page.includes(`<title>Invariance of ${escaped(script)}</title>`), "no script of the run ran");
   assert.match(page, /data-chart="drawn"/);
+});
+
+Deno.test("a sweep.json edited into other types is refused in one line before it is shown again", async () => {
+  await using tmp = await tempDir();
+  const result = { protocol: "stl10", metric: "accuracy", mean: 26, std: 0, runs: [26], C: 10 };
+  const point = {
+    name: "N=10",
+    x: 10,
+    status: "done",
+    train: {
+      data: "synthetic",
+      net: "16c5-32f",
+      classes: 10,
+      perClass: 10,
+      transforms: ["color"],
+      steps: 5,
+      samples: 160,
+    },
+    surrogate: { step: 5, val_accuracy: 0.2, val_loss: 2.3 },
+    results: {
+      scale: { data: "synthetic", net: "16c5-32f", N: 10, K: 10, steps: 5, samples: 160, method: "paper" },
+      protocol: "stl10",
+      evalData: "synthetic",
+      learned: result,
+      seconds: 1,
+    },
+  };
+  const file = (points: unknown[]) => ({
+    vary: "N",
+    settings: { vary: "N" },
+    protocol: "stl10",
+    evalData: "x",
+    points,
+  });
+  const write = (f: unknown) => Deno.writeTextFile(`${tmp.path}/sweep.json`, JSON.stringify(f));
+  await write(file([point]));
+  assert.equal((await readSweep(tmp.path))!.points[0].name, "N=10");
+  const edits: [unknown, RegExp][] = [
+    [{ ...point, status: "</script><script>alert(1)</script>" }, /points\[0\]\.status/],
+    [{ ...point, results: { ...point.results, learned: { ...result, mean: "abc" } } }, /learned\.mean is "abc"/],
+    [{ ...point, train: { ...point.train, transforms: "color" } }, /points\[0\]\.train/],
+    [{ ...point, surrogate: { step: 5, val_accuracy: "NaN" } }, /points\[0\]\.surrogate/],
+  ];
+  for (const [p, re] of edits) {
+    await write(file([p]));
+    await assert.rejects(() => readSweep(tmp.path), (e) => e instanceof UserError && re.test(e.message));
+  }
 });

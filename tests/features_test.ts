@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { selectBackend, tf } from "../lib/compute/backend.ts";
-import { convolutionalMaps, featureLayout, poolMap } from "../lib/features.ts";
+import { cachedFeatures, convolutionalMaps, featureLayout, poolMap } from "../lib/features.ts";
 import { ExemplarNet } from "../lib/nets.ts";
+import { tempDir } from "./helpers.ts";
 
 await selectBackend("wasm");
 
@@ -77,4 +78,22 @@ Deno.test("pyramid levels weighted 1, 1/2, 1/4 (the release) multiply each level
   assert.equal(weighted[0], plain[0]);
   for (let i = 1; i < 5; i++) assert.equal(weighted[i], plain[i] / 2);
   for (let i = 5; i < 21; i++) assert.equal(weighted[i], plain[i] / 4);
+});
+
+Deno.test("a cached feature set copied over another's name is not served: it was made for other weights", async () => {
+  await using tmp = await tempDir();
+  const set = (v: number) => ({ n: 2, dim: 3, x: new Float32Array(6).fill(v) });
+  const a = { kind: "learned", weights: "aaaa", split: "test" }, b = { ...a, weights: "bbbb" };
+  await cachedFeatures(tmp.path, "learned-test-a", () => Promise.resolve(set(1)), a);
+  for (const ext of ["f32", "json"]) {
+    await Deno.copyFile(`${tmp.path}/learned-test-a.${ext}`, `${tmp.path}/learned-test-b.${ext}`);
+  }
+  let computed = 0;
+  const f = await cachedFeatures(tmp.path, "learned-test-b", () => (computed++, Promise.resolve(set(2))), b);
+  assert.equal(computed, 1, "the features of the other weights are computed");
+  assert.deepEqual(Array.from(f.x), [2, 2, 2, 2, 2, 2]);
+  // Its own set, written now, is served from the cache.
+  const again = await cachedFeatures(tmp.path, "learned-test-b", () => (computed++, Promise.resolve(set(3))), b);
+  assert.equal(computed, 1);
+  assert.deepEqual(Array.from(again.x), [2, 2, 2, 2, 2, 2]);
 });

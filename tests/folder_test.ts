@@ -257,3 +257,25 @@ Deno.test("symbolic links: class folders and images are followed, links to nothi
     useCacheDir(null);
   }
 });
+
+Deno.test("a task's --out inside a data folder is no class of it: its pictures are not read as images of the data", async () => {
+  await using tmp = await tempDir();
+  const data = `${tmp.path}/photos`;
+  for (const c of ["car_side", "ketch"]) {
+    await Deno.mkdir(`${data}/${c}`, { recursive: true });
+    for (const f of ["image_0001.jpg", "image_0002.jpg", "image_0003.jpg"]) {
+      copyFileSync(`${CALTECH_TINY}/101_ObjectCategories/${c}/${f}`, `${data}/${c}/${f}`);
+    }
+  }
+  const env = { EXEMPLAR_CACHE: `${tmp.path}/cache` };
+  const r = await task(
+    "augment",
+    ["--data", `folder:${data}`, "--n", "2", "--k", "2", "--out", `${data}/pictures`],
+    env,
+  );
+  assert.equal(r.code, 0, r.stderr);
+  const ds = openFolder(data);
+  assert.deepEqual(ds.classNames, ["car_side", "ketch"]);
+  assert.equal(ds.splits.all.length, 6);
+  assert.deepEqual(ds.skipped.excludedClasses, { pictures: 2 });
+});

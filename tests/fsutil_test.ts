@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { removeStaleTemps, tempName } from "../lib/util/fsutil.ts";
+import { removeStaleTemps, tempName, writeFileAtomic } from "../lib/util/fsutil.ts";
+import { UserError } from "../lib/util/errors.ts";
 import { listTree, ROOT, task, tempDir } from "./helpers.ts";
 
 /** The pid of a process that has ended. */
@@ -96,4 +97,16 @@ Deno.test("a synthetic data set killed while being generated: the next start rem
     /removed 1 temporary file \(\d+\.\d MB\) left in .*v4-u2000-tr10-te10-f10-s0 by interrupted runs/,
   );
   assert.deepEqual(listTree(key), []);
+});
+
+Deno.test("writeFileAtomic onto a folder: one line naming the path, the folder as it was, no temporary file", async () => {
+  await using tmp = await tempDir();
+  await Deno.mkdir(`${tmp.path}/results.json`);
+  await Deno.writeTextFile(`${tmp.path}/results.json/mine.txt`, "mine");
+  await assert.rejects(
+    () => writeFileAtomic(`${tmp.path}/results.json`, "{}"),
+    (e) =>
+      e instanceof UserError && /^cannot write .*results\.json: a folder stands where the file goes$/.test(e.message),
+  );
+  assert.deepEqual(listTree(tmp.path), ["results.json", "results.json/mine.txt"]);
 });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { loadTable1, table1Markdown } from "../lib/table1.ts";
-import { renderedDom, task, tempDir } from "./helpers.ts";
+import { listTree, oneLineError, renderedDom, task, tempDir } from "./helpers.ts";
 
 Deno.test("Table 1: the paper's numbers come from the data file, with their source", async () => {
   const t = await loadTable1();
@@ -105,4 +105,53 @@ Deno.test("Table 1's page shows hostile results.json fields and data paths as te
   assert.ok(title, "the measured row keeps its one title attribute");
   assert.equal(unescape(title[1]), label);
   assert.ok(dom.includes(`<li>${label.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")}</li>`));
+});
+
+Deno.test("table1: a results.json edited into other types is refused in one line; another run's folder is not --out", async () => {
+  await using tmp = await tempDir();
+  const result = { protocol: "stl10", metric: "accuracy", mean: 27, std: 0.5, runs: [26.5, 27.5], C: 10 };
+  const valid = {
+    scale: { data: "synthetic", net: "16c5-16c5-32f", N: 40, K: 10, steps: 30, samples: 960, method: "paper" },
+    protocol: "stl10",
+    evalData: "synthetic",
+    learned: { ...result, knn: { k: 20, temperature: 0.07, mean: 11, std: 0, runs: [11, 11] } },
+    random: result,
+    seconds: 1,
+  };
+  const run = async (name: string, results: string) => {
+    await Deno.mkdir(`${tmp.path}/${name}`);
+    await Deno.writeTextFile(`${tmp.path}/${name}/config.json`, JSON.stringify({ train: { net: "16c5-16c5-32f" } }));
+    await Deno.writeTextFile(`${tmp.path}/${name}/results.json`, results);
+    return `${tmp.path}/${name}`;
+  };
+  const good = await run("good", JSON.stringify(valid));
+  const ok = await task("table1", ["--run", good, "--out", `${tmp.path}/t`]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, /\*\*Exemplar-CNN \(16c5-16c5-32f\), measured\*\* \| 27\.0 ± 0\.5 \|/);
+  const edits: [string, string, RegExp][] = [
+    ["string", JSON.stringify(valid).replace('"std":0.5', '"std":"abc"'), /learned\.std is "abc", expected a number/],
+    [
+      "huge",
+      JSON.stringify(valid).replace('"mean":27', '"mean":1e400'),
+      /learned\.mean is Infinity, expected a number in \[0, 100\]/,
+    ],
+    ["knn", JSON.stringify(valid).replace('"mean":11', '"mean":"<b>11</b>"'), /learned\.knn\.mean is "<b>11<\/b>"/],
+    ["protocol", JSON.stringify({ ...valid, protocol: "</td><b>x" }), /protocol is "<\/td><b>x", expected stl10, /],
+    [
+      "runs",
+      JSON.stringify({ ...valid, random: { ...result, runs: "all" } }),
+      /random\.runs is "all", expected a list/,
+    ],
+  ];
+  for (const [name, text, re] of edits) {
+    const r = await task("table1", ["--run", await run(name, text), "--out", `${tmp.path}/out-${name}`]);
+    oneLineError(r, re);
+    assert.equal(r.code, 2, name);
+    assert.ok(!listTree(tmp.path).includes(`out-${name}`), `${name}: no output folder made`);
+  }
+  // Table 1 of one run is not written into another run's folder, over that run's own table.
+  await Deno.writeTextFile(`${tmp.path}/string/table1.md`, "the other run's table");
+  const other = await task("table1", ["--run", good, "--out", `${tmp.path}/string`]);
+  oneLineError(other, /--out .*string is the folder of a run that is not among the --run folders/);
+  assert.equal(await Deno.readTextFile(`${tmp.path}/string/table1.md`), "the other run's table");
 });

@@ -306,3 +306,25 @@ Deno.test("the laptop scale run for given steps: no budget planned, the budget's
   const train = JSON.parse(await Deno.readTextFile(`${tmp.path}/run/config.json`)).train;
   assert.deepEqual([train.steps, train.schedule, train.lr, train.budget], [6, "anneal", BUDGET_TRAINING.lr, undefined]);
 });
+
+Deno.test("a budget too large for any run names --minutes, after its warm-up, and writes nothing", async () => {
+  await using tmp = await tempDir();
+  const r = await task("pretrain", tinyRunArgs(`${tmp.path}/run`, 1, ["--minutes", "1e9"]), {
+    EXEMPLAR_CACHE: `${tmp.path}/cache`,
+  });
+  oneLineError(
+    r,
+    /^error: --minutes 1000000000: at the \d+ samples\/s measured on \w+ that is \d+ steps, more than the/,
+  );
+  assert.equal(r.code, 2);
+  assert.ok(!listTree(tmp.path).includes("run"), "no run folder");
+});
+
+Deno.test("metrics.jsonl that is a folder: one line naming it", async () => {
+  await using tmp = await tempDir();
+  await Deno.mkdir(`${tmp.path}/metrics.jsonl`);
+  await assert.rejects(
+    () => readMetrics(tmp.path),
+    /^UserError: cannot read .*metrics\.jsonl: a folder stands where the file goes$/,
+  );
+});

@@ -11,6 +11,8 @@
  *   split folders (`train/`, `test/`, ... each with `<class>/<image>`), each is a
  *   split and the class list is their union.
  *
+ * A folder the project's tasks wrote (their `.exemplar-output` marker in it) is never a class or a split.
+ *
  * Every file's first bytes are checked: files that are not JPEG, PNG or GIF
  * (Caltech-101 ships one) are skipped and counted, never decoded. Symbolic
  * links to class folders and to images are followed; links that lead nowhere
@@ -26,7 +28,8 @@
 import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 import { UserError } from "../util/errors.ts";
-import { cacheDir, isDir, listDir, removeStaleTemps, writeFileAtomic } from "../util/fsutil.ts";
+import { cacheDir, exists, isDir, listDir, removeStaleTemps, writeFileAtomic } from "../util/fsutil.ts";
+import { OUTPUT_MARKER } from "../util/output_folder.ts";
 import { decodeImage, headerSize, imageKind, UnreadableImage } from "../util/image.ts";
 import { type Dataset, noneSkipped, type Skipped, type Split } from "./dataset.ts";
 
@@ -138,13 +141,18 @@ function collect(
   return fileSplit(splitName, files, Int32Array.from(labels));
 }
 
-/** The class (or split) folders in `dir`, links to folders included; a link to nothing is counted in `skipped`. */
+/**
+ * The class (or split) folders in `dir`, links to folders included; a link to nothing is counted in `skipped`. A
+ * folder the project's tasks wrote (it holds their {@link OUTPUT_MARKER}: an `--out` inside the data, say) is no
+ * class: it is listed under `skipped.excludedClasses` with its image count.
+ */
 function subdirs(dir: string, skipped: Skipped = noneSkipped()): ClassDir[] {
   const out: ClassDir[] = [];
   for (const e of listDir(dir)) {
     if (e.name.startsWith(".")) continue;
     const path = join(dir, e.name), kind = kindOf(path, e);
-    if (kind === "dir") out.push({ name: e.name, path });
+    if (kind === "dir" && exists(join(path, OUTPUT_MARKER))) skipped.excludedClasses[e.name] = countImages(path);
+    else if (kind === "dir") out.push({ name: e.name, path });
     else if (kind === "broken") brokenLink(skipped, path);
   }
   return out;

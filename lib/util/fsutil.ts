@@ -104,7 +104,7 @@ function treeSize(path: string): number {
 
 /**
  * A file-system error as one line for the user: the path, what the program was doing, and why (a read-only folder,
- * a full disk, a parent that cannot be made). Errors that are not the file system's pass through unchanged.
+ * a full disk, a parent that cannot be made, a folder where a file goes). Errors that are not the file system's pass through unchanged.
  */
 export function fsError(e: unknown, doing: string, path: string): unknown {
   const why = e instanceof Deno.errors.PermissionDenied
@@ -113,6 +113,8 @@ export function fsError(e: unknown, doing: string, path: string): unknown {
     ? "a folder on the way does not exist"
     : e instanceof Deno.errors.AlreadyExists || e instanceof Deno.errors.NotADirectory
     ? "a file stands where a folder is needed"
+    : e instanceof Deno.errors.IsADirectory
+    ? "a folder stands where the file goes"
     : e instanceof Error && /ENOSPC|No space left/i.test(e.message)
     ? "no space left on the device"
     : e instanceof Error && /EROFS|read-only file system/i.test(e.message)

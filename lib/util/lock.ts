@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { UserError } from "./errors.ts";
 import { exists, fsError, processAlive } from "./fsutil.ts";
 
@@ -27,8 +27,8 @@ export interface FolderLock {
   release(): void;
 }
 
-/** The locks this process holds, by absolute folder, with how many times each is held. */
-const held = new Map<string, { count: number; made: boolean }>();
+/** The locks this process holds, by absolute folder, with how many times each is held and the folders it made. */
+const held = new Map<string, { count: number; made: string[] }>();
 
 function hostName(): string {
   try {
@@ -47,7 +47,8 @@ function taskName(): string {
 /**
  * Takes the lock of a run folder (making the folder if needed) so that two tasks never use it at once; another
  * live holder is a {@link UserError} naming it. `release` removes the lock, and the folder too when this call made
- * it and nothing was written into it (a run refused before it began leaves nothing behind).
+ * it and nothing was written into it, with the folders above it that it made (a run refused before it began, or a
+ * `--run` that names no folder, leaves nothing behind).
  */
 export async function lockFolder(dir: string): Promise<FolderLock> {
   const key = resolve(dir);
@@ -56,7 +57,8 @@ export async function lockFolder(dir: string): Promise<FolderLock> {
     mine.count++;
     return { release: once(() => releaseHeld(key)) };
   }
-  const made = !exists(dir);
+  const made: string[] = [];
+  for (let p = key; !exists(p) && dirname(p) !== p; p = dirname(p)) made.push(p);
   try {
     await Deno.mkdir(dir, { recursive: true });
   } catch (e) {
@@ -72,7 +74,7 @@ export async function lockFolder(dir: string): Promise<FolderLock> {
       return { release: once(() => releaseHeld(key)) };
     } catch (e) {
       if (!(e instanceof Deno.errors.AlreadyExists)) {
-        removeIfEmpty(dir, made);
+        removeIfEmpty(made);
         throw fsError(e, "cannot write the lock of", dir);
       }
     }
@@ -120,13 +122,16 @@ function releaseHeld(key: string): void {
   try {
     Deno.removeSync(join(key, ".lock"));
   } catch { /* already gone */ }
-  removeIfEmpty(key, h.made);
+  removeIfEmpty(h.made);
 }
 
-/** Removes a folder this process made, when it is empty. */
-function removeIfEmpty(dir: string, made: boolean): void {
-  if (!made) return;
-  try {
-    Deno.removeSync(dir); // (fails, as it should, unless empty)
-  } catch { /* not empty, or gone */ }
+/** Removes the folders this process made (the deepest first), while they are empty. */
+function removeIfEmpty(made: string[]): void {
+  for (const dir of made) {
+    try {
+      Deno.removeSync(dir); // (fails, as it should, unless empty)
+    } catch {
+      return; // not empty, or gone
+    }
+  }
 }

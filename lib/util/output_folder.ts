@@ -5,11 +5,12 @@
  * writes only into a new or empty folder, or into one the project wrote before: such a folder holds the marker file
  * {@link OUTPUT_MARKER}, naming the tasks that wrote it. Any other folder may hold a user's own files of those names,
  * so it is refused with one line and nothing is written. A run folder (its `config.json` from `deno task pretrain`)
- * is the project's too, and a task may be allowed to write into it.
+ * is the project's too: a task may be allowed to write into it (`pretrain` and `reproduce` continue it), and any
+ * other task is refused there, marker or not.
  *
  * @module
  */
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { UserError } from "./errors.ts";
 import { fsError, writeFileAtomic } from "./fsutil.ts";
 
@@ -70,6 +71,11 @@ export interface OutputFolder {
   path: string;
   /** Makes the folder (and its parents) and marks it as the project's. */
   make(): Promise<void>;
+  /**
+   * After a failure: removes what {@link OutputFolder.make} made (the marker, the folder and its parents) where
+   * nothing else was written into it, so that a task refused once it had made its folder leaves nothing behind.
+   */
+  abandon(): void;
 }
 
 /**
@@ -86,14 +92,27 @@ export function outputFolder(path: string, opts: OutputFolderOptions): OutputFol
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw fsError(e, `${opts.flag}: cannot read`, path);
   }
-  const run = opts.runFolder === true && entries.length > 0 && isRunFolder(path);
+  const isRun = entries.length > 0 && isRunFolder(path);
+  if (isRun && opts.runFolder !== true) {
+    throw new UserError(
+      `${opts.flag} ${path} is a pretraining run's folder; give a folder of its own for deno task ${opts.task}`,
+    );
+  }
+  const run = opts.runFolder === true && isRun;
   if (entries.length > 0 && !entries.includes(OUTPUT_MARKER) && !run) {
-    const shown = entries.slice(0, 3).join(", ") + (entries.length > 3 ? `, ... (${entries.length} entries)` : "");
+    // (A name with a line break or another control character is quoted, so that the message stays one line.)
+    const control = (n: string) => [...n].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
+    const name = (n: string) => (control(n) ? JSON.stringify(n) : n);
+    const shown = entries.slice(0, 3).map(name).join(", ") +
+      (entries.length > 3 ? `, ... (${entries.length} entries)` : "");
     throw new UserError(
       `${opts.flag} ${path}: the folder holds files the project did not write (${shown}); ` +
         `give a new or empty folder, or one deno task ${opts.task} wrote before`,
     );
   }
+  // The folders make() makes, the deepest first (none where the folder stands already).
+  const missing: string[] = [];
+  for (let p = resolve(path); statOrNull(p) === null && dirname(p) !== p; p = dirname(p)) missing.push(p);
   return {
     path,
     async make() {
@@ -109,6 +128,21 @@ export function outputFolder(path: string, opts: OutputFolderOptions): OutputFol
         lines = Deno.readTextFileSync(marker).split("\n").filter((l) => l.trim());
       } catch { /* a new folder */ }
       if (!lines.includes(line)) await writeFileAtomic(marker, [...lines, line].join("\n") + "\n");
+    },
+    abandon() {
+      if (!missing.length) return;
+      try {
+        const left = [...Deno.readDirSync(path)].map((e) => e.name);
+        if (left.some((n) => n !== OUTPUT_MARKER)) return;
+        Deno.removeSync(marker);
+      } catch { /* not made, or gone */ }
+      for (const dir of missing) {
+        try {
+          Deno.removeSync(dir); // (fails, as it should, unless empty)
+        } catch {
+          return;
+        }
+      }
     },
   };
 }
