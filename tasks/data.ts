@@ -11,7 +11,7 @@ import { ARCHIVES, downloadArchive } from "../lib/data/download.ts";
 import { DATA_SPECS, getSplit, inspectDataset, openDataset } from "../lib/data/mod.ts";
 import { UserError } from "../lib/util/errors.ts";
 import { refuseFileAsFolder } from "../lib/util/output_folder.ts";
-import { writeFileAtomic } from "../lib/util/fsutil.ts";
+import { exists, writeFileAtomic } from "../lib/util/fsutil.ts";
 import { encodePng } from "../lib/util/image.ts";
 import { makeSubset, subsetNamed, SUBSETS, subsetSpec } from "../lib/data/subsets.ts";
 
@@ -45,6 +45,9 @@ async function main(args: string[]): Promise<void> {
     if (!values.out) throw new UserError(`preview needs --out FILE.png`);
     if (!values.out.toLowerCase().endsWith(".png")) {
       throw new UserError(`--out ${values.out}: expected a .png file name`);
+    }
+    if (exists(values.out)) {
+      throw new UserError(`--out ${values.out}: a file is there already; name a new file (nothing is written over)`);
     }
     const ds = await openDataset(positionals[0], { log: (m) => console.error(m) });
     try {

@@ -33,7 +33,9 @@ async function main(args: string[]): Promise<void> {
     USAGE,
   );
   if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}" (usage: ${USAGE})`);
-  const runs = ((values as Record<string, unknown>).run as string[] | undefined) ?? [];
+  // A run named twice is one run (one row each).
+  const given = ((values as Record<string, unknown>).run as string[] | undefined) ?? [];
+  const runs = given.filter((r, i) => given.findIndex((o) => resolve(o) === resolve(r)) === i);
   const out = (values.out as string | undefined) ?? (runs.length === 1 ? runs[0] : join("runs", "table1"));
   // The table goes beside a run's own files (while no other task uses the run), or into a folder of its own; not
   // into the folder of a run it does not show, whose table1.md is that run's.

@@ -23,6 +23,10 @@ Deno.test("preview: bad index and bad output name are refused, nothing is writte
     /split "unlabeled" not found/,
   );
   assert.deepEqual(listTree(out), []);
+  // A file the user has is never written over.
+  await Deno.writeTextFile(`${out}/mine.png`, "mine");
+  oneLineError(await task("data", ["preview", spec, "--out", `${out}/mine.png`], env), /a file is there already/);
+  assert.equal(await Deno.readTextFile(`${out}/mine.png`), "mine");
 });
 
 Deno.test("--help on every task: usage and every flag with its meaning, exit 0", async () => {

@@ -105,6 +105,10 @@ Deno.test("Table 1's page shows hostile results.json fields and data paths as te
   assert.ok(title, "the measured row keeps its one title attribute");
   assert.equal(unescape(title[1]), label);
   assert.ok(dom.includes(`<li>${label.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")}</li>`));
+  // A run named twice (once with a trailing slash) is one row.
+  const twice = await task("table1", ["--run", run, "--run", `${run}/`, "--out", `${tmp.path}/twice`]);
+  assert.equal(twice.code, 0, twice.stderr);
+  assert.equal((await Deno.readTextFile(`${tmp.path}/twice/table1.html`)).split('<tr class="measured"').length, 2);
 });
 
 Deno.test("table1: a results.json edited into other types is refused in one line; another run's folder is not --out", async () => {
