@@ -63,6 +63,25 @@ export interface Scale {
   method: string;
 }
 
+/**
+ * A run's `results.json` from an evaluation on other data or with another protocol is kept beside it, as
+ * `results-<protocol>-<hash of its data>.json`, before the new results take its name.
+ */
+async function keepOtherEvaluation(runDir: string, next: EvaluationResults, log: (msg: string) => void) {
+  const path = join(runDir, "results.json");
+  let old: { protocol?: unknown; evalData?: unknown };
+  try {
+    old = JSON.parse(await Deno.readTextFile(path));
+  } catch {
+    return; // none there (or not results: readResults refuses such a file wherever it is read)
+  }
+  if (old.protocol === next.protocol && old.evalData === next.evalData) return;
+  const name = `results-${String(old.protocol)}-${hashText(String(old.evalData)).slice(0, 8)}.json`
+    .replace(/[^\w.-]/g, "_");
+  await Deno.rename(path, join(runDir, name));
+  log(`the results of the evaluation on ${String(old.evalData)} (${String(old.protocol)}) are kept as ${name}`);
+}
+
 /** What `results.json` holds. */
 export interface EvaluationResults {
   /** The scale the network was pretrained at. */
@@ -324,6 +343,7 @@ async function evaluateLocked(runDir: string, opts: EvaluateOptions): Promise<Ev
       log(`raw pixels:       ${out.raw.mean.toFixed(2)} +- ${out.raw.std.toFixed(2)} %`);
     }
     out.seconds = (performance.now() - t0) / 1000;
+    await keepOtherEvaluation(runDir, out, log);
     await writeFileAtomic(join(runDir, "results.json"), JSON.stringify(out, null, 2) + "\n");
     return out;
   } finally {

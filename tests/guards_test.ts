@@ -115,7 +115,14 @@ Deno.test("cached features follow their images: replaced images (same names, sam
     const res = JSON.parse(await Deno.readTextFile(`${run}/results.json`));
     return [res.learned, res.random, res.raw].map((p) => p.runs);
   };
+  // An evaluation on the run's own data first: the folder's evaluation keeps it beside its own results.json.
+  const own = await task("evaluate", ["--run", run, "--no-baselines", "--runs", "1", "--knn-k", "0"], env);
+  assert.equal(own.code, 0, own.stderr);
+  const ownResults = await Deno.readTextFile(`${run}/results.json`);
   const first = await evaluate();
+  const kept = [...Deno.readDirSync(run)].map((e) => e.name).filter((n) => /^results-stl10-\w{8}\.json$/.test(n));
+  assert.equal(kept.length, 1, "the earlier evaluation is kept under its own name");
+  assert.equal(await Deno.readTextFile(`${run}/${kept[0]}`), ownResults);
   // Every image replaced by another photograph, under the same names.
   const laptops = files("laptop");
   for (const [k, f] of files("car_side").entries()) {
