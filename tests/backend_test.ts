@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { installWasmKernels, selectBackend, tf } from "../lib/compute/backend.ts";
+import { selectBackend, tf } from "../lib/compute/backend.ts";
+import { installWasmKernels } from "../lib/compute/wasm_kernels.ts";
+import {
+  missingWasmInternals,
+  pinnedWasmVersion,
+  wasmInternals,
+  wasmInternalsProblem,
+} from "../lib/compute/tfjs_internals.ts";
+import { UserError } from "../lib/util/errors.ts";
 import { CHUNK_FLOATS, convFilterGrad, convForward, type ConvGeometry, openBlas } from "../lib/compute/blas.ts";
 import { WorkerPool } from "../lib/compute/pool.ts";
 import { products } from "./fixtures/blas_products.ts";
@@ -364,4 +372,47 @@ Deno.test("backend selection: the chain falls back to wasm here; unknown names a
   if (info.name === "wasm") assert.ok(info.skipped.length >= 2, info.skipped.join("; "));
   assert.equal(tf.getBackend(), info.tfBackend);
   await assert.rejects(() => selectBackend("tpu"), /--backend tpu: unknown backend/);
+});
+
+Deno.test("TensorFlow.js internals: the wasm backend has every member the project uses; one it lacks is named", async () => {
+  await selectBackend("wasm");
+  assert.deepEqual(missingWasmInternals(tf.backend()), []);
+  assert.equal(wasmInternalsProblem(tf.backend()), null);
+  assert.ok(wasmInternals().wasm.HEAPU8.length > 0);
+  const pinned = pinnedWasmVersion();
+  assert.match(pinned, /^\d+\.\d+\.\d+$/);
+  // A stand-in with some of the members: the others are named, in one line with the pinned version.
+  const fake = { makeOutput() {}, wasm: {} };
+  assert.deepEqual(missingWasmInternals(fake), ["typedArrayFromHeap", "refCount", "wasm.HEAPU8"]);
+  const problem = wasmInternalsProblem(fake)!;
+  assert.ok(!problem.includes("\n"), problem);
+  assert.match(
+    problem,
+    new RegExp(`wasm backend lacks typedArrayFromHeap, refCount, wasm\\.HEAPU8, .*${pinned.replaceAll(".", "\\.")}`),
+  );
+  assert.match(problem, /deno\.json/);
+  assert.throws(() => wasmInternals(fake as unknown as tf.KernelBackend), /lacks typedArrayFromHeap/);
+});
+
+Deno.test("backend selection refuses a wasm backend without a member the project's kernels use, in one line", async () => {
+  await selectBackend("wasm");
+  // The running backend itself, with one member hidden (an own property over its class's method).
+  const backend = tf.backend() as unknown as Record<string, unknown>;
+  backend.typedArrayFromHeap = undefined;
+  try {
+    await assert.rejects(() => selectBackend("wasm"), (e: Error) => {
+      assert.ok(e instanceof UserError, String(e));
+      assert.ok(!e.message.includes("\n"), e.message);
+      assert.match(e.message, /^--backend wasm: .*lacks typedArrayFromHeap, .*tfjs-backend-wasm \d+\.\d+\.\d+/);
+      return true;
+    });
+    // The chain does not stop there: it names why wasm was skipped and goes on (to cpu, where nothing better starts).
+    const info = await selectBackend();
+    if (info.name === "cpu") assert.ok(info.skipped.some((s) => /^wasm: .*lacks typedArrayFromHeap/.test(s)));
+  } finally {
+    delete backend.typedArrayFromHeap;
+  }
+  const info = await selectBackend("wasm");
+  assert.equal(info.name, "wasm");
+  assert.equal(missingWasmInternals(tf.backend()).length, 0);
 });

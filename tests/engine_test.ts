@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { installWasmKernels, selectBackend, tf } from "../lib/compute/backend.ts";
+import { selectBackend, tf } from "../lib/compute/backend.ts";
+import { installWasmKernels } from "../lib/compute/wasm_kernels.ts";
 import { openBlas } from "../lib/compute/blas.ts";
 import { DeviceEngine, LocalEngine, ParallelEngine } from "../lib/compute/engine.ts";
 import { sgdUpdate } from "../lib/compute/sgd.ts";

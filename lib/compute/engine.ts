@@ -20,7 +20,8 @@
  *
  * @module
  */
-import { type BackendInfo, selectBackend, tf, wasmHeapView, weightsInPlace } from "./backend.ts";
+import { type BackendInfo, selectBackend, tf } from "./backend.ts";
+import { wasmHeapView, weightsInPlace } from "./wasm_kernels.ts";
 import { DeviceSgd } from "./webgpu_sgd.ts";
 import { webgpuInternals } from "./tfjs_internals.ts";
 import { type StepNet, WebGPUStepEngine, webgpuStepMode } from "./webgpu_step.ts";
@@ -180,8 +181,7 @@ export class NetRunner {
   }
 
   load(flat: Float32Array): void {
-    // deno-lint-ignore no-explicit-any
-    const backend = tf.backend() as any;
+    const backend = tf.backend();
     const inPlace = weightsInPlace();
     this.net.params.forEach((p, i) => {
       const s = this.slots[i];
