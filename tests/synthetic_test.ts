@@ -74,7 +74,9 @@ Deno.test("synthetic spec: sizes are settable, bad options refused", async () =>
 
 Deno.test("synthetic sizes are bounded (a typo does not write gigabytes); ~ in a folder spec is the home folder", async () => {
   assert.throws(() => parseSyntheticSpec("unlabeled=1000000"), /unlabeled=1000000 is not an integer in \[0, 100000\]/);
-  assert.throws(() => parseSyntheticSpec("train=500000"), /train=500000 is not an integer in \[10, 20000\]/);
+  assert.throws(() => parseSyntheticSpec("train=500000"), /train=500000 is not an integer in \[10, 50000\]/);
+  assert.equal(parseSyntheticSpec("train=50000").train, 50_000, "CIFAR-10's training set size");
+  assert.throws(() => parseSyntheticSpec("test=20001"), /test=20001 is not an integer in \[10, 20000\]/);
   assert.equal(parseSyntheticSpec("unlabeled=100000").unlabeled, 100000);
   const home = Deno.env.get("HOME")!;
   await assert.rejects(() => openDataset("stl10:~/no-such-folder-here"), new RegExp(`${home}/no-such-folder-here`));

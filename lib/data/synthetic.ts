@@ -252,8 +252,9 @@ export function parseSyntheticSpec(rest: string): SyntheticOptions {
     }
     const n = Number(v);
     const min = k === "seed" ? 0 : k === "unlabeled" ? 0 : 10;
-    // At most STL-10's own sizes (a typo must not start writing gigabytes: 100,000 images are 2.8 GB).
-    const max = k === "seed" ? 2 ** 31 - 1 : k === "unlabeled" ? 100_000 : 20_000;
+    // At most the official sets' sizes (STL-10's 100,000 unlabeled images, CIFAR-10's 50,000 training images), so
+    // each protocol can be timed at its real size; a typo must not start writing more (100,000 images are 2.8 GB).
+    const max = k === "seed" ? 2 ** 31 - 1 : k === "unlabeled" ? 100_000 : k === "train" ? 50_000 : 20_000;
     if (!Number.isInteger(n) || n < min || n > max) {
       throw new UserError(`synthetic:${rest}: ${k}=${v} is not an integer in [${min}, ${max}]`);
     }
