@@ -83,6 +83,19 @@ Deno.test("sgdUpdate: Caffe's SGD with each slot's learning-rate and decay multi
   for (let i = 0; i < 3; i++) assert.ok(Math.abs(W[i] - w[i]) < 1e-6, `w[${i}] = ${W[i]}, expected ${w[i]}`);
 });
 
+Deno.test("sgdUpdate returns the largest |w| after the update, NaN where a weight is NaN or infinite", () => {
+  const slots = [{ name: "a", shape: [4], offset: 0, size: 4, lrMult: 1, decayMult: 0 }];
+  const hp = { momentum: 0, weightDecay: 0 }, G = new Float32Array(4);
+  assert.equal(sgdUpdate(slots, Float32Array.from([0.5, -3, 2, 0]), new Float32Array(4), G, 0.1, hp), 3);
+  for (const bad of [NaN, Infinity, -Infinity]) {
+    for (let at = 0; at < 4; at++) {
+      const W = Float32Array.from([0.5, -3, 2, 0]);
+      W[at] = bad;
+      assert.ok(Number.isNaN(sgdUpdate(slots, W, new Float32Array(4), G, 0.1, hp)), `${bad} at ${at}`);
+    }
+  }
+});
+
 Deno.test("DeviceEngine (weights and update on the backend) trains as LocalEngine does; pull and push round-trip", async () => {
   await selectBackend("cpu");
   const spec = netSpec({ net: "6c5-8c3-16f", classes: 5, method: "release", seed: 2 });
