@@ -518,6 +518,9 @@ function releaseValidation(p: ProtocolName, plan: ProtocolPlan): ProtocolPlan {
   return { ...plan, cTrain: plan.train[0], cValid: plan.train[1].filter((i) => !first.has(i)) };
 }
 
+/** The most memory the weights of one part of a C path take (lib/svm.ts solvePath): 64 MiB. */
+const PATH_BYTES = 64 * 2 ** 20;
+
 const sortedUnion = (...lists: number[][]) => [...new Set(lists.flat())].sort((a, b) => a - b);
 
 /**
@@ -571,26 +574,47 @@ export async function runProtocol(
         ? e.cGrid
         : Array.from({ length: draws }, () => Math.exp(cRng.uniform(Math.log(lo), Math.log(hi))));
       const folds = plan.cFolds ?? [{ train: plan.cTrain, valid: plan.cValid }];
-      // Every C of a fold trains on the fold's one training set (and Gram matrix), made when its first C starts.
-      const sets = new Map<number, { problem: Promise<WorkerProblem>; valid: Features; y: Int32Array }>();
-      const setOf = (v: number) => {
+      // Each fold's classes are solved along the candidates in increasing C, each C from the solution at the C before
+      // (lib/svm.ts solvePath), in parts of at most PATH_BYTES of weights; the workers solve the next part (or fold)
+      // while this thread scores the last.
+      const order = candidates.map((_, i) => i).sort((a, b) => candidates[a] - candidates[b] || a - b);
+      const per = Math.max(1, Math.floor(PATH_BYTES / (8 * K * (fTrain.dim + 1))));
+      const parts: { v: number; idx: number[] }[] = [];
+      for (let v = 0; v < folds.length; v++) {
+        for (let i = 0; i < order.length; i += per) parts.push({ v, idx: order.slice(i, i + per) });
+      }
+      const sets = new Map<number, { problem: WorkerProblem; alpha: Float64Array; valid: Features; y: Int32Array }>();
+      const setOf = async (v: number) => {
         if (!sets.has(v)) {
           const f = folds[v], y = labelsOf(yTrain, f.train);
-          const problem = svm.problem(subset(fTrain, trRows(f.train)), y, bias);
-          sets.set(v, { problem, valid: subset(fTrain, trRows(f.valid)), y: labelsOf(yTrain, f.valid) });
+          const problem = await svm.problem(subset(fTrain, trRows(f.train)), y, bias);
+          const alpha = svm.pathStart(problem, K);
+          sets.set(v, { problem, alpha, valid: subset(fTrain, trRows(f.valid)), y: labelsOf(yTrain, f.valid) });
         }
         return sets.get(v)!;
       };
       // The score of a C: its mean over the folds; ties go to the first tried (the smaller C on the grid).
-      const sums = new Array<number>(candidates.length).fill(0), n = candidates.length;
+      const sums = new Array<number>(candidates.length).fill(0);
+      let solving: Promise<unknown> = Promise.resolve(), done = 0;
       await pipelined(
-        folds.length * n,
-        async (t) => await svm.solve(await setOf(Math.floor(t / n)).problem, K, candidates[t % n]),
-        (m: LinearSVM, t) => {
-          const v = Math.floor(t / n), set = setOf(v);
-          sums[t % n] += score(predictSVM(m, set.valid), set.y);
-          progress("C validation", t + 1, folds.length * n);
-          if (t % n < n - 1) return;
+        parts.length,
+        (t) => {
+          // A part starts from the last one's solutions: it waits for it.
+          const { v, idx } = parts[t];
+          const models = solving.then(async () => {
+            const set = await setOf(v);
+            return await svm.solvePath(set.problem, K, idx.map((i) => candidates[i]), set.alpha);
+          });
+          solving = models;
+          return models;
+        },
+        async (models: LinearSVM[], t) => {
+          const { v, idx } = parts[t], set = await setOf(v);
+          models.forEach((m, j) => {
+            sums[idx[j]] += score(predictSVM(m, set.valid), set.y);
+            progress("C validation", ++done, folds.length * candidates.length);
+          });
+          if (t + 1 < parts.length && parts[t + 1].v === v) return;
           sets.delete(v);
           if (folds.length > 1) log(`C validated on fold ${v + 1}/${folds.length}`);
         },

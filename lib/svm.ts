@@ -142,14 +142,25 @@ export function solveDual(
   tol: number,
   maxIter: number,
   rng: Rng,
+  start?: Float64Array,
 ): DualSolution {
   const { n, dim, x, gram: K, bias: B } = p, k = kernels(p.memory);
-  const alpha = new Float64Array(n);
+  const alpha = start ? start.slice() : new Float64Array(n);
   const Dii = 1 / (2 * C);
   // The diagonal of the dual's Hessian: |x_i|^2 + B^2 + 1 / 2C.
   const Q = Float64Array.from(p.norms, (v) => v + Dii);
   // Primal form: w (and its last weight, the bias's). Gram form: margin[i] = w.(x_i, B) for every i.
   const margin = p.scratch.subarray(0, n).fill(0), w = p.scratch.subarray(n, n + dim + 1).fill(0);
+  // A warm start (the solution at a smaller C: every alpha >= 0 is feasible at any C) begins from its w.
+  for (let i = 0; start && i < n; i++) {
+    if (alpha[i] === 0) continue;
+    const d = alpha[i] * sign[i];
+    if (K) k.axpy(d, K, i * n, margin, 0, n);
+    else {
+      k.axpy(d, x, i * dim, w, 0, dim);
+      w[dim] += d * B;
+    }
+  }
   const index = new Int32Array(n);
   for (let i = 0; i < n; i++) index[i] = i;
   let active = n;
@@ -326,6 +337,56 @@ function trainWith(p: DualProblem, labels: Int32Array, classes: number, opts: SV
   return { classes, dim: p.dim, w, bias: p.bias, C: opts.C };
 }
 
+/** The indices of `Cs` in increasing C (ties in their order). */
+function increasing(Cs: number[]): number[] {
+  return Cs.map((_, i) => i).sort((a, b) => Cs[a] - Cs[b] || a - b);
+}
+
+/**
+ * Class c's problem solved at each C of `Cs` (increasing) in turn, each from the dual solution at the C before (the
+ * first from `alpha`, when it holds one: zeros are a cold start), as liblinear's search for C does: the dual's only
+ * constraint, alpha >= 0, does not depend on C, so the last solution is a feasible start, and usually a close one.
+ * Each C's coordinates are visited in the order of a fresh `rng()` (as when each is solved alone), so a path solved
+ * in parts gives what it gives in one. Writes each C's weights with `put` and leaves the last solution in `alpha`.
+ */
+function solveClassPath(
+  p: DualProblem,
+  sign: Int8Array,
+  Cs: number[],
+  tol: number,
+  maxIter: number,
+  rng: () => Rng,
+  alpha: Float64Array,
+  put: (k: number, w: Float64Array) => void,
+): void {
+  let start: Float64Array | undefined = alpha.some((a) => a !== 0) ? alpha : undefined;
+  for (let k = 0; k < Cs.length; k++) {
+    const s = solveDual(p, sign, Cs[k], tol, maxIter, rng(), start);
+    put(k, s.w);
+    start = s.alpha;
+  }
+  if (start) alpha.set(start);
+}
+
+/** The one-vs-rest SVMs of one training set at every C of `Cs` (in that order), by warm-started paths of C. */
+function pathWith(p: DualProblem, labels: Int32Array, classes: number, Cs: number[], opts: Omit<SVMOptions, "C">) {
+  const order = increasing(Cs), sorted = order.map((i) => Cs[i]), D = p.dim + 1;
+  const w = Cs.map(() => new Float64Array(classes * D));
+  for (let c = 0; c < classes; c++) {
+    solveClassPath(
+      p,
+      signsOf(labels, c),
+      sorted,
+      opts.tol ?? 0.1,
+      opts.maxIter ?? 1000,
+      () => classRng(opts.seed ?? 1, c),
+      new Float64Array(p.n),
+      (k, wk) => w[order[k]].set(wk, c * D),
+    );
+  }
+  return Cs.map((C, i): LinearSVM => ({ classes, dim: p.dim, w: w[i], bias: p.bias, C }));
+}
+
 /** The decision values of row i (each summed in float64 in the order of the features), four classes at a time. */
 function exactScores(m: LinearSVM, x: Float32Array, i: number, score: Float64Array): void {
   const D = m.dim + 1, dim = m.dim, W = m.w, B = m.bias, o = i * dim;
@@ -455,7 +516,8 @@ function bestC(scores: { C: number; accuracy: number }[]): CChoice {
 }
 
 /**
- * Chooses C by accuracy on a validation set; ties go to the smaller C. Every C trains on the same Gram matrix.
+ * Chooses C by accuracy on a validation set; ties go to the first tried (the smaller C on a grid). Every C trains on
+ * the same Gram matrix, each class's problems in increasing C from the solution at the C before.
  */
 export function chooseC(
   train: Features,
@@ -472,7 +534,7 @@ export function chooseC(
   const { problem: p } = dualProblem(train, bias, usesGram(train.n));
   fillGram(p, openBlas().blas);
   return bestC(
-    grid.map((C) => ({ C, accuracy: score(predictSVM(trainWith(p, yTrain, classes, { C }), valid), yValid) })),
+    pathWith(p, yTrain, classes, grid, {}).map((m) => ({ C: m.C, accuracy: score(predictSVM(m, valid), yValid) })),
   );
 }
 
@@ -507,6 +569,24 @@ export type SVMJob =
     seed: number;
     next: Int32Array;
     out: Float64Array;
+  }
+  | {
+    /**
+     * The one-vs-rest problems at several C (increasing): as `solve`, but each class is solved at every C of `Cs` in
+     * turn, each from the solution at the C before, the first from row c of `alpha` (classes x n; zeros: a cold
+     * start), where the last solution is left; C number k's weights go to row k * classes + c of `out`.
+     */
+    kind: "path";
+    problem: DualProblem;
+    labels: Int32Array;
+    classes: number;
+    Cs: number[];
+    tol: number;
+    maxIter: number;
+    seed: number;
+    next: Int32Array;
+    alpha: Float64Array;
+    out: Float64Array;
   };
 
 /** A worker's answer: the problems it solved. */
@@ -518,10 +598,19 @@ export function runSVMJob(job: SVMJob): SVMAnswer {
     gramBlock(job.x, job.n, job.dim, job.r0, job.r1, job.gram, null);
     return 0;
   }
-  const D = job.problem.dim + 1;
+  const D = job.problem.dim + 1, n = job.problem.n;
   for (let solved = 0;; solved++) {
     const c = Atomics.add(job.next, 0, 1);
     if (c >= job.classes) return solved;
+    if (job.kind === "path") {
+      const { problem: p, Cs, classes, out } = job;
+      const rng = () => classRng(job.seed, c), alpha = job.alpha.subarray(c * n, (c + 1) * n);
+      solveClassPath(p, signsOf(job.labels, c), Cs, job.tol, job.maxIter, rng, alpha, (k, w) => {
+        out.set(w, (k * classes + c) * D);
+      });
+      solved += Cs.length - 1;
+      continue;
+    }
     const s = solveDual(job.problem, signsOf(job.labels, c), job.C, job.tol, job.maxIter, classRng(job.seed, c));
     job.out.set(s.w, c * D);
   }
@@ -631,6 +720,56 @@ export class SVMWorkers {
     return { classes, dim: problem.dim, w: out.slice(), bias: problem.bias, C };
   }
 
+  /**
+   * The one-vs-rest SVMs of a training set at every C of `Cs` (returned in that order), each class's problems solved
+   * in increasing C from the solution at the C before (see {@link chooseC}). `alpha` (classes x n float64 in shared
+   * memory, from {@link SVMWorkers.pathStart}) carries the last solutions from one call to the next, so that a long
+   * list of C can be solved a part at a time: give each call C values above the last call's.
+   */
+  async solvePath(
+    p: WorkerProblem,
+    classes: number,
+    Cs: number[],
+    alpha: Float64Array = this.pathStart(p, classes),
+    opts: Omit<SVMOptions, "C"> = {},
+  ): Promise<LinearSVM[]> {
+    for (const C of Cs) checkC(C);
+    const { problem, scratch, labels } = p, D = problem.dim + 1;
+    if (alpha.length !== classes * problem.n) {
+      throw new Error(`${alpha.length} dual variables for ${classes} x ${problem.n}`);
+    }
+    const order = increasing(Cs), sorted = order.map((i) => Cs[i]);
+    const next = new Int32Array(new SharedArrayBuffer(4)), out = shared(new Float64Array(Cs.length * classes * D));
+    const job = (w: number): SVMJob => ({
+      kind: "path",
+      problem: { ...problem, scratch: scratch[w] },
+      labels,
+      classes,
+      Cs: sorted,
+      tol: opts.tol ?? 0.1,
+      maxIter: opts.maxIter ?? 1000,
+      seed: opts.seed ?? 1,
+      next,
+      alpha,
+      out,
+    });
+    const solved = await Promise.all(Array.from({ length: this.size }, (_, w) => this.#pool.call(w, job(w))));
+    this.#solved += solved.reduce((a, b) => a + b, 0);
+    const models = sorted.map((C, k): LinearSVM => ({
+      classes,
+      dim: problem.dim,
+      w: out.slice(k * classes * D, (k + 1) * classes * D),
+      bias: problem.bias,
+      C,
+    }));
+    return Cs.map((_, i) => models[order.indexOf(i)]);
+  }
+
+  /** A cold start for {@link SVMWorkers.solvePath}: zeros, classes x n, in shared memory. */
+  pathStart(p: WorkerProblem, classes: number): Float64Array {
+    return new Float64Array(new SharedArrayBuffer(8 * classes * p.problem.n));
+  }
+
   /** {@link trainSVM} in the workers. */
   async train(f: Features, labels: Int32Array, classes: number, opts: SVMOptions): Promise<LinearSVM> {
     checkTraining(f, labels, opts);
@@ -638,10 +777,7 @@ export class SVMWorkers {
     return await this.solve(p, classes, opts.C, opts);
   }
 
-  /**
-   * {@link chooseC} in the workers: every C trains on one Gram matrix, and the workers train the next C while this
-   * thread scores the last.
-   */
+  /** {@link chooseC} in the workers: the same C path, its classes spread over the workers. */
   async chooseC(
     train: Features,
     yTrain: Int32Array,
@@ -654,11 +790,8 @@ export class SVMWorkers {
   ): Promise<CChoice> {
     for (const C of grid) checkC(C);
     const p = await this.problem(train, yTrain, bias);
-    const scores: { C: number; accuracy: number }[] = [];
-    await pipelined(grid.length, (i) => this.solve(p, classes, grid[i]), (m) => {
-      scores.push({ C: m.C, accuracy: score(predictSVM(m, valid), yValid) });
-    });
-    return bestC(scores);
+    const models = await this.solvePath(p, classes, grid);
+    return bestC(models.map((m) => ({ C: m.C, accuracy: score(predictSVM(m, valid), yValid) })));
   }
 }
 

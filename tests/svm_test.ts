@@ -318,3 +318,56 @@ Deno.test("SVM: C outside (0, inf) is refused; C is chosen by validation; per-cl
   assert.ok([0.01, 1].includes(r.C));
   assert.equal(meanClassAccuracy(Int32Array.from([0, 0, 1, 1]), Int32Array.from([0, 1, 1, 1]), 2), (1 + 2 / 3) / 2);
 });
+
+Deno.test("SVM: a warm-started path of C reaches each C's optimum, in fewer passes, in parts and in workers alike", async () => {
+  const tr = blobs(4, 12, 60, 3, 11), C = [0.01, 0.1, 1, 10];
+  for (const form of ["gram", "primal"] as const) {
+    const { problem } = dualProblem(tr.f, 1, form === "gram");
+    fillGram(problem, null);
+    const sign = Int8Array.from(tr.y, (c) => (c === 0 ? 1 : -1));
+    const side = (w: Float64Array) =>
+      Array.from({ length: tr.f.n }, (_, i) => {
+        let m = w[12];
+        for (let j = 0; j < 12; j++) m += w[j] * tr.f.x[i * 12 + j];
+        return m > 0;
+      });
+    let start: Float64Array | undefined, tightStart: Float64Array | undefined, warmPasses = 0, coldPasses = 0;
+    for (const c of C) {
+      const warm = solveDual(problem, sign, c, 0.1, 1000, new Rng(1), start);
+      const cold = solveDual(problem, sign, c, 0.1, 1000, new Rng(1));
+      // Solved tightly, from the tight solution at the C before and from zero: the same optimum.
+      const warmTight = solveDual(problem, sign, c, 1e-6, 100000, new Rng(1), tightStart);
+      const tight = solveDual(problem, sign, c, 1e-6, 100000, new Rng(1));
+      let diff = 0, norm = 0;
+      for (let i = 0; i < tight.w.length; i++) diff += (warmTight.w[i] - tight.w[i]) ** 2, norm += tight.w[i] ** 2;
+      assert.ok(Math.sqrt(diff / norm) < 1e-3, `${form}, C = ${c}: relative difference ${Math.sqrt(diff / norm)}`);
+      // At the solver's tolerance (a bound on the optimality conditions, not on the distance to the optimum) warm and
+      // cold starts both put almost every point on the side the optimum puts it.
+      const best = side(tight.w);
+      for (const s of [warm, cold]) {
+        const agree = side(s.w).filter((v, i) => v === best[i]).length / tr.f.n;
+        assert.ok(agree >= 0.95, `${form}, C = ${c}, ${s === warm ? "warm" : "cold"}: ${agree} agree`);
+      }
+      warmPasses += warm.iterations;
+      coldPasses += cold.iterations;
+      [start, tightStart] = [warm.alpha, warmTight.alpha];
+    }
+    assert.ok(warmPasses < coldPasses, `${form}: ${warmPasses} passes warm, ${coldPasses} cold`);
+  }
+  // The path in workers: the same models whatever the number of workers, in one call or in parts (the second part
+  // starting from the first one's solutions), in any order of C, and as in one thread (chooseC's scores).
+  const va = blobs(4, 12, 20, 3, 12);
+  const one = new SVMWorkers(1), two = new SVMWorkers(2);
+  try {
+    const p1 = await one.problem(tr.f, tr.y, 1), p2 = await two.problem(tr.f, tr.y, 1);
+    const whole = await one.solvePath(p1, 4, C);
+    const alpha = two.pathStart(p2, 4);
+    const parts = [...await two.solvePath(p2, 4, [0.1, 0.01], alpha), ...await two.solvePath(p2, 4, [10, 1], alpha)];
+    assert.deepEqual(parts.map((m) => m.C), [0.1, 0.01, 10, 1]);
+    for (const m of whole) assert.deepEqual(parts.find((q) => q.C === m.C)!.w, m.w, `C = ${m.C}`);
+    assert.deepEqual(await two.chooseC(tr.f, tr.y, va.f, va.y, 4, C, 1), chooseC(tr.f, tr.y, va.f, va.y, 4, C, 1));
+  } finally {
+    one.close();
+    two.close();
+  }
+});
