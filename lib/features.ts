@@ -56,9 +56,21 @@ export function poolingGrids(p: Pooling): number[] {
   return p === "quadrant" ? [2] : [1, 2, 4];
 }
 
+/** The cells of a g x g grid over n rows (or columns): [start, end) of each; every cell holds at least one. */
+function cellBounds(n: number, g: number): [number, number][] {
+  return Array.from({ length: g }, (_, k) => {
+    const lo = Math.floor((k * n) / g);
+    return [lo, Math.max(lo + 1, Math.floor(((k + 1) * n) / g))];
+  });
+}
+
 /**
  * Max-pools a map (H x W x C, row-major) over the cells of the grids, appending to `out` at `off`; the cells of
  * grid g are multiplied by `weights[g's index]` (the release weights pyramid levels 1, 1/2, 1/4).
+ *
+ * Where every grid divides the finest one and the map has at least a row and a column per fine cell, each coarse
+ * cell is exactly the union of fine cells: the map is read once, into the finest grid, and the coarser grids are the
+ * maxima of their fine cells (the same maxima as reading the map for each grid).
  */
 export function poolMap(
   map: Float32Array,
@@ -70,18 +82,24 @@ export function poolMap(
   off: number,
   weights?: number[],
 ): number {
+  const fine = Math.max(...grids);
+  const nested = H >= fine && W >= fine && grids.every((g) => fine % g === 0);
+  const cells = nested ? finestCells(map, H, W, C, fine) : null;
   for (const [level, g] of grids.entries()) {
     const weight = weights?.[level] ?? 1;
+    const rows = cellBounds(H, g), cols = cellBounds(W, g);
     for (let gy = 0; gy < g; gy++) {
-      const y0 = Math.floor((gy * H) / g), y1 = Math.max(y0 + 1, Math.floor(((gy + 1) * H) / g));
       for (let gx = 0; gx < g; gx++) {
-        const x0 = Math.floor((gx * W) / g), x1 = Math.max(x0 + 1, Math.floor(((gx + 1) * W) / g));
         for (let c = 0; c < C; c++) out[off + c] = -Infinity;
-        for (let y = y0; y < y1; y++) {
-          for (let x = x0; x < x1; x++) {
-            const o = (y * W + x) * C;
-            for (let c = 0; c < C; c++) if (map[o + c] > out[off + c]) out[off + c] = map[o + c];
+        if (cells) {
+          // The fine cells inside this one.
+          const f = fine / g;
+          for (let fy = gy * f; fy < (gy + 1) * f; fy++) {
+            for (let fx = gx * f; fx < (gx + 1) * f; fx++) maxInto(out, off, cells, (fy * fine + fx) * C, C);
           }
+        } else {
+          const [y0, y1] = rows[gy], [x0, x1] = cols[gx];
+          for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) maxInto(out, off, map, (y * W + x) * C, C);
         }
         if (weight !== 1) { for (let c = 0; c < C; c++) out[off + c] *= weight; }
         off += C;
@@ -89,6 +107,24 @@ export function poolMap(
     }
   }
   return off;
+}
+
+/** out[off + c] = max(out[off + c], v[at + c]) for c < C (a NaN in v is passed over). */
+function maxInto(out: Float32Array, off: number, v: Float32Array, at: number, C: number): void {
+  for (let c = 0; c < C; c++) if (v[at + c] > out[off + c]) out[off + c] = v[at + c];
+}
+
+/** The maxima of a map's cells on a g x g grid (g x g x C, row-major), the map read once. */
+function finestCells(map: Float32Array, H: number, W: number, C: number, g: number): Float32Array {
+  const cells = new Float32Array(g * g * C).fill(-Infinity);
+  const cellOfX = new Int32Array(W);
+  cellBounds(W, g).forEach(([x0, x1], k) => cellOfX.fill(k, x0, x1));
+  cellBounds(H, g).forEach(([y0, y1], ky) => {
+    for (let y = y0; y < y1; y++) {
+      for (let x = 0; x < W; x++) maxInto(cells, (ky * g + cellOfX[x]) * C, map, (y * W + x) * C, C);
+    }
+  });
+  return cells;
 }
 
 /**

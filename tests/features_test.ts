@@ -19,6 +19,42 @@ Deno.test("quadrant and pyramid max pooling", () => {
   assert.deepEqual(Array.from(p.subarray(5)), Array.from(map));
 });
 
+Deno.test("pooling reads the map once where the grids nest, with every cell's maximum as read cell by cell", () => {
+  // The pooling's definition, cell by cell: cell (gy, gx) of a g x g grid spans rows floor(gy H / g) to
+  // max(that + 1, floor((gy + 1) H / g)), and columns alike.
+  const reference = (map: Float32Array, H: number, W: number, C: number, grids: number[], weights: number[]) => {
+    const out: number[] = [];
+    const span = (k: number, n: number, g: number) => {
+      const lo = Math.floor((k * n) / g);
+      return [lo, Math.max(lo + 1, Math.floor(((k + 1) * n) / g))];
+    };
+    grids.forEach((g, level) => {
+      for (let gy = 0; gy < g; gy++) {
+        for (let gx = 0; gx < g; gx++) {
+          const [y0, y1] = span(gy, H, g), [x0, x1] = span(gx, W, g);
+          for (let c = 0; c < C; c++) {
+            let m = -Infinity;
+            for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) m = Math.max(m, map[(y * W + x) * C + c]);
+            out.push(Math.fround(Math.fround(m) * weights[level]));
+          }
+        }
+      }
+    });
+    return out;
+  };
+  let seed = 7;
+  const next = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) - 0.3;
+  for (const [H, W, C] of [[37, 29, 3], [31, 31, 5], [4, 4, 2], [3, 5, 2], [1, 1, 4], [8, 3, 1]]) {
+    const map = Float32Array.from({ length: H * W * C }, () => Math.max(0, next()));
+    for (const grids of [[1, 2, 4], [2], [1, 2, 3]]) {
+      const weights = [1, 0.5, 0.25], cells = grids.reduce((a, g) => a + g * g, 0);
+      const out = new Float32Array(cells * C);
+      assert.equal(poolMap(map, H, W, C, grids, out, 0, weights), cells * C);
+      assert.deepEqual(Array.from(out), reference(map, H, W, C, grids, weights), `${H}x${W}x${C}, grids ${grids}`);
+    }
+  }
+});
+
 Deno.test("feature sizes: 4 x (sum of channels) with quadrants; 21 x with the pyramid", () => {
   const net = new ExemplarNet("64c5-128c5-256c5-512f", 10);
   assert.equal(featureLayout(net, 96, "quadrant").dim, 3840); // PAPER.md: 3840 for the medium network
