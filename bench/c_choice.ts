@@ -62,10 +62,9 @@ async function main(args: string[]): Promise<void> {
   const split = getSplit(ds, ds.splits.all ? "all" : "train");
   const all = [...Array(split.length).keys()];
   const t0 = performance.now();
-  const f = await extractFeaturesParallel(
+  const [f] = await extractFeaturesParallel(
     {
-      spec: netSpec(config),
-      weights: await flatWeights(net),
+      nets: [{ spec: netSpec(config), weights: await flatWeights(net) }],
       data,
       split: split.name,
       size,

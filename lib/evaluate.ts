@@ -9,17 +9,17 @@
  *
  * @module
  */
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { getSplit, openDataset } from "./data/mod.ts";
 import {
   applyScales,
   blockScales,
   cachedFeatures,
-  extractFeatures,
+  extractFeatureSets,
   extractFeaturesParallel,
   featureLayout,
   imagesIdentity,
-  rawPixelFeatures,
 } from "./features.ts";
 import { hashBytes, hashText } from "./util/rng.ts";
 import { cacheDir, writeFileAtomic } from "./util/fsutil.ts";
@@ -185,24 +185,47 @@ export function checkResults(value: unknown, where: string): EvaluationResults {
 /** The version of the feature computation: a change to what features hold changes it, and every cached set with it. */
 const FEATURES_VERSION = 3;
 
+/** The side of the raw-pixel baseline's images (this project's baseline, not the paper's: 32 x 32 thumbnails). */
+const RAW_SIDE = 32;
+
 /**
- * A feature function with the release's per-layer scaling fitted on the training split. Features are cached in
- * `cacheDir` under a key made of everything they depend on: `what` (the network's weights, or raw pixels, and the
- * extraction settings) and the identity of the images read (lib/features.ts `imagesIdentity`).
+ * Where an evaluation caches one kind of features: the folder, and `what` they are (the network's weights, or raw
+ * pixels, and the extraction settings).
+ */
+interface FeatureSource {
+  dir: string;
+  what: Record<string, unknown>;
+}
+
+/**
+ * The cache entry of a source's features of the images `idx` of a split: its key is made of everything the features
+ * depend on, `what` and the identity of the images read (lib/features.ts `imagesIdentity`).
+ */
+function cacheEntry(src: FeatureSource, ds: Dataset, split: string, idx: number[]) {
+  const images = imagesIdentity(ds.format, ds.splits[split], idx);
+  const about = { ...src.what, version: FEATURES_VERSION, split, images: idx.length };
+  return { dir: src.dir, key: `${src.what.kind}-${split}-${hashText(JSON.stringify(about), images)}`, about };
+}
+
+/** Whether a cache entry is there (whether it is intact is checked when it is read). */
+function cached(e: ReturnType<typeof cacheEntry>): boolean {
+  return existsSync(join(e.dir, `${e.key}.f32`)) && existsSync(join(e.dir, `${e.key}.json`));
+}
+
+/**
+ * A feature function with the release's per-layer scaling fitted on the training split, cached (see
+ * {@link cacheEntry}).
  */
 function scaledFeatures(
-  cacheDir: string,
+  src: FeatureSource,
   ds: Dataset,
-  what: Record<string, unknown>,
   compute: (split: string, idx: number[]) => Promise<Features>,
   blocks: { offset: number; size: number }[] | null,
 ): FeatureFn {
   let scales: number[] | null = null;
   return async (split, idx) => {
-    const images = imagesIdentity(ds.format, ds.splits[split], idx);
-    const about = { ...what, version: FEATURES_VERSION, split, images: idx.length };
-    const key = `${what.kind}-${split}-${hashText(JSON.stringify(about), images)}`;
-    const f = await cachedFeatures(cacheDir, key, () => compute(split, idx), about);
+    const e = cacheEntry(src, ds, split, idx);
+    const f = await cachedFeatures(e.dir, e.key, () => compute(split, idx), e.about);
     const copy = { ...f, x: f.x.slice() };
     if (blocks) {
       if (split !== "test" || !scales) scales = blockScales(copy, blocks);
@@ -231,6 +254,7 @@ async function evaluateLocked(runDir: string, opts: EvaluateOptions): Promise<Ev
   // The SVMs of all three protocols train in the run's number of workers (at most one per core; one per core where
   // its config names none).
   let svm: SVMWorkers | null = null;
+  let random: ExemplarNet | null = null;
   try {
     const evalData = opts.data ?? cfg.data;
     ds = await openDataset(evalData, { log });
@@ -249,33 +273,60 @@ async function evaluateLocked(runDir: string, opts: EvaluateOptions): Promise<Ev
     const cache = join(runDir, "features"), shared = join(cacheDir(), "features");
     const settings = { size, pooling, mean, levelWeights: levelWeights ?? null };
 
-    // Features run in two workers on the wasm backend (each its own thread), else here.
+    // Features run in two workers on the wasm backend (each its own thread), else here. One pass over the images
+    // reads every set asked for: each image is decoded and resized once.
     const workers = tf.getBackend() === "wasm" ? Math.max(1, Math.min(2, navigator.hardwareConcurrency)) : 1;
     const spec = netSpec(cfg);
-    const netFeatures = async (which: string, n: ExemplarNet, trained: boolean) => {
-      const { blocks } = featureLayout(n, size, pooling);
-      const weights = await flatWeights(n);
-      const flat = trained ? weights : null;
-      const what = { kind: which, net: cfg.net, weights: hashBytes(weights), ...settings };
-      return scaledFeatures(trained ? cache : shared, ds!, what, async (split, idx) => {
-        const progress = (d: number) => opts.onProgress?.(`features (${which}, ${split})`, d, idx.length);
-        if (workers > 1) {
-          return await extractFeaturesParallel(
-            { spec, weights: flat, data: evalData, split, size, pooling, mean, levelWeights },
-            idx,
-            workers,
-            progress,
-          );
-        }
-        return await extractFeatures(n, getSplit(ds!, split), idx, {
-          size,
-          pooling,
-          mean,
-          levelWeights,
-          onProgress: progress,
-        });
-      }, blocks);
+    const extract = async (
+      nets: { net: ExemplarNet; weights: Float32Array | null }[],
+      rawSide: number | undefined,
+      split: string,
+      idx: number[],
+      which: string,
+    ): Promise<Features[]> => {
+      const onProgress = (d: number) => opts.onProgress?.(`features (${which}, ${split})`, d, idx.length);
+      if (workers > 1) {
+        const job = { data: evalData, split, size, pooling, mean, levelWeights, rawSide };
+        return await extractFeaturesParallel(
+          { ...job, nets: nets.map((n) => ({ spec, weights: n.weights })) },
+          idx,
+          workers,
+          onProgress,
+        );
+      }
+      const run = { size, pooling, mean, levelWeights, rawSide, onProgress };
+      return await extractFeatureSets(nets.map((n) => n.net), getSplit(ds!, split), idx, run);
     };
+    const baselines = opts.baselines ?? true;
+    // The baseline network: the run's network with the seeded initialisation it began from.
+    random = baselines ? new ExemplarNet(cfg.net, cfg.classes, { method: cfg.method, seed: cfg.seed }) : null;
+    const learnedWeights = await flatWeights(net);
+    const about = async (kind: string, n: ExemplarNet) => ({
+      kind,
+      net: cfg.net,
+      weights: hashBytes(await flatWeights(n)),
+      ...settings,
+    });
+    const sources = {
+      learned: { dir: cache, what: await about("learned", net) },
+      random: random ? { dir: shared, what: await about("random", random) } : null,
+      raw: { dir: shared, what: { kind: "raw", side: RAW_SIDE, mean } },
+    };
+    const { blocks } = featureLayout(net, size, pooling);
+    // The learned features' pass also reads the baselines' where they are not cached yet, and caches them.
+    const learnedFeatures = scaledFeatures(sources.learned, ds, async (split, idx) => {
+      const along = (src: FeatureSource | null) => src && baselines && !cached(cacheEntry(src, ds!, split, idx));
+      const withRandom = along(sources.random), withRaw = along(sources.raw);
+      const nets = [{ net, weights: learnedWeights }, ...(withRandom ? [{ net: random!, weights: null }] : [])];
+      const which = ["learned", ...(withRandom ? ["random weights"] : []), ...(withRaw ? ["raw pixels"] : [])];
+      const sets = await extract(nets, withRaw ? RAW_SIDE : undefined, split, idx, which.join(" + "));
+      const companions = [...(withRandom ? [sources.random!] : []), ...(withRaw ? [sources.raw] : [])];
+      for (const [k, src] of companions.entries()) {
+        const e = cacheEntry(src, ds!, split, idx);
+        await cachedFeatures(e.dir, e.key, () => Promise.resolve(sets[k + 1]), e.about);
+      }
+      return sets[0];
+    }, blocks);
     const svmProgress = (which: string) => (what: string, done: number, total: number) =>
       opts.onProgress?.(`SVM ${what} (${which})`, done, total);
     const w = cfg.workers;
@@ -283,7 +334,7 @@ async function evaluateLocked(runDir: string, opts: EvaluateOptions): Promise<Ev
     log(
       `evaluating ${runDir} (step ${step}) on ${evalData} with the ${protocol} protocol (${size}x${size}, ${pooling} pooling)`,
     );
-    const learned = await runProtocol(protocol, ds, await netFeatures("learned", net, true), {
+    const learned = await runProtocol(protocol, ds, learnedFeatures, {
       C: opts.C,
       runs: opts.runs,
       method: cfg.method,
@@ -308,30 +359,24 @@ async function evaluateLocked(runDir: string, opts: EvaluateOptions): Promise<Ev
       learned,
       seconds: 0,
     };
-    if (opts.baselines ?? true) {
-      const random = new ExemplarNet(cfg.net, cfg.classes, { method: cfg.method, seed: cfg.seed });
-      try {
-        out.random = await runProtocol(protocol, ds, await netFeatures("random", random, false), {
-          C: opts.C,
-          runs: opts.runs,
-          method: cfg.method,
-          knn: opts.knn,
-          log: () => {},
-          workers: svm,
-          onProgress: svmProgress("random"),
-        });
-      } finally {
-        random.dispose();
-      }
+    if (random) {
+      const randomFeatures = scaledFeatures(sources.random!, ds, async (split, idx) => {
+        return (await extract([{ net: random!, weights: null }], undefined, split, idx, "random weights"))[0];
+      }, blocks);
+      out.random = await runProtocol(protocol, ds, randomFeatures, {
+        C: opts.C,
+        runs: opts.runs,
+        method: cfg.method,
+        knn: opts.knn,
+        log: () => {},
+        workers: svm,
+        onProgress: svmProgress("random"),
+      });
       log(`random weights:   ${out.random.mean.toFixed(2)} +- ${out.random.std.toFixed(2)} %`);
-      const raw = scaledFeatures(
-        shared,
-        ds,
-        { kind: "raw", side: 32, mean },
-        (split, idx) => rawPixelFeatures(getSplit(ds!, split), idx, 32, mean),
-        null,
-      );
-      out.raw = await runProtocol(protocol, ds, raw, {
+      const rawFeatures = scaledFeatures(sources.raw, ds, async (split, idx) => {
+        return (await extract([], RAW_SIDE, split, idx, "raw pixels"))[0];
+      }, null);
+      out.raw = await runProtocol(protocol, ds, rawFeatures, {
         C: opts.C,
         runs: opts.runs,
         method: cfg.method,
@@ -350,5 +395,6 @@ async function evaluateLocked(runDir: string, opts: EvaluateOptions): Promise<Ev
     svm?.close();
     ds?.close();
     net.dispose();
+    random?.dispose();
   }
 }

@@ -251,35 +251,58 @@ export async function extractFeatures(
   indices: ArrayLike<number>,
   opts: ExtractOptions,
 ): Promise<Features> {
-  const { blocks, dim } = featureLayout(net, opts.size, opts.pooling);
+  return (await extractFeatureSets([net], split, indices, opts))[0];
+}
+
+/**
+ * The pooled features of several networks and, with `rawSide`, raw pixel features ({@link rawPixelFeatures}) of
+ * the images `indices` of a split, in one pass over the images: each is decoded and resized once for all of them.
+ * Returns the networks' features in their order, then the raw pixels'; each set is what {@link extractFeatures} or
+ * {@link rawPixelFeatures} alone gives.
+ */
+export async function extractFeatureSets(
+  nets: ExemplarNet[],
+  split: Split,
+  indices: ArrayLike<number>,
+  opts: ExtractOptions & { rawSide?: number },
+): Promise<Features[]> {
+  const layouts = nets.map((net) => featureLayout(net, opts.size, opts.pooling));
   const grids = poolingGrids(opts.pooling);
-  const n = indices.length, B = opts.batch ?? 16, S = opts.size;
-  const x = new Float32Array(n * dim);
+  const n = indices.length, B = opts.batch ?? 16, S = opts.size, side = opts.rawSide;
+  const sets = layouts.map(({ dim }) => ({ n, dim, x: new Float32Array(n * dim) }));
+  const raw = side ? { n, dim: side * side * 3, x: new Float32Array(n * side * side * 3) } : null;
   const input = new Float32Array(B * S * S * 3);
   for (let s = 0; s < n; s += B) {
     const m = Math.min(B, n - s);
-    for (let j = 0; j < m; j++) prepareImage(await split.image(indices[s + j]), S, opts.mean, input, j * S * S * 3);
-    const maps = tf.tidy(() => convolutionalMaps(net, tf.tensor4d(input.subarray(0, m * S * S * 3), [m, S, S, 3])));
-    const data = await Promise.all(maps.map((t) => t.data() as Promise<Float32Array>));
-    tf.dispose(maps);
     for (let j = 0; j < m; j++) {
-      blocks.forEach((b, k) => {
-        const per = b.map * b.map * b.channels;
-        poolMap(
-          data[k].subarray(j * per, (j + 1) * per),
-          b.map,
-          b.map,
-          b.channels,
-          grids,
-          x,
-          (s + j) * dim + b.offset,
-          opts.levelWeights,
-        );
-      });
+      const img = await split.image(indices[s + j]);
+      prepareImage(img, S, opts.mean, input, j * S * S * 3);
+      if (raw) prepareImage(img, side!, opts.mean, raw.x, (s + j) * raw.dim);
+    }
+    for (const [k, net] of nets.entries()) {
+      const maps = tf.tidy(() => convolutionalMaps(net, tf.tensor4d(input.subarray(0, m * S * S * 3), [m, S, S, 3])));
+      const data = await Promise.all(maps.map((t) => t.data() as Promise<Float32Array>));
+      tf.dispose(maps);
+      const { blocks, dim } = layouts[k];
+      for (let j = 0; j < m; j++) {
+        blocks.forEach((b, l) => {
+          const per = b.map * b.map * b.channels;
+          poolMap(
+            data[l].subarray(j * per, (j + 1) * per),
+            b.map,
+            b.map,
+            b.channels,
+            grids,
+            sets[k].x,
+            (s + j) * dim + b.offset,
+            opts.levelWeights,
+          );
+        });
+      }
     }
     opts.onProgress?.(s + m, n);
   }
-  return { n, dim, x };
+  return raw ? [...sets, raw] : sets;
 }
 
 /** Raw pixels as features (a baseline): the image resized to `side` x `side`, in [0, 1], mean colour subtracted. */
@@ -388,9 +411,10 @@ export async function cachedFeatures(
 
 /** A request to a feature worker (lib/features_worker.ts). */
 export interface FeatureJob {
-  spec: NetSpec;
-  /** Flat weights in the network's parameter order; null keeps the seeded initialisation. */
-  weights: Float32Array | null;
+  /** The networks, each with its flat weights in its parameter order (null keeps the seeded initialisation). */
+  nets: { spec: NetSpec; weights: Float32Array | null }[];
+  /** Raw pixel features too, at this side (after the networks'). */
+  rawSide?: number;
   data: string;
   split: string;
   indices: number[];
@@ -404,28 +428,27 @@ export interface FeatureJob {
 }
 
 /**
- * {@link extractFeatures} split over `workers` Deno workers (each with its own
- * wasm backend and data reader): the images are divided into contiguous
- * shares and the results concatenated in order, so the features are the same
- * as in one thread.
+ * {@link extractFeatureSets} split over `workers` Deno workers (each with its own wasm backend and data reader): the
+ * images are divided into contiguous shares and the results concatenated in order, so the features are the same as
+ * in one thread.
  */
 export async function extractFeaturesParallel(
   job: Omit<FeatureJob, "indices">,
   indices: number[],
   workers: number,
   onProgress?: (done: number, total: number) => void,
-): Promise<Features> {
+): Promise<Features[]> {
   const per = Math.ceil(indices.length / workers);
   const shares = Array.from({ length: workers }, (_, w) => indices.slice(w * per, (w + 1) * per)).filter((s) =>
     s.length
   );
   const done = shares.map(() => 0);
-  const pool = new WorkerPool<FeatureJob, Features>(
+  const pool = new WorkerPool<FeatureJob, Features[]>(
     new URL("./features_worker.ts", import.meta.url),
     shares.length,
     "feature",
   );
-  let parts: Features[];
+  let parts: Features[][];
   try {
     parts = await Promise.all(shares.map((share, w) =>
       pool.call(w, { cache: cacheDir(), ...job, indices: share }, {
@@ -438,11 +461,13 @@ export async function extractFeaturesParallel(
   } finally {
     pool.close();
   }
-  const dim = parts[0].dim, x = new Float32Array(indices.length * dim);
-  let off = 0;
-  for (const p of parts) {
-    x.set(p.x, off);
-    off += p.x.length;
-  }
-  return { n: indices.length, dim, x };
+  return parts[0].map((_, k) => {
+    const dim = parts[0][k].dim, x = new Float32Array(indices.length * dim);
+    let off = 0;
+    for (const p of parts) {
+      x.set(p[k].x, off);
+      off += p[k].x.length;
+    }
+    return { n: indices.length, dim, x };
+  });
 }

@@ -133,3 +133,57 @@ Deno.test("a cached feature set copied over another's name is not served: it was
   assert.equal(computed, 1);
   assert.deepEqual(Array.from(again.x), [2, 2, 2, 2, 2, 2]);
 });
+
+Deno.test("one pass over the images gives each network's features and the raw pixels as each alone, in workers too", async () => {
+  const { openDataset } = await import("../lib/data/mod.ts");
+  const { extractFeatures, extractFeatureSets, extractFeaturesParallel, rawPixelFeatures } = await import(
+    "../lib/features.ts"
+  );
+  const { netSpec } = await import("../lib/nets.ts");
+  const { NetRunner, flatWeights } = await import("../lib/compute/engine.ts");
+  const { CALTECH_TINY } = await import("./helpers.ts");
+  const data = `caltech101:${CALTECH_TINY}`, ds = await openDataset(data);
+  const cfg = { net: "8c5-8c5-16f", classes: 4, method: "paper" as const };
+  const a = await NetRunner.create(netSpec({ ...cfg, seed: 1 })),
+    b = await NetRunner.create(netSpec({ ...cfg, seed: 2 }));
+  try {
+    const split = ds.splits.all, idx = [0, 3, 5, 8, 9, 11, 2];
+    const opts = { size: 40, pooling: "pyramid" as const, mean: [0.5, 0.4, 0.3] as [number, number, number], batch: 3 };
+    const nets = [a.net as ExemplarNet, b.net as ExemplarNet];
+    const alone = [
+      await extractFeatures(nets[0], split, idx, opts),
+      await extractFeatures(nets[1], split, idx, opts),
+      await rawPixelFeatures(split, idx, 12, opts.mean),
+    ];
+    const together = await extractFeatureSets(nets, split, idx, { ...opts, rawSide: 12 });
+    assert.deepEqual(together, alone);
+    const weights = await flatWeights(nets[0]);
+    const inWorkers = await extractFeaturesParallel(
+      {
+        nets: [{ spec: netSpec({ ...cfg, seed: 7 }), weights }, { spec: netSpec({ ...cfg, seed: 2 }), weights: null }],
+        rawSide: 12,
+        data,
+        split: "all",
+        size: opts.size,
+        pooling: opts.pooling,
+        mean: opts.mean,
+      },
+      idx,
+      2,
+    );
+    // (The workers' batches hold other images, and a convolution's sums round in the last bits by batch.)
+    assert.deepEqual(inWorkers[2], alone[2]);
+    for (const k of [0, 1]) {
+      assert.equal(inWorkers[k].dim, alone[k].dim);
+      const worst = alone[k].x.reduce(
+        (m, v, i) => Math.max(m, Math.abs(v - inWorkers[k].x[i]) / (1e-3 + Math.abs(v))),
+        0,
+      );
+      assert.ok(worst < 1e-4, `network ${k}: relative difference ${worst}`);
+    }
+  } finally {
+    a.net.dispose();
+    b.net.dispose();
+    ds.close();
+  }
+});
