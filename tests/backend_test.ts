@@ -383,12 +383,12 @@ Deno.test("TensorFlow.js internals: the wasm backend has every member the projec
   assert.match(pinned, /^\d+\.\d+\.\d+$/);
   // A stand-in with some of the members: the others are named, in one line with the pinned version.
   const fake = { makeOutput() {}, wasm: {} };
-  assert.deepEqual(missingWasmInternals(fake), ["typedArrayFromHeap", "refCount", "wasm.HEAPU8"]);
+  assert.deepEqual(missingWasmInternals(fake), ["typedArrayFromHeap", "refCount", "incRef", "wasm.HEAPU8"]);
   const problem = wasmInternalsProblem(fake)!;
   assert.ok(!problem.includes("\n"), problem);
   assert.match(
     problem,
-    new RegExp(`wasm backend lacks typedArrayFromHeap, refCount, wasm\\.HEAPU8, .*${pinned.replaceAll(".", "\\.")}`),
+    new RegExp(`wasm backend lacks typedArrayFromHeap, refCount, incRef, wasm\\.HEAPU8, .*${pinned.replaceAll(".", "\\.")}`),
   );
   assert.match(problem, /deno\.json/);
   assert.throws(() => wasmInternals(fake as unknown as tf.KernelBackend), /lacks typedArrayFromHeap/);
@@ -415,4 +415,21 @@ Deno.test("backend selection refuses a wasm backend without a member the project
   const info = await selectBackend("wasm");
   assert.equal(info.name, "wasm");
   assert.equal(missingWasmInternals(tf.backend()).length, 0);
+});
+
+Deno.test("wasm: a tensor saved for the backward pass shares its data instead of copying it, and lives as long as either", async () => {
+  await selectBackend("wasm");
+  const backend = wasmInternals();
+  const a = tf.tensor1d([1, 2, 3]), b = tf.clone(a);
+  assert.equal(backend.refCount(a.dataId), 2);
+  assert.equal(b.dataId, a.dataId);
+  a.dispose();
+  assert.deepEqual(Array.from(await b.data()), [1, 2, 3]);
+  b.dispose();
+  assert.equal(backend.refCount(b.dataId), 0);
+  // The gradient of a layer that saves its input is what it was with copies: d/dx sum(relu(x) * x) = 2x for x > 0.
+  const x = tf.tensor1d([-1, 0.5, 2]);
+  const g = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.relu(v), v)))(x);
+  assert.deepEqual(Array.from(await g.data()), [0, 1, 4]);
+  tf.dispose([x, g]);
 });

@@ -158,6 +158,8 @@ export interface WasmBackendInternals extends tf.KernelBackend {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   /** How many tensors share a tensor's data (1: the tensor owns its storage). */
   refCount(dataId: object): number;
+  /** One more tensor shares a tensor's data (freed when the last of them is disposed). */
+  incRef(dataId: object): void;
   /** The WebAssembly module: its heap, as bytes. */
   wasm: { HEAPU8: Uint8Array };
 }
@@ -167,6 +169,7 @@ const WASM_MEMBERS: Member[] = [
   ["typedArrayFromHeap", "function"],
   ["makeOutput", "function"],
   ["refCount", "function"],
+  ["incRef", "function"],
   ["wasm.HEAPU8", "object"],
 ];
 

@@ -219,6 +219,24 @@ function sumRowsKernel(backendName: string): tf.KernelConfig {
   };
 }
 
+/**
+ * Identity: TensorFlow.js clones every tensor it saves for the backward pass, and the backend copies the data for
+ * each (a step of the small network copied about 150 MB); this one shares it, as the `cpu` backend's does. No kernel
+ * of the project writes into its inputs, and weights are written in place only where nothing shares them
+ * (lib/compute/engine.ts `load`).
+ */
+function identityKernel(backendName: string): tf.KernelConfig {
+  return {
+    kernelName: "Identity",
+    backendName,
+    kernelFunc: (args) => {
+      const { x } = args.inputs as { x: TensorInfo };
+      (args.backend as WasmBackend).incRef(x.dataId);
+      return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+    },
+  };
+}
+
 /** Registers the convolution gradients of the module documentation on `backendName` (default wasm). */
 export function registerWasmConvGradients(backendName = "wasm"): void {
   const kernels = [
@@ -227,6 +245,7 @@ export function registerWasmConvGradients(backendName = "wasm"): void {
     maxPoolGradKernel(backendName),
     batchMatMulKernel(backendName),
     sumRowsKernel(backendName),
+    identityKernel(backendName),
   ];
   for (const k of kernels) {
     if (tf.getKernel(k.kernelName, backendName)) tf.unregisterKernel(k.kernelName, backendName);
@@ -423,7 +442,15 @@ export function maxPoolBackward(
 }
 
 /** The kernels {@link installWasmKernels} replaces. */
-const PROJECT_KERNELS = ["Conv2D", "Conv2DBackpropFilter", "Conv2DBackpropInput", "MaxPoolGrad", "BatchMatMul", "Sum"];
+const PROJECT_KERNELS = [
+  "Conv2D",
+  "Conv2DBackpropFilter",
+  "Conv2DBackpropInput",
+  "MaxPoolGrad",
+  "BatchMatMul",
+  "Sum",
+  "Identity",
+];
 /** The backend's own kernels of {@link PROJECT_KERNELS}, by backend, as first found. */
 const stockKernels = new Map<string, Map<string, tf.KernelConfig | undefined>>();
 /** Whether the OpenBLAS kernels are installed on wasm. */
