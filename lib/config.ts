@@ -16,6 +16,7 @@ import {
   type ScaleName,
 } from "./presets.ts";
 import { UserError } from "./util/errors.ts";
+import { decimal } from "./util/cli.ts";
 import { checkNetFits, trainingMemory } from "./nets.ts";
 import type { BackendInfo } from "./compute/backend.ts";
 import { type TransformName, TRANSFORMS } from "./augment.ts";
@@ -280,8 +281,8 @@ export function flagSettings(v: Record<string, string | boolean | undefined>): P
   const num = (flag: string): number | undefined => {
     const raw = v[flag];
     if (raw === undefined || typeof raw === "boolean") return undefined;
-    const n = Number(raw);
-    if (raw.trim() === "" || Number.isNaN(n)) throw new UserError(`--${flag} ${raw}: expected a number`);
+    const n = decimal(raw);
+    if (Number.isNaN(n)) throw new UserError(`--${flag} ${raw}: expected a number`);
     return n;
   };
   const str = (flag: string) => (typeof v[flag] === "string" ? v[flag] as string : undefined);
@@ -355,7 +356,7 @@ export function resolveTrainConfig(
   }
   let minutes: number | undefined;
   if (flags.minutes !== undefined) {
-    minutes = Number(flags.minutes);
+    minutes = decimal(String(flags.minutes));
     if (!(minutes > 0 && Number.isFinite(minutes))) {
       throw new UserError(`--minutes ${flags.minutes}: expected minutes > 0`);
     }

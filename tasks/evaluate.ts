@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { intFlag, parseFlags, progressBars, runTask } from "../lib/util/cli.ts";
+import { decimal, intFlag, parseFlags, progressBars, runTask } from "../lib/util/cli.ts";
 import { DATA_SPECS } from "../lib/data/mod.ts";
 import { UserError } from "../lib/util/errors.ts";
 import { evaluateRun } from "../lib/evaluate.ts";
@@ -38,12 +38,12 @@ async function main(args: string[]): Promise<void> {
   if (!values.run) throw new UserError(`--run DIR is required (usage: ${USAGE})`);
   let C: number | undefined;
   if (values.C !== undefined) {
-    C = Number(values.C);
+    C = decimal(values.C as string);
     if (!(C > 0 && Number.isFinite(C))) throw new UserError(`--C ${values.C}: C must lie in (0, inf)`);
   }
   await selectBackend(values.backend as string | undefined);
   const k = intFlag("knn-k", values["knn-k"] as string | undefined, KNN_DEFAULTS.k, 0);
-  const t = values["knn-t"] === undefined ? KNN_DEFAULTS.temperature : Number(values["knn-t"]);
+  const t = values["knn-t"] === undefined ? KNN_DEFAULTS.temperature : decimal(values["knn-t"] as string);
   if (!(t > 0 && Number.isFinite(t))) throw new UserError(`--knn-t ${values["knn-t"]}: expected a positive number`);
   const r = await evaluateRun(values.run, {
     data: values.data as string | undefined,

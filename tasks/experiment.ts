@@ -15,7 +15,7 @@
  * @module
  */
 import { join } from "node:path";
-import { intFlag, parseFlags, Progress, progressBars, runTask } from "../lib/util/cli.ts";
+import { decimal, intFlag, parseFlags, Progress, progressBars, runTask } from "../lib/util/cli.ts";
 import { DATA_SPECS } from "../lib/data/mod.ts";
 import { UserError } from "../lib/util/errors.ts";
 import { DEFAULT_VALUES, runExperiment, SWEEP_FILES, VARIES } from "../lib/experiment.ts";
@@ -81,11 +81,11 @@ async function sweep(values: Record<string, string | boolean | undefined>): Prom
   const vary = values.vary as string;
   let C: number | undefined;
   if (values.C !== undefined) {
-    C = Number(values.C);
+    C = decimal(values.C as string);
     if (!(C > 0 && Number.isFinite(C))) throw new UserError(`--C ${values.C}: C must lie in (0, inf)`);
   }
   const k = intFlag("knn-k", values["knn-k"] as string | undefined, KNN_DEFAULTS.k, 0);
-  const t = values["knn-t"] === undefined ? KNN_DEFAULTS.temperature : Number(values["knn-t"]);
+  const t = values["knn-t"] === undefined ? KNN_DEFAULTS.temperature : decimal(values["knn-t"] as string);
   if (!(t > 0 && Number.isFinite(t))) throw new UserError(`--knn-t ${values["knn-t"]}: expected a positive number`);
   const flags: Record<string, string> = {};
   for (const name of Object.keys(SHARED_TRAIN_FLAGS)) {

@@ -388,7 +388,9 @@ Deno.test("TensorFlow.js internals: the wasm backend has every member the projec
   assert.ok(!problem.includes("\n"), problem);
   assert.match(
     problem,
-    new RegExp(`wasm backend lacks typedArrayFromHeap, refCount, incRef, wasm\\.HEAPU8, .*${pinned.replaceAll(".", "\\.")}`),
+    new RegExp(
+      `wasm backend lacks typedArrayFromHeap, refCount, incRef, wasm\\.HEAPU8, .*${pinned.replaceAll(".", "\\.")}`,
+    ),
   );
   assert.match(problem, /deno\.json/);
   assert.throws(() => wasmInternals(fake as unknown as tf.KernelBackend), /lacks typedArrayFromHeap/);

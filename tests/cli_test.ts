@@ -56,6 +56,7 @@ Deno.test("a negative number after a flag is its value, answered as a bad value 
     /--lr -0\.5: the learning rate must be a positive number/,
   );
   oneLineError(await task("seeds", ["--out", "/nonexistent/x", "--n", "-3"]), /--n -3: expected an integer/);
+  oneLineError(await task("seeds", ["--out", "/nonexistent/x", "--n", "0x10"]), /--n 0x10: expected an integer/);
 });
 
 Deno.test("the ETA of a resumed run counts only the steps made since it resumed", async () => {

@@ -102,6 +102,12 @@ Deno.test("every setting is checked, one line naming its flag, whatever it came 
   ];
   for (const [change, re] of bad) refused(() => validateConfig({ ...ok, ...change }), re);
   refused(() => resolveTrainConfig({ batch: "abc" }), /^--batch abc: expected a number/);
+  // Numbers are written in decimal: hexadecimal, binary, Infinity and blanks are not numbers to a flag.
+  for (const text of ["0x10", "0b11", "Infinity", " ", "1_000"]) {
+    refused(() => resolveTrainConfig({ steps: text }), /^--steps .*: expected a number/);
+  }
+  refused(() => resolveTrainConfig({ minutes: "0x1" }), /^--minutes 0x1: expected minutes > 0/);
+  assert.equal(resolveTrainConfig({ steps: "1e2" }).cfg.steps, 100);
   refused(() => resolveTrainConfig({ batch: "0", minutes: "1" }), /^--batch 0/);
 });
 

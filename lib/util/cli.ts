@@ -73,6 +73,14 @@ export function parseFlags<T extends FlagSpec>(
   }
 }
 
+/**
+ * A flag's text as a number when it is written in decimal (`12`, `-0.5`, `1e-3`), else NaN: `Number` would also take
+ * `0x10`, `0b11`, `Infinity` and blanks, which no flag means.
+ */
+export function decimal(text: string): number {
+  return /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(text.trim()) ? Number(text) : NaN;
+}
+
 /** A flag's value as an integer within [min, max], or a {@link UserError} naming the flag. */
 export function intFlag(
   name: string,
@@ -82,7 +90,7 @@ export function intFlag(
   max = Number.MAX_SAFE_INTEGER,
 ): number {
   if (value === undefined) return def;
-  const n = Number(value);
+  const n = decimal(value);
   if (!Number.isInteger(n) || n < min || n > max) {
     throw new UserError(
       `--${name} ${value}: expected an integer in [${min}, ${max === Number.MAX_SAFE_INTEGER ? "inf" : max}]`,
