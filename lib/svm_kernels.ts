@@ -10,63 +10,32 @@
  * @module
  */
 import { UserError } from "./util/errors.ts";
+import {
+  add32,
+  addF64,
+  type AsmFunction,
+  asmModule,
+  f64x2,
+  get,
+  i32,
+  load,
+  loopUntil,
+  set,
+  store,
+  tee,
+  twoFloats,
+} from "./util/wasm_asm.ts";
 
 /** Bytes of a WebAssembly page, and the most pages a (32-bit) memory holds. */
 const PAGE = 65536, MAX_PAGES = 65536;
 
-/** Unsigned LEB128, the integer encoding of WebAssembly's binary format. */
-function leb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n) b |= 0x80;
-    out.push(b);
-  } while (n);
-  return out;
-}
-
-/** Signed LEB128 (of i32.const). */
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const b = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && !(b & 0x40)) || (n === -1 && b & 0x40)) return [...out, b];
-    out.push(b | 0x80);
-  }
-}
-
-// The few instructions the kernels use (WebAssembly 2.0, with its 128-bit SIMD).
-const get = (i: number) => [0x20, i], set = (i: number) => [0x21, i], tee = (i: number) => [0x22, i];
-const i32 = (v: number) => [0x41, ...sleb(v)], add32 = [0x6a], geU32 = [0x4f], addF64 = [0xa0];
-const simd = (op: number, ...imm: number[]) => [0xfd, ...leb(op), ...imm];
-/** v128 load / store at the address on the stack plus `offset` (alignment hint 0: any address). */
-const load = (offset: number) => simd(0x00, 0, ...leb(offset)),
-  store = (offset: number) => simd(0x0b, 0, ...leb(offset));
-/** Two float32 at the address (plus `offset`) as two float64: v128.load64_zero, f64x2.promote_low_f32x4. */
-const twoFloats = (offset: number) => [...simd(0x5d, 0, ...leb(offset)), ...simd(0x5f)];
-const mulF64x2 = simd(0xf2), addF64x2 = simd(0xf0), splatF64x2 = simd(0x14), lane = (k: number) => simd(0x21, k);
-/** `body` repeated while local `ptr` is below local `end`: block { loop { br_if ptr >= end; body; br } }. */
-const loopUntil = (ptr: number, end: number, body: number[]) => [
-  ...[0x02, 0x40, 0x03, 0x40],
-  ...get(ptr),
-  ...get(end),
-  ...geU32,
-  0x0d,
-  1,
-  ...body,
-  0x0c,
-  0,
-  0x0b,
-  0x0b,
-];
+const mulF64x2 = f64x2.mul, addF64x2 = f64x2.add, splatF64x2 = f64x2.splat, lane = f64x2.lane;
 
 /**
  * dot(w, x, n) = sum_j w_j x_j for n (a multiple of 8) float64 w and float32 x at byte addresses w and x: eight
  * partial sums (four f64x2), added up at the end.
  */
-function dotBody(): { params: number[]; result: number[]; locals: number[][]; code: number[] } {
+function dotBody(): AsmFunction {
   const W = 0, X = 1, N = 2, END = 3, acc = [4, 5, 6, 7];
   const step = acc.flatMap((a, k) => [
     ...get(a),
@@ -109,11 +78,11 @@ function dotBody(): { params: number[]; result: number[]; locals: number[][]; co
     ...lane(1),
     ...addF64,
   ];
-  return { params: [0x7f, 0x7f, 0x7f], result: [0x7c], locals: [[1, 0x7f], [4, 0x7b]], code };
+  return { name: "dot", params: [0x7f, 0x7f, 0x7f], result: [0x7c], locals: [[1, 0x7f], [4, 0x7b]], code };
 }
 
 /** axpy(a, x, y, n): y_j += a x_j for n (a multiple of 4) float32 x and float64 y at byte addresses x and y. */
-function axpyBody(): { params: number[]; result: number[]; locals: number[][]; code: number[] } {
+function axpyBody(): AsmFunction {
   const A = 0, X = 1, Y = 2, N = 3, END = 4, S = 5;
   const half = (k: number) => [
     ...get(Y),
@@ -149,32 +118,12 @@ function axpyBody(): { params: number[]; result: number[]; locals: number[][]; c
       ...set(Y),
     ]),
   ];
-  return { params: [0x7c, 0x7f, 0x7f, 0x7f], result: [], locals: [[1, 0x7f], [1, 0x7b]], code };
+  return { name: "axpy", params: [0x7c, 0x7f, 0x7f, 0x7f], result: [], locals: [[1, 0x7f], [1, 0x7b]], code };
 }
 
 /** The module: imports a shared memory `env.memory`, exports `dot` and `axpy`. */
 function kernelModule(): WebAssembly.Module {
-  const fns = [dotBody(), axpyBody()];
-  const section = (id: number, items: number[][]) => {
-    const body = [...leb(items.length), ...items.flat()];
-    return [id, ...leb(body.length), ...body];
-  };
-  const name = (s: string) => [...leb(s.length), ...new TextEncoder().encode(s)];
-  const types = fns.map((f) => [0x60, ...leb(f.params.length), ...f.params, ...leb(f.result.length), ...f.result]);
-  const codes = fns.map((f) => {
-    const body = [...leb(f.locals.length), ...f.locals.flatMap(([n, t]) => [...leb(n), t]), ...f.code, 0x0b];
-    return [...leb(body.length), ...body];
-  });
-  const bytes = [
-    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-    ...section(1, types),
-    // (import "env" "memory" (memory 0 65536 shared))
-    ...section(2, [[...name("env"), ...name("memory"), 0x02, 0x03, ...leb(0), ...leb(MAX_PAGES)]]),
-    ...section(3, [[0], [1]]),
-    ...section(7, [[...name("dot"), 0x00, 0], [...name("axpy"), 0x00, 1]]),
-    ...section(10, codes),
-  ];
-  return new WebAssembly.Module(new Uint8Array(bytes));
+  return asmModule([dotBody(), axpyBody()], true);
 }
 
 let compiled: WebAssembly.Module | undefined;

@@ -312,21 +312,20 @@ Deno.test("wasm max-pooling gradient, transposed matrix products and row sums eq
       const x = tf.randomNormal([2, 9, 7, 5], 0, 1, "float32", 21) as tf.Tensor4D;
       // After a ReLU most windows hold ties (zeros): dy goes to the first maximum in scan order.
       const ties = tf.relu(tf.randomNormal([2, 9, 7, 5], 0, 1, "float32", 25).round()) as tf.Tensor4D;
+      // Eight channels: the four-lane (SIMD) loops; five: the plain ones.
+      const x8 = tf.randomNormal([2, 9, 7, 8], 0, 1, "float32", 41) as tf.Tensor4D;
+      const ties8 = tf.relu(tf.randomNormal([2, 9, 7, 8], 0, 1, "float32", 45).round()) as tf.Tensor4D;
       const out: Float32Array[] = [];
-      for (const [k, s] of [[3, 2], [2, 2]]) {
-        const dy = tf.randomNormal(tf.maxPool(ties, k, s, "same").shape, 0, 1, "float32", 26 + k);
-        out.push(
-          tf.grad((a: tf.Tensor) => tf.maxPool(a as tf.Tensor4D, k, s, "same").mul(dy).sum())(ties)
-            .dataSync() as Float32Array,
-        );
+      for (const input of [ties, x, ties8, x8]) {
+        for (const [k, s] of [[3, 2], [2, 2], [3, 1]]) {
+          const dy = tf.randomNormal(tf.maxPool(input, k, s, "same").shape, 0, 1, "float32", 26 + k + s);
+          out.push(
+            tf.grad((a: tf.Tensor) => tf.maxPool(a as tf.Tensor4D, k, s, "same").mul(dy).sum())(input)
+              .dataSync() as Float32Array,
+          );
+        }
       }
-      for (const [k, s] of [[3, 2], [2, 2]]) {
-        const dy = tf.randomNormal(tf.maxPool(x, k, s, "same").shape, 0, 1, "float32", 22 + k);
-        out.push(
-          tf.grad((a: tf.Tensor) => tf.maxPool(a as tf.Tensor4D, k, s, "same").mul(dy).sum())(x)
-            .dataSync() as Float32Array,
-        );
-      }
+      out.push(x8.sum([0, 1, 2]).dataSync() as Float32Array);
       const a = tf.randomNormal([6, 11], 0, 1, "float32", 31) as tf.Tensor2D;
       const b = tf.randomNormal([6, 4], 0, 1, "float32", 32) as tf.Tensor2D;
       const c = tf.randomNormal([3, 11], 0, 1, "float32", 33) as tf.Tensor2D;
@@ -383,7 +382,13 @@ Deno.test("TensorFlow.js internals: the wasm backend has every member the projec
   assert.match(pinned, /^\d+\.\d+\.\d+$/);
   // A stand-in with some of the members: the others are named, in one line with the pinned version.
   const fake = { makeOutput() {}, wasm: {} };
-  assert.deepEqual(missingWasmInternals(fake), ["typedArrayFromHeap", "refCount", "incRef", "wasm.HEAPU8"]);
+  assert.deepEqual(missingWasmInternals(fake), [
+    "typedArrayFromHeap",
+    "refCount",
+    "incRef",
+    "wasm.HEAPU8",
+    "wasm.asm.memory",
+  ]);
   const problem = wasmInternalsProblem(fake)!;
   assert.ok(!problem.includes("\n"), problem);
   assert.match(
@@ -434,4 +439,28 @@ Deno.test("wasm: a tensor saved for the backward pass shares its data instead of
   const g = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.relu(v), v)))(x);
   assert.deepEqual(Array.from(await g.data()), [0, 1, 4]);
   tf.dispose([x, g]);
+});
+
+Deno.test("wasm: the four-lane max-pooling gradient and row sums give the plain loops' results to the bit", async () => {
+  await selectBackend("wasm");
+  const backend = wasmInternals();
+  const { maxPoolBackward, maxPoolBackwardSimd } = await import("../lib/compute/wasm_kernels.ts");
+  const { HeapSimd } = await import("../lib/compute/wasm_simd.ts");
+  const simd = new HeapSimd(backend.wasm.asm.memory);
+  const view = (t: tf.Tensor) => backend.typedArrayFromHeap(t) as Float32Array;
+  for (const [k, s, C] of [[3, 2, 8], [2, 2, 4], [3, 1, 12], [3, 2, 64]]) {
+    // Ties (zeros after a ReLU, and rounded values) where the first maximum in scan order must win.
+    const x = tf.relu(tf.randomNormal([3, 11, 9, C], 0, 2, "float32", 50 + C).round()) as tf.Tensor4D;
+    const y = tf.maxPool(x, k, s, "same"), dy = tf.randomNormal(y.shape, 0, 1, "float32", 51);
+    const a = tf.zeros(x.shape), b = tf.zeros(x.shape);
+    const info = tf.backend_util.computePool2DInfo(x.shape, k, s, 1, "same");
+    maxPoolBackward(view(x), view(y), view(dy), view(a), info);
+    maxPoolBackwardSimd(simd, view(x), view(y), view(dy), view(b), info);
+    assert.deepEqual(view(b), view(a), `window ${k}, stride ${s}, ${C} channels`);
+    const sum = tf.zeros([C]), rows = x.size / C, plain = new Float32Array(C), xs = view(x);
+    simd.sumRows(xs.byteOffset, view(sum).byteOffset, rows, 4 * C);
+    for (let m = 0; m < rows; m++) for (let c = 0; c < C; c++) plain[c] += xs[m * C + c];
+    assert.deepEqual(view(sum), plain);
+    tf.dispose([x, y, dy, a, b, sum]);
+  }
 });

@@ -160,8 +160,8 @@ export interface WasmBackendInternals extends tf.KernelBackend {
   refCount(dataId: object): number;
   /** One more tensor shares a tensor's data (freed when the last of them is disposed). */
   incRef(dataId: object): void;
-  /** The WebAssembly module: its heap, as bytes. */
-  wasm: { HEAPU8: Uint8Array };
+  /** The WebAssembly module: its heap, as bytes, and its exports (the heap's memory among them). */
+  wasm: { HEAPU8: Uint8Array; asm: { memory: WebAssembly.Memory } };
 }
 
 /** The members of {@link WasmBackendInternals}. */
@@ -171,6 +171,7 @@ const WASM_MEMBERS: Member[] = [
   ["refCount", "function"],
   ["incRef", "function"],
   ["wasm.HEAPU8", "object"],
+  ["wasm.asm.memory", "object"],
 ];
 
 /** The members of {@link WasmBackendInternals} that `backend` lacks (none: it is TensorFlow.js's, as pinned). */

@@ -1,0 +1,186 @@
+/**
+ * WebAssembly SIMD loops over the `wasm` backend's own heap, for the steps of training that TensorFlow.js's backend
+ * runs as plain loops or that the project wrote in JavaScript (lib/compute/wasm_kernels.ts): the gradient of
+ * max-pooling, and the sum over a batch that gives a bias gradient. Each reads and writes four float32 lanes at a
+ * time and does, lane by lane, the same arithmetic in the same order as the loop it replaces, so the results are the
+ * same to the bit.
+ *
+ * The module imports the backend's memory (TensorFlow.js's wasm module exports it), so the loops take tensors where
+ * they lie: every address below is a byte offset into that heap, every length a multiple of 16 bytes.
+ *
+ * @module
+ */
+import {
+  add32,
+  type AsmFunction,
+  asmModule,
+  bump,
+  f32x4,
+  get,
+  I32,
+  i32,
+  load,
+  loopUntil,
+  mul32,
+  set,
+  simd,
+  store,
+  tee,
+  V128,
+  v128,
+} from "../util/wasm_asm.ts";
+
+/** v128 of four float32 zeros (all bits clear). */
+const zeros = [...simd(0x0c, ...new Array(16).fill(0))];
+
+/**
+ * sumRows(src, dst, rows, rowBytes): dst = the sum of `rows` rows of rowBytes bytes at src, each lane summed in row
+ * order from zero (as `acc[c] += src[r][c]` in float32).
+ */
+function sumRowsBody(): AsmFunction {
+  const SRC = 0, DST = 1, ROWS = 2, ROW = 3, END = 4, Q = 5;
+  const code = [
+    ...i32(0),
+    ...set(Q),
+    ...loopUntil(Q, ROW, [...get(DST), ...get(Q), ...add32, ...zeros, ...store(), ...bump(Q, i32(16))]),
+    ...get(SRC),
+    ...get(ROWS),
+    ...get(ROW),
+    ...mul32,
+    ...add32,
+    ...set(END),
+    ...loopUntil(SRC, END, [
+      ...i32(0),
+      ...set(Q),
+      ...loopUntil(Q, ROW, [
+        ...get(DST),
+        ...get(Q),
+        ...add32,
+        ...tee(END + 2),
+        ...get(END + 2),
+        ...load(),
+        ...get(SRC),
+        ...get(Q),
+        ...add32,
+        ...load(),
+        ...f32x4.add,
+        ...store(),
+        ...bump(Q, i32(16)),
+      ]),
+      ...bump(SRC, get(ROW)),
+    ]),
+  ];
+  return { name: "sumRows", params: [I32, I32, I32, I32], result: [], locals: [[3, I32]], code };
+}
+
+/**
+ * poolGrad(x, dx, y, dy, rows, cols, rowStride, colStride, cBytes): the gradient of one max-pooling output pixel. x
+ * and dx address the window's first pixel (its valid part: `rows` x `cols` pixels, `rowStride` and `colStride` bytes
+ * apart), y and dy the output pixel; for each channel, dy goes to the first pixel of the window (row by row) whose
+ * value equals the output's, as TensorFlow routes it.
+ */
+function poolGradBody(): AsmFunction {
+  const X = 0, DX = 1, Y = 2, DY = 3, ROWS = 4, COLS = 5, RS = 6, CS = 7, CB = 8;
+  const C = 9, R = 10, REND = 11, Q = 12, QEND = 13, P = 14, M = 15, G = 16, DONE = 17, EQ = 18;
+  const pixel = [
+    // eq = (x[p] == m) & ~done; dx[p] += eq & g; done |= eq
+    ...get(Q),
+    ...get(C),
+    ...add32,
+    ...set(P),
+    ...get(X),
+    ...get(P),
+    ...add32,
+    ...load(),
+    ...get(M),
+    ...f32x4.eq,
+    ...get(DONE),
+    ...v128.andnot,
+    ...set(EQ),
+    ...get(DX),
+    ...get(P),
+    ...add32,
+    ...tee(P),
+    ...get(P),
+    ...load(),
+    ...get(EQ),
+    ...get(G),
+    ...v128.and,
+    ...f32x4.add,
+    ...store(),
+    ...get(DONE),
+    ...get(EQ),
+    ...v128.or,
+    ...set(DONE),
+    ...bump(Q, get(CS)),
+  ];
+  const code = [
+    ...get(ROWS),
+    ...get(RS),
+    ...mul32,
+    ...set(REND),
+    ...i32(0),
+    ...set(C),
+    ...loopUntil(C, CB, [
+      ...get(Y),
+      ...get(C),
+      ...add32,
+      ...load(),
+      ...set(M),
+      ...get(DY),
+      ...get(C),
+      ...add32,
+      ...load(),
+      ...set(G),
+      ...zeros,
+      ...set(DONE),
+      ...i32(0),
+      ...set(R),
+      ...loopUntil(R, REND, [
+        ...get(R),
+        ...set(Q),
+        ...get(R),
+        ...get(COLS),
+        ...get(CS),
+        ...mul32,
+        ...add32,
+        ...set(QEND),
+        ...loopUntil(Q, QEND, pixel),
+        ...bump(R, get(RS)),
+      ]),
+      ...bump(C, i32(16)),
+    ]),
+  ];
+  return {
+    name: "poolGrad",
+    params: [I32, I32, I32, I32, I32, I32, I32, I32, I32],
+    result: [],
+    locals: [[6, I32], [4, V128]],
+    code,
+  };
+}
+
+let compiled: WebAssembly.Module | undefined;
+
+/** The loops over one (not shared) WebAssembly memory. */
+export class HeapSimd {
+  readonly sumRows: (src: number, dst: number, rows: number, rowBytes: number) => void;
+  readonly poolGrad: (
+    x: number,
+    dx: number,
+    y: number,
+    dy: number,
+    rows: number,
+    cols: number,
+    rowStride: number,
+    colStride: number,
+    cBytes: number,
+  ) => void;
+
+  constructor(memory: WebAssembly.Memory) {
+    compiled ??= asmModule([sumRowsBody(), poolGradBody()], false);
+    const e = new WebAssembly.Instance(compiled, { env: { memory } }).exports;
+    this.sumRows = e.sumRows as HeapSimd["sumRows"];
+    this.poolGrad = e.poolGrad as HeapSimd["poolGrad"];
+  }
+}
