@@ -24,6 +24,7 @@
  */
 import { join } from "node:path";
 import { tf } from "./compute/backend.ts";
+import { convBiasRelu } from "./compute/wasm_kernels.ts";
 import type { Split } from "./data/dataset.ts";
 import { cacheDir, exists, writeFileAtomic } from "./util/fsutil.ts";
 import { resizeAntialiased, type RGBImage } from "./util/image.ts";
@@ -143,7 +144,7 @@ export function convolutionalMaps(net: ExemplarNet, x: tf.Tensor4D): tf.Tensor4D
       l.inChannels,
       l.units,
     ]);
-    h = tf.relu(tf.conv2d(h, w as tf.Tensor4D, 1, l.kind === "conv" ? "same" : "valid").add(net.param(`${l.name}.b`)));
+    h = convBiasRelu(h, w as tf.Tensor4D, net.param(`${l.name}.b`), l.kind === "conv" ? "same" : "valid");
     maps.push(h);
     if (l.pooled) h = net.pool(h);
   }

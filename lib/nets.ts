@@ -23,6 +23,7 @@
  * @module
  */
 import { tf } from "./compute/backend.ts";
+import { convBiasRelu } from "./compute/wasm_kernels.ts";
 import { UserError } from "./util/errors.ts";
 import { hash32 } from "./util/rng.ts";
 import { method as methodNamed, type MethodName, METHODS, type NetNumbers } from "./presets.ts";
@@ -317,7 +318,7 @@ export class ExemplarNet {
     for (const l of this.walk) {
       const w = this.param(`${l.name}.w`), b = this.param(`${l.name}.b`);
       if (l.kind === "conv") {
-        h = tf.relu(tf.conv2d(h as tf.Tensor4D, w as tf.Tensor4D, 1, "same").add(b));
+        h = convBiasRelu(h as tf.Tensor4D, w as tf.Tensor4D, b, "same");
         opts.taps?.push(h);
         if (l.pooled) h = this.pool(h as tf.Tensor4D);
         continue;

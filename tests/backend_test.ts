@@ -464,3 +464,36 @@ Deno.test("wasm: the four-lane max-pooling gradient and row sums give the plain 
     tf.dispose([x, y, dy, a, b, sum]);
   }
 });
+
+Deno.test(
+  "wasm with OpenBLAS: a convolution, its bias and ReLU in one kernel give the three operations' values and gradients to the bit",
+  {
+    ignore: !blas,
+  },
+  async () => {
+    await selectBackend("wasm");
+    const { convBiasRelu } = await import("../lib/compute/wasm_kernels.ts");
+    const same = (a: ArrayLike<number>, c: ArrayLike<number>) =>
+      a.length === c.length && Array.from(a).every((v, i) => v === c[i]);
+    for (const [C, pad, k] of [[64, "same", 5], [6, "same", 3], [128, "valid", 8]] as const) {
+      const x = tf.randomNormal([4, 12, 12, 5], 0, 1, "float32", 1) as tf.Tensor4D;
+      const w = tf.randomNormal([k, k, 5, C], 0, 0.3, "float32", 2) as tf.Tensor4D;
+      const b = tf.randomNormal([C], 0, 0.5, "float32", 3);
+      const plain = (x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor) => tf.relu(tf.conv2d(x, w, 1, pad).add(b));
+      const fused = (x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor) => convBiasRelu(x, w, b, pad);
+      const loss = (f: typeof plain) => (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => {
+        const y = f(x as tf.Tensor4D, w as tf.Tensor4D, b);
+        return tf.sum(tf.mul(y, tf.randomNormal(y.shape, 0, 1, "float32", 9)));
+      };
+      assert.ok(same(fused(x, w, b).dataSync(), plain(x, w, b).dataSync()), `${C} channels, ${pad}: forward`);
+      const g0 = tf.grads(loss(plain))([x, w, b]), g1 = tf.grads(loss(fused))([x, w, b]);
+      for (const i of [0, 1, 2]) {
+        assert.ok(
+          same(g1[i].dataSync(), g0[i].dataSync()),
+          `${C} channels, ${pad}: gradient ${i}`,
+        );
+      }
+      tf.dispose([x, w, b, ...g0, ...g1]);
+    }
+  },
+);

@@ -393,6 +393,13 @@ export function registerBlasConvolutions(blas: Blas, backendName = "wasm"): void
     Conv2DBackpropInput: blasConv2DInputGrad(blas),
     BatchMatMul: blasBatchMatMul(blas),
   };
+  if (backendName === "wasm") {
+    for (const k of [blasConvBiasRelu(blas), reluGradKernel]) {
+      if (tf.getKernel(k.kernelName, backendName)) tf.unregisterKernel(k.kernelName, backendName);
+      tf.registerKernel(k);
+    }
+    registerConvBiasReluGradient();
+  }
   // Each kernel hands what it does not cover to the one registered before it. (In each body, heap views are
   // taken after makeOutput: allocating may move the heap.)
   for (const [kernelName, body] of Object.entries(bodies)) {
@@ -406,6 +413,81 @@ export function registerBlasConvolutions(blas: Blas, backendName = "wasm"): void
           before(args) as TensorInfo,
     });
   }
+}
+
+/** The project's kernel of a stride-1 convolution, its bias and ReLU in one (OpenBLAS on wasm only). */
+const CONV_BIAS_RELU = "ExemplarConvBiasRelu";
+/** The project's kernel of the gradient through a ReLU, from its output: dy * (y > 0). */
+const RELU_GRAD = "ExemplarReluGrad";
+
+/**
+ * relu(conv2d(x, w, stride 1, pad) + b): one kernel where OpenBLAS serves the wasm backend (the convolution as
+ * im2col + sgemm, then the bias and ReLU in one pass over its output, four channels at a time), else TensorFlow.js's
+ * three operations. Its gradient (registered below) passes dy through the ReLU in one pass and then takes the
+ * convolution's and the bias's gradients as TensorFlow.js does, with the same kernels.
+ */
+export function convBiasRelu(x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor, pad: "same" | "valid"): tf.Tensor4D {
+  if (!weightsInPlace()) return tf.relu(tf.conv2d(x, w, 1, pad).add(b));
+  return tf.engine().runKernel(CONV_BIAS_RELU, { x, filter: w, bias: b }, { pad }) as tf.Tensor4D;
+}
+
+/** The kernel of {@link convBiasRelu}. */
+function blasConvBiasRelu(blas: Blas): tf.KernelConfig {
+  return {
+    kernelName: CONV_BIAS_RELU,
+    backendName: "wasm",
+    kernelFunc: (args) => {
+      const { x, filter, bias } = args.inputs as { x: TensorInfo; filter: TensorInfo; bias: TensorInfo };
+      const backend = args.backend as WasmBackend;
+      const g = convGeometry(x.shape, filter.shape, { strides: 1, pad: (args.attrs as Attrs).pad });
+      const out = backend.makeOutput([g.batch, g.outH, g.outW, g.outC], "float32") as TensorInfo;
+      // Views after makeOutput: allocating may have moved the heap.
+      const y = heap(backend, out), b = heap(backend, bias), C = g.outC;
+      convForward(blas, heap(backend, x), heap(backend, filter), y, g);
+      if (C % 4 === 0) heapSimd(backend).biasRelu(y.byteOffset, b.byteOffset, y.length / C, 4 * C);
+      else for (let i = 0; i < y.length; i++) y[i] = Math.max(y[i] + b[i % C], 0);
+      return out;
+    },
+  };
+}
+
+/** The kernel of the gradient through a ReLU. */
+const reluGradKernel: tf.KernelConfig = {
+  kernelName: RELU_GRAD,
+  backendName: "wasm",
+  kernelFunc: (args) => {
+    const { dy, y } = args.inputs as { dy: TensorInfo; y: TensorInfo };
+    const backend = args.backend as WasmBackend;
+    const out = backend.makeOutput(dy.shape, "float32") as TensorInfo;
+    const d = heap(backend, dy), v = heap(backend, y), o = heap(backend, out), n = o.length, m = n & ~3;
+    if (m) heapSimd(backend).reluGrad(d.byteOffset, v.byteOffset, o.byteOffset, 4 * m);
+    for (let i = m; i < n; i++) o[i] = d[i] * (v[i] > 0 ? 1 : 0);
+    return out;
+  },
+};
+
+let convBiasReluGradient = false;
+
+/** The gradient of {@link convBiasRelu}'s kernel (registered once; it runs only where the kernel does). */
+function registerConvBiasReluGradient(): void {
+  if (convBiasReluGradient) return;
+  convBiasReluGradient = true;
+  tf.registerGradient({
+    kernelName: CONV_BIAS_RELU,
+    inputsToSave: ["x", "filter"],
+    outputsToSave: [true],
+    gradFunc: (dy, saved, attrs) => {
+      const [x, filter, y] = saved as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+      const dz = tf.engine().runKernel(RELU_GRAD, { dy: dy as tf.Tensor, y }) as tf.Tensor4D;
+      const conv = { strides: 1, pad: (attrs as Attrs).pad, dataFormat: "NHWC" };
+      return {
+        x: () => tf.engine().runKernel("Conv2DBackpropInput", { dy: dz, filter }, { ...conv, inputShape: x.shape }),
+        filter: () =>
+          tf.engine().runKernel("Conv2DBackpropFilter", { x, dy: dz }, { ...conv, filterShape: filter.shape }),
+        bias: () => tf.sum(dz, [0, 1, 2]),
+      } as Record<string, () => tf.Tensor>;
+    },
+  });
 }
 
 /**

@@ -1,9 +1,9 @@
 /**
  * WebAssembly SIMD loops over the `wasm` backend's own heap, for the steps of training that TensorFlow.js's backend
- * runs as plain loops or that the project wrote in JavaScript (lib/compute/wasm_kernels.ts): the gradient of
- * max-pooling, and the sum over a batch that gives a bias gradient. Each reads and writes four float32 lanes at a
- * time and does, lane by lane, the same arithmetic in the same order as the loop it replaces, so the results are the
- * same to the bit.
+ * runs as plain loops, as several passes, or that the project wrote in JavaScript (lib/compute/wasm_kernels.ts): the
+ * gradient of max-pooling, the sum over a batch that gives a bias gradient, a convolution's bias and ReLU, and the
+ * gradient through the ReLU. Each reads and writes four float32 lanes at a time and does, lane by lane, the same
+ * arithmetic in the same order as the operations it replaces.
  *
  * The module imports the backend's memory (TensorFlow.js's wasm module exports it), so the loops take tensors where
  * they lie: every address below is a byte offset into that heap, every length a multiple of 16 bytes.
@@ -30,8 +30,9 @@ import {
   v128,
 } from "../util/wasm_asm.ts";
 
-/** v128 of four float32 zeros (all bits clear). */
+/** v128.const of four float32 zeros (all bits clear), and of four ones. */
 const zeros = [...simd(0x0c, ...new Array(16).fill(0))];
+const ones = [...simd(0x0c, ...[0, 0, 0x80, 0x3f, 0, 0, 0x80, 0x3f, 0, 0, 0x80, 0x3f, 0, 0, 0x80, 0x3f])];
 
 /**
  * sumRows(src, dst, rows, rowBytes): dst = the sum of `rows` rows of rowBytes bytes at src, each lane summed in row
@@ -160,6 +161,73 @@ function poolGradBody(): AsmFunction {
   };
 }
 
+/**
+ * biasRelu(z, b, rows, rowBytes): z = max(z + b, 0) in place, for `rows` rows of rowBytes bytes at z and the row b
+ * (a convolution's output, its bias and its ReLU; NaN stays NaN).
+ */
+function biasReluBody(): AsmFunction {
+  const Z = 0, B = 1, ROWS = 2, ROW = 3, END = 4, Q = 5, A = 6;
+  const code = [
+    ...get(Z),
+    ...get(ROWS),
+    ...get(ROW),
+    ...mul32,
+    ...add32,
+    ...set(END),
+    ...loopUntil(Z, END, [
+      ...i32(0),
+      ...set(Q),
+      ...loopUntil(Q, ROW, [
+        ...get(Z),
+        ...get(Q),
+        ...add32,
+        ...tee(A),
+        ...get(A),
+        ...load(),
+        ...get(B),
+        ...get(Q),
+        ...add32,
+        ...load(),
+        ...f32x4.add,
+        ...zeros,
+        ...f32x4.max,
+        ...store(),
+        ...bump(Q, i32(16)),
+      ]),
+      ...bump(Z, get(ROW)),
+    ]),
+  ];
+  return { name: "biasRelu", params: [I32, I32, I32, I32], result: [], locals: [[3, I32]], code };
+}
+
+/** reluGrad(dy, y, out, bytes): out = dy * (y > 0 ? 1 : 0) (the gradient through a ReLU whose output is y). */
+function reluGradBody(): AsmFunction {
+  const DY = 0, Y = 1, OUT = 2, BYTES = 3, END = 4;
+  const code = [
+    ...get(OUT),
+    ...get(BYTES),
+    ...add32,
+    ...set(END),
+    ...loopUntil(OUT, END, [
+      ...get(OUT),
+      ...get(DY),
+      ...load(),
+      ...get(Y),
+      ...load(),
+      ...zeros,
+      ...f32x4.gt,
+      ...ones,
+      ...v128.and,
+      ...f32x4.mul,
+      ...store(),
+      ...bump(DY, i32(16)),
+      ...bump(Y, i32(16)),
+      ...bump(OUT, i32(16)),
+    ]),
+  ];
+  return { name: "reluGrad", params: [I32, I32, I32, I32], result: [], locals: [[1, I32]], code };
+}
+
 let compiled: WebAssembly.Module | undefined;
 
 /** The loops over one (not shared) WebAssembly memory. */
@@ -177,10 +245,15 @@ export class HeapSimd {
     cBytes: number,
   ) => void;
 
+  readonly biasRelu: (z: number, b: number, rows: number, rowBytes: number) => void;
+  readonly reluGrad: (dy: number, y: number, out: number, bytes: number) => void;
+
   constructor(memory: WebAssembly.Memory) {
-    compiled ??= asmModule([sumRowsBody(), poolGradBody()], false);
+    compiled ??= asmModule([sumRowsBody(), poolGradBody(), biasReluBody(), reluGradBody()], false);
     const e = new WebAssembly.Instance(compiled, { env: { memory } }).exports;
     this.sumRows = e.sumRows as HeapSimd["sumRows"];
     this.poolGrad = e.poolGrad as HeapSimd["poolGrad"];
+    this.biasRelu = e.biasRelu as HeapSimd["biasRelu"];
+    this.reluGrad = e.reluGrad as HeapSimd["reluGrad"];
   }
 }
