@@ -595,7 +595,7 @@ export async function runProtocol(
       };
       // The score of a C: its mean over the folds; ties go to the first tried (the smaller C on the grid).
       const sums = new Array<number>(candidates.length).fill(0);
-      let solving: Promise<unknown> = Promise.resolve(), done = 0;
+      let solving: Promise<unknown> = Promise.resolve();
       await pipelined(
         parts.length,
         (t) => {
@@ -603,7 +603,10 @@ export async function runProtocol(
           const { v, idx } = parts[t];
           const models = solving.then(async () => {
             const set = await setOf(v);
-            return await svm.solvePath(set.problem, K, idx.map((i) => candidates[i]), set.alpha);
+            const Cs = idx.map((i) => candidates[i]);
+            return await svm.solvePath(set.problem, K, Cs, set.alpha, {}, (d) => {
+              progress("C validation", t * K + d, parts.length * K);
+            });
           });
           solving = models;
           return models;
@@ -612,7 +615,6 @@ export async function runProtocol(
           const { v, idx } = parts[t], set = await setOf(v);
           models.forEach((m, j) => {
             sums[idx[j]] += score(predictSVM(m, set.valid), set.y);
-            progress("C validation", ++done, folds.length * candidates.length);
           });
           if (t + 1 < parts.length && parts[t + 1].v === v) return;
           sets.delete(v);

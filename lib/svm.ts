@@ -556,8 +556,8 @@ export type SVMJob =
   | {
     /**
      * The one-vs-rest problems of one C: the worker solves the next class no worker has taken (`next[0]`, counted up
-     * by every worker) until none is left, each in the problem's scratch memory (which is this worker's), and writes
-     * its weights into row c of `out` (classes x (dim + 1)).
+     * by every worker) until none is left, each in the problem's scratch memory (which is this worker's), writes
+     * its weights into row c of `out` (classes x (dim + 1)) and counts it done in `next[1]`.
      */
     kind: "solve";
     problem: DualProblem;
@@ -609,10 +609,11 @@ export function runSVMJob(job: SVMJob): SVMAnswer {
         out.set(w, (k * classes + c) * D);
       });
       solved += Cs.length - 1;
-      continue;
+    } else {
+      const s = solveDual(job.problem, signsOf(job.labels, c), job.C, job.tol, job.maxIter, classRng(job.seed, c));
+      job.out.set(s.w, c * D);
     }
-    const s = solveDual(job.problem, signsOf(job.labels, c), job.C, job.tol, job.maxIter, classRng(job.seed, c));
-    job.out.set(s.w, c * D);
+    Atomics.add(job.next, 1, 1);
   }
 }
 
@@ -702,7 +703,7 @@ export class SVMWorkers {
   async solve(p: WorkerProblem, classes: number, C: number, opts: Omit<SVMOptions, "C"> = {}): Promise<LinearSVM> {
     checkC(C);
     const { problem, scratch, labels } = p, D = problem.dim + 1;
-    const next = new Int32Array(new SharedArrayBuffer(4)), out = shared(new Float64Array(classes * D));
+    const next = new Int32Array(new SharedArrayBuffer(8)), out = shared(new Float64Array(classes * D));
     const job = (w: number): SVMJob => ({
       kind: "solve",
       problem: { ...problem, scratch: scratch[w] },
@@ -724,7 +725,8 @@ export class SVMWorkers {
    * The one-vs-rest SVMs of a training set at every C of `Cs` (returned in that order), each class's problems solved
    * in increasing C from the solution at the C before (see {@link chooseC}). `alpha` (classes x n float64 in shared
    * memory, from {@link SVMWorkers.pathStart}) carries the last solutions from one call to the next, so that a long
-   * list of C can be solved a part at a time: give each call C values above the last call's.
+   * list of C can be solved a part at a time: give each call C values above the last call's. `onClass` hears how
+   * many classes are done, as they are done.
    */
   async solvePath(
     p: WorkerProblem,
@@ -732,6 +734,7 @@ export class SVMWorkers {
     Cs: number[],
     alpha: Float64Array = this.pathStart(p, classes),
     opts: Omit<SVMOptions, "C"> = {},
+    onClass?: (done: number, classes: number) => void,
   ): Promise<LinearSVM[]> {
     for (const C of Cs) checkC(C);
     const { problem, scratch, labels } = p, D = problem.dim + 1;
@@ -739,7 +742,7 @@ export class SVMWorkers {
       throw new Error(`${alpha.length} dual variables for ${classes} x ${problem.n}`);
     }
     const order = increasing(Cs), sorted = order.map((i) => Cs[i]);
-    const next = new Int32Array(new SharedArrayBuffer(4)), out = shared(new Float64Array(Cs.length * classes * D));
+    const next = new Int32Array(new SharedArrayBuffer(8)), out = shared(new Float64Array(Cs.length * classes * D));
     const job = (w: number): SVMJob => ({
       kind: "path",
       problem: { ...problem, scratch: scratch[w] },
@@ -753,7 +756,20 @@ export class SVMWorkers {
       alpha,
       out,
     });
-    const solved = await Promise.all(Array.from({ length: this.size }, (_, w) => this.#pool.call(w, job(w))));
+    // Classes done, as the workers count them, every quarter of a second.
+    let told = 0;
+    const tell = () => {
+      const done = Atomics.load(next, 1);
+      if (done !== told) onClass?.(told = done, classes);
+    };
+    const timer = onClass ? setInterval(tell, 250) : undefined;
+    let solved: number[];
+    try {
+      solved = await Promise.all(Array.from({ length: this.size }, (_, w) => this.#pool.call(w, job(w))));
+    } finally {
+      clearInterval(timer);
+    }
+    tell();
     this.#solved += solved.reduce((a, b) => a + b, 0);
     const models = sorted.map((C, k): LinearSVM => ({
       classes,
