@@ -9,10 +9,11 @@
  * the forward ones.
  *
  * Why the project replaces TensorFlow.js's kernels there: the `wasm` backend lacks `Conv2DBackpropFilter` (training a
- * conv net fails without it), and its `Conv2DBackpropInput`, `MaxPoolGrad`, transposed `BatchMatMul` and `Sum` over
- * leading axes are slow plain loops or take a detour through a transpose. {@link registerWasmConvGradients} writes
- * each of them in terms of the backend's fast kernels (XNNPACK) or as one pass over the heap. For stride-1
- * convolutions both gradients are ordinary convolutions:
+ * conv net fails without it), its `Conv2DBackpropInput`, `MaxPoolGrad`, transposed `BatchMatMul` and `Sum` over
+ * leading axes are slow plain loops or take a detour through a transpose, and its `Identity` copies every tensor
+ * TensorFlow.js saves for the backward pass. {@link registerWasmConvGradients} writes each of them in terms of the
+ * backend's fast kernels (XNNPACK), as one pass over the heap (four lanes at a time: lib/compute/wasm_simd.ts), or
+ * as shared data. For stride-1 convolutions both gradients are ordinary convolutions:
  *
  * - filter gradient: dW[kh, kw, ci, co] = sum over n, y, x of
  *   xpad[n, y + kh, x + kw, ci] dy[n, y, x, co] = a convolution of x transposed
@@ -23,7 +24,8 @@
  *
  * Where OpenBLAS can be opened (lib/compute/blas.ts), {@link registerBlasConvolutions} puts the convolutions, their
  * gradients and the matrix products on `im2col` + `sgemm` over the wasm heap instead, about twice as fast on the
- * same cores (bench/README.md, "Backends"). {@link installWasmKernels} installs either set (backend selection in
+ * same cores (bench/README.md, "Backends"), with each convolution's bias and ReLU in its kernel
+ * ({@link convBiasRelu}). {@link installWasmKernels} installs either set (backend selection in
  * lib/compute/backend.ts calls it), and {@link weightsInPlace} says whether weights may be written into the heap
  * directly. The kernels reach the backend's heap through the typed members of lib/compute/tfjs_internals.ts.
  *
