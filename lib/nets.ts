@@ -472,11 +472,14 @@ export function trainingMemory(name: string, classes: number, batch: number, met
 /** Floats of one 32x32 RGB training input. */
 const PATCH_FLOATS = 32 * 32 * 3;
 /** Copies of the parameters one engine holds (measured on the wasm backend: see trainingMemory's test). */
-const PARAM_COPIES = 8;
-/** Copies of each layer's output a training step holds at once, per sample (measured likewise). */
-const OUTPUT_COPIES = 8;
-/** What an engine takes before any network: the runtime, scratch buffers (im2col's 8 MB). */
-const BASE_BYTES = 64 * 2 ** 20;
+const PARAM_COPIES = 7;
+/**
+ * Copies of each layer's output a training step holds at once, per sample (measured likewise: about 3.1-3.6 in the
+ * wasm heap for the small and medium networks at batch 96-256).
+ */
+const OUTPUT_COPIES = 4;
+/** What an engine takes before any network: the wasm heap's first 16 MiB. */
+const BASE_BYTES = 16 * 2 ** 20;
 
 /** Forward FLOPs per sample, without (and with) the softmax layer. */
 export function netFlops(rows: SummaryRow[]): { withoutSoftmax: number; total: number } {
