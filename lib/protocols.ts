@@ -31,6 +31,7 @@ import { Rng } from "./util/rng.ts";
 import {
   accuracy,
   type Features,
+  increasing,
   type LinearSVM,
   meanClassAccuracy,
   pipelined,
@@ -577,7 +578,7 @@ export async function runProtocol(
       // Each fold's classes are solved along the candidates in increasing C, each C from the solution at the C before
       // (lib/svm.ts solvePath), in parts of at most PATH_BYTES of weights; the workers solve the next part (or fold)
       // while this thread scores the last.
-      const order = candidates.map((_, i) => i).sort((a, b) => candidates[a] - candidates[b] || a - b);
+      const order = increasing(candidates);
       const per = Math.max(1, Math.floor(PATH_BYTES / (8 * K * (fTrain.dim + 1))));
       const parts: { v: number; idx: number[] }[] = [];
       for (let v = 0; v < folds.length; v++) {

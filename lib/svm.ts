@@ -322,23 +322,11 @@ export function trainSVM(f: Features, labels: Int32Array, classes: number, opts:
 }
 
 function trainWith(p: DualProblem, labels: Int32Array, classes: number, opts: SVMOptions): LinearSVM {
-  const w = new Float64Array(classes * (p.dim + 1));
-  for (let c = 0; c < classes; c++) {
-    const s = solveDual(
-      p,
-      signsOf(labels, c),
-      opts.C,
-      opts.tol ?? 0.1,
-      opts.maxIter ?? 1000,
-      classRng(opts.seed ?? 1, c),
-    );
-    w.set(s.w, c * (p.dim + 1));
-  }
-  return { classes, dim: p.dim, w, bias: p.bias, C: opts.C };
+  return pathWith(p, labels, classes, [opts.C], opts)[0];
 }
 
 /** The indices of `Cs` in increasing C (ties in their order). */
-function increasing(Cs: number[]): number[] {
+export function increasing(Cs: number[]): number[] {
   return Cs.map((_, i) => i).sort((a, b) => Cs[a] - Cs[b] || a - b);
 }
 
@@ -555,26 +543,11 @@ export type SVMJob =
   }
   | {
     /**
-     * The one-vs-rest problems of one C: the worker solves the next class no worker has taken (`next[0]`, counted up
-     * by every worker) until none is left, each in the problem's scratch memory (which is this worker's), writes
-     * its weights into row c of `out` (classes x (dim + 1)) and counts it done in `next[1]`.
-     */
-    kind: "solve";
-    problem: DualProblem;
-    labels: Int32Array;
-    classes: number;
-    C: number;
-    tol: number;
-    maxIter: number;
-    seed: number;
-    next: Int32Array;
-    out: Float64Array;
-  }
-  | {
-    /**
-     * The one-vs-rest problems at several C (increasing): as `solve`, but each class is solved at every C of `Cs` in
-     * turn, each from the solution at the C before, the first from row c of `alpha` (classes x n; zeros: a cold
-     * start), where the last solution is left; C number k's weights go to row k * classes + c of `out`.
+     * The one-vs-rest problems at the C values `Cs` (increasing): the worker solves the next class no worker has taken
+     * (`next[0]`, counted up by every worker) until none is left, each in the problem's scratch memory (which is this
+     * worker's), at every C in turn, each from the solution at the C before, the first from row c of `alpha`
+     * (classes x n; zeros: a cold start), where the last solution is left; C number k's weights go to row
+     * k * classes + c of `out`, and the class is counted done in `next[1]`.
      */
     kind: "path";
     problem: DualProblem;
@@ -602,17 +575,12 @@ export function runSVMJob(job: SVMJob): SVMAnswer {
   for (let solved = 0;; solved++) {
     const c = Atomics.add(job.next, 0, 1);
     if (c >= job.classes) return solved;
-    if (job.kind === "path") {
-      const { problem: p, Cs, classes, out } = job;
-      const rng = () => classRng(job.seed, c), alpha = job.alpha.subarray(c * n, (c + 1) * n);
-      solveClassPath(p, signsOf(job.labels, c), Cs, job.tol, job.maxIter, rng, alpha, (k, w) => {
-        out.set(w, (k * classes + c) * D);
-      });
-      solved += Cs.length - 1;
-    } else {
-      const s = solveDual(job.problem, signsOf(job.labels, c), job.C, job.tol, job.maxIter, classRng(job.seed, c));
-      job.out.set(s.w, c * D);
-    }
+    const { problem: p, Cs, classes, out } = job;
+    const rng = () => classRng(job.seed, c), alpha = job.alpha.subarray(c * n, (c + 1) * n);
+    solveClassPath(p, signsOf(job.labels, c), Cs, job.tol, job.maxIter, rng, alpha, (k, w) => {
+      out.set(w, (k * classes + c) * D);
+    });
+    solved += Cs.length - 1;
     Atomics.add(job.next, 1, 1);
   }
 }
@@ -701,24 +669,7 @@ export class SVMWorkers {
    * them as soon as they have finished the work handed to them before).
    */
   async solve(p: WorkerProblem, classes: number, C: number, opts: Omit<SVMOptions, "C"> = {}): Promise<LinearSVM> {
-    checkC(C);
-    const { problem, scratch, labels } = p, D = problem.dim + 1;
-    const next = new Int32Array(new SharedArrayBuffer(8)), out = shared(new Float64Array(classes * D));
-    const job = (w: number): SVMJob => ({
-      kind: "solve",
-      problem: { ...problem, scratch: scratch[w] },
-      labels,
-      classes,
-      C,
-      tol: opts.tol ?? 0.1,
-      maxIter: opts.maxIter ?? 1000,
-      seed: opts.seed ?? 1,
-      next,
-      out,
-    });
-    const solved = await Promise.all(Array.from({ length: this.size }, (_, w) => this.#pool.call(w, job(w))));
-    this.#solved += solved.reduce((a, b) => a + b, 0);
-    return { classes, dim: problem.dim, w: out.slice(), bias: problem.bias, C };
+    return (await this.solvePath(p, classes, [C], undefined, opts))[0];
   }
 
   /**
@@ -771,14 +722,17 @@ export class SVMWorkers {
     }
     tell();
     this.#solved += solved.reduce((a, b) => a + b, 0);
-    const models = sorted.map((C, k): LinearSVM => ({
-      classes,
-      dim: problem.dim,
-      w: out.slice(k * classes * D, (k + 1) * classes * D),
-      bias: problem.bias,
-      C,
-    }));
-    return Cs.map((_, i) => models[order.indexOf(i)]);
+    const models = new Array<LinearSVM>(Cs.length);
+    order.forEach((i, k) => {
+      models[i] = {
+        classes,
+        dim: problem.dim,
+        w: out.slice(k * classes * D, (k + 1) * classes * D),
+        bias: problem.bias,
+        C: Cs[i],
+      };
+    });
+    return models;
   }
 
   /** A cold start for {@link SVMWorkers.solvePath}: zeros, classes x n, in shared memory. */
