@@ -327,22 +327,24 @@ async function evaluateLocked(runDir: string, opts: EvaluateOptions): Promise<Ev
       }
       return sets[0];
     }, blocks);
-    const svmProgress = (which: string) => (what: string, done: number, total: number) =>
-      opts.onProgress?.(`SVM ${what} (${which})`, done, total);
     const w = cfg.workers;
     svm = new SVMWorkers(Number.isInteger(w) && w >= 1 ? Math.min(w, navigator.hardwareConcurrency) : undefined);
+    // Every feature set is evaluated alike: the same protocol, C (or its validation), runs, kNN and SVM workers; only
+    // the learned features' protocol logs its steps.
+    const evaluateWith = (which: string, features: FeatureFn) =>
+      runProtocol(protocol, ds!, features, {
+        C: opts.C,
+        runs: opts.runs,
+        method: cfg.method,
+        knn: opts.knn,
+        log: which === "learned" ? log : () => {},
+        workers: svm!,
+        onProgress: (what, done, total) => opts.onProgress?.(`SVM ${what} (${which})`, done, total),
+      });
     log(
       `evaluating ${runDir} (step ${step}) on ${evalData} with the ${protocol} protocol (${size}x${size}, ${pooling} pooling)`,
     );
-    const learned = await runProtocol(protocol, ds, learnedFeatures, {
-      C: opts.C,
-      runs: opts.runs,
-      method: cfg.method,
-      knn: opts.knn,
-      log,
-      workers: svm,
-      onProgress: svmProgress("learned"),
-    });
+    const learned = await evaluateWith("learned", learnedFeatures);
     log(`learned features: ${learned.mean.toFixed(2)} +- ${learned.std.toFixed(2)} %`);
     const out: EvaluationResults = {
       scale: {
@@ -363,28 +365,12 @@ async function evaluateLocked(runDir: string, opts: EvaluateOptions): Promise<Ev
       const randomFeatures = scaledFeatures(sources.random!, ds, async (split, idx) => {
         return (await extract([{ net: random!, weights: null }], undefined, split, idx, "random weights"))[0];
       }, blocks);
-      out.random = await runProtocol(protocol, ds, randomFeatures, {
-        C: opts.C,
-        runs: opts.runs,
-        method: cfg.method,
-        knn: opts.knn,
-        log: () => {},
-        workers: svm,
-        onProgress: svmProgress("random"),
-      });
+      out.random = await evaluateWith("random", randomFeatures);
       log(`random weights:   ${out.random.mean.toFixed(2)} +- ${out.random.std.toFixed(2)} %`);
       const rawFeatures = scaledFeatures(sources.raw, ds, async (split, idx) => {
         return (await extract([], RAW_SIDE, split, idx, "raw pixels"))[0];
       }, null);
-      out.raw = await runProtocol(protocol, ds, rawFeatures, {
-        C: opts.C,
-        runs: opts.runs,
-        method: cfg.method,
-        knn: opts.knn,
-        log: () => {},
-        workers: svm,
-        onProgress: svmProgress("raw"),
-      });
+      out.raw = await evaluateWith("raw", rawFeatures);
       log(`raw pixels:       ${out.raw.mean.toFixed(2)} +- ${out.raw.std.toFixed(2)} %`);
     }
     out.seconds = (performance.now() - t0) / 1000;

@@ -272,12 +272,12 @@ export async function extractFeatureSets(
   const n = indices.length, B = opts.batch ?? 16, S = opts.size, side = opts.rawSide;
   const sets = layouts.map(({ dim }) => ({ n, dim, x: new Float32Array(n * dim) }));
   const raw = side ? { n, dim: side * side * 3, x: new Float32Array(n * side * side * 3) } : null;
-  const input = new Float32Array(B * S * S * 3);
+  const input = new Float32Array(nets.length ? B * S * S * 3 : 0);
   for (let s = 0; s < n; s += B) {
     const m = Math.min(B, n - s);
     for (let j = 0; j < m; j++) {
       const img = await split.image(indices[s + j]);
-      prepareImage(img, S, opts.mean, input, j * S * S * 3);
+      if (nets.length) prepareImage(img, S, opts.mean, input, j * S * S * 3);
       if (raw) prepareImage(img, side!, opts.mean, raw.x, (s + j) * raw.dim);
     }
     for (const [k, net] of nets.entries()) {
@@ -430,8 +430,8 @@ export interface FeatureJob {
 
 /**
  * {@link extractFeatureSets} split over `workers` Deno workers (each with its own wasm backend and data reader): the
- * images are divided into contiguous shares and the results concatenated in order, so the features are the same as
- * in one thread.
+ * images are divided into contiguous shares and the results concatenated in order, so the features are those of one
+ * thread (up to the last bits of the convolutions' sums, which OpenBLAS rounds by the batch's shape).
  */
 export async function extractFeaturesParallel(
   job: Omit<FeatureJob, "indices">,
