@@ -493,9 +493,32 @@ function registerConvBiasReluGradient(): void {
 }
 
 /**
- * dx of max-pooling (NHWC): each dy goes to the first maximum of its window in x, as TensorFlow
- * routes it. The forward output y gives each window's maximum, so a channel's scan of its window
- * stops at the first element equal to it.
+ * Each output pixel of a max-pooling (NHWC) with the part of its window inside the image: `visit(o, p, rows, cols)`
+ * with o the output pixel's index, p the input index of the window's first pixel inside, and its `rows` x `cols`
+ * pixels there (windows wholly outside are passed over).
+ */
+function eachPoolWindow(
+  info: tf.backend_util.Conv2DInfo,
+  visit: (o: number, p: number, rows: number, cols: number) => void,
+): void {
+  const { batchSize: N, inHeight: H, inWidth: W, outHeight: OH, outWidth: OW } = info;
+  const sh = info.strideHeight, sw = info.strideWidth, fh = info.effectiveFilterHeight, fw = info.effectiveFilterWidth;
+  const top = info.padInfo.top, left = info.padInfo.left;
+  for (let n = 0, o = 0; n < N; n++) {
+    for (let oy = 0; oy < OH; oy++) {
+      const y0 = Math.max(0, oy * sh - top), y1 = Math.min(H, oy * sh - top + fh);
+      for (let ox = 0; ox < OW; ox++, o++) {
+        const x0 = Math.max(0, ox * sw - left), x1 = Math.min(W, ox * sw - left + fw);
+        if (y1 > y0 && x1 > x0) visit(o, (n * H + y0) * W + x0, y1 - y0, x1 - x0);
+      }
+    }
+  }
+}
+
+/**
+ * dx of max-pooling (NHWC): each dy goes to the first maximum of its window in x (row by row), as TensorFlow routes
+ * it. The forward output y gives each window's maximum, so a channel's scan of its window stops at the first element
+ * equal to it.
  */
 export function maxPoolBackward(
   x: Float32Array,
@@ -504,37 +527,23 @@ export function maxPoolBackward(
   dx: Float32Array,
   info: tf.backend_util.Conv2DInfo,
 ): void {
-  const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = info;
-  const sh = info.strideHeight, sw = info.strideWidth, fh = info.effectiveFilterHeight, fw = info.effectiveFilterWidth;
-  const top = info.padInfo.top, left = info.padInfo.left;
+  const { inWidth: W, inChannels: C } = info;
   dx.fill(0);
-  const window = new Int32Array(fh * fw); // offsets of the window's pixels in the image, in scan order
-  for (let n = 0; n < N; n++) {
-    for (let oy = 0; oy < OH; oy++) {
-      for (let ox = 0; ox < OW; ox++) {
-        let len = 0;
-        for (let ky = 0; ky < fh; ky++) {
-          const iy = oy * sh - top + ky;
-          if (iy < 0 || iy >= H) continue;
-          for (let kx = 0; kx < fw; kx++) {
-            const ix = ox * sw - left + kx;
-            if (ix >= 0 && ix < W) window[len++] = ((n * H + iy) * W + ix) * C;
-          }
-        }
-        const o = ((n * OH + oy) * OW + ox) * C;
-        for (let c = 0; c < C; c++) {
-          const m = y[o + c];
-          for (let k = 0; k < len; k++) {
-            const i = window[k] + c;
-            if (x[i] === m) {
-              dx[i] += dy[o + c];
-              break;
-            }
-          }
+  const window = new Int32Array(info.effectiveFilterHeight * info.effectiveFilterWidth); // offsets, in scan order
+  eachPoolWindow(info, (o, p, rows, cols) => {
+    let len = 0;
+    for (let r = 0; r < rows; r++) for (let q = 0; q < cols; q++) window[len++] = (p + r * W + q) * C;
+    for (let c = 0, oc = o * C; c < C; c++, oc++) {
+      const m = y[oc];
+      for (let k = 0; k < len; k++) {
+        const i = window[k] + c;
+        if (x[i] === m) {
+          dx[i] += dy[oc];
+          break;
         }
       }
     }
-  }
+  });
 }
 
 /** {@link maxPoolBackward} four channels at a time (C a multiple of 4), with the same results. */
@@ -546,32 +555,22 @@ export function maxPoolBackwardSimd(
   dx: Float32Array,
   info: tf.backend_util.Conv2DInfo,
 ): void {
-  const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = info;
-  const sh = info.strideHeight, sw = info.strideWidth, fh = info.effectiveFilterHeight, fw = info.effectiveFilterWidth;
-  const top = info.padInfo.top, left = info.padInfo.left;
+  const B = 4 * info.inChannels, rowBytes = info.inWidth * B;
   dx.fill(0);
-  const B = 4 * C;
-  for (let n = 0; n < N; n++) {
-    for (let oy = 0; oy < OH; oy++) {
-      const y0 = Math.max(0, oy * sh - top), y1 = Math.min(H, oy * sh - top + fh);
-      for (let ox = 0; ox < OW; ox++) {
-        const x0 = Math.max(0, ox * sw - left), x1 = Math.min(W, ox * sw - left + fw);
-        if (y1 <= y0 || x1 <= x0) continue;
-        const p = ((n * H + y0) * W + x0) * B, o = ((n * OH + oy) * OW + ox) * B;
-        simd.poolGrad(
-          x.byteOffset + p,
-          dx.byteOffset + p,
-          y.byteOffset + o,
-          dy.byteOffset + o,
-          y1 - y0,
-          x1 - x0,
-          W * B,
-          B,
-          B,
-        );
-      }
-    }
-  }
+  eachPoolWindow(info, (o, p, rows, cols) => {
+    const at = p * B, out = o * B;
+    simd.poolGrad(
+      x.byteOffset + at,
+      dx.byteOffset + at,
+      y.byteOffset + out,
+      dy.byteOffset + out,
+      rows,
+      cols,
+      rowBytes,
+      B,
+      B,
+    );
+  });
 }
 
 /** The SIMD loops over the backend's heap (one instance per memory). */
