@@ -34,41 +34,48 @@ import {
 const zeros = [...simd(0x0c, ...new Array(16).fill(0))];
 const ones = [...simd(0x0c, ...[0, 0, 0x80, 0x3f, 0, 0, 0x80, 0x3f, 0, 0, 0x80, 0x3f, 0, 0, 0x80, 0x3f])];
 
+/** The address local `base` + local `off` on the stack. */
+const at = (base: number, off: number) => [...get(base), ...get(off), ...add32];
+
+/**
+ * `step` for every 16 bytes of every row: `rows` rows of `row` bytes from local `ptr` on (locals `rows`, `row`), local
+ * `q` the offset in the row and local `end` free for the loop's bound.
+ */
+const eachRow = (ptr: number, rows: number, row: number, end: number, q: number, step: number[]) => [
+  ...get(ptr),
+  ...get(rows),
+  ...get(row),
+  ...mul32,
+  ...add32,
+  ...set(end),
+  ...loopUntil(ptr, end, [
+    ...i32(0),
+    ...set(q),
+    ...loopUntil(q, row, [...step, ...bump(q, i32(16))]),
+    ...bump(ptr, get(row)),
+  ]),
+];
+
 /**
  * sumRows(src, dst, rows, rowBytes): dst = the sum of `rows` rows of rowBytes bytes at src, each lane summed in row
  * order from zero (as `acc[c] += src[r][c]` in float32).
  */
 function sumRowsBody(): AsmFunction {
-  const SRC = 0, DST = 1, ROWS = 2, ROW = 3, END = 4, Q = 5;
+  const SRC = 0, DST = 1, ROWS = 2, ROW = 3, END = 4, Q = 5, A = 6;
   const code = [
     ...i32(0),
     ...set(Q),
-    ...loopUntil(Q, ROW, [...get(DST), ...get(Q), ...add32, ...zeros, ...store(), ...bump(Q, i32(16))]),
-    ...get(SRC),
-    ...get(ROWS),
-    ...get(ROW),
-    ...mul32,
-    ...add32,
-    ...set(END),
-    ...loopUntil(SRC, END, [
-      ...i32(0),
-      ...set(Q),
-      ...loopUntil(Q, ROW, [
-        ...get(DST),
-        ...get(Q),
-        ...add32,
-        ...tee(END + 2),
-        ...get(END + 2),
-        ...load(),
-        ...get(SRC),
-        ...get(Q),
-        ...add32,
-        ...load(),
-        ...f32x4.add,
-        ...store(),
-        ...bump(Q, i32(16)),
-      ]),
-      ...bump(SRC, get(ROW)),
+    ...loopUntil(Q, ROW, [...at(DST, Q), ...zeros, ...store(), ...bump(Q, i32(16))]),
+    // dst[q] += src[q], row after row
+    ...eachRow(SRC, ROWS, ROW, END, Q, [
+      ...at(DST, Q),
+      ...tee(A),
+      ...get(A),
+      ...load(),
+      ...at(SRC, Q),
+      ...load(),
+      ...f32x4.add,
+      ...store(),
     ]),
   ];
   return { name: "sumRows", params: [I32, I32, I32, I32], result: [], locals: [[3, I32]], code };
@@ -85,22 +92,16 @@ function poolGradBody(): AsmFunction {
   const C = 9, R = 10, REND = 11, Q = 12, QEND = 13, P = 14, M = 15, G = 16, DONE = 17, EQ = 18;
   const pixel = [
     // eq = (x[p] == m) & ~done; dx[p] += eq & g; done |= eq
-    ...get(Q),
-    ...get(C),
-    ...add32,
+    ...at(Q, C),
     ...set(P),
-    ...get(X),
-    ...get(P),
-    ...add32,
+    ...at(X, P),
     ...load(),
     ...get(M),
     ...f32x4.eq,
     ...get(DONE),
     ...v128.andnot,
     ...set(EQ),
-    ...get(DX),
-    ...get(P),
-    ...add32,
+    ...at(DX, P),
     ...tee(P),
     ...get(P),
     ...load(),
@@ -123,14 +124,10 @@ function poolGradBody(): AsmFunction {
     ...i32(0),
     ...set(C),
     ...loopUntil(C, CB, [
-      ...get(Y),
-      ...get(C),
-      ...add32,
+      ...at(Y, C),
       ...load(),
       ...set(M),
-      ...get(DY),
-      ...get(C),
-      ...add32,
+      ...at(DY, C),
       ...load(),
       ...set(G),
       ...zeros,
@@ -167,36 +164,19 @@ function poolGradBody(): AsmFunction {
  */
 function biasReluBody(): AsmFunction {
   const Z = 0, B = 1, ROWS = 2, ROW = 3, END = 4, Q = 5, A = 6;
-  const code = [
-    ...get(Z),
-    ...get(ROWS),
-    ...get(ROW),
-    ...mul32,
-    ...add32,
-    ...set(END),
-    ...loopUntil(Z, END, [
-      ...i32(0),
-      ...set(Q),
-      ...loopUntil(Q, ROW, [
-        ...get(Z),
-        ...get(Q),
-        ...add32,
-        ...tee(A),
-        ...get(A),
-        ...load(),
-        ...get(B),
-        ...get(Q),
-        ...add32,
-        ...load(),
-        ...f32x4.add,
-        ...zeros,
-        ...f32x4.max,
-        ...store(),
-        ...bump(Q, i32(16)),
-      ]),
-      ...bump(Z, get(ROW)),
-    ]),
-  ];
+  const code = eachRow(Z, ROWS, ROW, END, Q, [
+    // z[q] = max(z[q] + b[q], 0)
+    ...at(Z, Q),
+    ...tee(A),
+    ...get(A),
+    ...load(),
+    ...at(B, Q),
+    ...load(),
+    ...f32x4.add,
+    ...zeros,
+    ...f32x4.max,
+    ...store(),
+  ]);
   return { name: "biasRelu", params: [I32, I32, I32, I32], result: [], locals: [[3, I32]], code };
 }
 
@@ -204,9 +184,7 @@ function biasReluBody(): AsmFunction {
 function reluGradBody(): AsmFunction {
   const DY = 0, Y = 1, OUT = 2, BYTES = 3, END = 4;
   const code = [
-    ...get(OUT),
-    ...get(BYTES),
-    ...add32,
+    ...at(OUT, BYTES),
     ...set(END),
     ...loopUntil(OUT, END, [
       ...get(OUT),
