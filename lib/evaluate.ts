@@ -9,13 +9,13 @@
  *
  * @module
  */
-import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { getSplit, openDataset } from "./data/mod.ts";
 import {
   applyScales,
   blockScales,
   cachedFeatures,
+  cacheHas,
   extractFeatureSets,
   extractFeaturesParallel,
   featureLayout,
@@ -207,11 +207,6 @@ function cacheEntry(src: FeatureSource, ds: Dataset, split: string, idx: number[
   return { dir: src.dir, key: `${src.what.kind}-${split}-${hashText(JSON.stringify(about), images)}`, about };
 }
 
-/** Whether a cache entry is there (whether it is intact is checked when it is read). */
-function cached(e: ReturnType<typeof cacheEntry>): boolean {
-  return existsSync(join(e.dir, `${e.key}.f32`)) && existsSync(join(e.dir, `${e.key}.json`));
-}
-
 /**
  * A feature function with the release's per-layer scaling fitted on the training split, cached (see
  * {@link cacheEntry}).
@@ -315,7 +310,10 @@ async function evaluateLocked(runDir: string, opts: EvaluateOptions): Promise<Ev
     const { blocks } = featureLayout(net, size, pooling);
     // The learned features' pass also reads the baselines' where they are not cached yet, and caches them.
     const learnedFeatures = scaledFeatures(sources.learned, ds, async (split, idx) => {
-      const along = (src: FeatureSource | null) => src && baselines && !cached(cacheEntry(src, ds!, split, idx));
+      const along = (src: FeatureSource | null) => {
+        const e = src && baselines ? cacheEntry(src, ds!, split, idx) : null;
+        return e !== null && !cacheHas(e.dir, e.key);
+      };
       const withRandom = along(sources.random), withRaw = along(sources.raw);
       const nets = [{ net, weights: learnedWeights }, ...(withRandom ? [{ net: random!, weights: null }] : [])];
       const which = ["learned", ...(withRandom ? ["random weights"] : []), ...(withRaw ? ["raw pixels"] : [])];

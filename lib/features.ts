@@ -379,6 +379,17 @@ export interface FeatureCacheMeta {
   about?: Record<string, unknown>;
 }
 
+/** The two files of cached features `name` in `dir`: the values and their description. */
+function cacheFiles(dir: string, name: string): { bin: string; metaPath: string } {
+  return { bin: join(dir, `${name}.f32`), metaPath: join(dir, `${name}.json`) };
+}
+
+/** Whether cached features `name` are in `dir` (whether they are intact is checked when they are read). */
+export function cacheHas(dir: string, name: string): boolean {
+  const { bin, metaPath } = cacheFiles(dir, name);
+  return exists(bin) && exists(metaPath);
+}
+
 /**
  * Reads cached features, or computes and caches them (`dir/name.f32` and `.json`). `name` must identify everything
  * the features depend on (see {@link imagesIdentity}); a file that is cut short, damaged, does not match its
@@ -390,8 +401,8 @@ export async function cachedFeatures(
   compute: () => Promise<Features>,
   about?: Record<string, unknown>,
 ): Promise<Features> {
-  const bin = join(dir, `${name}.f32`), metaPath = join(dir, `${name}.json`);
-  if (exists(bin) && exists(metaPath)) {
+  const { bin, metaPath } = cacheFiles(dir, name);
+  if (cacheHas(dir, name)) {
     try {
       const meta = JSON.parse(await Deno.readTextFile(metaPath)) as FeatureCacheMeta;
       const bytes = await Deno.readFile(bin);
