@@ -29,8 +29,6 @@ import {
 /** Bytes of a WebAssembly page, and the most pages a (32-bit) memory holds. */
 const PAGE = 65536, MAX_PAGES = 65536;
 
-const mulF64x2 = f64x2.mul, addF64x2 = f64x2.add, splatF64x2 = f64x2.splat, lane = f64x2.lane;
-
 /**
  * dot(w, x, n) = sum_j w_j x_j for n (a multiple of 8) float64 w and float32 x at byte addresses w and x: eight
  * partial sums (four f64x2), added up at the end.
@@ -43,8 +41,8 @@ function dotBody(): AsmFunction {
     ...load(16 * k),
     ...get(X),
     ...twoFloats(8 * k),
-    ...mulF64x2,
-    ...addF64x2,
+    ...f64x2.mul,
+    ...f64x2.add,
     ...set(a),
   ]);
   const code = [
@@ -67,15 +65,15 @@ function dotBody(): AsmFunction {
     ]),
     ...get(acc[0]),
     ...get(acc[1]),
-    ...addF64x2,
+    ...f64x2.add,
     ...get(acc[2]),
     ...get(acc[3]),
-    ...addF64x2,
-    ...addF64x2,
+    ...f64x2.add,
+    ...f64x2.add,
     ...tee(acc[0]),
-    ...lane(0),
+    ...f64x2.lane(0),
     ...get(acc[0]),
-    ...lane(1),
+    ...f64x2.lane(1),
     ...addF64,
   ];
   return { name: "dot", params: [0x7f, 0x7f, 0x7f], result: [0x7c], locals: [[1, 0x7f], [4, 0x7b]], code };
@@ -91,13 +89,13 @@ function axpyBody(): AsmFunction {
     ...get(S),
     ...get(X),
     ...twoFloats(8 * k),
-    ...mulF64x2,
-    ...addF64x2,
+    ...f64x2.mul,
+    ...f64x2.add,
     ...store(16 * k),
   ];
   const code = [
     ...get(A),
-    ...splatF64x2,
+    ...f64x2.splat,
     ...set(S),
     ...get(X),
     ...get(N),
