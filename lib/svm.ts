@@ -24,7 +24,12 @@
  * the same steps in the same order; they differ in the rounding of the margins
  * only.
  *
- * The inner loops of both forms (a margin as a dot product, w or the margins
+ * Where the examples far outnumber the features (CIFAR-10: 50,000 images of 1,024 or 3,072 features) and OpenBLAS
+ * with LAPACK is installed, the same objective is minimised in the primal by Newton's method instead (the Newton
+ * form, lib/svm_newton.ts): a few steps, each a Cholesky solve of a features x features system, where the dual's
+ * passes over the examples would number in the hundreds.
+ *
+ * The inner loops of both dual forms (a margin as a dot product, w or the margins
  * updated from a row) run as WebAssembly SIMD kernels (lib/svm_kernels.ts) over
  * one memory that holds the training set. The classes of one-vs-rest are
  * independent problems, each with its own random order (a stream of the seed
@@ -36,10 +41,11 @@
 import { UserError } from "./util/errors.ts";
 import { Rng } from "./util/rng.ts";
 import { METHODS } from "./presets.ts";
-import { type Blas, openBlas } from "./compute/blas.ts";
+import { type Blas, type Linalg, openBlas } from "./compute/blas.ts";
 import { rowDots } from "./util/rowdots.ts";
 import { WorkerPool } from "./compute/pool.ts";
 import { Arena, kernels } from "./svm_kernels.ts";
+import { crossProducts, type NewtonProblem, solveNewtonPath } from "./svm_newton.ts";
 
 /** A set of feature vectors: `n` rows of `dim` floats. */
 export interface Features {
@@ -65,8 +71,11 @@ export interface LinearSVM {
   C: number;
 }
 
-/** How the margins are kept during training (see the module notes); `auto` picks the Gram form where K fits. */
-export type SVMForm = "auto" | "gram" | "primal";
+/**
+ * How a problem is solved (see the module notes): dual coordinate descent keeping the margins through K (`gram`) or
+ * through w (`primal`), or Newton's method in the primal (`newton`); `auto` picks ({@link formOf}).
+ */
+export type SVMForm = "auto" | "gram" | "primal" | "newton";
 
 /** Options of {@link trainSVM}. */
 export interface SVMOptions {
@@ -80,7 +89,7 @@ export interface SVMOptions {
   maxIter?: number;
   /** Seed of the coordinate order. */
   seed?: number;
-  /** Primal or Gram form (default `auto`). */
+  /** The form (default `auto`). */
   form?: SVMForm;
   /** The BLAS for the Gram matrix; default: OpenBLAS where installed (null: JavaScript). */
   blas?: Blas | null;
@@ -93,9 +102,26 @@ function checkC(C: number): void {
   if (!(C > 0 && Number.isFinite(C))) throw new UserError(`C = ${C}: the SVM's C must lie in (0, inf)`);
 }
 
-/** Whether training on `n` examples uses the Gram form. */
-export function usesGram(n: number, form: SVMForm = "auto"): boolean {
-  return form === "gram" || (form === "auto" && n * n * 4 <= GRAM_MAX_BYTES);
+/** `auto` picks the Newton form where the examples number at least this many times the features (and the bias). */
+export const NEWTON_MIN_RATIO = 2;
+
+/**
+ * The form training on `n` examples of `dim` features uses: the one asked for, or for `auto` the Newton form where
+ * the examples are at least {@link NEWTON_MIN_RATIO} times the features and `linalg` is there (OpenBLAS with LAPACK),
+ * else the Gram form where K fits in {@link GRAM_MAX_BYTES}, else the primal form.
+ */
+export function formOf(
+  n: number,
+  dim: number,
+  form: SVMForm = "auto",
+  linalg: Linalg | null = openBlas().blas?.linalg ?? null,
+): Exclude<SVMForm, "auto"> {
+  if (form === "newton" && !linalg) {
+    throw new UserError(`the SVM's Newton form needs OpenBLAS with LAPACK (${openBlas().why || "not found"})`);
+  }
+  if (form !== "auto") return form;
+  if (linalg && n >= NEWTON_MIN_RATIO * (dim + 1)) return "newton";
+  return n * n * 4 <= GRAM_MAX_BYTES ? "gram" : "primal";
 }
 
 /**
@@ -115,8 +141,10 @@ export interface DualProblem {
   x: Float32Array;
   /** |x_i|^2 + B^2 for every row (float64). */
   norms: Float64Array;
-  /** The Gram form's K = X X^T + B^2 (n x n), or null for the primal form. */
+  /** The Gram form's K = X X^T + B^2 (n x n), or null. */
   gram: Float32Array | null;
+  /** The Newton form's X~^T X~ ((dim + 1)^2, its upper triangle; lib/svm_newton.ts), or null. */
+  xtx: Float64Array | null;
   /** n + dim + 1 float64 the solver works in (the margins, then w). */
   scratch: Float64Array;
 }
@@ -225,16 +253,16 @@ export function solveDual(
 
 /**
  * A training set in the solvers' memory (shared between threads): the rows, |x_i|^2 + B^2, room for the Gram matrix
- * when `gram` (filled by {@link fillGram}) and scratch memory for `solvers` solvers at once (the problem holds the
- * first; `scratch` all).
+ * in the Gram form or X~^T X~ in the Newton form (filled by {@link fillGram}) and scratch memory for `solvers`
+ * solvers at once (the problem holds the first; `scratch` all).
  */
 export function dualProblem(
   f: Features,
   bias: number,
-  gram: boolean,
+  form: Exclude<SVMForm, "auto">,
   solvers = 1,
 ): { problem: DualProblem; scratch: Float64Array[] } {
-  const { n, dim } = f;
+  const { n, dim } = f, gram = form === "gram";
   const arena = new Arena(Arena.bytes([n * dim, gram ? n * n : 0], [n, ...Array(solvers).fill(n + dim + 1)]));
   const x = arena.f32(n * dim);
   x.set(f.x.subarray(0, n * dim));
@@ -246,7 +274,8 @@ export function dualProblem(
   }
   const K = gram ? arena.f32(n * n) : null;
   const scratch = Array.from({ length: solvers }, () => arena.f64(n + dim + 1));
-  return { problem: { n, dim, bias, memory: arena.memory, x, norms, gram: K, scratch: scratch[0] }, scratch };
+  const xtx = form === "newton" ? new Float64Array(new SharedArrayBuffer(8 * (dim + 1) ** 2)) : null;
+  return { problem: { n, dim, bias, memory: arena.memory, x, norms, gram: K, xtx, scratch: scratch[0] }, scratch };
 }
 
 /**
@@ -295,9 +324,25 @@ export function gramMatrix(
   return out;
 }
 
-/** Computes the Gram matrix of a problem made by {@link dualProblem} with `gram`, in this thread. */
+/**
+ * Computes the Gram matrix of a problem made by {@link dualProblem} in the Gram form (with `blas`, or in JavaScript
+ * where null), or X~^T X~ in the Newton form, in this thread.
+ */
 export function fillGram(p: DualProblem, blas: Blas | null): void {
   if (p.gram) gramMatrix(p, p.bias, blas, p.gram);
+  if (p.xtx) crossProducts(p as NewtonProblem, linalg(), p.xtx);
+}
+
+/** This thread's OpenBLAS linear algebra, which a problem in the Newton form needs. */
+function linalg(): Linalg {
+  const la = openBlas().blas?.linalg;
+  if (!la) throw new Error("the SVM's Newton form without OpenBLAS's LAPACK in this thread");
+  return la;
+}
+
+/** The floats of one class's start in a path: its dual variables, or in the Newton form its weights. */
+function startLength(p: DualProblem): number {
+  return p.xtx ? p.dim + 1 : p.n;
 }
 
 function checkTraining(f: Features, labels: Int32Array, opts: SVMOptions): void {
@@ -316,7 +361,7 @@ const classRng = (seed: number, c: number) => new Rng(seed, 555, c);
 /** Trains a one-vs-rest linear SVM on features with labels 0..classes-1, in this thread. */
 export function trainSVM(f: Features, labels: Int32Array, classes: number, opts: SVMOptions): LinearSVM {
   checkTraining(f, labels, opts);
-  const { problem } = dualProblem(f, opts.bias ?? METHODS.paper.eval.svmBias.stl10, usesGram(f.n, opts.form));
+  const { problem } = dualProblem(f, opts.bias ?? METHODS.paper.eval.svmBias.stl10, formOf(f.n, f.dim, opts.form));
   fillGram(problem, opts.blas === undefined ? openBlas().blas : opts.blas);
   return trainWith(problem, labels, classes, opts);
 }
@@ -336,6 +381,7 @@ export function increasing(Cs: number[]): number[] {
  * constraint, alpha >= 0, does not depend on C, so the last solution is a feasible start, and usually a close one.
  * Each C's coordinates are visited in the order of a fresh `rng()` (as when each is solved alone), so a path solved
  * in parts gives what it gives in one. Writes each C's weights with `put` and leaves the last solution in `alpha`.
+ * In the Newton form `alpha` holds the weights instead (dim + 1), each C starting from the weights at the C before.
  */
 function solveClassPath(
   p: DualProblem,
@@ -347,6 +393,10 @@ function solveClassPath(
   alpha: Float64Array,
   put: (k: number, w: Float64Array) => void,
 ): void {
+  if (p.xtx) {
+    solveNewtonPath(p as NewtonProblem, sign, Cs, alpha, linalg(), put);
+    return;
+  }
   let start: Float64Array | undefined = alpha.some((a) => a !== 0) ? alpha : undefined;
   for (let k = 0; k < Cs.length; k++) {
     const s = solveDual(p, sign, Cs[k], tol, maxIter, rng(), start);
@@ -368,7 +418,7 @@ function pathWith(p: DualProblem, labels: Int32Array, classes: number, Cs: numbe
       opts.tol ?? 0.1,
       opts.maxIter ?? 1000,
       () => classRng(opts.seed ?? 1, c),
-      new Float64Array(p.n),
+      new Float64Array(startLength(p)),
       (k, wk) => w[order[k]].set(wk, c * D),
     );
   }
@@ -519,7 +569,7 @@ export function chooseC(
 ): CChoice {
   for (const C of grid) checkC(C);
   if (yTrain.length !== train.n) throw new Error(`${yTrain.length} labels for ${train.n} feature vectors`);
-  const { problem: p } = dualProblem(train, bias, usesGram(train.n));
+  const { problem: p } = dualProblem(train, bias, formOf(train.n, train.dim));
   fillGram(p, openBlas().blas);
   return bestC(
     pathWith(p, yTrain, classes, grid, {}).map((m) => ({ C: m.C, accuracy: score(predictSVM(m, valid), yValid) })),
@@ -546,7 +596,8 @@ export type SVMJob =
      * The one-vs-rest problems at the C values `Cs` (increasing): the worker solves the next class no worker has taken
      * (`next[0]`, counted up by every worker) until none is left, each in the problem's scratch memory (which is this
      * worker's), at every C in turn, each from the solution at the C before, the first from row c of `alpha`
-     * (classes x n; zeros: a cold start), where the last solution is left; C number k's weights go to row
+     * (classes x n, or classes x (dim + 1) weights in the Newton form; zeros: a cold start), where the last solution
+     * is left; C number k's weights go to row
      * k * classes + c of `out`, and the class is counted done in `next[1]`.
      */
     kind: "path";
@@ -571,7 +622,7 @@ export function runSVMJob(job: SVMJob): SVMAnswer {
     gramBlock(job.x, job.n, job.dim, job.r0, job.r1, job.gram, null);
     return 0;
   }
-  const D = job.problem.dim + 1, n = job.problem.n;
+  const D = job.problem.dim + 1, n = startLength(job.problem);
   for (let solved = 0;; solved++) {
     const c = Atomics.add(job.next, 0, 1);
     if (c >= job.classes) return solved;
@@ -644,14 +695,15 @@ export class SVMWorkers {
   }
 
   /**
-   * A training set in the workers' shared memory, with its Gram matrix in the Gram form (`form`, default `auto`) and
-   * scratch memory for each worker.
+   * A training set in the workers' shared memory, with its Gram matrix in the Gram form or X~^T X~ in the Newton form
+   * (`form`, default `auto`) and scratch memory for each worker.
    */
   async problem(f: Features, labels: Int32Array, bias: number, form: SVMForm = "auto"): Promise<WorkerProblem> {
     if (labels.length !== f.n) throw new Error(`${labels.length} labels for ${f.n} feature vectors`);
     const { n, dim } = f;
-    const made = dualProblem(f, bias, usesGram(n, form), this.size), { x, gram } = made.problem;
-    if (gram && this.#blas) fillGram(made.problem, this.#blas);
+    const made = dualProblem(f, bias, formOf(n, dim, form, this.#blas?.linalg ?? null), this.size);
+    const { x, gram, xtx } = made.problem;
+    if (xtx || (gram && this.#blas)) fillGram(made.problem, this.#blas);
     else if (gram) {
       const rows: Promise<SVMAnswer>[] = [];
       for (let r = 0, k = 0; r < n; r += GRAM_BLOCK, k++) {
@@ -689,8 +741,8 @@ export class SVMWorkers {
   ): Promise<LinearSVM[]> {
     for (const C of Cs) checkC(C);
     const { problem, scratch, labels } = p, D = problem.dim + 1;
-    if (alpha.length !== classes * problem.n) {
-      throw new Error(`${alpha.length} dual variables for ${classes} x ${problem.n}`);
+    if (alpha.length !== classes * startLength(problem)) {
+      throw new Error(`${alpha.length} starting values for ${classes} x ${startLength(problem)}`);
     }
     const order = increasing(Cs), sorted = order.map((i) => Cs[i]);
     const next = new Int32Array(new SharedArrayBuffer(8)), out = shared(new Float64Array(Cs.length * classes * D));
@@ -735,9 +787,9 @@ export class SVMWorkers {
     return models;
   }
 
-  /** A cold start for {@link SVMWorkers.solvePath}: zeros, classes x n, in shared memory. */
+  /** A cold start for {@link SVMWorkers.solvePath}: zeros, classes x n (Newton form: x (dim + 1)), in shared memory. */
   pathStart(p: WorkerProblem, classes: number): Float64Array {
-    return new Float64Array(new SharedArrayBuffer(8 * classes * p.problem.n));
+    return new Float64Array(new SharedArrayBuffer(8 * classes * startLength(p.problem)));
   }
 
   /** {@link trainSVM} in the workers. */

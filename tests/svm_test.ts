@@ -9,6 +9,7 @@ import {
   dualProblem,
   type Features,
   fillGram,
+  formOf,
   GRAM_MAX_BYTES,
   gramMatrix,
   type LinearSVM,
@@ -17,7 +18,6 @@ import {
   solveDual,
   SVMWorkers,
   trainSVM,
-  usesGram,
 } from "../lib/svm.ts";
 
 /** Gaussian blobs: `k` classes in `dim` dimensions, `per` points each. */
@@ -117,9 +117,9 @@ Deno.test("SVM: the primal and the Gram form take the reference's steps (up to r
   const problems = [blobs(4, 30, 75, 2.5, 11), pooledLike(6, 200, 300, 12)];
   for (const { f, y } of problems) {
     const B = 1;
-    const forms = [{ name: "primal", problem: dualProblem(f, B, false).problem }];
+    const forms = [{ name: "primal", problem: dualProblem(f, B, "primal").problem }];
     for (const b of blas ? [null, blas] : [null]) {
-      const { problem } = dualProblem(f, B, true);
+      const { problem } = dualProblem(f, B, "gram");
       fillGram(problem, b);
       forms.push({ name: `Gram (${b ? "OpenBLAS" : "JavaScript"})`, problem });
     }
@@ -268,9 +268,19 @@ Deno.test("SVM kernels: dot and axpy equal plain loops at any length and offset;
   );
 });
 
-Deno.test("SVM: the Gram form where its matrix fits in memory, the primal form beyond", () => {
-  const n = Math.floor(Math.sqrt(GRAM_MAX_BYTES / 4));
-  assert.ok(usesGram(n) && !usesGram(n + 1) && usesGram(n + 1, "gram") && !usesGram(10, "primal"));
+Deno.test("SVM: Newton's method for many examples of few features, else the Gram form where K fits, else primal", () => {
+  const n = Math.floor(Math.sqrt(GRAM_MAX_BYTES / 4)), la = blas?.linalg ?? null;
+  assert.equal(formOf(n, 10_000, "auto", la), "gram");
+  assert.equal(formOf(n + 1, 10_000, "auto", la), "primal");
+  assert.equal(formOf(n + 1, 10, "gram", la), "gram");
+  assert.equal(formOf(100_000, 10, "auto", null), "primal");
+  assert.equal(formOf(100, 49, "auto", null), "gram");
+  if (la) {
+    assert.equal(formOf(100, 49, "auto", la), "newton");
+    assert.equal(formOf(100, 50, "auto", la), "gram");
+    assert.equal(formOf(100_000, 3072, "auto", la), "newton");
+  }
+  assert.throws(() => formOf(100, 10, "newton", null), /Newton form needs OpenBLAS with LAPACK/);
 });
 
 Deno.test("SVM: separable classes are learned exactly; noisy ones well", () => {
@@ -294,8 +304,8 @@ Deno.test("SVM: the bias term matters when classes are offset from the origin", 
 
 Deno.test("SVM: dual coordinate descent reaches the optimum (tight and loose tolerance agree)", () => {
   const tr = blobs(3, 10, 50, 2, 4);
-  const loose = trainSVM(tr.f, tr.y, 3, { C: 0.5 }),
-    tight = trainSVM(tr.f, tr.y, 3, { C: 0.5, tol: 1e-5, maxIter: 5000 });
+  const loose = trainSVM(tr.f, tr.y, 3, { C: 0.5, form: "gram" }),
+    tight = trainSVM(tr.f, tr.y, 3, { C: 0.5, tol: 1e-5, maxIter: 5000, form: "gram" });
   let diff = 0, norm = 0;
   for (let i = 0; i < tight.w.length; i++) diff += (loose.w[i] - tight.w[i]) ** 2, norm += tight.w[i] ** 2;
   assert.ok(Math.sqrt(diff / norm) < 0.05, `relative difference ${Math.sqrt(diff / norm)}`);
@@ -322,7 +332,7 @@ Deno.test("SVM: C outside (0, inf) is refused; C is chosen by validation; per-cl
 Deno.test("SVM: a warm-started path of C reaches each C's optimum, in fewer passes, in parts and in workers alike", async () => {
   const tr = blobs(4, 12, 60, 3, 11), C = [0.01, 0.1, 1, 10];
   for (const form of ["gram", "primal"] as const) {
-    const { problem } = dualProblem(tr.f, 1, form === "gram");
+    const { problem } = dualProblem(tr.f, 1, form);
     fillGram(problem, null);
     const sign = Int8Array.from(tr.y, (c) => (c === 0 ? 1 : -1));
     const side = (w: Float64Array) =>
@@ -359,15 +369,74 @@ Deno.test("SVM: a warm-started path of C reaches each C's optimum, in fewer pass
   const va = blobs(4, 12, 20, 3, 12);
   const one = new SVMWorkers(1), two = new SVMWorkers(2);
   try {
-    const p1 = await one.problem(tr.f, tr.y, 1), p2 = await two.problem(tr.f, tr.y, 1);
-    const whole = await one.solvePath(p1, 4, C);
-    const alpha = two.pathStart(p2, 4);
-    const parts = [...await two.solvePath(p2, 4, [0.1, 0.01], alpha), ...await two.solvePath(p2, 4, [10, 1], alpha)];
-    assert.deepEqual(parts.map((m) => m.C), [0.1, 0.01, 10, 1]);
-    for (const m of whole) assert.deepEqual(parts.find((q) => q.C === m.C)!.w, m.w, `C = ${m.C}`);
+    for (const form of blas?.linalg ? ["gram", "newton"] as const : ["gram"] as const) {
+      const p1 = await one.problem(tr.f, tr.y, 1, form), p2 = await two.problem(tr.f, tr.y, 1, form);
+      const whole = await one.solvePath(p1, 4, C);
+      const alpha = two.pathStart(p2, 4);
+      const parts = [
+        ...await two.solvePath(p2, 4, [0.1, 0.01], alpha),
+        ...await two.solvePath(p2, 4, [10, 1], alpha),
+      ];
+      assert.deepEqual(parts.map((m) => m.C), [0.1, 0.01, 10, 1]);
+      for (const m of whole) {
+        const w = parts.find((q) => q.C === m.C)!.w, at = `${form}, C = ${m.C}`;
+        // (Newton's method rebuilds X_I^T X_I at the start of a part by another sum: equal up to rounding.)
+        if (form === "gram") assert.deepEqual(w, m.w, at);
+        else assert.ok(relDiff(w, m.w) < 1e-6, `${at}: ${relDiff(w, m.w)}`);
+      }
+    }
+    // (auto: the Newton form where OpenBLAS has LAPACK, 240 examples of 12 features.)
     assert.deepEqual(await two.chooseC(tr.f, tr.y, va.f, va.y, 4, C, 1), chooseC(tr.f, tr.y, va.f, va.y, 4, C, 1));
   } finally {
     one.close();
     two.close();
+  }
+});
+
+/** The primal objective 1/2 |w|^2 + C sum max(0, 1 - y_i w.(x_i, B))^2 of one binary problem, in float64. */
+function objective(f: Features, sign: Int8Array, w: Float64Array, C: number, B: number): number {
+  const { n, dim, x } = f;
+  let v = 0;
+  for (let j = 0; j <= dim; j++) v += w[j] * w[j] / 2;
+  for (let i = 0; i < n; i++) {
+    let m = w[dim] * B;
+    for (let j = 0; j < dim; j++) m += w[j] * x[i * dim + j];
+    v += C * Math.max(0, 1 - sign[i] * m) ** 2;
+  }
+  return v;
+}
+
+Deno.test("SVM: Newton's method reaches the dual's optimum, along a path of C, in one thread and in workers", {
+  ignore: !blas?.linalg,
+}, async () => {
+  // Overlapping classes (many examples stay inside the margin), separable ones (few do), and features offset far from
+  // the origin (the bias carries the decision; X^T X is ill-conditioned).
+  const offset = blobs(3, 8, 80, 1, 7);
+  for (let i = 0; i < offset.f.x.length; i++) offset.f.x[i] += 40;
+  const problems = [pooledLike(4, 30, 400, 3), blobs(4, 10, 60, 0.3, 6), offset];
+  const Cs = [0.01, 1, 10];
+  for (const [k, { f, y }] of problems.entries()) {
+    const B = k === 2 ? 1 : 5, classes = Math.max(...y) + 1;
+    const newton = Cs.map((C) => trainSVM(f, y, classes, { C, bias: B, form: "newton" }));
+    const path = await (async () => {
+      const pool = new SVMWorkers(2);
+      try {
+        return await pool.solvePath(await pool.problem(f, y, B, "newton"), classes, Cs);
+      } finally {
+        pool.close();
+      }
+    })();
+    for (const [i, C] of Cs.entries()) {
+      const tight = trainSVM(f, y, classes, { C, bias: B, form: "gram", tol: 1e-6, maxIter: 200_000 });
+      for (let c = 0; c < classes; c++) {
+        const at = `problem ${k}, C = ${C}, class ${c}`, D = f.dim + 1, sign = signs(y, c);
+        const best = objective(f, sign, tight.w.subarray(c * D, (c + 1) * D), C, B);
+        // Alone and along the path (warm-started from the C before), within a millionth of the dual's optimum.
+        for (const m of [newton[i], path[i]]) {
+          const v = objective(f, sign, m.w.subarray(c * D, (c + 1) * D), C, B);
+          assert.ok(v <= best * (1 + 1e-6), `${at}: ${v} against the dual's ${best}`);
+        }
+      }
+    }
   }
 });

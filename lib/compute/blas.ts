@@ -39,6 +39,23 @@ const SYMBOLS = {
     ],
     result: "void",
   },
+  // The linear SVM's Newton solver (lib/svm_newton.ts): matrix-vector products, double-precision rank-k updates and
+  // LAPACK's Cholesky solve (OpenBLAS carries LAPACK; a CBLAS without them leaves that solver out).
+  cblas_sgemv: {
+    parameters: ["i32", "i32", "i32", "i32", "f32", "buffer", "i32", "buffer", "i32", "f32", "buffer", "i32"],
+    result: "void",
+    optional: true,
+  },
+  cblas_dsyrk: {
+    parameters: ["i32", "i32", "i32", "i32", "i32", "f64", "buffer", "i32", "f64", "buffer", "i32"],
+    result: "void",
+    optional: true,
+  },
+  dposv_: {
+    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "buffer"],
+    result: "void",
+    optional: true,
+  },
   // OpenBLAS's own; absent from other CBLAS libraries (Apple's Accelerate).
   openblas_set_num_threads: { parameters: ["i32"], result: "void", optional: true },
   openblas_get_config: { parameters: [], result: "pointer", optional: true },
@@ -57,7 +74,33 @@ export const BLAS_CANDIDATES = [
   "/System/Library/Frameworks/Accelerate.framework/Accelerate",
 ];
 
-const ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112;
+const ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112, UPPER = 121;
+
+/**
+ * The dense linear algebra of the SVM's Newton solver, in row-major order; each call checks that its operands lie
+ * inside their arrays (as {@link Blas.sgemm} does).
+ */
+export interface Linalg {
+  /** y = alpha op(A) x + beta y, A of M x N floats (row-major, rows `lda` apart), op(A) = A^T when `trans`. */
+  sgemv(
+    trans: boolean,
+    M: number,
+    N: number,
+    alpha: number,
+    A: Float32Array,
+    lda: number,
+    x: Float32Array,
+    beta: number,
+    y: Float32Array,
+  ): void;
+  /** The upper triangle of C (N x N) = alpha A^T A + beta C, A of K rows of N doubles (row-major). */
+  dsyrk(N: number, K: number, alpha: number, A: Float64Array, beta: number, C: Float64Array): void;
+  /**
+   * Solves H x = b for a symmetric positive definite H (N x N, its upper triangle read) by Cholesky (LAPACK's
+   * dposv): b becomes x, H its factor. False where H is not positive definite (then both hold no answer).
+   */
+  posv(N: number, H: Float64Array, b: Float64Array): boolean;
+}
 
 /** An opened OpenBLAS. */
 export interface Blas {
@@ -67,6 +110,8 @@ export interface Blas {
   config: string;
   /** OpenBLAS's own thread count for the calls that follow (the project keeps 1; see the module notes). */
   setThreads(n: number): void;
+  /** The Newton solver's linear algebra, or null where the library lacks it. */
+  linalg: Linalg | null;
   /**
    * Row-major C = alpha op(A) op(B) + beta C, op(A) of M x K, op(B) of K x N.
    * The arrays may be views into any ArrayBuffer (the wasm heap included); a product that does not fit them, or a
@@ -96,10 +141,10 @@ export interface Blas {
  */
 function assertMatrix(a: Float32Array, rows: number, cols: number, ld: number, what: string): void {
   if (!Number.isInteger(ld) || ld < Math.max(1, cols) || ld > 0x7fffffff) {
-    throw new RangeError(`sgemm: ${what} has ${cols} columns, but its leading dimension is ${ld}`);
+    throw new RangeError(`${what} has ${cols} columns, but its leading dimension is ${ld}`);
   }
   const reach = rows > 0 && cols > 0 ? (rows - 1) * ld + cols : 0;
-  if (reach > a.length) throw new RangeError(`sgemm: ${what} holds ${a.length} floats, the product reaches ${reach}`);
+  if (reach > a.length) throw new RangeError(`${what} holds ${a.length} floats, the product reaches ${reach}`);
 }
 
 /** The checks of {@link Blas.sgemm}: sizes, each operand inside its array, and C apart from A and B. */
@@ -119,9 +164,9 @@ function assertProduct(
   for (const [v, name] of [[M, "M"], [N, "N"], [K, "K"]] as const) {
     if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) throw new RangeError(`sgemm: ${name} = ${v}`);
   }
-  assertMatrix(A, transA ? K : M, transA ? M : K, lda, "A");
-  assertMatrix(B, transB ? N : K, transB ? K : N, ldb, "B");
-  assertMatrix(C, M, N, ldc, "C");
+  assertMatrix(A, transA ? K : M, transA ? M : K, lda, "sgemm: A");
+  assertMatrix(B, transB ? N : K, transB ? K : N, ldb, "sgemm: B");
+  assertMatrix(C, M, N, ldc, "sgemm: C");
   for (const [X, name] of [[A, "A"], [B, "B"]] as const) {
     const overlap = X.buffer === C.buffer && X.byteOffset < C.byteOffset + C.byteLength &&
       C.byteOffset < X.byteOffset + X.byteLength;
@@ -130,6 +175,66 @@ function assertProduct(
 }
 
 let cached: { blas: Blas | null; why: string } | undefined;
+
+/** Runs a call into native code inside this worker's gate (see {@link gateNativeCalls}). */
+function gated<T>(call: () => T): T {
+  const gate = nativeGate;
+  if (gate) {
+    // In, then look at the gate: a pool that closed has counted this call or will see it refused.
+    Atomics.add(gate, 0, 1);
+    if (Atomics.load(gate, 1)) {
+      Atomics.sub(gate, 0, 1);
+      Atomics.notify(gate, 0);
+      throw new Error("OpenBLAS: this worker's pool was closed");
+    }
+  }
+  try {
+    return call();
+  } finally {
+    if (gate) {
+      Atomics.sub(gate, 0, 1);
+      Atomics.notify(gate, 0);
+    }
+  }
+}
+
+type Native = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+/** Throws unless `a` holds `len` elements. */
+function assertLength(a: { length: number }, len: number, what: string): void {
+  if (!(Number.isInteger(len) && len >= 0 && len <= a.length)) {
+    throw new RangeError(`${what} holds ${a.length} numbers, the call reaches ${len}`);
+  }
+}
+
+function linalgOf(
+  sgemv: NonNullable<Native["cblas_sgemv"]>,
+  dsyrk: NonNullable<Native["cblas_dsyrk"]>,
+  dposv: NonNullable<Native["dposv_"]>,
+): Linalg {
+  const int = (v: number) => new Int32Array([v]);
+  return {
+    sgemv(trans, M, N, alpha, A, lda, x, beta, y) {
+      assertMatrix(A, M, N, lda, "sgemv: A");
+      assertLength(x, trans ? M : N, "sgemv: x");
+      assertLength(y, trans ? N : M, "sgemv: y");
+      gated(() => sgemv(ROW_MAJOR, trans ? TRANS : NO_TRANS, M, N, alpha, A, lda, x, 1, beta, y, 1));
+    },
+    dsyrk(N, K, alpha, A, beta, C) {
+      assertLength(A, K * N, "dsyrk: A");
+      assertLength(C, N * N, "dsyrk: C");
+      if (K > 0 && N > 0) gated(() => dsyrk(ROW_MAJOR, UPPER, TRANS, N, K, alpha, A, N, beta, C, N));
+    },
+    posv(N, H, b) {
+      assertLength(H, N * N, "posv: H");
+      assertLength(b, N, "posv: b");
+      // Column-major LAPACK reading the row-major upper triangle as its lower one ("L").
+      const info = int(0);
+      gated(() => dposv(new Uint8Array([76]), int(N), int(1), H, int(N), b, int(N), info));
+      return info[0] === 0;
+    },
+  };
+}
 
 /**
  * This worker's gate to OpenBLAS, in memory shared with the thread that started it (lib/compute/pool.ts): slot 0
@@ -184,17 +289,7 @@ export function openBlas(): { blas: Blas | null; why: string } {
         : "CBLAS",
       sgemm: (ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) => {
         assertProduct(ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
-        const gate = nativeGate;
-        if (gate) {
-          // In, then look at the gate: a pool that closed has counted this call or will see it refused.
-          Atomics.add(gate, 0, 1);
-          if (Atomics.load(gate, 1)) {
-            Atomics.sub(gate, 0, 1);
-            Atomics.notify(gate, 0);
-            throw new Error("OpenBLAS: this worker's pool was closed");
-          }
-        }
-        try {
+        gated(() =>
           s.cblas_sgemm(
             ROW_MAJOR,
             ta ? TRANS : NO_TRANS,
@@ -210,14 +305,10 @@ export function openBlas(): { blas: Blas | null; why: string } {
             beta,
             C,
             ldc,
-          );
-        } finally {
-          if (gate) {
-            Atomics.sub(gate, 0, 1);
-            Atomics.notify(gate, 0);
-          }
-        }
+          )
+        );
       },
+      linalg: s.cblas_sgemv && s.cblas_dsyrk && s.dposv_ ? linalgOf(s.cblas_sgemv, s.cblas_dsyrk, s.dposv_) : null,
     };
     return cached = { blas, why: "" };
   }
