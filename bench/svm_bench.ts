@@ -1,6 +1,6 @@
 /**
  * `deno run -A bench/svm_bench.ts [--shape caltech101|cifar10|NxDxK] [--C 0.01,1] [--grid] [--workers W]
- * [--form auto|gram|primal] [--knn] [--separation S] [--cache DIR]`
+ * [--form auto|gram|primal|newton] [--knn] [--separation S] [--cache DIR]`
  *
  * Times the evaluation's classifiers (lib/svm.ts, lib/knn.ts) at the size of one run of a protocol, on synthetic
  * features made like the network's (see {@link pooledFeatures}), and prints JSON lines:
@@ -20,7 +20,7 @@ import { UserError } from "../lib/util/errors.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { openBlas } from "../lib/compute/blas.ts";
 import { METHODS } from "../lib/presets.ts";
-import { accuracy, chooseC, type Features, predictSVM, SVMWorkers, trainSVM } from "../lib/svm.ts";
+import { accuracy, chooseC, type Features, predictSVM, type SVMForm, SVMWorkers, trainSVM } from "../lib/svm.ts";
 import { knnPredict } from "../lib/knn.ts";
 import { writeFileAtomic } from "../lib/util/fsutil.ts";
 
@@ -110,13 +110,13 @@ const cpuSecs = (c0: number) => Number((cpuNow() - c0).toFixed(2));
 
 async function main(args: string[]): Promise<void> {
   const usage =
-    "deno run -A bench/svm_bench.ts [--shape caltech101|cifar10|NxDxK] [--C 0.01,1] [--grid] [--workers W] [--form auto|gram|primal] [--knn] [--separation S] [--cache DIR]";
+    "deno run -A bench/svm_bench.ts [--shape caltech101|cifar10|NxDxK] [--C 0.01,1] [--grid] [--workers W] [--form auto|gram|primal|newton] [--knn] [--separation S] [--cache DIR]";
   const { values } = parseFlags(args, {
     shape: { type: "string", help: "caltech101 (default), cifar10, or NxDxK" },
     C: { type: "string", help: "comma-separated C values to train with (default 0.01,1)" },
     grid: { type: "boolean", help: "also choose C on the grid (validation: the test set)" },
     workers: { type: "string", help: "SVM worker threads (default 0: train in this thread)" },
-    form: { type: "string", help: "the SVM's form: auto (default), gram or primal" },
+    form: { type: "string", help: "the SVM's form: auto (default), gram, primal or newton" },
     knn: { type: "boolean", help: "also time weighted kNN" },
     separation: { type: "string", help: "spread of the class centres (default: the shape's)" },
     cache: { type: "string", help: "a folder to keep the drawn features in (they take minutes to draw)" },
@@ -129,8 +129,10 @@ async function main(args: string[]): Promise<void> {
   if (!(separation >= 0)) throw new UserError(`--separation ${values.separation}: expected a number >= 0`);
   const Cs = (values.C ?? "0.01,1").split(",").map(Number);
   const workers = Number(values.workers ?? 0);
-  const form = (values.form ?? "auto") as "auto" | "gram" | "primal";
-  if (!["auto", "gram", "primal"].includes(form)) throw new UserError(`--form ${form}: expected auto, gram or primal`);
+  const form = (values.form ?? "auto") as SVMForm;
+  if (!["auto", "gram", "primal", "newton"].includes(form)) {
+    throw new UserError(`--form ${form}: expected auto, gram, primal or newton`);
+  }
   const t0 = performance.now();
   const train = await cachedPooledFeatures(values.cache, n, dim, classes, 1, separation);
   const test = await cachedPooledFeatures(values.cache, nTest, dim, classes, 2, separation, train.scale);

@@ -597,6 +597,7 @@ export async function runProtocol(
       // The score of a C: its mean over the folds; ties go to the first tried (the smaller C on the grid).
       const sums = new Array<number>(candidates.length).fill(0);
       let solving: Promise<unknown> = Promise.resolve();
+      progress("C validation", 0, parts.length * K);
       await pipelined(
         parts.length,
         (t) => {
@@ -638,6 +639,7 @@ export async function runProtocol(
     const testSets = new Map<number[], Features>();
     const testSet = (te: number[]) => testSets.get(te) ?? testSets.set(te, subset(fTest, teRows(te))).get(te)!;
     // The workers train run k + 1's SVM while this thread scores run k's.
+    progress("runs", 0, plan.train.length);
     await pipelined(plan.train.length, async (k) => {
       const tr = plan.train[k], train = subset(fTrain, trRows(tr)), y = labelsOf(yTrain, tr);
       return { train, y, m: await svm.train(train, y, K, { C, bias }) };

@@ -66,6 +66,23 @@ Deno.test("the ETA of a resumed run counts only the steps made since it resumed"
   assert.equal(Progress.eta(10, 100, 10, 5), Infinity);
 });
 
+Deno.test("a progress line starts again, with its own clock, when its count goes back (a sweep's next point)", async () => {
+  const { progressBars } = await import("../lib/util/cli.ts");
+  const made: string[] = [], seen: number[][] = [];
+  const report = progressBars((label, total) => {
+    made.push(`${label}/${total}`);
+    const counts: number[] = [];
+    seen.push(counts);
+    return { update: (done: number) => void counts.push(done) };
+  });
+  for (const d of [0, 3, 9]) report("seeds", d, 9);
+  report("features", 1, 5);
+  for (const d of [0, 4]) report("seeds", d, 9);
+  report("seeds", 4, 9);
+  assert.deepEqual(made, ["seeds/9", "features/5", "seeds/9"]);
+  assert.deepEqual(seen, [[0, 3, 9], [1], [0, 4, 4]]);
+});
+
 Deno.test("file-system faults are one line naming the path and what was being done", async () => {
   await using tmp = await tempDir();
   await Deno.writeTextFile(`${tmp.path}/a-file`, "x");

@@ -171,14 +171,19 @@ export class Progress {
 
 /**
  * A progress callback for tasks: one {@link Progress} line per label (a library function reports `(label, done,
- * total)`; only tasks draw).
+ * total)`; only tasks draw), made by `bar`.
  */
-export function progressBars(): (label: string, done: number, total: number, extra?: string) => void {
-  const bars = new Map<string, Progress>();
+export function progressBars(
+  bar: (label: string, total: number) => Pick<Progress, "update"> = (label, total) => new Progress(label, total),
+): (label: string, done: number, total: number, extra?: string) => void {
+  const bars = new Map<string, { bar: Pick<Progress, "update">; done: number }>();
   return (label, done, total, extra = "") => {
-    let bar = bars.get(label);
-    if (!bar) bars.set(label, bar = new Progress(label, total));
-    bar.update(done, extra);
+    let b = bars.get(label);
+    // A count that goes back is the same work again (the next point of a sweep, the next evaluation): a new bar, with
+    // its own clock.
+    if (!b || done < b.done) bars.set(label, b = { bar: bar(label, total), done });
+    b.done = done;
+    b.bar.update(done, extra);
   };
 }
 
