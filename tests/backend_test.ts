@@ -8,6 +8,7 @@ import {
   wasmInternalsProblem,
 } from "../lib/compute/tfjs_internals.ts";
 import { UserError } from "../lib/util/errors.ts";
+import { Rng } from "../lib/util/rng.ts";
 import { CHUNK_FLOATS, convFilterGrad, convForward, type ConvGeometry, openBlas } from "../lib/compute/blas.ts";
 import { WorkerPool } from "../lib/compute/pool.ts";
 import { products } from "./fixtures/blas_products.ts";
@@ -497,3 +498,55 @@ Deno.test(
     }
   },
 );
+
+Deno.test("OpenBLAS's sgemv, dsyrk and Cholesky solve (the SVM's Newton form) against plain loops; bad sizes refused", {
+  ignore: !blas?.linalg,
+}, () => {
+  const la = blas!.linalg!, rng = new Rng(5);
+  const M = 7, N = 5, A = Float32Array.from({ length: M * N }, () => rng.normal());
+  const x = Float32Array.from({ length: N }, () => rng.normal()),
+    xt = Float32Array.from({ length: M }, () => rng.normal());
+  const y = new Float32Array(M).fill(1), yt = new Float32Array(N).fill(1);
+  la.sgemv(false, M, N, 2, A, N, x, 0.5, y);
+  la.sgemv(true, M, N, 1, A, N, xt, 0, yt);
+  for (let i = 0; i < M; i++) {
+    let s = 0;
+    for (let j = 0; j < N; j++) s += A[i * N + j] * x[j];
+    assert.ok(Math.abs(y[i] - (2 * s + 0.5)) < 1e-5, `A x, row ${i}`);
+  }
+  for (let j = 0; j < N; j++) {
+    let s = 0;
+    for (let i = 0; i < M; i++) s += A[i * N + j] * xt[i];
+    assert.ok(Math.abs(yt[j] - s) < 1e-5, `A^T x, column ${j}`);
+  }
+  // The upper triangle of C = A^T A (row-major), added to a C that holds ones; the lower triangle left alone.
+  const A64 = Float64Array.from(A), C = new Float64Array(N * N).fill(1);
+  la.dsyrk(N, M, 1, A64, 1, C);
+  for (let i = 0; i < N; i++) {
+    for (let j = 0; j < N; j++) {
+      let s = 0;
+      for (let k = 0; k < M; k++) s += A64[k * N + i] * A64[k * N + j];
+      if (j >= i) assert.ok(Math.abs(C[i * N + j] - (1 + s)) < 1e-12, `C[${i}, ${j}]`);
+      else assert.equal(C[i * N + j], 1);
+    }
+  }
+  // H = A^T A + 1 solved against b: H x = b for the full (symmetric) H.
+  const H = new Float64Array(N * N);
+  la.dsyrk(N, M, 1, A64, 0, H);
+  for (let i = 0; i < N; i++) H[i * N + i] += 1;
+  const full = (i: number, j: number) => H[Math.min(i, j) * N + Math.max(i, j)];
+  const Hcopy = Array.from({ length: N * N }, (_, k) => full(Math.floor(k / N), k % N));
+  const b = Float64Array.from({ length: N }, () => rng.normal()), sol = b.slice();
+  assert.ok(la.posv(N, H, sol));
+  for (let i = 0; i < N; i++) {
+    let s = 0;
+    for (let j = 0; j < N; j++) s += Hcopy[i * N + j] * sol[j];
+    assert.ok(Math.abs(s - b[i]) < 1e-10, `(H x)_${i}`);
+  }
+  // Not positive definite: answered false.
+  assert.equal(la.posv(2, Float64Array.from([1, 2, 2, 1]), new Float64Array(2)), false);
+  assert.throws(() => la.sgemv(false, M, N, 1, A.subarray(1), N, x, 0, y), /A holds 34 floats/);
+  assert.throws(() => la.sgemv(false, M, N, 1, A, N, x, 0, y.subarray(1)), /y holds 6 numbers, the call reaches 7/);
+  assert.throws(() => la.dsyrk(N, M, 1, A64.subarray(1), 0, C), /A holds 34 numbers/);
+  assert.throws(() => la.posv(N, H.subarray(1), sol), /H holds 24 numbers/);
+});
