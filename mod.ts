@@ -144,7 +144,7 @@ export {
   type WorkerProblem,
 } from "./lib/svm.ts";
 export { KNN_DEFAULTS, type KnnOptions, knnPredict } from "./lib/knn.ts";
-export { type Blas, openBlas } from "./lib/compute/blas.ts";
+export { type Blas, type Linalg, openBlas } from "./lib/compute/blas.ts";
 export {
   type FeatureFn,
   PROTOCOL_INPUT,

@@ -200,15 +200,16 @@ Deno.test("the SVMs train in worker threads: 1 and 2 workers give the same resul
     // Every class of every C on every fold, and of each run, was solved by the workers.
     const e = METHODS.paper.eval, Cs = e.cFolds * e.cGrid.length;
     assert.equal(pool.solved, (Cs + 2) * 3);
-    // C validation's progress counts classes done: each fold's (its C values solved as one path), at least when the
-    // fold is done; then the runs.
+    // C validation's progress counts classes done from 0 (reported as the stage starts, so that its line's clock
+    // starts then): each fold's (its C values solved as one path), at least when the fold is done; then the runs.
     const K = 3, units = e.cFolds * K;
     const validation = progress.filter((p) => p.startsWith("C validation "));
     const done = validation.map((p) => Number(/ (\d+)\/(\d+)$/.exec(p)![1]));
     assert.ok(validation.every((p) => p.endsWith(`/${units}`)), validation.join(", "));
     assert.ok(done.every((d, i) => i === 0 || d > done[i - 1]), validation.join(", "));
     for (let f = 1; f <= e.cFolds; f++) assert.ok(done.includes(f * K), `fold ${f} done: ${validation.join(", ")}`);
-    assert.deepEqual(progress.slice(validation.length), ["runs 1/2", "runs 2/2"]);
+    assert.equal(done[0], 0);
+    assert.deepEqual(progress.slice(validation.length), ["runs 0/2", "runs 1/2", "runs 2/2"]);
     // The caller's workers stay open for its next protocol.
     const fixed = await runProtocol("caltech101", ds, features, { runs: 2, C: one.C, workers: pool });
     assert.deepEqual(fixed.runs, one.runs);
