@@ -22,7 +22,7 @@ import {
   imagesIdentity,
 } from "./features.ts";
 import { hashBytes, hashText } from "./util/rng.ts";
-import { cacheDir, writeFileAtomic } from "./util/fsutil.ts";
+import { cacheDir, exists, isDir, writeFileAtomic } from "./util/fsutil.ts";
 import { lockFolder } from "./util/lock.ts";
 import { ExemplarNet, netSpec } from "./nets.ts";
 import { tf } from "./compute/backend.ts";
@@ -232,6 +232,7 @@ function scaledFeatures(
 
 /** Evaluates a run folder (see the module documentation). */
 export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): Promise<EvaluationResults> {
+  if (exists(runDir) && !isDir(runDir)) throw new UserError(`${runDir}: a file, not a run folder`);
   // (No live pretraining may replace the checkpoint, and no other evaluation write results.json, meanwhile.)
   const lock = await lockFolder(runDir);
   try {

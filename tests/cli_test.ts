@@ -227,7 +227,7 @@ Deno.test("pretrain and reproduce --out: never into a folder of a user's files; 
   assert.ok(!listTree(run).includes("model.json"));
 });
 
-Deno.test("a --run that names no folder: one line, and no folder made on its way", async () => {
+Deno.test("a --run that names no folder, or a file: one line, and no folder made on its way", async () => {
   await using tmp = await tempDir();
   const env = { EXEMPLAR_CACHE: `${tmp.path}/cache` };
   const cases: [string, string[]][] = [
@@ -240,6 +240,12 @@ Deno.test("a --run that names no folder: one line, and no folder made on its way
     assert.equal(r.code, 2, name);
     assert.deepEqual(listTree(tmp.path).filter((p) => !p.startsWith("cache")), [], name);
   }
+  // A file given as the run: said so, and left as it was.
+  await Deno.writeTextFile(`${tmp.path}/notes.txt`, "mine");
+  const r = await task("evaluate", ["--run", `${tmp.path}/notes.txt`], env);
+  oneLineError(r, /notes\.txt: a file, not a run folder/);
+  assert.equal(r.code, 2);
+  assert.equal(await Deno.readTextFile(`${tmp.path}/notes.txt`), "mine");
 });
 
 Deno.test("pretrain and reproduce on a run folder whose config.json is damaged: one line naming config.json", async () => {
