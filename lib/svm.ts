@@ -270,6 +270,8 @@ export function dualProblem(
   for (let i = 0; i < n; i++) {
     let s = bias * bias;
     for (let j = i * dim; j < (i + 1) * dim; j++) s += x[j] * x[j];
+    // (A NaN or an infinity anywhere in the row makes its squared norm one.)
+    if (!Number.isFinite(s)) throw new UserError(`feature vector ${i} holds a value that is not a finite number`);
     norms[i] = s;
   }
   const K = gram ? arena.f32(n * n) : null;

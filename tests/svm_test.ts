@@ -440,3 +440,17 @@ Deno.test("SVM: Newton's method reaches the dual's optimum, along a path of C, i
     }
   }
 });
+
+Deno.test("SVM: a feature vector that holds NaN or an infinity is refused with one line, in every form", () => {
+  const { f, y } = blobs(2, 3, 20, 1, 8);
+  for (const bad of [NaN, Infinity, -Infinity]) {
+    const x = f.x.slice();
+    x[5 * 3 + 1] = bad;
+    for (const form of ["gram", "primal", ...(blas?.linalg ? ["newton"] as const : [])] as const) {
+      assert.throws(
+        () => trainSVM({ ...f, x }, y, 2, { C: 1, form }),
+        (e) => e instanceof UserError && /feature vector 5 holds a value that is not a finite number/.test(e.message),
+      );
+    }
+  }
+});
