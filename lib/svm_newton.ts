@@ -93,12 +93,15 @@ export function crossProducts(
  * per thread and size (D x D doubles twice: 150 MB for raw CIFAR pixels), reused by every class.
  */
 class Workspace {
+  /** X~_I^T X~_I (upper triangle) for the set I in `inA`. */
   readonly A: Float64Array;
+  /** The Hessian 1 + 2C A, then its Cholesky factor. */
   readonly H: Float64Array;
   /** Whether example i is in the set A belongs to. */
   readonly inA: Uint8Array;
   /** Whether A belongs to inA (false: not computed for this class yet). */
   valid = false;
+  /** Rows copied to float64 for a rank-k update, and the indices of the rows to add or remove. */
   readonly block: Float64Array;
   readonly rows: Int32Array;
   /** Margins w.x~_i, their change along the step, the gradient's coefficients. */
