@@ -22,8 +22,7 @@ import {
   imagesIdentity,
 } from "./features.ts";
 import { hashBytes, hashText } from "./util/rng.ts";
-import { cacheDir, exists, isDir, writeFileAtomic } from "./util/fsutil.ts";
-import { lockFolder } from "./util/lock.ts";
+import { cacheDir, writeFileAtomic } from "./util/fsutil.ts";
 import { ExemplarNet, netSpec } from "./nets.ts";
 import { tf } from "./compute/backend.ts";
 import { flatWeights } from "./compute/engine.ts";
@@ -39,7 +38,7 @@ import {
 } from "./protocols.ts";
 import { UserError } from "./util/errors.ts";
 import { loadSeeds, seedMeanColour } from "./seeds.ts";
-import { loadTrainedNet } from "./run_folder.ts";
+import { loadTrainedNet, lockRunFolder } from "./run_folder.ts";
 import { METHODS } from "./presets.ts";
 import type { KnnOptions } from "./knn.ts";
 import { type Features, SVMWorkers } from "./svm.ts";
@@ -232,9 +231,8 @@ function scaledFeatures(
 
 /** Evaluates a run folder (see the module documentation). */
 export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): Promise<EvaluationResults> {
-  if (exists(runDir) && !isDir(runDir)) throw new UserError(`${runDir}: a file, not a run folder`);
   // (No live pretraining may replace the checkpoint, and no other evaluation write results.json, meanwhile.)
-  const lock = await lockFolder(runDir);
+  const lock = await lockRunFolder(runDir);
   try {
     return await evaluateLocked(runDir, opts);
   } finally {

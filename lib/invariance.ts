@@ -34,13 +34,12 @@ import { openDataset, pretrainingSplit } from "./data/mod.ts";
 import { blockScales, convolutionalMaps, poolingGrids, poolMap } from "./features.ts";
 import { ExemplarNet, layerName } from "./nets.ts";
 import { METHODS } from "./presets.ts";
-import { loadTrainedNet } from "./run_folder.ts";
+import { loadTrainedNet, lockRunFolder } from "./run_folder.ts";
 import { loadSeeds, PATCH, seedPatches, type Seeds } from "./seeds.ts";
 import { SurrogateData } from "./surrogate.ts";
 import { UserError } from "./util/errors.ts";
 import { exists, writeFileAtomic } from "./util/fsutil.ts";
 import { escapeHtml, scriptJson } from "./util/html.ts";
-import { lockFolder } from "./util/lock.ts";
 import { hash32 } from "./util/rng.ts";
 import type { PlotlyFigure } from "./util/viz.ts";
 
@@ -286,7 +285,7 @@ export async function measureInvariance(runDir: string, opts: InvarianceOptions 
     throw new UserError(`--patches ${n}: expected an integer in [2, 100000]`);
   }
   // (No live pretraining may replace the checkpoint while it is read.)
-  const lock = await lockFolder(runDir);
+  const lock = await lockRunFolder(runDir);
   let loaded: Awaited<ReturnType<typeof loadTrainedNet>>;
   let runSeeds: Seeds;
   try {

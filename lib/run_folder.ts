@@ -24,7 +24,8 @@ import { openDataset, pretrainingSplit } from "./data/mod.ts";
 import { runEnvironment } from "./environment.ts";
 import { netFlops, netSummary } from "./nets.ts";
 import { UserError } from "./util/errors.ts";
-import { exists, fsError, writeFileAtomic } from "./util/fsutil.ts";
+import { exists, fsError, isDir, writeFileAtomic } from "./util/fsutil.ts";
+import { type FolderLock, lockFolder } from "./util/lock.ts";
 import { escapeHtml, scriptJson } from "./util/html.ts";
 import type { PlotlyFigure } from "./util/viz.ts";
 import { TRANSFORMS } from "./augment.ts";
@@ -261,6 +262,15 @@ export function weightTrouble(params: Iterable<[string, Float32Array]>): string 
 /** A short hash of a run's seed patches (their pixels and where they came from), kept in config.json. */
 export function seedsHash(seeds: Seeds): string {
   return hashBytes(seeds.context, seeds.n);
+}
+
+/**
+ * Locks a run folder that a task reads (evaluate, export, invariance), so that no live pretraining replaces its
+ * checkpoint meanwhile; a path that is a file is answered with one line saying so.
+ */
+export async function lockRunFolder(dir: string): Promise<FolderLock> {
+  if (exists(dir) && !isDir(dir)) throw new UserError(`${dir}: a file, not a run folder`);
+  return await lockFolder(dir);
 }
 
 /** The trained network of a run folder (its checkpoint's weights). */

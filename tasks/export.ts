@@ -13,14 +13,13 @@ import { join } from "node:path";
 import { selectBackend } from "../lib/compute/backend.ts";
 import { DATA_SPECS, openDataset } from "../lib/data/mod.ts";
 import { exportedDifference, exportNetwork, loadExportedModel } from "../lib/export.ts";
-import { loadTrainedNet } from "../lib/run_folder.ts";
+import { loadTrainedNet, lockRunFolder } from "../lib/run_folder.ts";
 import { loadSeeds, seedMeanColour } from "../lib/seeds.ts";
 import { intFlag, parseFlags, runTask } from "../lib/util/cli.ts";
 import { UserError } from "../lib/util/errors.ts";
 import { outputFolder } from "../lib/util/output_folder.ts";
 import { resizeAntialiased } from "../lib/util/image.ts";
 import { tf } from "../lib/compute/backend.ts";
-import { lockFolder } from "../lib/util/lock.ts";
 
 const USAGE = `deno task export --run DIR --out DIR [--data SPEC] [--gallery N]   (SPEC: ${DATA_SPECS})`;
 
@@ -47,7 +46,7 @@ async function main(args: string[]): Promise<void> {
   const out = outputFolder(values.out, { task: "export", flag: "--out" });
   await selectBackend();
   // (No live pretraining replaces the checkpoint while it is read.)
-  const lock = await lockFolder(values.run);
+  const lock = await lockRunFolder(values.run);
   let loaded;
   try {
     loaded = await loadTrainedNet(values.run);

@@ -240,12 +240,21 @@ Deno.test("a --run that names no folder, or a file: one line, and no folder made
     assert.equal(r.code, 2, name);
     assert.deepEqual(listTree(tmp.path).filter((p) => !p.startsWith("cache")), [], name);
   }
-  // A file given as the run: said so, and left as it was.
+  // A file given as the run: said so, and left as it was, by every task that reads a run.
   await Deno.writeTextFile(`${tmp.path}/notes.txt`, "mine");
-  const r = await task("evaluate", ["--run", `${tmp.path}/notes.txt`], env);
-  oneLineError(r, /notes\.txt: a file, not a run folder/);
-  assert.equal(r.code, 2);
-  assert.equal(await Deno.readTextFile(`${tmp.path}/notes.txt`), "mine");
+  const file = `${tmp.path}/notes.txt`;
+  const readers: [string, string[]][] = [
+    ["evaluate", ["--run", file]],
+    ["export", ["--run", file, "--out", `${tmp.path}/model`]],
+    ["experiment", ["--invariance", "--run", file, "--out", `${tmp.path}/inv`]],
+  ];
+  for (const [name, args] of readers) {
+    const r = await task(name, args, env);
+    oneLineError(r, /notes\.txt: a file, not a run folder/);
+    assert.equal(r.code, 2, name);
+    assert.equal(await Deno.readTextFile(file), "mine");
+  }
+  assert.deepEqual(listTree(tmp.path).filter((p) => !p.startsWith("cache")), ["notes.txt"]);
 });
 
 Deno.test("pretrain and reproduce on a run folder whose config.json is damaged: one line naming config.json", async () => {
