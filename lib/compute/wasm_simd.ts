@@ -38,6 +38,20 @@ const ones = [...simd(0x0c, ...[0, 0, 0x80, 0x3f, 0, 0, 0x80, 0x3f, 0, 0, 0x80, 
 const at = (base: number, off: number) => [...get(base), ...get(off), ...add32];
 
 /**
+ * The address local `a` + local `q`, kept in local `tmp` for the store that follows, and the four floats there plus the
+ * four at local `b` + local `q` on the stack: `acc[q] + src[q]` of an in-place update.
+ */
+const plusAt = (a: number, b: number, q: number, tmp: number) => [
+  ...at(a, q),
+  ...tee(tmp),
+  ...get(tmp),
+  ...load(),
+  ...at(b, q),
+  ...load(),
+  ...f32x4.add,
+];
+
+/**
  * `step` for every 16 bytes of every row: `rows` rows of `row` bytes from local `ptr` on (locals `rows`, `row`), local
  * `q` the offset in the row and local `end` free for the loop's bound.
  */
@@ -67,16 +81,7 @@ function sumRowsBody(): AsmFunction {
     ...set(Q),
     ...loopUntil(Q, ROW, [...at(DST, Q), ...zeros, ...store(), ...bump(Q, i32(16))]),
     // dst[q] += src[q], row after row
-    ...eachRow(SRC, ROWS, ROW, END, Q, [
-      ...at(DST, Q),
-      ...tee(A),
-      ...get(A),
-      ...load(),
-      ...at(SRC, Q),
-      ...load(),
-      ...f32x4.add,
-      ...store(),
-    ]),
+    ...eachRow(SRC, ROWS, ROW, END, Q, [...plusAt(DST, SRC, Q, A), ...store()]),
   ];
   return { name: "sumRows", params: [I32, I32, I32, I32], result: [], locals: [[3, I32]], code };
 }
@@ -166,13 +171,7 @@ function biasReluBody(): AsmFunction {
   const Z = 0, B = 1, ROWS = 2, ROW = 3, END = 4, Q = 5, A = 6;
   const code = eachRow(Z, ROWS, ROW, END, Q, [
     // z[q] = max(z[q] + b[q], 0)
-    ...at(Z, Q),
-    ...tee(A),
-    ...get(A),
-    ...load(),
-    ...at(B, Q),
-    ...load(),
-    ...f32x4.add,
+    ...plusAt(Z, B, Q, A),
     ...zeros,
     ...f32x4.max,
     ...store(),
